@@ -1,0 +1,202 @@
+// kvcali: error categories, diagnostics and the exception that carries them.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+namespace kvcali {
+
+/// The category of a problem. Every diagnostic has exactly one; the CLI prints it in brackets.
+enum class errc {
+    parse_error = 1,         ///< the simple config file's text
+    unknown_layer,           ///< a named layer (or selector) that the model does not have
+    unsupported_layer_type,  ///< a layer whose type cannot be KV-cache quantized
+    duplicate_layer,         ///< a layer named twice in one list
+    no_quant_layers,         ///< nothing to quantize
+    invalid_value,           ///< a value outside its allowed range
+    invalid_argument,        ///< a malformed argument of the call
+    invalid_model,           ///< a model file that cannot be read as a model
+    invalid_data,            ///< calibration input (dtype, non-finite values, shapes, npy)
+    incomplete_calibration,  ///< a record requested while layers still lack batches
+    io_error,                ///< a file that cannot be read or written
+};
+
+/// The stable identifier of a category, as printed by the CLI: `parse_error`, `unknown_layer`, ...
+constexpr std::string_view to_string(errc code) noexcept {
+    switch (code) {
+        case errc::parse_error: return "parse_error";
+        case errc::unknown_layer: return "unknown_layer";
+        case errc::unsupported_layer_type: return "unsupported_layer_type";
+        case errc::duplicate_layer: return "duplicate_layer";
+        case errc::no_quant_layers: return "no_quant_layers";
+        case errc::invalid_value: return "invalid_value";
+        case errc::invalid_argument: return "invalid_argument";
+        case errc::invalid_model: return "invalid_model";
+        case errc::invalid_data: return "invalid_data";
+        case errc::incomplete_calibration: return "incomplete_calibration";
+        case errc::io_error: return "io_error";
+    }
+    return "unknown";
+}
+
+namespace detail {
+class kvcali_error_category final : public std::error_category {
+public:
+    const char* name() const noexcept override { return "kvcali"; }
+    std::string message(int value) const override { return std::string(to_string(static_cast<errc>(value))); }
+};
+}  // namespace detail
+
+/// The one `std::error_category` of kvcali's error codes.
+inline const std::error_category& error_category() noexcept {
+    static const detail::kvcali_error_category category;
+    return category;
+}
+
+inline std::error_code make_error_code(errc code) noexcept { return {static_cast<int>(code), error_category()}; }
+
+enum class severity { warning, error };
+
+/// Where a diagnostic points: a file position (1-based line and byte column; 0 when unknown).
+struct source_location {
+    std::string file;
+    std::uint32_t line = 0;
+    std::uint32_t column = 0;
+
+    bool has_position() const noexcept { return line != 0; }
+    friend bool operator==(const source_location&, const source_location&) = default;
+};
+
+/// One problem found: its severity, category, message and where it is.
+/// `layer` names the layer it concerns, `json_path` a position inside a JSON document, when any.
+struct diagnostic {
+    kvcali::severity severity = kvcali::severity::error;
+    errc category = errc::invalid_argument;
+    std::string message;
+    source_location where;
+    std::string layer;
+    std::string json_path;
+
+    bool is_error() const noexcept { return severity == kvcali::severity::error; }
+
+    /// Compiler style: `file:line:column: error: message [category]` (the position only when known).
+    std::string to_string() const {
+        std::string out;
+        if (!where.file.empty()) {
+            out += where.file;
+            if (where.has_position()) {
+                out += ':' + std::to_string(where.line) + ':' + std::to_string(where.column);
+            }
+            out += ": ";
+        }
+        out += is_error() ? "error: " : "warning: ";
+        out += message;
+        out += " [";
+        out += kvcali::to_string(category);
+        out += ']';
+        return out;
+    }
+};
+
+/// Receives warnings as they are found (the library itself never prints).
+using warning_sink = std::function<void(const diagnostic&)>;
+
+/// Every error kvcali throws: the category of its first error diagnostic, and all diagnostics found.
+class error : public std::runtime_error {
+public:
+    error(errc code, std::vector<diagnostic> diagnostics)
+        : std::runtime_error(summary(code, diagnostics)), code_(code), diagnostics_(std::move(diagnostics)) {}
+
+    explicit error(diagnostic single) : error(single.category, std::vector<diagnostic>{std::move(single)}) {}
+
+    errc code() const noexcept { return code_; }
+    std::error_code error_code() const noexcept { return make_error_code(code_); }
+    const std::vector<diagnostic>& diagnostics() const noexcept { return diagnostics_; }
+
+    /// True when any diagnostic (of either severity) has this category.
+    bool has(errc category) const noexcept {
+        for (const auto& d : diagnostics_) {
+            if (d.category == category) return true;
+        }
+        return false;
+    }
+
+private:
+    static std::string summary(errc code, const std::vector<diagnostic>& diagnostics) {
+        for (const auto& d : diagnostics) {
+            if (d.is_error()) return d.to_string();
+        }
+        return std::string(to_string(code));
+    }
+
+    errc code_;
+    std::vector<diagnostic> diagnostics_;
+};
+
+/// Collects diagnostics of one operation. In strict mode warnings are recorded as errors.
+/// Warnings also go to the sink, when one is given, as they are found.
+class diagnostics {
+public:
+    diagnostics() = default;
+    explicit diagnostics(bool strict, warning_sink sink = {}) : strict_(strict), sink_(std::move(sink)) {}
+
+    bool strict() const noexcept { return strict_; }
+
+    void add(diagnostic d) {
+        if (d.severity == severity::warning && strict_) d.severity = severity::error;
+        if (d.is_error()) {
+            ++errors_;
+        } else if (sink_) {
+            sink_(d);
+        }
+        items_.push_back(std::move(d));
+    }
+
+    void error(errc category, std::string message, source_location where = {}, std::string layer = {}) {
+        add({severity::error, category, std::move(message), std::move(where), std::move(layer), {}});
+    }
+
+    void warning(errc category, std::string message, source_location where = {}, std::string layer = {}) {
+        add({severity::warning, category, std::move(message), std::move(where), std::move(layer), {}});
+    }
+
+    bool has_errors() const noexcept { return errors_ != 0; }
+    std::size_t error_count() const noexcept { return errors_; }
+    const std::vector<diagnostic>& items() const noexcept { return items_; }
+
+    /// Moves the collected diagnostics out (the collector is left empty).
+    std::vector<diagnostic> take() {
+        errors_ = 0;
+        return std::exchange(items_, {});
+    }
+
+    /// Throws `kvcali::error` with every diagnostic when any error was recorded.
+    void throw_if_errors() {
+        if (!has_errors()) return;
+        errc first = errc::invalid_argument;
+        for (const auto& d : items_) {
+            if (d.is_error()) {
+                first = d.category;
+                break;
+            }
+        }
+        throw kvcali::error(first, take());
+    }
+
+private:
+    bool strict_ = false;
+    warning_sink sink_;
+    std::size_t errors_ = 0;
+    std::vector<diagnostic> items_;
+};
+
+}  // namespace kvcali
+
+template <>
+struct std::is_error_code_enum<kvcali::errc> : std::true_type {};

@@ -1,0 +1,284 @@
+// kvcali: resolution. Layer table + simple config (or the quant_layers argument) -> the resolved
+// document, with every problem collected (spec §3). Plain, non-template code.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "error.hpp"
+#include "json_format.hpp"
+#include "model_graph.hpp"
+#include "resolved_config.hpp"
+#include "simple_config.hpp"
+#include "suggest.hpp"
+
+namespace kvcali {
+
+namespace detail {
+
+struct string_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
+using string_set = std::unordered_set<std::string, string_hash, std::equal_to<>>;
+
+inline std::string quote_name(std::string_view s) {
+    std::string out;
+    append_json_string(out, s);
+    return out;
+}
+
+inline std::string show_value(const param_desc& p, const param_value& v) {
+    switch (v.type) {
+        case param_type::boolean: return v.boolean ? "true" : "false";
+        case param_type::uint32: return std::to_string(v.uint);
+        case param_type::float32: return float32_repr(v.real);
+        case param_type::enumeration:
+            for (const auto& e : p.enumerators) {
+                if (e.number == v.enumerator) return std::string(e.name);
+            }
+            return std::to_string(v.enumerator);
+    }
+    return {};
+}
+
+/// The values of one algorithm block after defaults, with their sources.
+struct block_values {
+    std::size_t algorithm = 0;
+    std::vector<std::optional<param_value>> values;
+    std::vector<provenance> sources;
+    provenance algorithm_source;
+};
+
+/// Fills defaults into a block and checks it. `used`: errors are errors; otherwise the block is
+/// not used by any layer, so its problems are warnings (strict mode still makes them errors).
+inline block_values resolve_block(const algorithm_config* block, origin from, algorithm_registry algorithms,
+                                  bool used, const source_location& fallback, diagnostics& diags) {
+    block_values out;
+    out.algorithm = block && block->algorithm ? *block->algorithm : 0;
+    const algorithm_desc& algo = algorithms[out.algorithm];
+    out.algorithm_source = block && block->algorithm ? provenance{from, block->algorithm_where}
+                                                     : provenance{origin::policy_default, {}};
+    out.values.resize(algo.params.size());
+    out.sources.resize(algo.params.size());
+    const source_location& block_where = block && block->algorithm ? block->algorithm_where : fallback;
+    for (std::size_t i = 0; i < algo.params.size(); ++i) {
+        const bool set = block && block->algorithm && i < block->values.size() && block->values[i].has_value();
+        if (set) {
+            out.values[i] = block->values[i];
+            out.sources[i] = {from, i < block->value_locations.size() ? block->value_locations[i] : block_where};
+        } else {
+            out.values[i] = algo.params[i].default_value;
+            out.sources[i] = {origin::policy_default, {}};
+        }
+    }
+    auto report = [&](const check_result& r, std::string message, const source_location& where) {
+        if (!r.level) return;
+        const bool as_error = used && *r.level == severity::error;
+        if (!used) message += " (not used by any layer)";
+        diags.add({as_error ? severity::error : severity::warning, errc::invalid_value, std::move(message), where, {}, {}});
+    };
+    for (std::size_t i = 0; i < algo.params.size(); ++i) {
+        const param_desc& p = algo.params[i];
+        if (!p.check || !out.values[i]) continue;
+        check_result r = p.check(*out.values[i]);
+        if (!r.level) continue;
+        const source_location& where = out.sources[i].from == origin::policy_default ? block_where : out.sources[i].where;
+        report(r,
+               std::string(algo.cfg_block) + "." + std::string(p.cfg_name) + " = " + show_value(p, *out.values[i]) + ": " +
+                   std::string(p.cfg_name) + " " + r.message,
+               where);
+    }
+    if (algo.check) {
+        std::vector<check_result> found;
+        algo.check(param_view(algo.params, out.values), found);
+        for (const auto& r : found) report(r, std::string(algo.cfg_block) + ": " + r.message, block_where);
+    }
+    return out;
+}
+
+inline void check_layer(const layer_table& table, const std::string& name, const source_location& where,
+                        std::size_t& suggestions_left, diagnostics& diags) {
+    const layer_info* layer = table.get(name);
+    if (layer == nullptr) {
+        std::string message = name.empty() ? std::string("the empty layer name is the model's root, not a layer")
+                                            : "layer " + quote_name(name) + " does not exist in the model";
+        if (!name.empty() && suggestions_left > 0) {
+            --suggestions_left;
+            // Suggest among the layers that could be named (KV-quantizable ones).
+            message += did_you_mean(closest_names(
+                name, table, [](const layer_info& l) -> std::string_view { return l.eligible ? std::string_view(l.name) : std::string_view(); }));
+        }
+        diags.add({severity::error, errc::unknown_layer, std::move(message), where, name, {}});
+        return;
+    }
+    if (!layer->eligible) {
+        diags.add({severity::error, errc::unsupported_layer_type,
+                   "layer " + quote_name(name) + " is of type " + layer->type + ", which does not support KV-cache quantization",
+                   where, name, {}});
+    }
+}
+
+}  // namespace detail
+
+/// How many unknown names get "did you mean" suggestions (each costs one pass over the model).
+inline constexpr std::size_t max_suggested_names = 16;
+
+/// Resolves the layer list and every layer's algorithm (spec §3). Problems go to `diags`; the
+/// result is meaningful only when `diags` has no errors afterwards.
+/// `config`: the parsed simple config file, or null; `arg`: the quant_layers argument, or null.
+inline resolved_config resolve(const layer_table& table, algorithm_registry algorithms, const simple_config* config,
+                               const quant_layers* arg, diagnostics& diags) {
+    resolved_config out;
+    out.algorithms = algorithms;
+    std::size_t suggestions_left = max_suggested_names;
+
+    if (config == nullptr) {
+        if (arg == nullptr) {
+            diags.error(errc::no_quant_layers, "no layer to quantize: give a quant_layers argument or a simple config file");
+            return out;
+        }
+        if (arg->names.empty()) {
+            diags.add({severity::error, errc::no_quant_layers,
+                       "no layer to quantize: the " + arg->origin + " list (kv_cache_quant_layers) is empty", {}, {}, {}});
+            return out;
+        }
+        detail::string_set seen;
+        seen.reserve(arg->names.size());
+        const detail::block_values defaults =
+            detail::resolve_block(nullptr, origin::policy_default, algorithms, true, {}, diags);
+        out.layers.reserve(arg->names.size());
+        for (const auto& name : arg->names) {
+            if (!seen.insert(name).second) {
+                diags.add({severity::error, errc::duplicate_layer,
+                           "layer " + detail::quote_name(name) + " is listed more than once in " + arg->origin, {}, name, {}});
+                continue;
+            }
+            detail::check_layer(table, name, {}, suggestions_left, diags);
+            resolved_layer layer;
+            layer.name = name;
+            layer.algorithm = defaults.algorithm;
+            layer.values = defaults.values;
+            layer.sources = defaults.sources;
+            layer.listed = {origin::quant_layers_arg, {}};
+            layer.algorithm_source = defaults.algorithm_source;
+            layer.selector = name;
+            out.layers.push_back(std::move(layer));
+        }
+        return out;
+    }
+
+    const simple_config& cfg = *config;
+    if (arg != nullptr) {
+        diags.warning(errc::invalid_argument, "the " + arg->origin + " argument is ignored because a simple config file is given",
+                      {cfg.file, 0, 0});
+    }
+    if (cfg.batch_num) {
+        out.batch_num = *cfg.batch_num;
+        out.batch_num_source = {origin::config_file, cfg.batch_num_where};
+        if (out.batch_num == 0) {
+            diags.add({severity::error, errc::invalid_value, "batch_num = 0: batch_num must be at least 1", cfg.batch_num_where, {}, {}});
+        }
+    }
+    if (cfg.activation_offset) {
+        out.activation_offset = *cfg.activation_offset;
+        out.activation_offset_source = {origin::config_file, cfg.activation_offset_where};
+    }
+
+    // The layer list: the common list in file order, then override names not already listed.
+    struct entry {
+        std::string name;
+        source_location where;
+        const override_config* override_entry = nullptr;
+        bool in_common = false;
+    };
+    std::vector<entry> entries;
+    entries.reserve(cfg.quant_layers.size() + cfg.overrides.size());
+    std::unordered_map<std::string_view, std::size_t, detail::string_hash, std::equal_to<>> position;
+    position.reserve(cfg.quant_layers.size() + cfg.overrides.size());
+    for (const auto& name : cfg.quant_layers) {
+        if (position.contains(name.value)) {
+            diags.add({severity::error, errc::duplicate_layer,
+                       "layer " + detail::quote_name(name.value) + " is listed more than once in kv_cache_quant_config.quant_layers",
+                       name.where, name.value, {}});
+            continue;
+        }
+        entries.push_back({name.value, name.where, nullptr, true});
+        position.emplace(entries.back().name, entries.size() - 1);
+    }
+    // Views into `entries` strings are kept only after the reserve above, so no reallocation.
+    detail::string_set override_names;
+    for (const auto& o : cfg.overrides) {
+        if (!o.layer_name) {
+            diags.add({severity::error, errc::unknown_layer,
+                       "override_layers_configs entry has no layer_name (a required field)", o.where, {}, {}});
+            continue;
+        }
+        const std::string& name = o.layer_name->value;
+        if (!override_names.insert(name).second) {
+            diags.add({severity::error, errc::duplicate_layer,
+                       "layer " + detail::quote_name(name) + " has more than one override_layers_configs entry",
+                       o.layer_name->where, name, {}});
+            continue;
+        }
+        auto it = position.find(name);
+        if (it != position.end()) {
+            entries[it->second].override_entry = &o;
+        } else {
+            entries.push_back({name, o.layer_name->where, &o, false});
+            position.emplace(entries.back().name, entries.size() - 1);
+        }
+    }
+
+    for (const auto& e : entries) detail::check_layer(table, e.name, e.where, suggestions_left, diags);
+
+    // Algorithm blocks: the common one is used when some common layer has no override.
+    bool common_used = false;
+    for (const auto& e : entries) common_used = common_used || (e.in_common && e.override_entry == nullptr);
+    const algorithm_config* common_block = cfg.common ? &*cfg.common : nullptr;
+    const source_location common_fallback = common_block ? common_block->where : cfg.common_where;
+    const detail::block_values common =
+        detail::resolve_block(common_block, origin::common_config, algorithms, common_used, common_fallback, diags);
+    for (const auto& d : cfg.discarded) {
+        detail::resolve_block(&d, origin::common_config, algorithms, false, d.where, diags);
+    }
+
+    out.layers.reserve(entries.size());
+    for (const auto& e : entries) {
+        resolved_layer layer;
+        layer.name = e.name;
+        layer.selector = e.name;
+        layer.listed = {e.in_common ? origin::common_config : origin::override_config, e.where};
+        if (e.override_entry != nullptr) {
+            const algorithm_config* block = e.override_entry->config ? &*e.override_entry->config : nullptr;
+            detail::block_values own =
+                detail::resolve_block(block, origin::override_config, algorithms, true, e.override_entry->where, diags);
+            layer.algorithm = own.algorithm;
+            layer.values = std::move(own.values);
+            layer.sources = std::move(own.sources);
+            layer.algorithm_source = own.algorithm_source;
+        } else {
+            layer.algorithm = common.algorithm;
+            layer.values = common.values;
+            layer.sources = common.sources;
+            layer.algorithm_source = common.algorithm_source;
+        }
+        out.layers.push_back(std::move(layer));
+    }
+    // Overrides without a layer_name were reported above and have no entry; a file with nothing
+    // else to quantize is "no layers" only when it named no layer at all.
+    bool any_override = !cfg.overrides.empty();
+    if (out.layers.empty() && !any_override) {
+        diags.add({severity::error, errc::no_quant_layers,
+                   "no layer to quantize: the config file names no layer (kv_cache_quant_config.quant_layers and "
+                   "override_layers_configs are empty)",
+                   {cfg.file, 0, 0}, {}, {}});
+    }
+    return out;
+}
+
+}  // namespace kvcali

@@ -1,0 +1,74 @@
+// kvcali: "did you mean" suggestions at bounded cost.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace kvcali {
+
+/// Levenshtein distance between `a` and `b` if it is at most `limit`, else `limit + 1`.
+/// Banded dynamic programming: O(limit * min(|a|, |b|)) time, O(|b|) space.
+inline std::size_t bounded_edit_distance(std::string_view a, std::string_view b, std::size_t limit) {
+    const std::size_t too_far = limit + 1;
+    if (a.size() > b.size()) std::swap(a, b);
+    if (b.size() - a.size() > limit) return too_far;
+    const std::size_t n = a.size(), m = b.size();
+    thread_local std::vector<std::size_t> prev, cur;
+    prev.assign(m + 1, too_far);
+    cur.assign(m + 1, too_far);
+    for (std::size_t j = 0; j <= std::min(m, limit); ++j) prev[j] = j;
+    for (std::size_t i = 1; i <= n; ++i) {
+        const std::size_t lo = i > limit ? i - limit : 1;
+        const std::size_t hi = std::min(m, i + limit);
+        std::fill(cur.begin(), cur.end(), too_far);
+        cur[0] = i <= limit ? i : too_far;
+        std::size_t row_min = cur[0];
+        for (std::size_t j = lo; j <= hi; ++j) {
+            const std::size_t substitution = prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
+            const std::size_t deletion = prev[j] + 1;
+            const std::size_t insertion = cur[j - 1] + 1;
+            cur[j] = std::min({substitution, deletion, insertion, too_far});
+            row_min = std::min(row_min, cur[j]);
+        }
+        if (row_min > limit) return too_far;
+        std::swap(prev, cur);
+    }
+    return std::min(prev[m], too_far);
+}
+
+/// Up to `count` names among `candidates` closest to `name` (edit distance at most about a third
+/// of its length, at most 8), nearest first, ties in candidate order.
+template <class Range, class NameOf>
+std::vector<std::string> closest_names(std::string_view name, const Range& candidates, NameOf&& name_of,
+                                       std::size_t count = 3) {
+    const std::size_t limit = std::clamp<std::size_t>(name.size() / 3, 1, 8);
+    std::vector<std::pair<std::size_t, std::string_view>> found;
+    for (const auto& candidate : candidates) {
+        std::string_view other = name_of(candidate);
+        if (other.empty()) continue;
+        const std::size_t d = bounded_edit_distance(name, other, limit);
+        if (d <= limit) found.emplace_back(d, other);
+    }
+    std::stable_sort(found.begin(), found.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i < found.size() && i < count; ++i) out.emplace_back(found[i].second);
+    return out;
+}
+
+/// `; did you mean "a", "b" or "c"?` (empty when there is nothing to suggest).
+inline std::string did_you_mean(const std::vector<std::string>& names) {
+    if (names.empty()) return {};
+    std::string out = "; did you mean ";
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        if (i > 0) out += i + 1 == names.size() ? " or " : ", ";
+        out += '"' + names[i] + '"';
+    }
+    out += '?';
+    return out;
+}
+
+}  // namespace kvcali

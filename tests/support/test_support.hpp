@@ -1,0 +1,129 @@
+// Test helpers: paths, temporary folders, files, and running the kvcali binary.
+#pragma once
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+extern char** environ;
+
+namespace kvcali_test {
+
+namespace fs = std::filesystem;
+
+inline fs::path source_root() {
+    const char* root = std::getenv("KVCALI_SOURCE_ROOT");
+    if (root == nullptr) throw std::runtime_error("KVCALI_SOURCE_ROOT is not set (run the tests through meson test)");
+    return root;
+}
+
+inline fs::path kvcali_exe() {
+    const char* exe = std::getenv("KVCALI_EXE");
+    if (exe == nullptr) throw std::runtime_error("KVCALI_EXE is not set (run the tests through meson test)");
+    return exe;
+}
+
+inline fs::path conformance_cases() { return source_root() / "tests" / "conformance" / "cases"; }
+
+inline std::string slurp(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    if (!in) throw std::runtime_error("cannot read " + p.string());
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+inline void spit(const fs::path& p, const std::string& bytes) {
+    std::ofstream out(p, std::ios::binary | std::ios::trunc);
+    if (!out) throw std::runtime_error("cannot write " + p.string());
+    out << bytes;
+}
+
+/// A fresh folder under the system temp dir, removed with everything in it at scope exit.
+class temp_dir {
+public:
+    temp_dir() {
+        std::random_device rd;
+        for (int i = 0; i < 100; ++i) {
+            path_ = fs::temp_directory_path() / ("kvcali-test-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
+            if (fs::create_directory(path_)) return;
+        }
+        throw std::runtime_error("cannot create a temporary folder");
+    }
+    ~temp_dir() {
+        std::error_code ec;
+        fs::permissions(path_, fs::perms::owner_all, fs::perm_options::add, ec);
+        fs::remove_all(path_, ec);
+    }
+    temp_dir(const temp_dir&) = delete;
+    temp_dir& operator=(const temp_dir&) = delete;
+    const fs::path& path() const { return path_; }
+    fs::path operator/(const std::string& name) const { return path_ / name; }
+
+    /// Names of the entries in the folder (to check that nothing was written).
+    std::vector<std::string> entries() const {
+        std::vector<std::string> out;
+        for (const auto& e : fs::directory_iterator(path_)) out.push_back(e.path().filename().string());
+        return out;
+    }
+
+private:
+    fs::path path_;
+};
+
+struct process_result {
+    int status = -1;  ///< exit status, or 128 + signal
+    std::string out;
+    std::string err;
+};
+
+/// Runs `program args...` with stdout and stderr captured (through files), optional env additions.
+inline process_result run_process(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env = {}) {
+    temp_dir io;
+    const fs::path out_path = io / "stdout", err_path = io / "stderr";
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    std::vector<std::string> env_store;
+    for (char** e = environ; *e != nullptr; ++e) env_store.emplace_back(*e);
+    for (const auto& e : extra_env) env_store.push_back(e);
+    std::vector<char*> env;
+    for (auto& e : env_store) env.push_back(e.data());
+    env.push_back(nullptr);
+    pid_t pid = 0;
+    const int rc = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), env.data());
+    posix_spawn_file_actions_destroy(&actions);
+    if (rc != 0) throw std::runtime_error("cannot start " + argv[0]);
+    int wstatus = 0;
+    while (waitpid(pid, &wstatus, 0) < 0) {
+    }
+    process_result r;
+    r.status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+    r.out = slurp(out_path);
+    r.err = slurp(err_path);
+    return r;
+}
+
+/// Runs the kvcali binary with `args`.
+inline process_result run_cli(const std::vector<std::string>& args, const std::vector<std::string>& extra_env = {}) {
+    std::vector<std::string> argv{kvcali_exe().string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_process(argv, extra_env);
+}
+
+}  // namespace kvcali_test

@@ -1,0 +1,208 @@
+#include "cli.hpp"
+
+#include <kvcali/io.hpp>
+#include <kvcali/layer_list.hpp>
+#include <kvcali/quant_layers_json.hpp>
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+
+#include "model_loaders.hpp"
+
+namespace kvcali_cli {
+
+std::vector<command>& commands() {
+    static std::vector<command> all;
+    return all;
+}
+
+registrar::registrar(command c) { commands().push_back(std::move(c)); }
+
+parsed_args parse_args(const command& cmd, const std::vector<std::string>& args) {
+    parsed_args out;
+    auto find_long = [&](std::string_view name) -> const option_spec* {
+        for (const auto& o : cmd.options) {
+            if (o.long_name == name) return &o;
+        }
+        return nullptr;
+    };
+    auto find_short = [&](char c) -> const option_spec* {
+        for (const auto& o : cmd.options) {
+            if (o.short_name == c) return &o;
+        }
+        return nullptr;
+    };
+    bool only_positional = false;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        const std::string& a = args[i];
+        if (only_positional || a.size() < 2 || a[0] != '-') {
+            out.positional_.push_back(a);
+            continue;
+        }
+        if (a == "--") {
+            only_positional = true;
+            continue;
+        }
+        const option_spec* spec = nullptr;
+        std::optional<std::string> inline_value;
+        std::string shown = a;
+        if (a.rfind("--", 0) == 0) {
+            std::string name = a.substr(2);
+            if (auto eq = name.find('='); eq != std::string::npos) {
+                inline_value = name.substr(eq + 1);
+                name = name.substr(0, eq);
+                shown = "--" + name;
+            }
+            spec = find_long(name);
+        } else if (a.size() == 2) {
+            spec = find_short(a[1]);
+        }
+        if (spec == nullptr) throw usage_error("unknown option '" + shown + "' for 'kvcali " + cmd.name + "'");
+        if (!spec->takes_value) {
+            if (inline_value) throw usage_error("option '--" + spec->long_name + "' takes no value");
+            out.values_[spec->long_name].push_back("");
+            continue;
+        }
+        std::string value;
+        if (inline_value) {
+            value = *inline_value;
+        } else {
+            if (i + 1 >= args.size()) throw usage_error("option '" + shown + "' needs a value (" + spec->value_name + ")");
+            value = args[++i];
+        }
+        auto& slot = out.values_[spec->long_name];
+        if (!spec->repeatable && !slot.empty()) throw usage_error("option '--" + spec->long_name + "' given more than once");
+        slot.push_back(std::move(value));
+    }
+    if (out.positional_.size() > cmd.max_positional) {
+        throw usage_error("unexpected argument '" + out.positional_[cmd.max_positional] + "' for 'kvcali " + cmd.name + "'");
+    }
+    return out;
+}
+
+std::string help_text(const command& cmd) {
+    std::string out = "Usage: " + cmd.usage + "\n\n" + cmd.summary + "\n";
+    if (!cmd.description.empty()) out += "\n" + cmd.description + "\n";
+    out += "\nOptions:\n";
+    for (const auto& o : cmd.options) {
+        std::string left = "  ";
+        left += o.short_name ? std::string("-") + o.short_name + ", " : std::string("    ");
+        left += "--" + o.long_name;
+        if (o.takes_value) left += " " + o.value_name;
+        if (left.size() < 30) left.append(30 - left.size(), ' ');
+        else left += "  ";
+        out += left + o.help + "\n";
+    }
+    out += "  -h, --help                  this help\n";
+    return out;
+}
+
+static bool colour_allowed(int fd) {
+    const char* no_colour = std::getenv("NO_COLOR");
+    if (no_colour != nullptr && no_colour[0] != '\0') return false;
+    return ::isatty(fd) == 1;
+}
+
+bool colour_stdout() { return colour_allowed(1); }
+bool colour_stderr() { return colour_allowed(2); }
+
+void print_diagnostic(const kvcali::diagnostic& d) {
+    const bool colour = colour_stderr();
+    std::string line;
+    if (!d.where.file.empty()) {
+        line += colour ? "\033[1m" : "";
+        line += d.where.file;
+        if (d.where.has_position()) line += ':' + std::to_string(d.where.line) + ':' + std::to_string(d.where.column);
+        line += ": ";
+        line += colour ? "\033[0m" : "";
+    }
+    if (colour) line += d.is_error() ? "\033[1;31m" : "\033[1;35m";
+    line += d.is_error() ? "error: " : "warning: ";
+    if (colour) line += "\033[0m";
+    line += d.message;
+    line += " [";
+    line += kvcali::to_string(d.category);
+    line += "]\n";
+    std::fputs(line.c_str(), stderr);
+}
+
+void print_diagnostics(const std::vector<kvcali::diagnostic>& ds) {
+    for (const auto& d : ds) print_diagnostic(d);
+}
+
+kvcali::warning_sink stderr_warnings() {
+    return [](const kvcali::diagnostic& d) { print_diagnostic(d); };
+}
+
+static bool ends_with(std::string_view s, std::string_view suffix) {
+    return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+kvcali::layer_table load_model(const std::string& path) {
+    if (ends_with(path, ".json")) return kvcali::load_layer_list(path);
+    if (ends_with(path, ".pt") || ends_with(path, ".pth") || ends_with(path, ".ts")) return load_torchscript_model(path);
+    if (ends_with(path, ".onnx")) return load_onnx_model(path);
+    throw kvcali::error(kvcali::diagnostic{kvcali::severity::error, kvcali::errc::invalid_argument,
+                                           "cannot tell the model format of " + path +
+                                               " from its name: expected .json (layer list), .pt/.pth/.ts (TorchScript) or .onnx",
+                                           {path, 0, 0}, {}, {}});
+}
+
+std::optional<kvcali::quant_layers> quant_layers_from(const parsed_args& args) {
+    const auto json = args.get("quant-layers");
+    const auto names = args.all("layer");
+    if (json && !names.empty()) {
+        throw kvcali::error(kvcali::diagnostic{kvcali::severity::error, kvcali::errc::invalid_argument,
+                                               "give the layers either with --quant-layers or with --layer, not both", {}, {}, {}});
+    }
+    if (!names.empty()) {
+        kvcali::quant_layers q(names);
+        q.origin = "--layer";
+        return q;
+    }
+    if (!json) return std::nullopt;
+    std::string text = *json;
+    std::string origin = "--quant-layers";
+    const auto first = text.find_first_not_of(" \t\r\n");
+    if (first == std::string::npos || text[first] != '{') {
+        origin = text;
+        text = kvcali::read_file(text);
+    }
+    kvcali::diagnostics diags(false, stderr_warnings());
+    auto parsed = kvcali::parse_quant_layers_json(text, origin, diags);
+    diags.throw_if_errors();
+    if (parsed) parsed->origin = "quant_layers";
+    return parsed;
+}
+
+std::vector<option_spec> resolve_options() {
+    return {
+        {"model", 'm', true, false, "the model: .json layer list, .pt/.pth/.ts TorchScript, .onnx", "PATH"},
+        {"cfg", 'c', true, false, "the simple config file (quant.cfg, or its JSON form ending in .json)", "PATH"},
+        {"quant-layers", 0, true, false, "the quant_layers argument: {\"kv_cache_quant_layers\": [...]} or a file holding it", "JSON|PATH"},
+        {"layer", 'l', true, true, "a layer to quantize (repeatable; instead of --quant-layers)", "NAME"},
+        {"strict", 0, false, false, "treat warnings as errors", ""},
+    };
+}
+
+int guarded(const std::function<int()>& body) {
+    try {
+        return body();
+    } catch (const kvcali::error& e) {
+        // Warnings were printed as they came; print the rest (errors, and strict-mode warnings).
+        for (const auto& d : e.diagnostics()) {
+            if (d.is_error()) print_diagnostic(d);
+        }
+        return 1;
+    } catch (const usage_error&) {
+        throw;
+    } catch (const std::bad_alloc&) {
+        print_diagnostic({kvcali::severity::error, kvcali::errc::io_error, "out of memory", {}, {}, {}});
+        return 1;
+    }
+}
+
+}  // namespace kvcali_cli

@@ -1,0 +1,103 @@
+// The kvcali command-line tool: shared pieces of its commands.
+#pragma once
+
+#include <kvcali/error.hpp>
+#include <kvcali/model_graph.hpp>
+#include <kvcali/simple_config.hpp>
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kvcali_cli {
+
+/// Command-line syntax errors (unknown command or option, missing value): exit status 2.
+struct usage_error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+/// One option a command accepts.
+struct option_spec {
+    std::string long_name;   ///< without dashes: "model"
+    char short_name = 0;     ///< 'o', or 0
+    bool takes_value = true;
+    bool repeatable = false;
+    std::string help;
+    std::string value_name = "VALUE";
+};
+
+/// Parsed arguments of one command.
+class parsed_args {
+public:
+    bool has(std::string_view name) const { return values_.contains(std::string(name)); }
+    std::optional<std::string> get(std::string_view name) const {
+        auto it = values_.find(std::string(name));
+        if (it == values_.end() || it->second.empty()) return std::nullopt;
+        return it->second.back();
+    }
+    std::vector<std::string> all(std::string_view name) const {
+        auto it = values_.find(std::string(name));
+        return it == values_.end() ? std::vector<std::string>{} : it->second;
+    }
+    const std::vector<std::string>& positional() const { return positional_; }
+
+    std::map<std::string, std::vector<std::string>> values_;
+    std::vector<std::string> positional_;
+};
+
+/// A subcommand of `kvcali`.
+struct command {
+    std::string name;
+    std::string summary;
+    std::string usage;        ///< "kvcali generate --model PATH ..."
+    std::string description;  ///< paragraphs after the usage line
+    std::vector<option_spec> options;
+    std::size_t max_positional = 0;
+    std::function<int(const parsed_args&)> run;
+};
+
+/// Every registered command, in registration order.
+std::vector<command>& commands();
+
+/// Registers a command at static-initialisation time: `static registrar r{command{...}};`.
+struct registrar {
+    explicit registrar(command c);
+};
+
+/// Parses `args` for `cmd`; throws usage_error. `--help` is handled by the caller.
+parsed_args parse_args(const command& cmd, const std::vector<std::string>& args);
+
+/// The help text of a command.
+std::string help_text(const command& cmd);
+
+/// Prints one diagnostic to stderr like a compiler (colour only on a terminal without NO_COLOR).
+void print_diagnostic(const kvcali::diagnostic& d);
+void print_diagnostics(const std::vector<kvcali::diagnostic>& ds);
+
+/// A warning sink printing to stderr.
+kvcali::warning_sink stderr_warnings();
+
+/// Loads a model by its file name: `.json` (layer list), `.pt`/`.pth`/`.ts` (TorchScript, when
+/// built with torch), `.onnx` (when built with ONNX). Throws kvcali::error.
+kvcali::layer_table load_model(const std::string& path);
+
+/// The `--quant-layers JSON|PATH` and `--layer NAME` options as the quant_layers argument (empty
+/// when neither is given). JSON text starts with `{`; anything else is a file path.
+std::optional<kvcali::quant_layers> quant_layers_from(const parsed_args& args);
+
+/// The options `--model`, `--cfg`, `--quant-layers`, `--layer`, `--strict` shared by the commands
+/// that resolve a config.
+std::vector<option_spec> resolve_options();
+
+/// True when stdout is a terminal and colour is allowed.
+bool colour_stdout();
+bool colour_stderr();
+
+/// Runs `body`, turning kvcali::error into printed diagnostics and exit status 1.
+int guarded(const std::function<int()>& body);
+
+}  // namespace kvcali_cli

@@ -1,0 +1,1 @@
+// kvcali calibrate: filled in by its issue.

@@ -1,0 +1,1 @@
+// kvcali validate: filled in by its issue.
