@@ -13,6 +13,7 @@
 //   3. Algorithm policies (see policy.hpp): kvcali::policy_list<...> as the `Policies` parameter.
 #pragma once
 
+#include <algorithm>
 #include <concepts>
 #include <cstddef>
 #include <iterator>
@@ -131,6 +132,21 @@ public:
         return i == npos ? nullptr : &layers_[i];
     }
 
+    /// Registers another name users may write for layer `index` (ONNX: the module path
+    /// `layers.0.self_attn.k_proj` of node `/layers.0/self_attn/k_proj/MatMul`). An alias equal to a
+    /// layer name is ignored; an alias given for several layers becomes ambiguous (all kept).
+    void add_alias(std::string alias, std::size_t index) {
+        if (index_.contains(alias)) return;
+        auto& targets = aliases_[std::move(alias)];
+        if (std::find(targets.begin(), targets.end(), index) == targets.end()) targets.push_back(index);
+    }
+    /// The layers an alias names (one when unambiguous), or null when it is no alias.
+    const std::vector<std::size_t>* find_alias(std::string_view alias) const {
+        auto it = aliases_.find(alias);
+        return it == aliases_.end() ? nullptr : &it->second;
+    }
+    bool has_aliases() const noexcept { return !aliases_.empty(); }
+
     /// Members that make the table itself a model graph.
     const std::vector<layer_info>& layers() const noexcept { return layers_; }
 
@@ -147,6 +163,7 @@ private:
 
     std::vector<layer_info> layers_;
     std::unordered_map<std::string_view, std::size_t, hash, std::equal_to<>> index_;
+    std::unordered_map<std::string, std::vector<std::size_t>, hash, std::equal_to<>> aliases_;
 };
 
 /// The layer table is itself a model graph (its eligibility is already decided per layer).

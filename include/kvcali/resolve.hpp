@@ -101,9 +101,23 @@ inline block_values resolve_block(const algorithm_config* block, origin from, al
     return out;
 }
 
-inline void check_layer(const layer_table& table, const std::string& name, const source_location& where,
-                        std::size_t& suggestions_left, diagnostics& diags) {
+/// Checks a named layer; returns the concrete layer name it stands for (an alias maps to its layer).
+inline std::string check_layer(const layer_table& table, const std::string& name, const source_location& where,
+                               std::size_t& suggestions_left, diagnostics& diags) {
     const layer_info* layer = table.get(name);
+    if (layer == nullptr) {
+        if (const auto* targets = table.find_alias(name)) {
+            if (targets->size() == 1) {
+                layer = &table[targets->front()];
+            } else {
+                std::string message = "layer name " + quote_name(name) + " is ambiguous: it is the path of several nodes (";
+                for (std::size_t i = 0; i < targets->size(); ++i) message += (i ? ", " : "") + quote_name(table[(*targets)[i]].name);
+                message += "); name one of them";
+                diags.add({severity::error, errc::unknown_layer, std::move(message), where, name, {}});
+                return name;
+            }
+        }
+    }
     if (layer == nullptr) {
         std::string message = name.empty() ? std::string("the empty layer name is the model's root, not a layer")
                                             : "layer " + quote_name(name) + " does not exist in the model";
@@ -114,13 +128,14 @@ inline void check_layer(const layer_table& table, const std::string& name, const
                 name, table, [](const layer_info& l) -> std::string_view { return l.eligible ? std::string_view(l.name) : std::string_view(); }));
         }
         diags.add({severity::error, errc::unknown_layer, std::move(message), where, name, {}});
-        return;
+        return name;
     }
     if (!layer->eligible) {
         diags.add({severity::error, errc::unsupported_layer_type,
-                   "layer " + quote_name(name) + " is of type " + layer->type + ", which does not support KV-cache quantization",
+                   "layer " + quote_name(layer->name) + " is of type " + layer->type + ", which does not support KV-cache quantization",
                    where, name, {}});
     }
+    return layer->name;
 }
 
 }  // namespace detail
@@ -158,9 +173,8 @@ inline resolved_config resolve(const layer_table& table, algorithm_registry algo
                            "layer " + detail::quote_name(name) + " is listed more than once in " + arg->origin, {}, name, {}});
                 continue;
             }
-            detail::check_layer(table, name, {}, suggestions_left, diags);
             resolved_layer layer;
-            layer.name = name;
+            layer.name = detail::check_layer(table, name, {}, suggestions_left, diags);
             layer.algorithm = defaults.algorithm;
             layer.values = defaults.values;
             layer.sources = defaults.sources;
@@ -234,7 +248,9 @@ inline resolved_config resolve(const layer_table& table, algorithm_registry algo
         }
     }
 
-    for (const auto& e : entries) detail::check_layer(table, e.name, e.where, suggestions_left, diags);
+    std::vector<std::string> concrete;
+    concrete.reserve(entries.size());
+    for (const auto& e : entries) concrete.push_back(detail::check_layer(table, e.name, e.where, suggestions_left, diags));
 
     // Algorithm blocks: the common one is used when some common layer has no override.
     bool common_used = false;
@@ -248,9 +264,10 @@ inline resolved_config resolve(const layer_table& table, algorithm_registry algo
     }
 
     out.layers.reserve(entries.size());
-    for (const auto& e : entries) {
+    for (std::size_t k = 0; k < entries.size(); ++k) {
+        const entry& e = entries[k];
         resolved_layer layer;
-        layer.name = e.name;
+        layer.name = std::move(concrete[k]);
         layer.selector = e.name;
         layer.listed = {e.in_common ? origin::common_config : origin::override_config, e.where};
         if (e.override_entry != nullptr) {
