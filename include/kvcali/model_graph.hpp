@@ -83,10 +83,11 @@ struct layer_info {
 class layer_table {
 public:
     layer_table() = default;
-    layer_table(const layer_table& other) : layers_(other.layers_) { reindex(); }
+    layer_table(const layer_table& other) : layers_(other.layers_), aliases_(other.aliases_) { reindex(); }
     layer_table& operator=(const layer_table& other) {
         if (this != &other) {
             layers_ = other.layers_;
+            aliases_ = other.aliases_;
             reindex();
         }
         return *this;
