@@ -1,0 +1,560 @@
+// kvcali internals: the protobuf text format (quant.cfg) read into a located, schema-free
+// document (a Boost.PropertyTree: ordered children, repeated keys). Binding that document to the
+// schema is text_format_bind.hpp; the JSON form of the same document is text_format_json.hpp.
+//
+// The token shapes follow the protobuf parsers (Python's text_format is the reference): an
+// identifier is [A-Za-z_][A-Za-z0-9_+-]*, a number token ([0-9+-]|\.[0-9])[A-Za-z0-9_.+-]*, a
+// string runs to its closing quote on the same line; anything else is a one-character symbol.
+// Which scalar a token may be (integer, float, bool, enum) is decided at binding, by field type.
+#pragma once
+
+#include <boost/property_tree/ptree.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "../error.hpp"
+
+namespace kvcali {
+
+/// Bounds that keep a hostile config file from exhausting time or memory.
+struct simple_config_limits {
+    std::size_t max_bytes = std::size_t{64} << 20;  ///< larger files are refused (a 1M-layer config is ~45 MB)
+    std::size_t max_depth = 64;                     ///< nested messages and lists (the schema needs 4)
+    std::size_t max_nodes = 4'000'000;              ///< fields and list elements in the document
+    std::size_t max_errors = 100;                   ///< semantic errors reported before giving up
+};
+
+namespace detail {
+
+/// What a document node holds.
+enum class cfg_kind : std::uint8_t {
+    message,      ///< `{ ... }` / `< ... >` or a JSON object; children are its fields in order
+    list,         ///< `[ ... ]` or a JSON array; children have the empty key
+    identifier,   ///< text-format identifier token (`true`, `per_channel`, `inf`)
+    number,       ///< text-format number token (`0x10`, `-1.5e3`, `0.5f`), unchecked
+    string,       ///< text-format string: the bytes after unescaping and concatenation
+    json_number,  ///< the JSON number's text, as written
+    json_string,  ///< a JSON string, decoded
+    json_bool,    ///< `true` or `false`
+    json_null,
+};
+
+/// The data of one document node: its kind, its value and where its name and value were written.
+struct cfg_node {
+    cfg_kind kind = cfg_kind::message;
+    bool colon = false;  ///< text format: a ':' followed the field name (scalars need it)
+    std::uint32_t line = 0, column = 0;              ///< the field name (list element: its value)
+    std::uint32_t value_line = 0, value_column = 0;  ///< the value's first token
+    std::string text;                                ///< scalars: the token text or decoded string
+};
+
+/// A parsed config file: the root message. Keys are field names; list elements have key "".
+using cfg_document = boost::property_tree::basic_ptree<std::string, cfg_node>;
+
+inline bool is_scalar(cfg_kind k) noexcept { return k != cfg_kind::message && k != cfg_kind::list; }
+
+/// Appends a child with `key` and returns it (ptree copies what it inserts, so insert it empty).
+inline cfg_document& add_child(cfg_document& parent, std::string_view key) {
+    return parent.push_back(cfg_document::value_type(std::string(key), cfg_document()))->second;
+}
+
+/// `text` shortened for a message: at most `limit` bytes, cut on a UTF-8 boundary, with "...".
+inline std::string clip(std::string_view text, std::size_t limit = 40) {
+    if (text.size() <= limit) return std::string(text);
+    std::size_t cut = limit;
+    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+    return std::string(text.substr(0, cut)) + "...";
+}
+
+/// Length of the UTF-8 sequence at `p` if it is well formed (no overlong forms, no surrogates,
+/// at most U+10FFFF), else 0. Reads at most `left` bytes.
+inline std::size_t utf8_sequence_length(const unsigned char* p, std::size_t left) noexcept {
+    const unsigned char c = p[0];
+    if (c < 0x80) return 1;
+    auto cont = [&](std::size_t i) { return i < left && (p[i] & 0xC0) == 0x80; };
+    if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
+    if (c >= 0xE0 && c <= 0xEF) {
+        if (!cont(1) || !cont(2)) return 0;
+        if (c == 0xE0 && p[1] < 0xA0) return 0;  // overlong
+        if (c == 0xED && p[1] >= 0xA0) return 0;  // surrogate
+        return 3;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        if (!cont(1) || !cont(2) || !cont(3)) return 0;
+        if (c == 0xF0 && p[1] < 0x90) return 0;  // overlong
+        if (c == 0xF4 && p[1] >= 0x90) return 0;  // beyond U+10FFFF
+        return 4;
+    }
+    return 0;
+}
+
+/// Offset of the first byte that breaks UTF-8 in `s`, or npos when it is all valid.
+inline std::size_t first_invalid_utf8(std::string_view s) noexcept {
+    const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+    std::size_t i = 0;
+    while (i < s.size()) {
+        if (p[i] < 0x80) {
+            ++i;
+            continue;
+        }
+        const std::size_t n = utf8_sequence_length(p + i, s.size() - i);
+        if (n == 0) return i;
+        i += n;
+    }
+    return std::string_view::npos;
+}
+
+/// Appends code point `cp` (not a surrogate, at most U+10FFFF) as UTF-8.
+inline void append_utf8(std::string& out, std::uint32_t cp) {
+    if (cp < 0x80) {
+        out += static_cast<char>(cp);
+    } else if (cp < 0x800) {
+        out += static_cast<char>(0xC0 | (cp >> 6));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+        out += static_cast<char>(0xE0 | (cp >> 12));
+        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else {
+        out += static_cast<char>(0xF0 | (cp >> 18));
+        out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+}
+
+inline int hex_digit_value(char c) noexcept {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/// Reads protobuf text format into a cfg_document. Syntax errors stop it (the first is
+/// reported); errors inside a string literal (escapes, UTF-8) are reported and reading goes on.
+class text_format_reader {
+public:
+    text_format_reader(std::string_view text, const std::string& file, diagnostics& diags, const simple_config_limits& limits)
+        : text_(text), file_(file), diags_(diags), limits_(limits) {}
+
+    /// The document, or empty when the text has a syntax error (already reported).
+    std::optional<cfg_document> read() {
+        if (text_.size() > limits_.max_bytes) {
+            report_at(0, 0, "the file is " + std::to_string(text_.size()) + " bytes, larger than the limit of " +
+                                std::to_string(limits_.max_bytes) + " bytes");
+            return std::nullopt;
+        }
+        if (!check_encoding()) return std::nullopt;
+        cfg_document root;
+        try {
+            advance();
+            read_fields(root, 0, token{}, 1);
+        } catch (const syntax_stop&) {
+            return std::nullopt;
+        }
+        if (string_errors_) return std::nullopt;
+        return root;
+    }
+
+private:
+    enum class tok : std::uint8_t { end, identifier, number, string, symbol };
+    struct token {
+        tok kind = tok::end;
+        std::size_t begin = 0, end = 0;
+        std::uint32_t line = 0, column = 0;
+    };
+    struct syntax_stop {};
+
+    // -- positions and reports -------------------------------------------------------------
+
+    source_location location(std::uint32_t line, std::uint32_t column) const { return {file_, line, column}; }
+
+    void report_at(std::uint32_t line, std::uint32_t column, std::string message) {
+        diags_.add({severity::error, errc::parse_error, std::move(message), location(line, column), {}, {}});
+    }
+
+    [[noreturn]] void fail(const token& at, std::string message) {
+        report_at(at.line, at.column, std::move(message));
+        throw syntax_stop{};
+    }
+
+    /// 1-based line and byte column of an offset (used only for errors, so a scan is fine).
+    std::pair<std::uint32_t, std::uint32_t> position_of(std::size_t offset) const {
+        std::uint32_t line = 1;
+        std::size_t line_start = 0;
+        for (std::size_t i = 0; i < offset && i < text_.size(); ++i) {
+            if (text_[i] == '\n') {
+                ++line;
+                line_start = i + 1;
+            }
+        }
+        return {line, static_cast<std::uint32_t>(offset - line_start + 1)};
+    }
+
+    /// The whole file must be UTF-8 without NUL bytes (the reference decodes it as UTF-8 first).
+    bool check_encoding() {
+        const std::size_t nul = text_.find('\0');
+        const std::size_t bad = first_invalid_utf8(text_);
+        if (nul == std::string_view::npos && bad == std::string_view::npos) {
+            if (text_.substr(0, 3) == "\xEF\xBB\xBF") {
+                report_at(1, 1, "the file starts with a UTF-8 byte order mark, which the text format does not allow; remove it");
+                return false;
+            }
+            return true;
+        }
+        if (nul < bad) {
+            const auto [line, column] = position_of(nul);
+            report_at(line, column, "NUL byte in the file: a config file is text");
+        } else {
+            const auto [line, column] = position_of(bad);
+            char hex[8];
+            std::snprintf(hex, sizeof hex, "0x%02X", static_cast<unsigned>(static_cast<unsigned char>(text_[bad])));
+            report_at(line, column, std::string("invalid UTF-8 (byte ") + hex + "): the file must be UTF-8 text");
+        }
+        return false;
+    }
+
+    // -- tokens ------------------------------------------------------------------------------
+
+    /// Length of a whitespace character at `i` (ASCII or Unicode White_Space), else 0.
+    std::size_t whitespace_at(std::size_t i) const noexcept {
+        const auto c = static_cast<unsigned char>(text_[i]);
+        if (c == ' ' || (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x1F)) return 1;
+        if (c < 0xC2) return 0;
+        const std::size_t left = text_.size() - i;
+        const auto b = [&](std::size_t k) { return k < left ? static_cast<unsigned char>(text_[i + k]) : 0u; };
+        if (c == 0xC2 && (b(1) == 0x85 || b(1) == 0xA0)) return 2;
+        if (c == 0xE1 && b(1) == 0x9A && b(2) == 0x80) return 3;
+        if (c == 0xE2 && b(1) == 0x80 && (b(2) <= 0x8A || b(2) == 0xA8 || b(2) == 0xA9 || b(2) == 0xAF)) return 3;
+        if (c == 0xE2 && b(1) == 0x81 && b(2) == 0x9F) return 3;
+        if (c == 0xE3 && b(1) == 0x80 && b(2) == 0x80) return 3;
+        return 0;
+    }
+
+    void skip_space() {
+        const std::size_t n = text_.size();
+        while (pos_ < n) {
+            const char c = text_[pos_];
+            if (c == '\n') {
+                ++pos_;
+                ++line_;
+                line_start_ = pos_;
+            } else if (c == '#') {
+                const std::size_t eol = text_.find('\n', pos_);
+                pos_ = eol == std::string_view::npos ? n : eol;
+            } else if (const std::size_t w = whitespace_at(pos_)) {
+                pos_ += w;
+            } else {
+                break;
+            }
+        }
+    }
+
+    static bool ident_start(char c) noexcept { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
+    static bool digit(char c) noexcept { return c >= '0' && c <= '9'; }
+    static bool ident_char(char c) noexcept { return ident_start(c) || digit(c) || c == '+' || c == '-'; }
+    static bool number_char(char c) noexcept { return ident_char(c) || c == '.'; }
+
+    void advance() {
+        skip_space();
+        cur_.begin = pos_;
+        cur_.line = line_;
+        cur_.column = static_cast<std::uint32_t>(pos_ - line_start_ + 1);
+        const std::size_t n = text_.size();
+        if (pos_ >= n) {
+            cur_.kind = tok::end;
+            cur_.end = pos_;
+            return;
+        }
+        const char c = text_[pos_];
+        std::size_t i = pos_ + 1;
+        if (ident_start(c)) {
+            while (i < n && ident_char(text_[i])) ++i;
+            cur_.kind = tok::identifier;
+        } else if (digit(c) || c == '+' || c == '-' || (c == '.' && i < n && digit(text_[i]))) {
+            while (i < n && number_char(text_[i])) ++i;
+            cur_.kind = tok::number;
+        } else if (c == '\'' || c == '"') {
+            for (;;) {
+                if (i >= n || text_[i] == '\n') {
+                    cur_.end = i;
+                    fail(cur_, "unterminated string: the closing " + std::string(1, c) + " is missing before the end of the line");
+                }
+                if (text_[i] == c) {
+                    ++i;
+                    break;
+                }
+                if (text_[i] == '\\') {
+                    if (i + 1 >= n || text_[i + 1] == '\n') {
+                        cur_.end = i;
+                        fail(cur_, "unterminated string: a backslash ends the line");
+                    }
+                    i += 2;
+                } else {
+                    ++i;
+                }
+            }
+            cur_.kind = tok::string;
+        } else {
+            // One character (a whole UTF-8 sequence, so messages never cut one).
+            const std::size_t len = utf8_sequence_length(reinterpret_cast<const unsigned char*>(text_.data() + pos_), n - pos_);
+            i = pos_ + (len == 0 ? 1 : len);
+            cur_.kind = tok::symbol;
+        }
+        cur_.end = i;
+        pos_ = i;
+    }
+
+    std::string_view slice(const token& t) const { return text_.substr(t.begin, t.end - t.begin); }
+    bool is_symbol(char c) const { return cur_.kind == tok::symbol && text_[cur_.begin] == c; }
+
+    std::string describe(const token& t) const {
+        switch (t.kind) {
+            case tok::end: return "the end of the file";
+            case tok::string: return "the string " + clip(slice(t));
+            default: return "\"" + clip(slice(t)) + "\"";
+        }
+    }
+
+    // -- strings -------------------------------------------------------------------------------
+
+    /// Appends the unescaped body of string token `t` to `out`; reports bad escapes.
+    void unescape(const token& t, std::string& out) {
+        const std::string_view body = text_.substr(t.begin + 1, t.end - t.begin - 2);
+        std::size_t i = 0;
+        auto bad = [&](std::size_t at, const std::string& why) {
+            report_at(t.line, t.column + static_cast<std::uint32_t>(at + 1), why);
+            ++string_errors_;
+        };
+        while (i < body.size()) {
+            const std::size_t run = body.find('\\', i);
+            if (run != i) {
+                out.append(body.substr(i, run == std::string_view::npos ? std::string_view::npos : run - i));
+                if (run == std::string_view::npos) break;
+                i = run;
+            }
+            const std::size_t start = i;
+            const char e = body[i + 1];  // the tokenizer guarantees a character after '\'
+            i += 2;
+            switch (e) {
+                case 'a': out += '\a'; continue;
+                case 'b': out += '\b'; continue;
+                case 'f': out += '\f'; continue;
+                case 'n': out += '\n'; continue;
+                case 'r': out += '\r'; continue;
+                case 't': out += '\t'; continue;
+                case 'v': out += '\v'; continue;
+                case '\\': out += '\\'; continue;
+                case '\'': out += '\''; continue;
+                case '"': out += '"'; continue;
+                case '?': out += '?'; continue;
+                default: break;
+            }
+            if (e >= '0' && e <= '7') {
+                unsigned value = static_cast<unsigned>(e - '0');
+                for (int k = 0; k < 2 && i < body.size() && body[i] >= '0' && body[i] <= '7'; ++k, ++i) {
+                    value = value * 8 + static_cast<unsigned>(body[i] - '0');
+                }
+                if (value > 0xFF) {
+                    bad(start, "octal escape \\" + std::string(body.substr(start + 1, i - start - 1)) +
+                                   " is above \\377: an octal escape is one byte");
+                    continue;
+                }
+                out += static_cast<char>(value);
+                continue;
+            }
+            if (e == 'x' || e == 'X') {
+                unsigned value = 0;
+                int digits = 0;
+                for (; digits < 2 && i < body.size() && hex_digit_value(body[i]) >= 0; ++digits, ++i) {
+                    value = value * 16 + static_cast<unsigned>(hex_digit_value(body[i]));
+                }
+                if (digits == 0) {
+                    bad(start, "\\x must be followed by one or two hex digits");
+                    continue;
+                }
+                out += static_cast<char>(value);
+                continue;
+            }
+            if (e == 'u' || e == 'U') {
+                const int want = e == 'u' ? 4 : 8;
+                std::uint32_t cp = 0;
+                int digits = 0;
+                for (; digits < want && i < body.size() && hex_digit_value(body[i]) >= 0; ++digits, ++i) {
+                    cp = cp * 16 + static_cast<std::uint32_t>(hex_digit_value(body[i]));
+                }
+                if (digits != want) {
+                    bad(start, std::string("\\") + e + " must be followed by exactly " + std::to_string(want) + " hex digits");
+                    continue;
+                }
+                if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+                    bad(start, "\\" + std::string(body.substr(start + 1, i - start - 1)) + " is not a Unicode scalar value");
+                    continue;
+                }
+                append_utf8(out, cp);
+                continue;
+            }
+            // Report the whole (UTF-8) character after the backslash.
+            std::size_t len = utf8_sequence_length(reinterpret_cast<const unsigned char*>(body.data() + start + 1), body.size() - start - 1);
+            if (len == 0) len = 1;
+            i = start + 1 + len;
+            bad(start, "unknown escape \\" + std::string(body.substr(start + 1, len)) +
+                           " (known: \\a \\b \\f \\n \\r \\t \\v \\\\ \\' \\\" \\? \\ooo \\xhh \\uXXXX \\UXXXXXXXX)");
+        }
+    }
+
+    // -- structure -----------------------------------------------------------------------------
+
+    cfg_document& new_child(cfg_document& parent, std::string_view key) {
+        if (++nodes_ > limits_.max_nodes) {
+            fail(cur_, "the file has more than " + std::to_string(limits_.max_nodes) + " fields and values (the limit)");
+        }
+        return add_child(parent, key);
+    }
+
+    void check_depth(std::size_t depth) {
+        if (depth > limits_.max_depth) {
+            fail(cur_, "nesting deeper than " + std::to_string(limits_.max_depth) + " levels (the limit)");
+        }
+    }
+
+    /// Fields until `close` ('}' or '>'), or until the end of the file at the top (close == 0).
+    void read_fields(cfg_document& message, char close, const token& open, std::size_t depth) {
+        for (;;) {
+            if (cur_.kind == tok::end) {
+                if (close == 0) return;
+                fail(cur_, "expected \"" + std::string(1, close) + "\" to close the message opened at " +
+                               std::to_string(open.line) + ":" + std::to_string(open.column) + ", found the end of the file");
+            }
+            if (close != 0 && is_symbol(close)) {
+                advance();
+                return;
+            }
+            const bool name_ok = cur_.kind == tok::identifier || (cur_.kind == tok::number && digit(text_[cur_.begin]));
+            if (!name_ok) {
+                fail(cur_, std::string("expected a field name") + (close != 0 ? " or \"" + std::string(1, close) + "\"" : "") +
+                               ", found " + describe(cur_));
+            }
+            const token name = cur_;
+            cfg_document& field = new_child(message, slice(name));
+            field.data().line = name.line;
+            field.data().column = name.column;
+            advance();
+            if (is_symbol(':')) {
+                field.data().colon = true;
+                advance();
+            }
+            read_value(field, name, depth);
+            if (is_symbol(',') || is_symbol(';')) advance();
+        }
+    }
+
+    void read_value(cfg_document& field, const token& name, std::size_t depth) {
+        cfg_node& node = field.data();
+        node.value_line = cur_.line;
+        node.value_column = cur_.column;
+        if (is_symbol('{') || is_symbol('<')) {
+            check_depth(depth + 1);
+            read_message(field, depth + 1);
+        } else if (is_symbol('[')) {
+            check_depth(depth + 1);
+            node.kind = cfg_kind::list;
+            const token open = cur_;
+            advance();
+            if (is_symbol(']')) {
+                advance();
+                return;
+            }
+            for (;;) {
+                cfg_document& element = new_child(field, "");
+                element.data().line = element.data().value_line = cur_.line;
+                element.data().column = element.data().value_column = cur_.column;
+                element.data().colon = true;
+                if (is_symbol('{') || is_symbol('<')) {
+                    check_depth(depth + 2);
+                    read_message(element, depth + 2);
+                } else if (cur_.kind == tok::identifier || cur_.kind == tok::number || cur_.kind == tok::string) {
+                    read_scalar(element.data());
+                } else {
+                    fail(cur_, "expected a value in the list opened at " + std::to_string(open.line) + ":" +
+                                   std::to_string(open.column) + ", found " + describe(cur_));
+                }
+                if (is_symbol(']')) {
+                    advance();
+                    return;
+                }
+                if (!is_symbol(',')) {
+                    fail(cur_, "expected \",\" or \"]\" in the list opened at " + std::to_string(open.line) + ":" +
+                                   std::to_string(open.column) + ", found " + describe(cur_));
+                }
+                advance();
+            }
+        } else if (cur_.kind == tok::identifier || cur_.kind == tok::number || cur_.kind == tok::string) {
+            if (!node.colon) {
+                fail(cur_, "expected \":\" after the field name \"" + clip(slice(name)) + "\", found " + describe(cur_));
+            }
+            read_scalar(node);
+        } else {
+            fail(cur_, "expected a value after \"" + clip(slice(name)) + (node.colon ? ":" : "") + "\", found " + describe(cur_));
+        }
+    }
+
+    void read_message(cfg_document& field, std::size_t depth) {
+        field.data().kind = cfg_kind::message;
+        const token open = cur_;
+        const char close = text_[open.begin] == '{' ? '}' : '>';
+        advance();
+        read_fields(field, close, open, depth);
+    }
+
+    void read_scalar(cfg_node& node) {
+        if (cur_.kind != tok::string) {
+            node.kind = cur_.kind == tok::identifier ? cfg_kind::identifier : cfg_kind::number;
+            node.text.assign(slice(cur_));
+            advance();
+            return;
+        }
+        // Adjacent string literals concatenate; the result must be UTF-8.
+        node.kind = cfg_kind::string;
+        const token first = cur_;
+        const std::size_t errors_before = string_errors_;
+        while (cur_.kind == tok::string) {
+            unescape(cur_, node.text);
+            advance();
+        }
+        if (string_errors_ == errors_before) {
+            const std::size_t bad = first_invalid_utf8(node.text);
+            if (bad != std::string_view::npos) {
+                report_at(first.line, first.column,
+                          "the string is not valid UTF-8 after unescaping (byte " + std::to_string(bad) +
+                              " of the value): escapes \\ooo and \\xhh are single bytes and must form UTF-8 sequences");
+                ++string_errors_;
+            }
+        }
+    }
+
+    std::string_view text_;
+    const std::string& file_;
+    diagnostics& diags_;
+    const simple_config_limits& limits_;
+    std::size_t pos_ = 0;
+    std::uint32_t line_ = 1;
+    std::size_t line_start_ = 0;
+    token cur_;
+    std::size_t nodes_ = 0;
+    std::size_t string_errors_ = 0;
+};
+
+/// Reads text format into a document; empty on a syntax error (reported to `diags`).
+inline std::optional<cfg_document> read_text_format(std::string_view text, const std::string& file, diagnostics& diags,
+                                                    const simple_config_limits& limits = {}) {
+    return text_format_reader(text, file, diags, limits).read();
+}
+
+}  // namespace detail
+}  // namespace kvcali

@@ -1,0 +1,658 @@
+// kvcali internals: binding a cfg_document (text format or JSON) to the schema of
+// AMCTQuantCaliConfig. The algorithm messages come from the policies' parameter descriptions,
+// so a downstream policy's `<name>_quantize { ... }` block is valid with its own fields.
+// Every semantic error of the document is reported (up to simple_config_limits::max_errors).
+#pragma once
+
+#include <cfloat>
+#include <charconv>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include "../error.hpp"
+#include "../json_format.hpp"
+#include "../policy.hpp"
+#include "../simple_config.hpp"
+#include "../suggest.hpp"
+#include "text_format.hpp"
+
+namespace kvcali::detail {
+
+// ---------------------------------------------------------------------------------------------
+// Scalar grammars (those of the protobuf text format as the reference reads it; see README)
+
+/// An integer token: sign and magnitude (`overflow` when it does not fit 64 bits).
+struct integer_token {
+    bool negative = false;
+    std::uint64_t magnitude = 0;
+    bool overflow = false;
+};
+
+/// Parses `[+-]? (0[xX]hex+ | [1-9][0-9]* | 0+)`; with `c_octal`, also `-?0[0-7]+` as octal
+/// (integer fields); without, a leading zero is allowed only in `0+` (enum numbers).
+inline std::optional<integer_token> parse_integer_token(std::string_view t, bool c_octal) {
+    integer_token out;
+    std::size_t i = 0;
+    bool plus = false;
+    if (i < t.size() && (t[i] == '+' || t[i] == '-')) {
+        out.negative = t[i] == '-';
+        plus = t[i] == '+';
+        ++i;
+    }
+    const std::string_view body = t.substr(i);
+    if (body.empty()) return std::nullopt;
+    auto accumulate = [&](std::string_view digits, unsigned base) -> bool {
+        if (digits.empty()) return false;
+        for (char c : digits) {
+            const int d = hex_digit_value(c);
+            if (d < 0 || static_cast<unsigned>(d) >= base) return false;
+            if (out.magnitude > (std::numeric_limits<std::uint64_t>::max() - static_cast<unsigned>(d)) / base) {
+                out.overflow = true;
+            } else {
+                out.magnitude = out.magnitude * base + static_cast<unsigned>(d);
+            }
+        }
+        return true;
+    };
+    if (body.size() >= 2 && body[0] == '0' && (body[1] == 'x' || body[1] == 'X')) {
+        if (!accumulate(body.substr(2), 16)) return std::nullopt;
+        return out;
+    }
+    if (body.size() >= 2 && body[0] == '0') {
+        if (c_octal && !plus) {
+            if (!accumulate(body.substr(1), 8)) return std::nullopt;
+            return out;
+        }
+        if (body.find_first_not_of('0') != std::string_view::npos) return std::nullopt;
+        return out;
+    }
+    if (!accumulate(body, 10)) return std::nullopt;
+    return out;
+}
+
+/// A decimal float `[+-]? (d+ (. d*)? | . d+) ([eE] [+-]? d+)?` to the nearest double (overflow
+/// to ±inf, underflow to ±0), or `[+-]? (inf | infinity | nan)` in any case.
+inline std::optional<double> parse_decimal_float(std::string_view t) {
+    bool negative = false;
+    std::string_view s = t;
+    if (!s.empty() && (s[0] == '+' || s[0] == '-')) {
+        negative = s[0] == '-';
+        s.remove_prefix(1);
+    }
+    auto iequals = [](std::string_view a, std::string_view b) {
+        if (a.size() != b.size()) return false;
+        for (std::size_t i = 0; i < a.size(); ++i) {
+            const char c = (a[i] >= 'A' && a[i] <= 'Z') ? static_cast<char>(a[i] - 'A' + 'a') : a[i];
+            if (c != b[i]) return false;
+        }
+        return true;
+    };
+    if (iequals(s, "inf") || iequals(s, "infinity")) return negative ? -HUGE_VAL : HUGE_VAL;
+    if (iequals(s, "nan")) return std::copysign(std::numeric_limits<double>::quiet_NaN(), negative ? -1.0 : 1.0);
+    // Validate the grammar (from_chars is more lenient about some forms and stricter about '+').
+    std::size_t i = 0, int_digits = 0, frac_digits = 0;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i, ++int_digits;
+    if (i < s.size() && s[i] == '.') {
+        ++i;
+        while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i, ++frac_digits;
+    }
+    if (int_digits + frac_digits == 0) return std::nullopt;
+    const std::size_t mantissa_end = i;
+    long long exponent = 0;
+    if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+        ++i;
+        bool exp_negative = false;
+        if (i < s.size() && (s[i] == '+' || s[i] == '-')) exp_negative = s[i++] == '-';
+        const std::size_t exp_start = i;
+        while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+            if (exponent < 100000) exponent = exponent * 10 + (s[i] - '0');
+            ++i;
+        }
+        if (i == exp_start) return std::nullopt;
+        if (exp_negative) exponent = -exponent;
+    }
+    if (i != s.size()) return std::nullopt;
+    double value = 0.0;
+    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value, std::chars_format::general);
+    if (ec == std::errc::result_out_of_range) {
+        // Decide by the decimal exponent of the first significant digit.
+        long long lead = 0;
+        bool found = false;
+        long long position = static_cast<long long>(int_digits);  // digits before the point
+        for (std::size_t k = 0; k < mantissa_end; ++k) {
+            if (s[k] == '.') continue;
+            --position;
+            if (s[k] != '0') {
+                lead = position;
+                found = true;
+                break;
+            }
+        }
+        value = (found && lead + exponent > 0) ? HUGE_VAL : 0.0;
+    } else if (ec != std::errc() || end != s.data() + s.size()) {
+        return std::nullopt;
+    }
+    return negative ? -value : value;
+}
+
+/// A float field's token as the reference reads it: a decimal or inf/nan spelling, then the
+/// text-format forms `-inf`, `inff`, `nanf` (any case), then the token without trailing 'f's
+/// (`0.5f`).
+inline std::optional<double> parse_float_token(std::string_view t) {
+    if (auto v = parse_decimal_float(t)) return v;
+    auto lower = [](std::string_view s) {
+        std::string out(s);
+        for (char& c : out) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+        return out;
+    };
+    const std::string l = lower(t);
+    const std::string_view body = !l.empty() && l[0] == '-' ? std::string_view(l).substr(1) : std::string_view(l);
+    if (body == "inf" || body == "inff" || body == "infinity" || body == "infinityf") return l[0] == '-' ? -HUGE_VAL : HUGE_VAL;
+    if (l == "nan" || l == "nanf") return std::numeric_limits<double>::quiet_NaN();
+    std::string_view stripped = t;
+    while (!stripped.empty() && stripped.back() == 'f') stripped.remove_suffix(1);
+    if (stripped.size() != t.size()) return parse_decimal_float(stripped);
+    return std::nullopt;
+}
+
+/// The float32 a float field stores: nearest double, then float32 (ties to even); beyond
+/// ±FLT_MAX, ±inf.
+inline float to_float32(double d) noexcept {
+    if (std::isfinite(d) && std::fabs(d) > static_cast<double>(FLT_MAX)) return d > 0 ? HUGE_VALF : -HUGE_VALF;
+    return static_cast<float>(d);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The binder
+
+class document_binder {
+public:
+    document_binder(const std::string& file, bool json, algorithm_registry algorithms, diagnostics& diags,
+                    const simple_config_limits& limits)
+        : file_(file), json_(json), algorithms_(algorithms), diags_(diags), limits_(limits) {}
+
+    void bind(const cfg_document& root, simple_config& out) {
+        static constexpr std::string_view fields[] = {"batch_num", "activation_offset", "kv_cache_quant_config",
+                                                      "override_layers_configs"};
+        const context here{"$", "AMCTQuantCaliConfig (the top level)", fields};
+        for (const auto& [key, child] : root) {
+            if (stopped_) return;
+            const field_ref f{here, key, child};
+            if (key == "batch_num") {
+                for_each_scalar(f, false, [&](const cfg_document& v, const std::string&) {
+                    if (auto x = uint32_value(f, v)) {
+                        if (out.batch_num) duplicate_scalar(f, v);
+                        out.batch_num = *x;
+                        out.batch_num_where = value_location(v.data());
+                    }
+                });
+            } else if (key == "activation_offset") {
+                for_each_scalar(f, false, [&](const cfg_document& v, const std::string&) {
+                    if (auto x = bool_value(f, v)) {
+                        if (out.activation_offset) duplicate_scalar(f, v);
+                        out.activation_offset = *x;
+                        out.activation_offset_where = value_location(v.data());
+                    }
+                });
+            } else if (key == "kv_cache_quant_config") {
+                for_each_message(f, false, [&](const cfg_document& m, const std::string& path) {
+                    if (out.has_common) {
+                        duplicate_message(f);
+                    } else {
+                        out.has_common = true;
+                        out.common_where = name_location(child.data());
+                    }
+                    bind_common(m, path, out);
+                });
+            } else if (key == "override_layers_configs") {
+                for_each_message(f, true, [&](const cfg_document& m, const std::string& path) {
+                    override_config& o = out.overrides.emplace_back();
+                    o.where = name_location(&m == &child ? child.data() : m.data());
+                    bind_override(m, path, o, out.discarded);
+                });
+            } else {
+                unknown_field(f, fields);
+            }
+        }
+    }
+
+private:
+    /// The message being bound: its JSON path, its name for messages, its field names.
+    struct context {
+        std::string path;
+        std::string name;
+        std::span<const std::string_view> fields;
+    };
+    /// One field occurrence in a message.
+    struct field_ref {
+        const context& in;
+        const std::string& key;
+        const cfg_document& node;
+    };
+
+    // -- locations and reports ---------------------------------------------------------------
+
+    source_location name_location(const cfg_node& n) const {
+        return json_ ? source_location{file_, 0, 0} : source_location{file_, n.line, n.column};
+    }
+    source_location value_location(const cfg_node& n) const {
+        return json_ ? source_location{file_, 0, 0} : source_location{file_, n.value_line, n.value_column};
+    }
+    static std::string member_path(const std::string& parent, std::string_view key) {
+        std::string p = parent;
+        const bool plain = !key.empty() && !(key[0] >= '0' && key[0] <= '9') &&
+                           key.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") ==
+                               std::string_view::npos;
+        if (plain) {
+            p += '.';
+            p += key;
+        } else {
+            p += "[\"";
+            for (char c : key) {
+                if (c == '"' || c == '\\') p += '\\';
+                p += c;
+            }
+            p += "\"]";
+        }
+        return p;
+    }
+
+    void report(severity level, const source_location& where, const std::string& path, std::string message) {
+        if (stopped_) return;
+        if (level == severity::error || diags_.strict()) {
+            if (errors_ == limits_.max_errors) {
+                diags_.add({severity::error, errc::parse_error,
+                            "too many errors (" + std::to_string(limits_.max_errors) + "); the rest of the file is not checked",
+                            where, {}, json_ ? path : std::string()});
+                stopped_ = true;
+                return;
+            }
+            ++errors_;
+        }
+        if (json_) message = path + ": " + message;
+        diags_.add({level, errc::parse_error, std::move(message), where, {}, json_ ? path : std::string()});
+    }
+    void error_at_value(const field_ref& f, const cfg_document& v, std::string message) {
+        report(severity::error, value_location(v.data()), element_path(f, v), std::move(message));
+    }
+    void error_at_name(const field_ref& f, std::string message) {
+        report(severity::error, name_location(f.node.data()), member_path(f.in.path, f.key), std::move(message));
+    }
+
+    /// The JSON path of a value: the field, or the list element it is.
+    std::string element_path(const field_ref& f, const cfg_document& v) const {
+        std::string p = member_path(f.in.path, f.key);
+        if (&v == &f.node) return p;
+        std::size_t index = 0;
+        for (const auto& [k, e] : f.node) {
+            if (&e == &v) break;
+            ++index;
+        }
+        return p + "[" + std::to_string(index) + "]";
+    }
+
+    std::string found(const cfg_document& v) const {
+        const cfg_node& n = v.data();
+        switch (n.kind) {
+            case cfg_kind::message: return json_ ? "an object" : "a message";
+            case cfg_kind::list: return json_ ? "an array" : "a list";
+            case cfg_kind::string:
+            case cfg_kind::json_string: {
+                std::string q;
+                append_json_string(q, clip(n.text));
+                return "the string " + q;
+            }
+            default: return "\"" + clip(n.text) + "\"";
+        }
+    }
+
+    void unknown_field(const field_ref& f, std::span<const std::string_view> candidates, std::string extra = {}) {
+        std::string message = "unknown field \"" + clip(f.key) + "\" in " + f.in.name + extra;
+        if (extra.empty()) {
+            message += did_you_mean(closest_names(f.key, candidates, [](std::string_view s) { return s; }));
+        }
+        error_at_name(f, std::move(message));
+    }
+
+    void duplicate_scalar(const field_ref& f, const cfg_document& v) {
+        report(severity::warning, value_location(v.data()), element_path(f, v),
+               f.key + " is given more than once in " + f.in.name + "; the last value (" + clip(v.data().text) + ") is kept");
+    }
+    void duplicate_message(const field_ref& f) {
+        report(severity::warning, name_location(f.node.data()), member_path(f.in.path, f.key),
+               f.key + " is given more than once in " + f.in.name + "; the blocks are merged");
+    }
+
+    // -- shapes ----------------------------------------------------------------------------------
+
+    /// Calls `fn(value, path)` for each scalar of field `f` (one, or each list element when
+    /// `repeated`); reports shape errors.
+    template <class Fn>
+    void for_each_scalar(const field_ref& f, bool repeated, Fn&& fn) {
+        const cfg_node& n = f.node.data();
+        if (n.kind == cfg_kind::message) {
+            error_at_name(f, f.key + " is a " + std::string(repeated ? "list of values" : "value") + ", not a message: expected \"" +
+                                 f.key + ": value\"");
+            return;
+        }
+        if (!n.colon) {
+            error_at_value(f, f.node, "expected \":\" after the field name \"" + f.key + "\"");
+            return;
+        }
+        if (n.kind == cfg_kind::list) {
+            if (!repeated) {
+                error_at_value(f, f.node, f.key + " is not a repeated field: expected one value, found " + found(f.node));
+                return;
+            }
+            for (const auto& [k, e] : f.node) {
+                if (stopped_) return;
+                if (!is_scalar(e.data().kind)) {
+                    error_at_value(f, e, "expected a value in the list " + f.key + ", found " + found(e));
+                    continue;
+                }
+                fn(e, std::string());
+            }
+            return;
+        }
+        fn(f.node, std::string());
+    }
+
+    /// Calls `fn(message, path)` for each message of field `f`; reports shape errors.
+    template <class Fn>
+    void for_each_message(const field_ref& f, bool repeated, Fn&& fn) {
+        const cfg_node& n = f.node.data();
+        const std::string path = member_path(f.in.path, f.key);
+        if (n.kind == cfg_kind::message) {
+            fn(f.node, path);
+            return;
+        }
+        if (n.kind == cfg_kind::list && repeated) {
+            std::size_t index = 0;
+            for (const auto& [k, e] : f.node) {
+                if (stopped_) return;
+                const std::string element = path + "[" + std::to_string(index++) + "]";
+                if (e.data().kind != cfg_kind::message) {
+                    report(severity::error, value_location(e.data()), element,
+                           f.key + " is a list of messages: expected \"{\", found " + found(e));
+                    continue;
+                }
+                fn(e, element);
+            }
+            return;
+        }
+        if (n.kind == cfg_kind::list) {
+            error_at_value(f, f.node, f.key + " is not a repeated field: expected one message, found " + found(f.node));
+            return;
+        }
+        error_at_value(f, f.node, f.key + " is a message: expected \"" + f.key + (json_ ? "\" to be an object" : " { ... }\"") +
+                                      ", found " + found(f.node));
+    }
+
+    // -- scalar values ---------------------------------------------------------------------------
+
+    static bool is_token(const cfg_node& n) { return n.kind == cfg_kind::identifier || n.kind == cfg_kind::number; }
+
+    std::optional<std::uint32_t> uint32_value(const field_ref& f, const cfg_document& v) {
+        const cfg_node& n = v.data();
+        std::optional<integer_token> x;
+        if (is_token(n)) x = parse_integer_token(n.text, true);
+        if (n.kind == cfg_kind::json_number && n.text.find_first_of(".eE") == std::string::npos) x = parse_integer_token(n.text, false);
+        if (!x) {
+            error_at_value(f, v, f.key + " expects an unsigned integer (uint32), found " + found(v));
+            return std::nullopt;
+        }
+        if (x->overflow || x->magnitude > 0xFFFFFFFFull || (x->negative && x->magnitude != 0)) {
+            error_at_value(f, v, f.key + " = " + clip(n.text) + " is out of range for uint32 (0 to 4294967295)");
+            return std::nullopt;
+        }
+        return static_cast<std::uint32_t>(x->magnitude);
+    }
+
+    std::optional<bool> bool_value(const field_ref& f, const cfg_document& v) {
+        const cfg_node& n = v.data();
+        if (n.kind == cfg_kind::json_bool) return n.text == "true";
+        if (is_token(n)) {
+            if (n.text == "true" || n.text == "True" || n.text == "t" || n.text == "1") return true;
+            if (n.text == "false" || n.text == "False" || n.text == "f" || n.text == "0") return false;
+        }
+        error_at_value(f, v, f.key + " expects a bool (" + std::string(json_ ? "true or false" : "true/false, True/False, t/f, 1/0") +
+                                 "), found " + found(v));
+        return std::nullopt;
+    }
+
+    std::optional<float> float_value(const field_ref& f, const cfg_document& v) {
+        const cfg_node& n = v.data();
+        std::optional<double> d;
+        if (is_token(n)) d = parse_float_token(n.text);
+        if (n.kind == cfg_kind::json_number) d = parse_decimal_float(n.text);
+        if (n.kind == cfg_kind::json_string) {
+            if (n.text == "NaN") d = std::numeric_limits<double>::quiet_NaN();
+            if (n.text == "Infinity") d = HUGE_VAL;
+            if (n.text == "-Infinity") d = -HUGE_VAL;
+        }
+        if (!d) {
+            error_at_value(f, v, f.key + " expects a float (" + std::string(json_ ? "a number, \"NaN\", \"Infinity\" or \"-Infinity\"" : "like 0.5, .5, 1e-3, 0.5f, inf, nan") +
+                                     "), found " + found(v));
+            return std::nullopt;
+        }
+        return to_float32(*d);
+    }
+
+    std::optional<std::int32_t> enum_value(const field_ref& f, const cfg_document& v, const param_desc& p) {
+        const cfg_node& n = v.data();
+        std::string known;
+        for (std::size_t i = 0; i < p.enumerators.size(); ++i) {
+            known += (i == 0 ? "" : i + 1 == p.enumerators.size() ? " or " : ", ") + std::string(p.enumerators[i].name) + " (" +
+                     std::to_string(p.enumerators[i].number) + ")";
+        }
+        const bool by_name = json_ ? n.kind == cfg_kind::json_string : is_token(n);
+        if (by_name) {
+            for (const auto& e : p.enumerators) {
+                if (e.name == n.text) return e.number;
+            }
+        }
+        const bool numeric = json_ ? n.kind == cfg_kind::json_number : is_token(n);
+        if (numeric) {
+            if (auto x = parse_integer_token(n.text, false); x && !x->overflow) {
+                for (const auto& e : p.enumerators) {
+                    const long long number = e.number;
+                    const long long given = x->negative ? -static_cast<long long>(x->magnitude) : static_cast<long long>(x->magnitude);
+                    if (x->magnitude <= 0x7FFFFFFFull && number == given) return e.number;
+                }
+                error_at_value(f, v, f.key + " = " + clip(n.text) + " is not a value of the enumeration: expected " + known);
+                return std::nullopt;
+            }
+        }
+        std::string message = f.key + " expects one of " + known + ", found " + found(v);
+        if (by_name) {
+            message += did_you_mean(closest_names(n.text, p.enumerators, [](const enumerator_desc& e) { return e.name; }));
+        }
+        error_at_value(f, v, std::move(message));
+        return std::nullopt;
+    }
+
+    std::optional<std::string> string_value(const field_ref& f, const cfg_document& v) {
+        const cfg_node& n = v.data();
+        if (n.kind == cfg_kind::string || n.kind == cfg_kind::json_string) return n.text;
+        error_at_value(f, v, f.key + " expects a string (a layer name in quotes), found " + found(v));
+        return std::nullopt;
+    }
+
+    std::optional<param_value> param_of(const field_ref& f, const cfg_document& v, const param_desc& p) {
+        switch (p.type) {
+            case param_type::boolean:
+                if (auto x = bool_value(f, v)) return param_value::of_bool(*x);
+                return std::nullopt;
+            case param_type::uint32:
+                if (auto x = uint32_value(f, v)) return param_value::of_uint(*x);
+                return std::nullopt;
+            case param_type::float32:
+                if (auto x = float_value(f, v)) return param_value::of_float(*x);
+                return std::nullopt;
+            case param_type::enumeration:
+                if (auto x = enum_value(f, v, p)) return param_value::of_enum(*x);
+                return std::nullopt;
+        }
+        return std::nullopt;
+    }
+
+    // -- messages ----------------------------------------------------------------------------------
+
+    void bind_common(const cfg_document& m, const std::string& path, simple_config& out) {
+        static constexpr std::string_view fields[] = {"quant_layers", "calibration_config"};
+        const context here{path, "kv_cache_quant_config", fields};
+        for (const auto& [key, child] : m) {
+            if (stopped_) return;
+            const field_ref f{here, key, child};
+            if (key == "quant_layers") {
+                for_each_scalar(f, true, [&](const cfg_document& v, const std::string&) {
+                    if (auto s = string_value(f, v)) out.quant_layers.push_back({std::move(*s), value_location(v.data())});
+                });
+            } else if (key == "calibration_config") {
+                for_each_message(f, false, [&](const cfg_document& c, const std::string& p) {
+                    if (out.common) {
+                        duplicate_message(f);
+                    } else {
+                        out.common.emplace();
+                        out.common->where = name_location(child.data());
+                    }
+                    bind_calibration(c, p, "calibration_config", *out.common, out.discarded);
+                });
+            } else {
+                unknown_field(f, fields);
+            }
+        }
+    }
+
+    void bind_override(const cfg_document& m, const std::string& path, override_config& o,
+                       std::vector<algorithm_config>& discarded) {
+        static constexpr std::string_view fields[] = {"layer_name", "kv_data_quant_config"};
+        const context here{path, "override_layers_configs", fields};
+        for (const auto& [key, child] : m) {
+            if (stopped_) return;
+            const field_ref f{here, key, child};
+            if (key == "layer_name") {
+                for_each_scalar(f, false, [&](const cfg_document& v, const std::string&) {
+                    if (auto s = string_value(f, v)) {
+                        if (o.layer_name) duplicate_scalar(f, v);
+                        o.layer_name = located_string{std::move(*s), value_location(v.data())};
+                    }
+                });
+            } else if (key == "kv_data_quant_config") {
+                for_each_message(f, false, [&](const cfg_document& c, const std::string& p) {
+                    if (o.config) {
+                        duplicate_message(f);
+                    } else {
+                        o.config.emplace();
+                        o.config->where = name_location(child.data());
+                    }
+                    bind_calibration(c, p, "kv_data_quant_config", *o.config, discarded);
+                });
+            } else {
+                unknown_field(f, fields);
+            }
+        }
+    }
+
+    void bind_calibration(const cfg_document& m, const std::string& path, const std::string& name, algorithm_config& cfg,
+                          std::vector<algorithm_config>& discarded) {
+        std::vector<std::string_view> blocks;
+        blocks.reserve(algorithms_.size());
+        for (const auto& a : algorithms_) blocks.push_back(a.cfg_block);
+        const context here{path, name, blocks};
+        for (const auto& [key, child] : m) {
+            if (stopped_) return;
+            const field_ref f{here, key, child};
+            std::size_t index = algorithms_.size();
+            for (std::size_t i = 0; i < algorithms_.size(); ++i) {
+                if (algorithms_[i].cfg_block == key) index = i;
+            }
+            if (index == algorithms_.size()) {
+                // A parameter written without its algorithm block is a common slip: say where it goes.
+                std::string extra;
+                for (const auto& a : algorithms_) {
+                    if (a.find_param(key) >= 0) {
+                        extra = "; " + key + " is a field of " + std::string(a.cfg_block) + ": write " + std::string(a.cfg_block) +
+                                " { " + key + ": ... }";
+                        break;
+                    }
+                }
+                unknown_field(f, blocks, extra);
+                continue;
+            }
+            for_each_message(f, false, [&](const cfg_document& block, const std::string& p) {
+                if (cfg.algorithm && *cfg.algorithm == index) {
+                    duplicate_message(f);
+                } else {
+                    if (cfg.algorithm) {
+                        report(severity::warning, name_location(child.data()), member_path(path, key),
+                               name + " sets both " + std::string(algorithms_[*cfg.algorithm].cfg_block) + " and " + key +
+                                   " (one algorithm per block); the last one, " + key + ", is used");
+                        algorithm_config replaced = cfg;
+                        discarded.push_back(std::move(replaced));
+                    }
+                    cfg.algorithm = index;
+                    cfg.algorithm_where = name_location(child.data());
+                    cfg.values.assign(algorithms_[index].params.size(), std::nullopt);
+                    cfg.value_locations.assign(algorithms_[index].params.size(), source_location{});
+                }
+                bind_algorithm(block, p, algorithms_[index], cfg);
+            });
+        }
+    }
+
+    void bind_algorithm(const cfg_document& m, const std::string& path, const algorithm_desc& algo, algorithm_config& cfg) {
+        std::vector<std::string_view> names;
+        names.reserve(algo.params.size());
+        for (const auto& p : algo.params) names.push_back(p.cfg_name);
+        const context here{path, std::string(algo.cfg_block), names};
+        for (const auto& [key, child] : m) {
+            if (stopped_) return;
+            const field_ref f{here, key, child};
+            const int index = algo.find_param(key);
+            if (index < 0) {
+                std::string extra;
+                for (const auto& other : algorithms_) {
+                    if (other.cfg_block != algo.cfg_block && other.find_param(key) >= 0) {
+                        extra = "; " + key + " is a field of " + std::string(other.cfg_block) + ", not of " + std::string(algo.cfg_block);
+                        break;
+                    }
+                }
+                if (!extra.empty()) {
+                    const auto near = closest_names(key, names, [](std::string_view s) { return s; });
+                    extra += did_you_mean(near);
+                    unknown_field(f, names, extra);
+                } else {
+                    unknown_field(f, names);
+                }
+                continue;
+            }
+            const auto i = static_cast<std::size_t>(index);
+            for_each_scalar(f, false, [&](const cfg_document& v, const std::string&) {
+                if (auto value = param_of(f, v, algo.params[i])) {
+                    if (cfg.values[i]) duplicate_scalar(f, v);
+                    cfg.values[i] = *value;
+                    cfg.value_locations[i] = value_location(v.data());
+                }
+            });
+        }
+    }
+
+    const std::string& file_;
+    bool json_;
+    algorithm_registry algorithms_;
+    diagnostics& diags_;
+    const simple_config_limits& limits_;
+    std::size_t errors_ = 0;
+    bool stopped_ = false;
+};
+
+}  // namespace kvcali::detail
