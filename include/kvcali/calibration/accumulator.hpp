@@ -1,0 +1,49 @@
+// kvcali calibration: the accumulator interface through which an algorithm policy calibrates.
+//
+// A policy that can calibrate has
+//   static std::unique_ptr<kvcali::accumulator> make_accumulator(const kvcali::accumulator_settings&);
+// and `kvcali::describe<P>()` records it in `algorithm_desc::make_accumulator`. The calibrator
+// makes one accumulator per layer, hands it every batch (widened to float32, checked finite) and,
+// after `batch_num` batches, asks for the scales and offsets.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+
+#include "scale.hpp"
+
+namespace kvcali {
+
+class param_view;  // policy.hpp
+
+/// What an accumulator is made for: one layer's resolved settings.
+struct accumulator_settings {
+    std::string_view layer;     ///< the layer's name (for messages)
+    bool with_offset = true;    ///< asymmetric quantization (`asymmetric`, else `activation_offset`)
+    bool per_channel = false;   ///< `quant_granularity` 1: one result per channel (the last dimension)
+    std::uint32_t batch_num = 1;
+    const param_view* params = nullptr;  ///< the layer's parameter values, by cfg name
+};
+
+/// Collects a layer's batches and computes its quantization factors.
+class accumulator {
+public:
+    virtual ~accumulator() = default;
+
+    /// One batch: `values` holds rows of `channels` values each (row-major; the last dimension is
+    /// the channel). Values are finite. Per channel, `channels` is the same for every batch.
+    /// Throws `kvcali::error` for data the algorithm cannot take.
+    virtual void add_batch(std::span<const float> values, std::size_t channels) = 0;
+
+    /// The scales and offsets (one entry per tensor, or per channel), after the last batch.
+    /// Throws `kvcali::error` (invalid_data, invalid_value) when no usable result exists.
+    virtual quant_factors finish() = 0;
+};
+
+/// How `algorithm_desc` makes an accumulator (nullptr: the algorithm cannot calibrate).
+using accumulator_factory = std::unique_ptr<accumulator> (*)(const accumulator_settings&);
+
+}  // namespace kvcali

@@ -1,0 +1,337 @@
+// kvcali calibration: the calibrator. Built from a resolved config; takes every layer's batches
+// in any order and interleaving; computes each layer's scales and offsets once it has `batch_num`
+// batches; writes the record file.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "../error.hpp"
+#include "../policy.hpp"
+#include "../resolved_config.hpp"
+#include "accumulator.hpp"
+#include "record.hpp"
+#include "scale.hpp"
+
+namespace kvcali {
+
+/// What `calibrator::observe` did with a batch.
+enum class batch_outcome {
+    accepted,  ///< taken; the layer needs more batches
+    finished,  ///< taken; it was the layer's last batch and its result is ready
+    ignored,   ///< passed over: the layer already had `batch_num` batches
+};
+
+/// Calibrates the layers of a resolved config (generated, or read back from config.json).
+///
+/// Requires: every layer's algorithm policy can calibrate (`algorithm_desc::make_accumulator`).
+/// Errors (kvcali::error): `invalid_argument` for an algorithm without an accumulator,
+/// `unknown_layer`, `invalid_data` (dtype, non-finite values, shapes, changing channel counts),
+/// `invalid_value` (an IFMR search without candidates), `incomplete_calibration` when a record is
+/// requested with layers unfinished.
+/// Example:
+///   kvcali::calibrator cal(kvcali::read_quant_cali_config("config.json"));
+///   cal.observe("model.layers.0.self_attn.k_proj", values, shape);   // one batch
+///   cal.write_record("record.txt");
+class calibrator {
+public:
+    explicit calibrator(const resolved_config& config) : batch_num_(config.batch_num) {
+        if (batch_num_ == 0) {
+            throw error(diagnostic{severity::error, errc::invalid_value, "batch_num must be at least 1", {}, {}, {}});
+        }
+        diagnostics diags;
+        layers_.reserve(config.layers.size());
+        for (const auto& layer : config.layers) {
+            const algorithm_desc& algo = config.algorithm_of(layer);
+            if (algo.make_accumulator == nullptr) {
+                diags.add({severity::error, errc::invalid_argument,
+                           "the algorithm \"" + std::string(algo.act_algo) + "\" of layer \"" + layer.name +
+                               "\" cannot calibrate (its policy has no make_accumulator)",
+                           {}, layer.name, {}});
+                continue;
+            }
+            if (index_.contains(layer.name)) {
+                diags.add({severity::error, errc::duplicate_layer, "layer \"" + layer.name + "\" is listed twice", {}, layer.name, {}});
+                continue;
+            }
+            index_.emplace(layer.name, layers_.size());
+            state& s = layers_.emplace_back();
+            s.name = layer.name;
+            s.values = layer.values;
+            s.params = algo.params;
+            const param_view view(s.params, s.values);
+            s.with_offset = config.activation_offset;
+            if (auto a = view.get("asymmetric"); a && a->type == param_type::boolean) s.with_offset = a->boolean;
+            if (auto g = view.get("quant_granularity"); g && g->type == param_type::enumeration) s.per_channel = g->enumerator == 1;
+            s.factory = algo.make_accumulator;
+            try {
+                s.acc = s.factory(settings_of(s));
+            } catch (const error& e) {
+                for (auto d : e.diagnostics()) {
+                    if (d.layer.empty()) {
+                        d.layer = s.name;
+                        d.message = "layer \"" + s.name + "\": " + d.message;
+                    }
+                    diags.add(std::move(d));
+                }
+            }
+        }
+        diags.throw_if_errors();
+    }
+
+    /// One batch of float32 activations of `layer`, C order, `shape` (the last dimension is the
+    /// channel; rank 0 is one value). Returns what was done with it.
+    batch_outcome observe(std::string_view layer, std::span<const float> values, std::span<const std::int64_t> shape) {
+        return observe(layer, values.data(), dtype::float32, shape, {});
+    }
+
+    /// One batch of any supported element type, with optional strides (in elements; empty: C order).
+    /// `data` points at the element of index (0, ..., 0).
+    batch_outcome observe(std::string_view layer, const void* data, dtype type, std::span<const std::int64_t> shape,
+                          std::span<const std::int64_t> strides = {}) {
+        state& s = find(layer);
+        if (size_of(type) == 0) {
+            fail(s, "unknown element type (" + std::to_string(static_cast<int>(type)) + "); expected float32, float16 or bfloat16");
+        }
+        if (!strides.empty() && strides.size() != shape.size()) {
+            fail(s, "strides have rank " + std::to_string(strides.size()) + " but the shape has rank " + std::to_string(shape.size()));
+        }
+        std::size_t count = 1;
+        for (std::int64_t d : shape) {
+            if (d < 0) fail(s, "negative dimension in shape " + shape_text(shape));
+            count *= static_cast<std::size_t>(d);
+        }
+        if (s.seen >= batch_num_) {
+            ++s.ignored;
+            return batch_outcome::ignored;
+        }
+        if (count == 0) fail(s, "empty batch (shape " + shape_text(shape) + "); expected at least one value");
+        const std::size_t channels = shape.empty() ? 1 : static_cast<std::size_t>(shape.back());
+        if (s.per_channel) {
+            if (shape.empty()) fail(s, "a per-channel layer needs a batch of rank >= 1 (the last dimension is the channel)");
+            if (s.channels != 0 && s.channels != channels) {
+                fail(s, "batch " + std::to_string(s.seen) + " has " + std::to_string(channels) + " channels, earlier batches " +
+                            std::to_string(s.channels) + "; expected the same last dimension in every batch");
+            }
+        }
+        const std::span<const float> values = widen(s, data, type, shape, strides, count);
+        try {
+            s.acc->add_batch(values, channels);
+        } catch (const error& e) {
+            rethrow_for(s, e);
+        }
+        s.channels = channels;
+        ++s.seen;
+        s.values_seen += count;
+        if (s.seen < batch_num_) return batch_outcome::accepted;
+        try {
+            s.result = s.acc->finish();
+        } catch (const error& e) {
+            s.acc.reset();
+            rethrow_for(s, e);
+        }
+        s.acc.reset();
+        finished_.push_back(index_.at(s.name));
+        return batch_outcome::finished;
+    }
+
+    /// Whether `layer` has its result (throws unknown_layer for a name the config does not have).
+    bool done(std::string_view layer) const { return find(layer).result.has_value(); }
+    /// Whether every layer has its result.
+    bool complete() const noexcept { return finished_.size() == layers_.size(); }
+    /// Batches `layer` has taken (at most batch_num), and batches passed over.
+    std::uint32_t batches(std::string_view layer) const { return find(layer).seen; }
+    std::uint64_t ignored_batches(std::string_view layer) const { return find(layer).ignored; }
+    std::uint32_t batch_num() const noexcept { return batch_num_; }
+    std::size_t layer_count() const noexcept { return layers_.size(); }
+
+    /// The layers with results, in the order they finished.
+    std::vector<std::string> finished_layers() const {
+        std::vector<std::string> out;
+        for (std::size_t i : finished_) out.push_back(layers_[i].name);
+        return out;
+    }
+    /// The layers still lacking batches, in the config's order.
+    std::vector<std::string> pending_layers() const {
+        std::vector<std::string> out;
+        for (const auto& s : layers_) {
+            if (!s.result) out.push_back(s.name);
+        }
+        return out;
+    }
+
+    /// The result of a finished layer (empty while it lacks batches).
+    std::optional<quant_factors> result(std::string_view layer) const { return find(layer).result; }
+
+    /// The records of every layer in the order they finished. Throws `incomplete_calibration`
+    /// listing the unfinished layers (one diagnostic each) when any is unfinished.
+    std::vector<layer_record> records() const {
+        require_complete();
+        std::vector<layer_record> out;
+        for (std::size_t i : finished_) out.push_back({layers_[i].name, *layers_[i].result});
+        return out;
+    }
+
+    /// The record file's text (see `format_record`). Throws like `records()`.
+    std::string record_text() const { return format_record(records()); }
+
+    /// Writes the record file atomically. Throws like `records()`, or io_error.
+    void write_record(const std::filesystem::path& path) const { write_record_file(path, records()); }
+
+private:
+    struct state {
+        std::string name;
+        std::vector<std::optional<param_value>> values;
+        std::span<const param_desc> params;
+        bool with_offset = true;
+        bool per_channel = false;
+        accumulator_factory factory = nullptr;
+        std::unique_ptr<accumulator> acc;
+        std::uint32_t seen = 0;
+        std::uint64_t ignored = 0;
+        std::uint64_t values_seen = 0;
+        std::size_t channels = 0;
+        std::optional<quant_factors> result;
+        std::optional<param_view> view;
+    };
+
+    void require_complete() const {
+        if (complete()) return;
+        std::vector<diagnostic> ds;
+        for (const auto& s : layers_) {
+            if (s.result) continue;
+            ds.push_back({severity::error, errc::incomplete_calibration,
+                          "layer \"" + s.name + "\" has " + std::to_string(s.seen) + " of " + std::to_string(batch_num_) +
+                              " batches; expected batch_num batches for every layer before the record is written",
+                          {}, s.name, {}});
+        }
+        throw error(errc::incomplete_calibration, std::move(ds));
+    }
+
+    accumulator_settings settings_of(state& s) {
+        s.view.emplace(s.params, s.values);
+        return accumulator_settings{s.name, s.with_offset, s.per_channel, batch_num_, &*s.view};
+    }
+
+    state& find(std::string_view layer) { return layers_[index_of(layer)]; }
+    const state& find(std::string_view layer) const { return layers_[index_of(layer)]; }
+    std::size_t index_of(std::string_view layer) const {
+        const auto it = index_.find(std::string(layer));
+        if (it == index_.end()) {
+            throw error(diagnostic{severity::error, errc::unknown_layer,
+                                   "layer \"" + std::string(layer) + "\" is not in the calibration config", {}, std::string(layer), {}});
+        }
+        return it->second;
+    }
+
+    [[noreturn]] static void fail(const state& s, const std::string& what) {
+        throw error(diagnostic{severity::error, errc::invalid_data, "layer \"" + s.name + "\": " + what, {}, s.name, {}});
+    }
+    [[noreturn]] static void rethrow_for(const state& s, const error& e) {
+        std::vector<diagnostic> ds = e.diagnostics();
+        for (auto& d : ds) {
+            if (d.layer.empty()) {
+                d.layer = s.name;
+                d.message = "layer \"" + s.name + "\": " + d.message;
+            }
+        }
+        throw error(e.code(), std::move(ds));
+    }
+
+    static std::string shape_text(std::span<const std::int64_t> shape) {
+        std::string out = "[";
+        for (std::size_t i = 0; i < shape.size(); ++i) {
+            if (i) out += ", ";
+            out += std::to_string(shape[i]);
+        }
+        return out + "]";
+    }
+
+    /// The batch as contiguous finite float32 values (no copy for contiguous float32).
+    std::span<const float> widen(const state& s, const void* data, dtype type, std::span<const std::int64_t> shape,
+                                 std::span<const std::int64_t> strides, std::size_t count) {
+        bool contiguous = true;
+        if (!strides.empty()) {
+            std::int64_t expect = 1;
+            for (std::size_t i = shape.size(); i-- > 0;) {
+                if (shape[i] != 1 && strides[i] != expect) contiguous = false;
+                expect *= shape[i];
+            }
+        }
+        const auto* bytes = static_cast<const unsigned char*>(data);
+        std::span<const float> out;
+        if (type == dtype::float32 && contiguous) {
+            out = {static_cast<const float*>(data), count};
+        } else {
+            buffer_.resize(count);
+            auto load = [&](std::size_t element) -> float {
+                switch (type) {
+                    case dtype::float32: {
+                        float f;
+                        std::memcpy(&f, bytes + element * 4, 4);
+                        return f;
+                    }
+                    case dtype::float16:
+                    case dtype::bfloat16: {
+                        std::uint16_t h;
+                        std::memcpy(&h, bytes + element * 2, 2);
+                        return type == dtype::float16 ? half_to_float(h) : bfloat16_to_float(h);
+                    }
+                }
+                return 0.0f;
+            };
+            if (contiguous) {
+                for (std::size_t i = 0; i < count; ++i) buffer_[i] = load(i);
+            } else {
+                // Walk the index space in C order; offsets may be negative.
+                const std::size_t rank = shape.size();
+                std::vector<std::int64_t> index(rank, 0);
+                std::int64_t offset = 0;
+                for (std::size_t i = 0; i < count; ++i) {
+                    float f;
+                    const auto at = static_cast<std::ptrdiff_t>(offset) * static_cast<std::ptrdiff_t>(size_of(type));
+                    if (type == dtype::float32) {
+                        std::memcpy(&f, bytes + at, 4);
+                    } else {
+                        std::uint16_t h;
+                        std::memcpy(&h, bytes + at, 2);
+                        f = type == dtype::float16 ? half_to_float(h) : bfloat16_to_float(h);
+                    }
+                    buffer_[i] = f;
+                    for (std::size_t d = rank; d-- > 0;) {
+                        offset += strides[d];
+                        if (++index[d] < shape[d]) break;
+                        offset -= strides[d] * shape[d];
+                        index[d] = 0;
+                    }
+                }
+            }
+            out = buffer_;
+        }
+        for (std::size_t i = 0; i < out.size(); ++i) {
+            if (!std::isfinite(out[i])) {
+                fail(s, "value " + std::to_string(i) + " of batch " + std::to_string(s.seen) + " is " +
+                            (std::isnan(out[i]) ? "nan" : (out[i] > 0 ? "inf" : "-inf")) + "; expected finite values");
+            }
+        }
+        return out;
+    }
+
+    std::uint32_t batch_num_;
+    std::vector<state> layers_;
+    std::map<std::string, std::size_t, std::less<>> index_;
+    std::vector<std::size_t> finished_;
+    std::vector<float> buffer_;
+};
+
+}  // namespace kvcali

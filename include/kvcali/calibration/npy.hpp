@@ -1,0 +1,221 @@
+// kvcali calibration: NumPy .npy files (format versions 1.0 to 3.0) of little-endian float32 or
+// float16, C order, as `kvcali calibrate` reads activations. Every header field is checked.
+#pragma once
+
+#include <charconv>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "../error.hpp"
+#include "../io.hpp"
+#include "scale.hpp"
+
+namespace kvcali {
+
+/// An array read from a .npy file.
+struct npy_array {
+    dtype type = dtype::float32;
+    std::vector<std::int64_t> shape;
+    std::vector<unsigned char> bytes;  ///< the elements, little-endian, C order
+
+    std::size_t size() const noexcept { return bytes.size() / size_of(type); }
+};
+
+namespace detail {
+
+class npy_header_parser {
+public:
+    npy_header_parser(std::string_view text, std::size_t base, std::string file) : t_(text), base_(base), file_(std::move(file)) {}
+
+    [[noreturn]] void fail(const std::string& what) const {
+        throw error(diagnostic{severity::error, errc::invalid_data, what,
+                               {file_, 1, static_cast<std::uint32_t>(base_ + i_ + 1)}, {}, {}});
+    }
+    void ws() {
+        while (i_ < t_.size() && (t_[i_] == ' ' || t_[i_] == '\t')) ++i_;
+    }
+    bool eat(char c) {
+        ws();
+        if (i_ < t_.size() && t_[i_] == c) {
+            ++i_;
+            return true;
+        }
+        return false;
+    }
+    void expect(char c, const char* what) {
+        if (!eat(c)) fail(std::string("npy header: expected ") + what);
+    }
+    std::string string_literal() {
+        ws();
+        if (i_ >= t_.size() || (t_[i_] != '\'' && t_[i_] != '"')) fail("npy header: expected a quoted string");
+        const char q = t_[i_++];
+        const std::size_t start = i_;
+        while (i_ < t_.size() && t_[i_] != q) ++i_;
+        if (i_ >= t_.size()) fail("npy header: unterminated string");
+        return std::string(t_.substr(start, i_++ - start));
+    }
+    bool boolean() {
+        ws();
+        if (t_.substr(i_).starts_with("True")) {
+            i_ += 4;
+            return true;
+        }
+        if (t_.substr(i_).starts_with("False")) {
+            i_ += 5;
+            return false;
+        }
+        fail("npy header: expected True or False for 'fortran_order'");
+    }
+    std::vector<std::int64_t> tuple() {
+        expect('(', "a shape tuple `(...)`");
+        std::vector<std::int64_t> out;
+        while (!eat(')')) {
+            ws();
+            std::int64_t v = -1;
+            const auto r = std::from_chars(t_.data() + i_, t_.data() + t_.size(), v);
+            if (r.ec != std::errc{} || v < 0) fail("npy header: expected a non-negative integer in the shape");
+            i_ = static_cast<std::size_t>(r.ptr - t_.data());
+            out.push_back(v);
+            if (eat(')')) break;
+            expect(',', "`,` or `)` in the shape");
+        }
+        return out;
+    }
+    void finish() {
+        ws();
+        while (i_ < t_.size() && (t_[i_] == ' ' || t_[i_] == '\n')) ++i_;
+        if (i_ != t_.size()) fail("npy header: unexpected text after the dictionary");
+    }
+
+private:
+    std::string_view t_;
+    std::size_t base_;
+    std::string file_;
+    std::size_t i_ = 0;
+};
+
+}  // namespace detail
+
+/// Parses the bytes of a .npy file. Throws `kvcali::error` (invalid_data) naming `file` and the byte
+/// column of any problem: magic, version, header length, dictionary syntax, keys, dtype (`<f4` or
+/// `<f2` only), `fortran_order` (False only), shape, data size.
+inline npy_array parse_npy(std::string_view bytes, const std::string& file = "<npy>") {
+    auto fail_at = [&](std::size_t at, const std::string& what) {
+        throw error(diagnostic{severity::error, errc::invalid_data, what, {file, 1, static_cast<std::uint32_t>(at + 1)}, {}, {}});
+    };
+    if (bytes.size() < 10 || bytes.substr(0, 6) != std::string_view("\x93NUMPY", 6)) fail_at(0, "not a .npy file (expected the magic \\x93NUMPY)");
+    const auto major = static_cast<unsigned char>(bytes[6]), minor = static_cast<unsigned char>(bytes[7]);
+    if (major < 1 || major > 3 || minor != 0) {
+        fail_at(6, "unsupported npy format version " + std::to_string(major) + "." + std::to_string(minor) + " (expected 1.0, 2.0 or 3.0)");
+    }
+    std::size_t header_len = 0, header_at = 0;
+    if (major == 1) {
+        header_len = static_cast<unsigned char>(bytes[8]) | (static_cast<std::size_t>(static_cast<unsigned char>(bytes[9])) << 8);
+        header_at = 10;
+    } else {
+        if (bytes.size() < 12) fail_at(8, "truncated npy header length");
+        for (int k = 3; k >= 0; --k) header_len = (header_len << 8) | static_cast<unsigned char>(bytes[8 + static_cast<std::size_t>(k)]);
+        header_at = 12;
+    }
+    if (header_at + header_len > bytes.size()) fail_at(8, "npy header length " + std::to_string(header_len) + " runs past the end of the file");
+    const std::string_view header = bytes.substr(header_at, header_len);
+    if (header.empty() || header.back() != '\n') fail_at(header_at + header_len, "npy header must end with a newline");
+
+    detail::npy_header_parser p(header, header_at, file);
+    std::string descr;
+    bool have_descr = false, have_order = false, have_shape = false, fortran = false;
+    std::vector<std::int64_t> shape;
+    p.expect('{', "`{` starting the header dictionary");
+    while (!p.eat('}')) {
+        const std::string key = p.string_literal();
+        p.expect(':', "`:` after a key");
+        if (key == "descr") {
+            if (have_descr) p.fail("npy header: 'descr' given twice");
+            descr = p.string_literal();
+            have_descr = true;
+        } else if (key == "fortran_order") {
+            if (have_order) p.fail("npy header: 'fortran_order' given twice");
+            fortran = p.boolean();
+            have_order = true;
+        } else if (key == "shape") {
+            if (have_shape) p.fail("npy header: 'shape' given twice");
+            shape = p.tuple();
+            have_shape = true;
+        } else {
+            p.fail("npy header: unknown key '" + key + "' (expected 'descr', 'fortran_order', 'shape')");
+        }
+        if (p.eat('}')) break;
+        p.expect(',', "`,` or `}` in the header dictionary");
+    }
+    p.finish();
+    if (!have_descr || !have_order || !have_shape) fail_at(header_at, "npy header lacks one of 'descr', 'fortran_order', 'shape'");
+    npy_array out;
+    if (descr == "<f4") {
+        out.type = dtype::float32;
+    } else if (descr == "<f2") {
+        out.type = dtype::float16;
+    } else {
+        fail_at(header_at, "npy dtype '" + descr + "' is not supported (expected little-endian float32 '<f4' or float16 '<f2')");
+    }
+    if (fortran) fail_at(header_at, "npy array is in Fortran order (expected C order)");
+    if (shape.empty()) fail_at(header_at, "npy array has rank 0 (expected rank >= 1, the last dimension the channels)");
+    std::size_t count = 1;
+    for (auto d : shape) {
+        if (d != 0 && count > (std::size_t{1} << 40) / static_cast<std::size_t>(d)) fail_at(header_at, "npy shape is too large");
+        count *= static_cast<std::size_t>(d);
+    }
+    const std::size_t data_at = header_at + header_len;
+    const std::size_t expected = count * size_of(out.type);
+    if (bytes.size() - data_at != expected) {
+        fail_at(data_at, "npy data has " + std::to_string(bytes.size() - data_at) + " bytes; the header's shape and dtype need " +
+                             std::to_string(expected));
+    }
+    out.shape = std::move(shape);
+    out.bytes.assign(reinterpret_cast<const unsigned char*>(bytes.data() + data_at),
+                     reinterpret_cast<const unsigned char*>(bytes.data() + bytes.size()));
+    return out;
+}
+
+/// Reads a .npy file. Throws io_error (missing or unreadable) or invalid_data (see `parse_npy`).
+inline npy_array read_npy(const std::filesystem::path& path) { return parse_npy(read_file(path), path.string()); }
+
+/// The bytes of a .npy file (format 1.0, or 2.0 when the header needs it) holding `bytes`
+/// elements of `type`, C order. Example: `spit("a.npy", format_npy(dtype::float32, {2, 3}, raw))`.
+inline std::string format_npy(dtype type, std::span<const std::int64_t> shape, std::span<const unsigned char> bytes) {
+    std::string dict = "{'descr': '";
+    dict += type == dtype::float16 ? "<f2" : (type == dtype::bfloat16 ? "<V2" : "<f4");
+    dict += "', 'fortran_order': False, 'shape': (";
+    for (std::size_t i = 0; i < shape.size(); ++i) {
+        dict += std::to_string(shape[i]);
+        dict += shape.size() == 1 || i + 1 < shape.size() ? "," : "";
+        if (i + 1 < shape.size()) dict += ' ';
+    }
+    dict += "), }";
+    const bool v2 = dict.size() + 11 > 65535;
+    const std::size_t prefix = v2 ? 12 : 10;
+    std::size_t total = prefix + dict.size() + 1;
+    const std::size_t pad = (64 - total % 64) % 64;
+    dict.append(pad, ' ');
+    dict += '\n';
+    std::string out("\x93NUMPY", 6);
+    out += static_cast<char>(v2 ? 2 : 1);
+    out += '\0';
+    const std::size_t len = dict.size();
+    out += static_cast<char>(len & 0xFF);
+    out += static_cast<char>((len >> 8) & 0xFF);
+    if (v2) {
+        out += static_cast<char>((len >> 16) & 0xFF);
+        out += static_cast<char>((len >> 24) & 0xFF);
+    }
+    out += dict;
+    out.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    return out;
+}
+
+}  // namespace kvcali

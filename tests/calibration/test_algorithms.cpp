@@ -1,0 +1,302 @@
+// IFMR and HFMG against the reference's answers (data/cases.json), and the fast evaluations
+// against straightforward ones.
+#define BOOST_TEST_MODULE calibration_algorithms
+#include <boost/test/unit_test.hpp>
+
+#include <kvcali/calibration/hfmg.hpp>
+#include <kvcali/calibration/ifmr.hpp>
+
+#include <cmath>
+#include <random>
+
+#include "../support/test_support.hpp"
+#include "cali_support.hpp"
+
+namespace {
+
+using cali_test::json;
+
+json load_cases() { return cali_test::parse_json(kvcali_test::slurp(kvcali_test::source_root() / "tests/calibration/data/cases.json")); }
+
+/// The samples the algorithm sees: one (per tensor) or one per channel.
+std::vector<std::vector<float>> samples_of(const std::vector<std::vector<float>>& batches, std::size_t channels, bool per_channel) {
+    std::vector<std::vector<float>> out(per_channel ? channels : 1);
+    for (const auto& b : batches) {
+        for (std::size_t i = 0; i < b.size(); ++i) out[per_channel ? i % channels : 0].push_back(b[i]);
+    }
+    return out;
+}
+
+kvcali::ifmr_options ifmr_options_of(const json& params, bool with_offset) {
+    kvcali::ifmr_options o;
+    auto dec = [](double v) { return kvcali::decimal_double(static_cast<float>(v)); };
+    o.max_percentile = dec(params["max_percentile"].number);
+    o.min_percentile = dec(params["min_percentile"].number);
+    o.search_start = dec(params["search_range"].items[0].number);
+    o.search_end = dec(params["search_range"].items[1].number);
+    o.search_step = dec(params["search_step"].number);
+    o.with_offset = with_offset;
+    return o;
+}
+
+/// The straightforward IFMR loss: one pass over the data per candidate, each value quantized in
+/// float32 as the reference does; the squared error summed in double.
+std::vector<double> slow_ifmr_losses(const std::vector<float>& sorted, const kvcali::ifmr_options& o) {
+    const auto ratios = kvcali::ifmr_ratios(o);
+    const auto start = kvcali::ifmr_start_points(sorted, o);
+    std::vector<double> out;
+    for (float r : ratios) {
+        const auto c = kvcali::ifmr_candidate_at(start, r, o.with_offset);
+        double sum = 0.0;
+        for (float x : sorted) {
+            const double d = static_cast<double>(kvcali::ifmr_dequantized(c, x)) - static_cast<double>(x);
+            sum += d * d;
+        }
+        out.push_back(sum / static_cast<double>(sorted.size()));
+    }
+    return out;
+}
+
+/// PyTorch's HistogramObserver error, bin by bin (in double).
+double slow_hfmg_error(const kvcali::hfmg_histogram& h, std::int64_t l, std::int64_t r) {
+    const double w = static_cast<double>((h.hi - h.lo) / static_cast<float>(h.bins));
+    const float dwf = (h.hi - h.lo) / static_cast<float>(h.bins) * static_cast<float>(r - l + 1) / 256.0f;
+    if (dwf < kvcali::flt_epsilon) return 0.0;
+    const double dw = w * static_cast<double>(r - l + 1) / 256.0;
+    double total = 0.0;
+    for (std::int64_t j = 0; j < static_cast<std::int64_t>(h.bins); ++j) {
+        const double c = static_cast<double>(h.counts[static_cast<std::size_t>(j)]);
+        if (c == 0.0) continue;
+        const double begin = static_cast<double>(j - l) * w, end = begin + w;
+        const double db = std::clamp(std::floor(begin / dw), 0.0, 255.0), de = std::clamp(std::floor(end / dw), 0.0, 255.0);
+        const double density = c / w;
+        const double cb = (db + 0.5) * dw, ce = de * dw + dw / 2;
+        const double h3 = dw * dw * dw / 8;
+        double norm = density * (h3 - std::pow(begin - cb, 3)) / 3;
+        norm += (de - db - 1) * density * (2 * h3) / 3;
+        norm += density * (std::pow(end - ce, 3) + h3) / 3;
+        total += norm;
+    }
+    return total;
+}
+
+bool close(double a, double b, double rel) { return std::fabs(a - b) <= rel * std::max(std::fabs(a), std::fabs(b)); }
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(every_case_of_cases_json_through_the_calibrator) {
+    const json cases = load_cases();
+    std::size_t checked = 0, alternative_candidates = 0, divergences = 0;
+    for (const json& c : cases.items) {
+        BOOST_TEST_CONTEXT("case " << c["name"].string) {
+            const auto batch_num = static_cast<std::uint32_t>(c["batch_num"].number);
+            const auto batches = cali_test::generate_batches(c["data"], batch_num);
+            const std::int64_t shape[2] = {static_cast<std::int64_t>(c["data"]["shape"].items[0].number),
+                                           static_cast<std::int64_t>(c["data"]["shape"].items[1].number)};
+            kvcali::calibrator cal(cali_test::config_for_case(c));
+            for (std::uint32_t b = 0; b < batch_num; ++b) {
+                const auto outcome = cal.observe("layer", batches[b], shape);
+                BOOST_TEST((outcome == (b + 1 == batch_num ? kvcali::batch_outcome::finished : kvcali::batch_outcome::accepted)));
+            }
+            BOOST_REQUIRE(cal.complete());
+            const kvcali::quant_factors got = *cal.result("layer");
+            const json& expected = c["expected"];
+            if (expected.find("divergence")) {
+                ++divergences;
+                for (std::size_t i = 0; i < got.scale.size(); ++i) {
+                    BOOST_TEST(std::isfinite(got.scale[i]));
+                    BOOST_TEST(got.scale[i] > 0.0f);
+                    BOOST_TEST(got.offset[i] >= -128);
+                    BOOST_TEST(got.offset[i] <= 127);
+                }
+                ++checked;
+                continue;
+            }
+            BOOST_REQUIRE_EQUAL(got.scale.size(), expected["scale"].items.size());
+            BOOST_REQUIRE_EQUAL(got.offset.size(), expected["offset"].items.size());
+            const bool ifmr = c["params"]["act_algo"].string == "ifmr";
+            const bool per_channel = c["params"]["quant_granularity"].number == 1;
+            const auto samples = samples_of(batches, static_cast<std::size_t>(shape[1]), per_channel);
+            for (std::size_t i = 0; i < got.scale.size(); ++i) {
+                const double want_scale = expected["scale"].items[i].number;
+                const auto want_offset = static_cast<std::int32_t>(expected["offset"].items[i].number);
+                if (close(got.scale[i], want_scale, 1e-5) && got.offset[i] == want_offset) continue;
+                BOOST_TEST_INFO("channel " << i << ": got " << got.scale[i] << " / " << got.offset[i] << ", expected " << want_scale
+                                           << " / " << want_offset);
+                BOOST_REQUIRE(ifmr);
+                // An exact computation may pick another candidate where the reference's float32 sums
+                // tie: the reference's candidate must have (nearly) the same loss as ours.
+                const auto o = ifmr_options_of(c["params"], c["with_offset"].boolean);
+                std::vector<float> sorted = samples[i];
+                std::sort(sorted.begin(), sorted.end());
+                const kvcali::ifmr_sorted_sample sample(sorted);
+                const auto losses = kvcali::ifmr_losses(sample, o);
+                const auto start = kvcali::ifmr_start_points(sorted, o);
+                const auto ratios = kvcali::ifmr_ratios(o);
+                std::optional<double> reference_loss, our_loss;
+                for (std::size_t k = 0; k < ratios.size(); ++k) {
+                    const auto cand = kvcali::ifmr_candidate_at(start, ratios[k], o.with_offset);
+                    if (!reference_loss && close(cand.scale, want_scale, 1e-6)) reference_loss = losses[k];
+                    if (!our_loss && cand.scale == got.scale[i]) our_loss = losses[k];
+                }
+                BOOST_REQUIRE(reference_loss.has_value());
+                BOOST_REQUIRE(our_loss.has_value());
+                BOOST_TEST(close(*reference_loss, *our_loss, 1e-5));
+                ++alternative_candidates;
+            }
+            ++checked;
+        }
+    }
+    BOOST_TEST(checked == cases.items.size());
+    BOOST_TEST(checked == 150u);
+    BOOST_TEST(divergences == 1u);
+    BOOST_TEST_MESSAGE("cases: " << checked << ", IFMR alternative candidates: " << alternative_candidates);
+}
+
+BOOST_AUTO_TEST_CASE(fast_ifmr_losses_equal_the_straightforward_ones) {
+    const json cases = load_cases();
+    std::size_t compared = 0;
+    auto compare = [&](std::vector<float> values, const kvcali::ifmr_options& o) {
+        std::sort(values.begin(), values.end());
+        const auto slow = slow_ifmr_losses(values, o);
+        const auto fast = kvcali::ifmr_losses(kvcali::ifmr_sorted_sample(values), o);
+        BOOST_REQUIRE_EQUAL(slow.size(), fast.size());
+        for (std::size_t k = 0; k < slow.size(); ++k) {
+            BOOST_TEST_INFO("candidate " << k << ": " << slow[k] << " vs " << fast[k]);
+            BOOST_TEST((std::fabs(slow[k] - fast[k]) <= 1e-9 * std::fabs(slow[k]) + 1e-30));
+        }
+        ++compared;
+    };
+    for (const json& c : cases.items) {
+        if (c["params"]["act_algo"].string != "ifmr") continue;
+        const auto batches = cali_test::generate_batches(c["data"], static_cast<std::uint32_t>(c["batch_num"].number));
+        const bool per_channel = c["params"]["quant_granularity"].number == 1;
+        for (auto& s : samples_of(batches, static_cast<std::size_t>(c["data"]["shape"].items[1].number), per_channel)) {
+            compare(std::move(s), ifmr_options_of(c["params"], c["with_offset"].boolean));
+        }
+    }
+    // Larger random samples (blocks and super-blocks in use), both symmetries.
+    std::mt19937 rng(7);
+    std::normal_distribution<float> normal(0.3f, 2.0f);
+    for (std::size_t n : {100u, 4097u, 70000u}) {
+        std::vector<float> v(n);
+        for (auto& x : v) x = normal(rng);
+        for (bool with_offset : {true, false}) {
+            kvcali::ifmr_options o;
+            o.with_offset = with_offset;
+            compare(v, o);
+        }
+    }
+    BOOST_TEST(compared > 60u);
+}
+
+BOOST_AUTO_TEST_CASE(radix_sort_sorts) {
+    std::mt19937 rng(3);
+    std::uniform_real_distribution<float> u(-1e6f, 1e6f);
+    std::vector<float> v(50000);
+    for (auto& x : v) x = u(rng) * (rng() % 2 ? 1e-30f : 1.0f);
+    v[5] = -0.0f;
+    v[6] = 0.0f;
+    std::vector<std::uint32_t> keys;
+    for (float x : v) keys.push_back(kvcali::float_key(x));
+    kvcali::sort_float_keys(keys);
+    std::vector<float> sorted;
+    for (auto k : keys) sorted.push_back(kvcali::key_float(k));
+    auto expected = v;
+    std::sort(expected.begin(), expected.end());
+    BOOST_TEST(std::is_sorted(sorted.begin(), sorted.end()));
+    BOOST_TEST((std::is_permutation(sorted.begin(), sorted.end(), expected.begin(),
+                                    [](float a, float b) { return std::bit_cast<std::uint32_t>(a) == std::bit_cast<std::uint32_t>(b); })));
+}
+
+BOOST_AUTO_TEST_CASE(fast_hfmg_errors_equal_the_straightforward_ones) {
+    const json cases = load_cases();
+    std::size_t compared = 0, candidates_compared = 0;
+    auto compare = [&](const kvcali::hfmg_histogram& h) {
+        const kvcali::hfmg_error_model model(h);
+        const auto cands = kvcali::hfmg_candidates(h);
+        std::size_t slow_best = 0, fast_best = 0;
+        double slow_min = 0, fast_min = 0;
+        for (std::size_t k = 0; k < cands.size(); ++k) {
+            const double slow = slow_hfmg_error(h, cands[k].first, cands[k].second);
+            const double fast = model.error(cands[k].first, cands[k].second);
+            BOOST_TEST_INFO("candidate " << k << " [" << cands[k].first << ", " << cands[k].second << "]: " << slow << " vs " << fast);
+            BOOST_TEST((std::fabs(slow - fast) <= 1e-9 * std::fabs(slow) + 1e-300));
+            if (k == 0 || slow < slow_min) slow_min = slow, slow_best = k;
+            if (k == 0 || fast < fast_min) fast_min = fast, fast_best = k;
+            ++candidates_compared;
+        }
+        BOOST_TEST(slow_best == fast_best);
+        ++compared;
+    };
+    for (const json& c : cases.items) {
+        if (c["params"]["act_algo"].string != "hfmg") continue;
+        const auto bins = static_cast<std::uint32_t>(c["params"]["num_of_bins"].number);
+        const auto batches = cali_test::generate_batches(c["data"], static_cast<std::uint32_t>(c["batch_num"].number));
+        const auto channels = static_cast<std::size_t>(c["data"]["shape"].items[1].number);
+        const bool per_channel = c["params"]["quant_granularity"].number == 1;
+        std::vector<kvcali::hfmg_histogram> hs(per_channel ? channels : 1);
+        for (const auto& b : batches) {
+            if (per_channel) {
+                for (std::size_t ch = 0; ch < channels; ++ch) kvcali::hfmg_add(hs[ch], bins, b.data() + ch, b.size() / channels, channels);
+            } else {
+                kvcali::hfmg_add(hs[0], bins, b.data(), b.size());
+            }
+        }
+        for (const auto& h : hs) compare(h);
+    }
+    BOOST_TEST(compared > 40u);
+    BOOST_TEST_MESSAGE("HFMG histograms: " << compared << ", candidates: " << candidates_compared);
+}
+
+BOOST_AUTO_TEST_CASE(histc_rule_and_degenerate_range) {
+    kvcali::hfmg_histogram h;
+    const float same[3] = {2.5f, 2.5f, 2.5f};
+    kvcali::hfmg_add(h, 1024, same, 3);
+    BOOST_TEST(h.lo == 2.5f);
+    BOOST_TEST(h.hi == 2.5f);
+    BOOST_TEST(h.counts[512] == 3);
+    kvcali::hfmg_histogram g;
+    const float edge[4] = {0.0f, 1.0f, 0.5f, 0.25f};
+    kvcali::hfmg_add(g, 1024, edge, 4);
+    BOOST_TEST(g.counts[0] == 1);
+    BOOST_TEST(g.counts[1023] == 1);  // the maximum lands in the last bin
+    BOOST_TEST(g.counts[512] == 1);
+    BOOST_TEST(g.counts[256] == 1);
+}
+
+BOOST_AUTO_TEST_CASE(scale_from_range_and_rounding) {
+    BOOST_TEST(kvcali::round_half_even(2.5f) == 2.0f);
+    BOOST_TEST(kvcali::round_half_even(-3.5f) == -4.0f);
+    const auto asym = kvcali::scale_offset_from_range(-1.0f, 2.0f, true);
+    BOOST_TEST(asym.scale == 3.0f / 255.0f);
+    BOOST_TEST(asym.offset == -43);
+    const auto sym = kvcali::scale_offset_from_range(-2.0f, 1.0f, false);
+    BOOST_TEST(sym.scale == 2.0f / 128.0f);
+    BOOST_TEST(sym.offset == 0);
+    const auto zero = kvcali::scale_offset_from_range(0.0f, 0.0f, true);
+    BOOST_TEST(zero.scale == 1.0f);
+    BOOST_TEST(zero.offset == -128);
+    BOOST_CHECK_THROW(kvcali::scale_offset_from_range(-3e38f, 3e38f, true), kvcali::error);
+}
+
+BOOST_AUTO_TEST_CASE(ifmr_candidate_grid) {
+    kvcali::ifmr_options o;
+    o.search_start = kvcali::decimal_double(0.7f);
+    o.search_end = kvcali::decimal_double(1.3f);
+    o.search_step = kvcali::decimal_double(0.01f);
+    const auto r = kvcali::ifmr_ratios(o);
+    BOOST_TEST(r.size() == 61u);
+    BOOST_TEST(r.front() == 0.7f);
+    BOOST_TEST(r.back() == 1.3f);
+    o.search_end = o.search_start;
+    try {
+        kvcali::ifmr_ratios(o);
+        BOOST_FAIL("expected an error");
+    } catch (const kvcali::error& e) {
+        BOOST_TEST((e.code() == kvcali::errc::invalid_value));
+    }
+    o.search_end = 2000.0;
+    o.search_step = 0.001;
+    BOOST_CHECK_THROW(kvcali::ifmr_ratios(o), kvcali::error);
+}
