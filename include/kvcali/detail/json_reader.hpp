@@ -1,0 +1,497 @@
+// kvcali internals: a small JSON reader that keeps what Boost.JSON's DOM drops: the byte offset of
+// every value and key, the exact text of every number (read later with std::from_chars, which is
+// correctly rounded), duplicate keys, and Python's NaN / Infinity / -Infinity tokens (the reference
+// writes them for non-finite floats; they are read so that the error can say what they are).
+#pragma once
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <unordered_map>
+#include <vector>
+
+#include "../error.hpp"
+#include "../json_format.hpp"
+
+namespace kvcali::detail {
+
+struct json_member;
+
+/// One JSON value with where it starts. Numbers keep their text; strings are decoded to UTF-8.
+struct json_node {
+    enum class kind { null, boolean, number, string, array, object };
+
+    kind type = kind::null;
+    bool boolean = false;
+    bool integer_syntax = false;  ///< a number without fraction or exponent (`1`, `-0`), not `1.0`
+    std::string_view number;      ///< a number's text, a view into the document
+    std::string string;           ///< a string's decoded value
+    std::size_t offset = 0;       ///< byte offset of the value's first character
+    std::vector<json_member> members;  ///< an object's members in document order (duplicates dropped)
+    std::vector<json_node> items;      ///< an array's elements
+
+    const json_member* find(std::string_view key) const noexcept;
+};
+
+struct json_member {
+    std::string key;
+    std::size_t key_offset = 0;
+    json_node value;
+};
+
+inline const json_member* json_node::find(std::string_view key) const noexcept {
+    for (const auto& m : members) {
+        if (m.key == key) return &m;
+    }
+    return nullptr;
+}
+
+constexpr std::string_view to_string(json_node::kind k) noexcept {
+    switch (k) {
+        case json_node::kind::null: return "null";
+        case json_node::kind::boolean: return "a boolean";
+        case json_node::kind::number: return "a number";
+        case json_node::kind::string: return "a string";
+        case json_node::kind::array: return "an array";
+        case json_node::kind::object: return "an object";
+    }
+    return "?";
+}
+
+/// A key given twice in one object (the later one is dropped from the tree).
+struct json_duplicate_key {
+    std::string object_path;  ///< JSON path of the object holding it
+    std::string key;
+    std::size_t depth = 0;           ///< 1: a member of the top-level object
+    std::size_t offset = 0;          ///< the repeated key
+    std::size_t first_offset = 0;    ///< its first occurrence
+};
+
+/// Byte offset -> 1-based line and byte column, by binary search over line starts.
+class line_index {
+public:
+    explicit line_index(std::string_view text) {
+        starts_.push_back(0);
+        for (std::size_t i = 0; i < text.size(); ++i) {
+            if (text[i] == '\n') starts_.push_back(i + 1);
+        }
+    }
+    source_location at(std::size_t offset, const std::string& file) const {
+        const auto it = std::upper_bound(starts_.begin(), starts_.end(), offset);
+        const auto line = static_cast<std::size_t>(it - starts_.begin());
+        return {file, static_cast<std::uint32_t>(line), static_cast<std::uint32_t>(offset - starts_[line - 1] + 1)};
+    }
+
+private:
+    std::vector<std::size_t> starts_;
+};
+
+/// `.key` for identifier-like keys, else `["key"]` (JSON-escaped, ASCII only).
+inline void append_json_path_key(std::string& path, std::string_view key) {
+    const bool identifier = !key.empty() && !(key[0] >= '0' && key[0] <= '9') &&
+                            std::all_of(key.begin(), key.end(), [](char c) {
+                                return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+                            });
+    if (identifier) {
+        path += '.';
+        path += key;
+    } else {
+        path += '[';
+        append_json_string(path, key);
+        path += ']';
+    }
+}
+
+inline std::string json_path_member(std::string path, std::string_view key) {
+    append_json_path_key(path, key);
+    return path;
+}
+
+inline std::string json_path_index(std::string path, std::size_t index) {
+    path += '[' + std::to_string(index) + ']';
+    return path;
+}
+
+/// The result of parsing: the tree (meaningful when `ok`), the duplicate keys found, and the
+/// first syntax error (offset and message) otherwise.
+struct json_document {
+    json_node root;
+    std::vector<json_duplicate_key> duplicates;
+    bool ok = false;
+    std::size_t error_offset = 0;
+    std::string error;
+};
+
+/// A strict RFC 8259 parser (plus NaN, Infinity, -Infinity). Recursive descent; the depth is bounded
+/// by `max_depth`, so the recursion is bounded too.
+class json_parser {
+public:
+    json_parser(std::string_view text, std::size_t max_depth) : text_(text), max_depth_(max_depth) {}
+
+    json_document parse() {
+        json_document doc;
+        duplicates_ = &doc.duplicates;
+        skip_ws();
+        if (text_.substr(0, 3) == "\xEF\xBB\xBF") {
+            fail(0, "a UTF-8 byte order mark is not allowed before the JSON text");
+        } else if (pos_ >= text_.size()) {
+            fail(pos_, "expected a JSON value, found the end of the text");
+        } else if (value(doc.root, "$", 0)) {
+            skip_ws();
+            if (pos_ < text_.size()) fail(pos_, "expected the end of the text after the JSON value, found " + show_here());
+        }
+        doc.ok = error_.empty();
+        doc.error_offset = error_offset_;
+        doc.error = std::move(error_);
+        return doc;
+    }
+
+private:
+    bool fail(std::size_t at, std::string message) {
+        if (error_.empty()) {
+            error_offset_ = at;
+            error_ = std::move(message);
+        }
+        return false;
+    }
+
+    std::string show_here() const {
+        if (pos_ >= text_.size()) return "the end of the text";
+        const auto c = static_cast<unsigned char>(text_[pos_]);
+        if (c >= 0x20 && c < 0x7F) return std::string("'") + static_cast<char>(c) + "'";
+        static constexpr char hex[] = "0123456789abcdef";
+        return std::string("byte 0x") + hex[c >> 4] + hex[c & 0xF];
+    }
+
+    void skip_ws() {
+        while (pos_ < text_.size()) {
+            const char c = text_[pos_];
+            if (c != ' ' && c != '\t' && c != '\n' && c != '\r') break;
+            ++pos_;
+        }
+    }
+
+    bool literal(std::string_view word) {
+        if (text_.substr(pos_, word.size()) != word) return false;
+        pos_ += word.size();
+        return true;
+    }
+
+    bool value(json_node& out, const std::string& path, std::size_t depth) {
+        out.offset = pos_;
+        if (pos_ >= text_.size()) return fail(pos_, "expected a JSON value, found the end of the text");
+        const char c = text_[pos_];
+        switch (c) {
+            case '{': return object(out, path, depth + 1);
+            case '[': return array(out, path, depth + 1);
+            case '"': out.type = json_node::kind::string; return string(out.string);
+            case 't':
+            case 'f':
+                if (literal("true") || literal("false")) {
+                    out.type = json_node::kind::boolean;
+                    out.boolean = c == 't';
+                    return true;
+                }
+                break;
+            case 'n':
+                if (literal("null")) {
+                    out.type = json_node::kind::null;
+                    return true;
+                }
+                break;
+            case 'N':
+            case 'I':
+                if (literal("NaN") || literal("Infinity")) {
+                    out.type = json_node::kind::number;
+                    out.number = text_.substr(out.offset, pos_ - out.offset);
+                    return true;
+                }
+                break;
+            default:
+                if (c == '-' || (c >= '0' && c <= '9')) return number(out);
+                break;
+        }
+        return fail(pos_, "expected a JSON value, found " + show_here());
+    }
+
+    bool digits() {
+        const std::size_t start = pos_;
+        while (pos_ < text_.size() && text_[pos_] >= '0' && text_[pos_] <= '9') ++pos_;
+        return pos_ > start;
+    }
+
+    bool number(json_node& out) {
+        const std::size_t start = pos_;
+        out.type = json_node::kind::number;
+        if (text_[pos_] == '-') {
+            ++pos_;
+            if (literal("Infinity")) {
+                out.number = text_.substr(start, pos_ - start);
+                return true;
+            }
+        }
+        if (pos_ >= text_.size() || text_[pos_] < '0' || text_[pos_] > '9') return fail(pos_, "expected a digit after '-'");
+        if (text_[pos_] == '0') {
+            ++pos_;
+            if (pos_ < text_.size() && text_[pos_] >= '0' && text_[pos_] <= '9') {
+                return fail(start, "a JSON number does not start with 0 followed by digits (no octal, no leading zeros)");
+            }
+        } else {
+            digits();
+        }
+        bool integer = true;
+        if (pos_ < text_.size() && text_[pos_] == '.') {
+            ++pos_;
+            integer = false;
+            if (!digits()) return fail(pos_, "expected a digit after the decimal point");
+        }
+        if (pos_ < text_.size() && (text_[pos_] == 'e' || text_[pos_] == 'E')) {
+            ++pos_;
+            integer = false;
+            if (pos_ < text_.size() && (text_[pos_] == '+' || text_[pos_] == '-')) ++pos_;
+            if (!digits()) return fail(pos_, "expected a digit in the exponent");
+        }
+        out.integer_syntax = integer;
+        out.number = text_.substr(start, pos_ - start);
+        return true;
+    }
+
+    static void append_utf8(std::string& out, std::uint32_t cp) {
+        if (cp < 0x80) {
+            out += static_cast<char>(cp);
+        } else if (cp < 0x800) {
+            out += static_cast<char>(0xC0 | (cp >> 6));
+            out += static_cast<char>(0x80 | (cp & 0x3F));
+        } else if (cp < 0x10000) {
+            out += static_cast<char>(0xE0 | (cp >> 12));
+            out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+            out += static_cast<char>(0x80 | (cp & 0x3F));
+        } else {
+            out += static_cast<char>(0xF0 | (cp >> 18));
+            out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+            out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+            out += static_cast<char>(0x80 | (cp & 0x3F));
+        }
+    }
+
+    bool hex4(std::uint32_t& out) {
+        if (pos_ + 4 > text_.size()) return fail(pos_, "expected 4 hex digits after \\u");
+        out = 0;
+        for (int i = 0; i < 4; ++i) {
+            const char c = text_[pos_];
+            std::uint32_t d = 0;
+            if (c >= '0' && c <= '9') {
+                d = static_cast<std::uint32_t>(c - '0');
+            } else if (c >= 'a' && c <= 'f') {
+                d = static_cast<std::uint32_t>(c - 'a' + 10);
+            } else if (c >= 'A' && c <= 'F') {
+                d = static_cast<std::uint32_t>(c - 'A' + 10);
+            } else {
+                return fail(pos_, "expected 4 hex digits after \\u, found " + show_here());
+            }
+            out = out * 16 + d;
+            ++pos_;
+        }
+        return true;
+    }
+
+    bool string(std::string& out) {
+        const std::size_t open = pos_;
+        ++pos_;  // the opening quote
+        while (true) {
+            if (pos_ >= text_.size()) return fail(open, "unterminated string");
+            const auto c = static_cast<unsigned char>(text_[pos_]);
+            if (c == '"') {
+                ++pos_;
+                return true;
+            }
+            if (c < 0x20) return fail(pos_, "a control character must be escaped inside a string (\\n, \\t, \\u00XX)");
+            if (c == '\\') {
+                const std::size_t escape = pos_;
+                ++pos_;
+                if (pos_ >= text_.size()) return fail(open, "unterminated string");
+                const char e = text_[pos_++];
+                switch (e) {
+                    case '"': out += '"'; break;
+                    case '\\': out += '\\'; break;
+                    case '/': out += '/'; break;
+                    case 'b': out += '\b'; break;
+                    case 'f': out += '\f'; break;
+                    case 'n': out += '\n'; break;
+                    case 'r': out += '\r'; break;
+                    case 't': out += '\t'; break;
+                    case 'u': {
+                        std::uint32_t unit = 0;
+                        if (!hex4(unit)) return false;
+                        if (unit >= 0xDC00 && unit <= 0xDFFF) return fail(escape, "a lone low surrogate \\u escape is not a character");
+                        if (unit >= 0xD800 && unit <= 0xDBFF) {
+                            std::uint32_t low = 0;
+                            if (text_.substr(pos_, 2) != "\\u") return fail(escape, "a high surrogate \\u escape must be followed by a low one");
+                            pos_ += 2;
+                            if (!hex4(low)) return false;
+                            if (low < 0xDC00 || low > 0xDFFF) return fail(escape, "a high surrogate \\u escape must be followed by a low one");
+                            unit = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
+                        }
+                        append_utf8(out, unit);
+                        break;
+                    }
+                    default: return fail(escape, "unknown escape in a string (JSON has \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX)");
+                }
+                continue;
+            }
+            if (c < 0x80) {
+                out += static_cast<char>(c);
+                ++pos_;
+                continue;
+            }
+            std::size_t i = pos_;
+            if (decode_utf8(text_, i) == 0xFFFFFFFF) return fail(pos_, "invalid UTF-8 in a string");
+            out.append(text_.substr(pos_, i - pos_));
+            pos_ = i;
+        }
+    }
+
+    bool too_deep(std::size_t depth) {
+        if (depth <= max_depth_) return false;
+        fail(pos_, "nesting deeper than " + std::to_string(max_depth_) + " levels");
+        return true;
+    }
+
+    bool object(json_node& out, const std::string& path, std::size_t depth) {
+        out.type = json_node::kind::object;
+        if (too_deep(depth)) return false;
+        ++pos_;
+        skip_ws();
+        if (pos_ < text_.size() && text_[pos_] == '}') {
+            ++pos_;
+            return true;
+        }
+        // First occurrence of each key; objects are small except the top level (one key per layer).
+        std::unordered_map<std::string, std::size_t> seen;
+        while (true) {
+            skip_ws();
+            if (pos_ >= text_.size() || text_[pos_] != '"') return fail(pos_, "expected a string key, found " + show_here());
+            json_member m;
+            m.key_offset = pos_;
+            if (!string(m.key)) return false;
+            skip_ws();
+            if (pos_ >= text_.size() || text_[pos_] != ':') return fail(pos_, "expected ':' after the key, found " + show_here());
+            ++pos_;
+            skip_ws();
+            const std::string child = json_path_member(path, m.key);
+            if (!value(m.value, child, depth)) return false;
+            auto it = seen.find(m.key);
+            if (it != seen.end()) {
+                duplicates_->push_back({path, m.key, depth, m.key_offset, it->second});
+            } else {
+                seen.emplace(m.key, m.key_offset);
+                out.members.push_back(std::move(m));
+            }
+            skip_ws();
+            if (pos_ < text_.size() && text_[pos_] == ',') {
+                ++pos_;
+                continue;
+            }
+            if (pos_ < text_.size() && text_[pos_] == '}') {
+                ++pos_;
+                return true;
+            }
+            return fail(pos_, "expected ',' or '}' in an object, found " + show_here());
+        }
+    }
+
+    bool array(json_node& out, const std::string& path, std::size_t depth) {
+        out.type = json_node::kind::array;
+        if (too_deep(depth)) return false;
+        ++pos_;
+        skip_ws();
+        if (pos_ < text_.size() && text_[pos_] == ']') {
+            ++pos_;
+            return true;
+        }
+        while (true) {
+            skip_ws();
+            json_node item;
+            if (!value(item, json_path_index(path, out.items.size()), depth)) return false;
+            out.items.push_back(std::move(item));
+            skip_ws();
+            if (pos_ < text_.size() && text_[pos_] == ',') {
+                ++pos_;
+                continue;
+            }
+            if (pos_ < text_.size() && text_[pos_] == ']') {
+                ++pos_;
+                return true;
+            }
+            return fail(pos_, "expected ',' or ']' in an array, found " + show_here());
+        }
+    }
+
+    std::string_view text_;
+    std::size_t max_depth_;
+    std::size_t pos_ = 0;
+    std::size_t error_offset_ = 0;
+    std::string error_;
+    std::vector<json_duplicate_key>* duplicates_ = nullptr;
+};
+
+/// Parses `text` (one JSON value). The tree's number views point into `text`.
+inline json_document parse_json_document(std::string_view text, std::size_t max_depth = 64) {
+    return json_parser(text, max_depth).parse();
+}
+
+/// The double nearest to a JSON number's text (correctly rounded, as Python's float()):
+/// `NaN`, `Infinity`, `-Infinity` as such; beyond the double range ±inf; below it ±0.
+inline double json_number_to_double(std::string_view text) {
+    if (text == "NaN") return std::numeric_limits<double>::quiet_NaN();
+    if (text == "Infinity") return std::numeric_limits<double>::infinity();
+    if (text == "-Infinity") return -std::numeric_limits<double>::infinity();
+    double value = 0.0;
+    const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec == std::errc() && ptr == text.data() + text.size()) return value;
+    const bool negative = !text.empty() && text.front() == '-';
+    if (ec != std::errc::result_out_of_range) return std::numeric_limits<double>::quiet_NaN();  // not JSON syntax
+    // Out of range: overflow or underflow? The decimal exponent of the first significant digit says.
+    long long exponent = 0;
+    const auto e_pos = text.find_first_of("eE");
+    if (e_pos != std::string_view::npos) {
+        bool neg = false;
+        std::size_t i = e_pos + 1;
+        if (i < text.size() && (text[i] == '+' || text[i] == '-')) neg = text[i++] == '-';
+        for (; i < text.size(); ++i) exponent = std::min<long long>(exponent * 10 + (text[i] - '0'), 1'000'000'000'000LL);
+        if (neg) exponent = -exponent;
+    }
+    const std::string_view mantissa = text.substr(negative ? 1 : 0, e_pos == std::string_view::npos ? std::string_view::npos : e_pos - (negative ? 1 : 0));
+    const auto dot = mantissa.find('.');
+    const std::size_t int_digits = dot == std::string_view::npos ? mantissa.size() : dot;
+    long long first_significant = 0;  // decimal exponent of the first non-zero digit
+    bool found = false;
+    for (std::size_t i = 0; i < mantissa.size() && !found; ++i) {
+        if (mantissa[i] == '.' || mantissa[i] == '0') continue;
+        found = true;
+        first_significant = i < int_digits ? static_cast<long long>(int_digits - i - 1) : -static_cast<long long>(i - int_digits);
+    }
+    const bool overflow = found && first_significant + exponent > 0;
+    const double magnitude = overflow ? std::numeric_limits<double>::infinity() : 0.0;
+    return negative ? -magnitude : magnitude;
+}
+
+/// float32 of a double, rounding to nearest (ties to even), ±inf beyond float's range, with no
+/// undefined conversion.
+inline float double_to_float32(double d) {
+    constexpr double float_max = static_cast<double>(std::numeric_limits<float>::max());
+    constexpr double overflow_at = 0x1.ffffffp127;  // halfway from FLT_MAX to 2^128: rounds up (even)
+    if (std::isnan(d)) return std::numeric_limits<float>::quiet_NaN();
+    const double a = std::fabs(d);
+    if (a >= overflow_at) return d < 0 ? -std::numeric_limits<float>::infinity() : std::numeric_limits<float>::infinity();
+    if (a > float_max) return d < 0 ? -std::numeric_limits<float>::max() : std::numeric_limits<float>::max();
+    return static_cast<float>(d);
+}
+
+}  // namespace kvcali::detail
