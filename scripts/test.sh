@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The whole test suite, from a clean checkout on Debian 12: installs what is missing, builds with
+# g++ (every feature on: torch and ONNX adapters), runs every test, builds and runs the core tests
+# with clang 14, and ends with the line "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+scripts/install-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
+
+failed_builds=0
+logs=()
+
+run_suite() {  # run_suite NAME BUILD_DIR [meson setup args...]
+  local name=$1 dir=$2; shift 2
+  echo "== $name: configure and build ($dir)"
+  if [ ! -f "$dir/build.ninja" ]; then
+    if ! meson setup "$dir" "$@" >"$dir.setup.log" 2>&1; then
+      cat "$dir.setup.log"; echo "!! $name: meson setup failed"; failed_builds=$((failed_builds + 1)); return
+    fi
+  fi
+  if ! ninja -C "$dir" >"$dir.build.log" 2>&1; then
+    tail -n 60 "$dir.build.log"; echo "!! $name: build failed"; failed_builds=$((failed_builds + 1)); return
+  fi
+  echo "== $name: test"
+  meson test -C "$dir" --no-rebuild --print-errorlogs --num-processes 2 "${suite_args[@]}" 2>&1 | tail -n 40
+  logs+=("$dir/meson-logs/testlog.json")
+}
+
+suite_args=()
+run_suite "g++ 12, all features" build-test -Dtorch=enabled -Donnx=enabled --buildtype=debugoptimized
+
+# The core with clang 14 (libstdc++ 12): the library headers, the CLI and the core tests.
+suite_args=(--suite core --suite cli --suite cfg --suite reader)
+CXX=clang++ run_suite "clang 14, core" build-clang -Dtorch=disabled -Donnx=disabled -Dbenchmarks=false -Dexamples=false
+
+/usr/bin/python3 - "$failed_builds" "${logs[@]}" <<'PY'
+import json, sys
+failed_builds = int(sys.argv[1])
+passed = failed = skipped = 0
+for path in sys.argv[2:]:
+    try:
+        lines = open(path).read().splitlines()
+    except OSError:
+        failed += 1
+        continue
+    for line in lines:
+        if not line.strip():
+            continue
+        r = json.loads(line)["result"]
+        if r in ("OK", "EXPECTEDFAIL"):
+            passed += 1
+        elif r == "SKIP":
+            skipped += 1
+        else:
+            failed += 1
+failed += failed_builds
+print(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
+sys.exit(1 if failed or skipped else 0)
+PY

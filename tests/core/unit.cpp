@@ -1,0 +1,346 @@
+// Unit tests of the core: number and string formatting, the writer, atomic writes, layer lists,
+// the quant_layers argument, resolution rules, policies customised at compile time.
+#define BOOST_TEST_MODULE core_unit
+#include <boost/test/unit_test.hpp>
+
+#include <sys/stat.h>
+
+#include <kvcali/kvcali.hpp>
+
+#include <cmath>
+#include <limits>
+
+#include "../support/test_support.hpp"
+
+namespace fs = std::filesystem;
+using namespace kvcali_test;
+
+BOOST_AUTO_TEST_SUITE(float_repr)
+
+BOOST_AUTO_TEST_CASE(python_layout_of_float32_values) {
+    const std::pair<float, const char*> cases[] = {
+        {0.7f, "0.7"},           {1.3f, "1.3"},         {0.01f, "0.01"},         {0.999999f, "0.999999"},
+        {1.0f, "1.0"},           {0.0f, "0.0"},         {-0.0f, "-0.0"},         {1.0f / 3.0f, "0.33333334"},
+        {123456789.0f, "123456790.0"}, {0.0001f, "0.0001"}, {0.00001f, "1e-05"}, {1e17f, "1e+17"},
+        {1.5e20f, "1.5e+20"},    {1e16f, "1e+16"},      {1e15f, "1000000000000000.0"}, {-2.5f, "-2.5"},
+        {5.0f, "5.0"},           {0.50222447514534f, "0.50222445"}, {1e-45f, "1e-45"}, {3.4028235e38f, "3.4028235e+38"},
+        {0.00012345f, "0.00012345"}, {100.0f, "100.0"}, {1.17549435e-38f, "1.1754944e-38"},
+    };
+    for (const auto& [value, text] : cases) {
+        BOOST_TEST_CONTEXT("value " << text) { BOOST_TEST(kvcali::float32_repr(value) == text); }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(non_finite_values_as_python_writes_them) {
+    BOOST_TEST(kvcali::float32_repr(std::numeric_limits<float>::infinity()) == "Infinity");
+    BOOST_TEST(kvcali::float32_repr(-std::numeric_limits<float>::infinity()) == "-Infinity");
+    BOOST_TEST(kvcali::float32_repr(std::numeric_limits<float>::quiet_NaN()) == "NaN");
+}
+
+BOOST_AUTO_TEST_CASE(every_repr_round_trips_to_the_same_float32) {
+    std::uint32_t bits = 0x00000001;
+    for (int i = 0; i < 200000; ++i, bits += 0x5F3B) {
+        float f;
+        std::memcpy(&f, &bits, sizeof f);
+        if (!std::isfinite(f)) continue;
+        const std::string s = kvcali::float32_repr(f);
+        float back = 0;
+        std::from_chars(s.data(), s.data() + s.size(), back);
+        BOOST_TEST_REQUIRE(std::memcmp(&back, &f, sizeof f) == 0, s);
+    }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(json_strings)
+
+static std::string js(std::string_view s) {
+    std::string out;
+    kvcali::append_json_string(out, s);
+    return out;
+}
+
+BOOST_AUTO_TEST_CASE(escapes_like_python_ensure_ascii) {
+    BOOST_TEST(js("model.layers.0.k_proj") == "\"model.layers.0.k_proj\"");
+    BOOST_TEST(js("a\"b\\c") == "\"a\\\"b\\\\c\"");
+    BOOST_TEST(js("\n\r\t\b\f") == "\"\\n\\r\\t\\b\\f\"");
+    BOOST_TEST(js(std::string_view("\x01\x1f\x7f", 3)) == "\"\\u0001\\u001f\\u007f\"");
+    BOOST_TEST(js("块.注意力") == "\"\\u5757.\\u6ce8\\u610f\\u529b\"");
+    BOOST_TEST(js("é") == "\"\\u00e9\"");
+    BOOST_TEST(js("\xF0\x9F\x98\x80") == "\"\\ud83d\\ude00\"");  // U+1F600 as a surrogate pair, lowercase
+    BOOST_TEST(js(std::string_view("\0", 1)) == "\"\\u0000\"");
+    BOOST_TEST(js("\xFF") == "\"\\ufffd\"");
+}
+
+BOOST_AUTO_TEST_CASE(utf8_validation) {
+    std::size_t at = 0;
+    BOOST_TEST(kvcali::is_valid_utf8("plain"));
+    BOOST_TEST(kvcali::is_valid_utf8("块.注意力"));
+    BOOST_TEST(!kvcali::is_valid_utf8("ab\xC0\x80", &at));  // overlong
+    BOOST_TEST(at == 2u);
+    BOOST_TEST(!kvcali::is_valid_utf8("\xED\xA0\x80"));  // surrogate
+    BOOST_TEST(!kvcali::is_valid_utf8("\xE6\xB3"));      // truncated
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+namespace {
+
+kvcali::layer_table three_linears() {
+    kvcali::diagnostics d;
+    auto t = kvcali::parse_layer_list(R"([{"name":"matmul1","type":"Linear"},{"name":"matmul2","type":"Linear"},
+        {"name":"conv1","type":"Conv2d"}])",
+                                      "model.json", d);
+    BOOST_TEST_REQUIRE(!d.has_errors());
+    return t;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(writer)
+
+BOOST_AUTO_TEST_CASE(reference_layout_for_both_algorithms) {
+    kvcali::resolved_config doc = kvcali::resolve_quant_cali_config(three_linears(), kvcali::quant_layers{"matmul2", "matmul1"});
+    // Make the second layer HFMG with asymmetric set, by hand.
+    doc.layers[1].algorithm = 1;
+    doc.layers[1].values = {kvcali::param_value::of_uint(2048), kvcali::param_value::of_bool(false), kvcali::param_value::of_enum(1)};
+    const std::string expected =
+        "{\n    \"batch_num\":1,\n    \"activation_offset\":true,\n"
+        "    \"matmul2\":{\n        \"kv_data_quant_config\":{\n            \"act_algo\":\"ifmr\",\n"
+        "            \"max_percentile\":0.999999,\n            \"min_percentile\":0.999999,\n"
+        "            \"search_range\":[\n                0.7,\n                1.3\n            ],\n"
+        "            \"search_step\":0.01,\n            \"quant_granularity\":0\n        }\n    },\n"
+        "    \"matmul1\":{\n        \"kv_data_quant_config\":{\n            \"act_algo\":\"hfmg\",\n"
+        "            \"num_of_bins\":2048,\n            \"asymmetric\":false,\n            \"quant_granularity\":1\n"
+        "        }\n    }\n}";
+    BOOST_TEST(kvcali::write_config_json(doc) == expected);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(atomic_write)
+
+BOOST_AUTO_TEST_CASE(an_existing_file_survives_an_error) {
+    temp_dir dir;
+    const fs::path out = dir / "config.json";
+    spit(out, "previous content");
+    BOOST_CHECK_THROW(kvcali::create_quant_cali_config(out, three_linears(), kvcali::quant_layers{"nope"}), kvcali::error);
+    BOOST_TEST(slurp(out) == "previous content");
+    BOOST_TEST(dir.entries().size() == 1u);  // no temporary left behind
+}
+
+BOOST_AUTO_TEST_CASE(replaces_an_existing_file_and_keeps_its_mode) {
+    temp_dir dir;
+    const fs::path out = dir / "config.json";
+    spit(out, "old");
+    fs::permissions(out, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read);
+    kvcali::create_quant_cali_config(out, three_linears(), kvcali::quant_layers{"matmul1"});
+    BOOST_TEST(slurp(out).rfind("{\n    \"batch_num\":1", 0) == 0u);
+    BOOST_TEST((fs::status(out).permissions() & fs::perms::all) ==
+               (fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read));
+    BOOST_TEST(dir.entries().size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(io_errors_name_the_path) {
+    temp_dir dir;
+    auto expect_io_error = [&](const fs::path& target, const std::string& fragment) {
+        try {
+            kvcali::write_file_atomic(target, "x");
+            BOOST_FAIL("no error for " << target);
+        } catch (const kvcali::error& e) {
+            BOOST_TEST((e.code() == kvcali::errc::io_error));
+            BOOST_TEST(std::string(e.what()).find(target.string()) != std::string::npos, e.what());
+            BOOST_TEST(std::string(e.what()).find(fragment) != std::string::npos, e.what());
+        }
+    };
+    expect_io_error(dir.path(), "is a directory");
+    expect_io_error(dir / "missing" / "config.json", "does not exist");
+    if (::geteuid() != 0) {  // root writes anywhere; the read-only case only means something for others
+        fs::create_directory(dir / "ro");
+        fs::permissions(dir / "ro", fs::perms::owner_read | fs::perms::owner_exec);
+        expect_io_error(dir / "ro" / "config.json", "Permission denied");
+    }
+    BOOST_TEST(dir.entries().size() <= 1u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(layer_list)
+
+BOOST_AUTO_TEST_CASE(implicit_containers_in_named_modules_order) {
+    kvcali::diagnostics d;
+    auto t = kvcali::parse_layer_list(R"([{"name":"model.layers.0.k","type":"Linear"},{"name":"model.layers","type":"ModuleList"},
+        {"name":"lm_head","type":"Linear"}])",
+                                      "m.json", d);
+    BOOST_TEST_REQUIRE(!d.has_errors());
+    std::vector<std::string> names, types;
+    for (const auto& l : t) {
+        names.push_back(l.name);
+        types.push_back(l.type);
+    }
+    BOOST_TEST(names == (std::vector<std::string>{"model", "model.layers", "model.layers.0", "model.layers.0.k", "lm_head"}),
+               boost::test_tools::per_element());
+    BOOST_TEST(types == (std::vector<std::string>{"Module", "ModuleList", "Module", "Linear", "Linear"}),
+               boost::test_tools::per_element());
+    BOOST_TEST(t.get("model.layers.0.k")->eligible);
+    BOOST_TEST(!t.get("model")->eligible);
+}
+
+BOOST_AUTO_TEST_CASE(bad_lists_are_invalid_model_with_position) {
+    auto errors_of = [](std::string_view text) {
+        kvcali::diagnostics d;
+        kvcali::parse_layer_list(text, "m.json", d);
+        return d.take();
+    };
+    auto dup = errors_of(R"([{"name":"a","type":"Linear"},{"name":"a","type":"Linear"}])");
+    BOOST_TEST_REQUIRE(dup.size() == 1u);
+    BOOST_TEST((dup[0].category == kvcali::errc::invalid_model));
+    BOOST_TEST(dup[0].json_path == "[1].name");
+    auto syntax = errors_of("[\n  {\"name\": \"a\", \"type\": }\n]");
+    BOOST_TEST_REQUIRE(syntax.size() == 1u);
+    BOOST_TEST(syntax[0].where.line == 2u);
+    BOOST_TEST(syntax[0].where.column == 26u);
+    BOOST_TEST(errors_of(R"({"name":"a"})").size() == 1u);
+    BOOST_TEST(errors_of(R"([{"name":"a"}])").size() == 1u);
+    BOOST_TEST(errors_of(R"([{"name":"","type":"Linear"}])").size() == 1u);
+    BOOST_TEST(errors_of(std::string(100000, '[')).size() == 1u);  // nesting: an error, not a crash
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(resolution)
+
+BOOST_AUTO_TEST_CASE(all_problems_are_reported_together_with_suggestions) {
+    try {
+        kvcali::resolve_quant_cali_config(three_linears(), kvcali::quant_layers{"matmul3", "conv1", "matmul1", "matmul1"});
+        BOOST_FAIL("no error");
+    } catch (const kvcali::error& e) {
+        BOOST_TEST_REQUIRE(e.diagnostics().size() == 3u);
+        BOOST_TEST((e.code() == kvcali::errc::unknown_layer));
+        BOOST_TEST(e.diagnostics()[0].message.find("did you mean \"matmul1\" or \"matmul2\"?") != std::string::npos,
+                   e.diagnostics()[0].message);
+        BOOST_TEST((e.diagnostics()[1].category == kvcali::errc::unsupported_layer_type));
+        BOOST_TEST((e.diagnostics()[2].category == kvcali::errc::duplicate_layer));
+    }
+}
+
+BOOST_AUTO_TEST_CASE(aliases_map_to_their_layer_or_are_ambiguous) {
+    kvcali::layer_table t;
+    t.add("/layers.0/k/MatMul", "MatMul", true);
+    t.add("/layers.0/v/MatMul", "MatMul", true);
+    t.add("/layers.0/v/MatMul_1", "MatMul", true);
+    t.add_alias("layers.0.k", 0);
+    t.add_alias("layers.0.v", 1);
+    t.add_alias("layers.0.v", 2);
+    auto doc = kvcali::resolve_quant_cali_config(t, kvcali::quant_layers{"layers.0.k"});
+    BOOST_TEST(doc.layers[0].name == "/layers.0/k/MatMul");
+    BOOST_TEST(doc.layers[0].selector == "layers.0.k");
+    try {
+        kvcali::resolve_quant_cali_config(t, kvcali::quant_layers{"layers.0.v"});
+        BOOST_FAIL("no error");
+    } catch (const kvcali::error& e) {
+        BOOST_TEST((e.code() == kvcali::errc::unknown_layer));
+        BOOST_TEST(std::string(e.what()).find("/layers.0/v/MatMul_1") != std::string::npos, e.what());
+    }
+}
+
+BOOST_AUTO_TEST_CASE(suggestions_stay_fast_on_a_million_layers) {
+    kvcali::layer_table t;
+    t.reserve(1000000);
+    for (int i = 0; i < 1000000; ++i) t.add("model.layers." + std::to_string(i) + ".self_attn.k_proj", "Linear", true);
+    const auto start = std::chrono::steady_clock::now();
+    try {
+        kvcali::resolve_quant_cali_config(t, kvcali::quant_layers{"model.layers.12345.self_atn.k_proj"});
+        BOOST_FAIL("no error");
+    } catch (const kvcali::error& e) {
+        BOOST_TEST(std::string(e.what()).find("\"model.layers.12345.self_attn.k_proj\"") != std::string::npos, e.what());
+    }
+    // Not a timing assertion (benchmarks measure speed): this only guards against a quadratic scan.
+    BOOST_TEST(std::chrono::steady_clock::now() - start < std::chrono::seconds(30));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(quant_layers_argument)
+
+BOOST_AUTO_TEST_CASE(forms_of_the_argument) {
+    auto parse = [](std::string_view text, std::vector<kvcali::diagnostic>& out) {
+        kvcali::diagnostics d;
+        auto q = kvcali::parse_quant_layers_json(text, "arg", d);
+        out = d.take();
+        return q;
+    };
+    std::vector<kvcali::diagnostic> ds;
+    auto ok = parse(R"({"kv_cache_quant_layers": ["a", "b"], "other": 1})", ds);
+    BOOST_TEST_REQUIRE(ok.has_value());
+    BOOST_TEST(ok->names == (std::vector<std::string>{"a", "b"}), boost::test_tools::per_element());
+    BOOST_TEST_REQUIRE(ds.size() == 1u);
+    BOOST_TEST((ds[0].severity == kvcali::severity::warning));
+    BOOST_TEST(parse("{}", ds)->names.empty());
+    BOOST_TEST(!parse(R"({"layers": ["a"]})", ds).has_value());
+    BOOST_TEST((ds.at(0).category == kvcali::errc::invalid_argument));
+    BOOST_TEST(!parse(R"({"kv_cache_quant_layers": [1]})", ds).has_value());
+    BOOST_TEST(!parse(R"(["a"])", ds).has_value());
+    BOOST_TEST(!parse(R"({"kv_cache_quant_layers": "a"})", ds).has_value());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// A downstream framework's policies: other IFMR defaults and an algorithm of its own.
+namespace downstream {
+
+struct tuned_ifmr : kvcali::ifmr_defaults {
+    static constexpr float search_step = 0.005f;
+    static constexpr std::int32_t quant_granularity = 1;
+};
+
+struct minmax_policy {
+    static constexpr std::string_view act_algo = "minmax";
+    static constexpr std::string_view cfg_block = "minmax_quantize";
+    static constexpr std::array<kvcali::param_desc, 1> params = {{
+        {"clip_ratio", "clip_ratio", -1, kvcali::param_type::float32, kvcali::param_value::of_float(1.0f), {},
+         &kvcali::checks::positive, "fraction of the observed range kept"},
+    }};
+    static void cross_check(const kvcali::param_view&, std::vector<kvcali::check_result>&) {}
+};
+
+using policies = kvcali::policy_list<kvcali::basic_ifmr_policy<tuned_ifmr>, kvcali::hfmg_policy, minmax_policy>;
+
+}  // namespace downstream
+
+BOOST_AUTO_TEST_SUITE(policies)
+
+BOOST_AUTO_TEST_CASE(changed_defaults_reach_the_json) {
+    temp_dir dir;
+    kvcali::create_quant_cali_config<downstream::policies>(dir / "config.json", three_linears(), kvcali::quant_layers{"matmul1"});
+    const std::string json = slurp(dir / "config.json");
+    BOOST_TEST(json.find("\"search_step\":0.005,") != std::string::npos, json);
+    BOOST_TEST(json.find("\"quant_granularity\":1") != std::string::npos, json);
+    BOOST_TEST(json.find("\"search_range\":[\n                0.7,") != std::string::npos, json);
+}
+
+BOOST_AUTO_TEST_CASE(a_policy_of_its_own_is_written_with_its_parameters) {
+    kvcali::resolved_config doc =
+        kvcali::resolve_quant_cali_config<downstream::policies>(three_linears(), kvcali::quant_layers{"matmul1"});
+    doc.layers[0].algorithm = 2;
+    doc.layers[0].values = {kvcali::param_value::of_float(0.9f)};
+    const std::string json = kvcali::write_config_json(doc);
+    BOOST_TEST(json.find("\"act_algo\":\"minmax\",\n            \"clip_ratio\":0.9\n") != std::string::npos, json);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(non_throwing)
+
+BOOST_AUTO_TEST_CASE(try_form_returns_diagnostics) {
+    temp_dir dir;
+    auto bad = kvcali::try_create_quant_cali_config(dir / "c.json", three_linears(), kvcali::quant_layers{});
+    BOOST_TEST(!bad);
+    BOOST_TEST((bad.code == kvcali::errc::no_quant_layers));
+    BOOST_TEST(dir.entries().empty());
+    auto good = kvcali::try_create_quant_cali_config(dir / "c.json", three_linears(), kvcali::quant_layers{"matmul1"});
+    BOOST_TEST(static_cast<bool>(good));
+    BOOST_TEST(good.value->layers.size() == 1u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

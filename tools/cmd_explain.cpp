@@ -1,0 +1,173 @@
+// kvcali explain: every layer's algorithm and parameters, and where each value came from.
+#include <kvcali/generate.hpp>
+#include <kvcali/json_format.hpp>
+
+#include <cstdio>
+
+#include "cli.hpp"
+
+namespace kvcali_cli {
+namespace {
+
+std::string position(const kvcali::source_location& where) {
+    if (where.file.empty()) return {};
+    std::string s = where.file;
+    if (where.has_position()) s += ":" + std::to_string(where.line);
+    return s;
+}
+
+/// "policy default", "common config at quant.cfg:5", "override at quant.cfg:9", ...
+std::string describe(const kvcali::provenance& p) {
+    std::string s;
+    switch (p.from) {
+        case kvcali::origin::policy_default: return "policy default";
+        case kvcali::origin::global_default: return "default";
+        case kvcali::origin::quant_layers_arg: return "quant_layers argument";
+        case kvcali::origin::config_file: s = "config file"; break;
+        case kvcali::origin::common_config: s = "common config"; break;
+        case kvcali::origin::override_config: s = "override"; break;
+    }
+    const std::string at = position(p.where);
+    return at.empty() ? s : s + " at " + at;
+}
+
+std::string show(const kvcali::param_desc& p, const kvcali::param_value& v) {
+    if (v.type == kvcali::param_type::enumeration) {
+        for (const auto& e : p.enumerators) {
+            if (e.number == v.enumerator) return std::string(e.name);
+        }
+    }
+    std::string s;
+    switch (v.type) {
+        case kvcali::param_type::boolean: s = v.boolean ? "true" : "false"; break;
+        case kvcali::param_type::uint32: s = std::to_string(v.uint); break;
+        case kvcali::param_type::float32: kvcali::append_float32_repr(s, v.real); break;
+        case kvcali::param_type::enumeration: s = std::to_string(v.enumerator); break;
+    }
+    return s;
+}
+
+void append_json_value(std::string& out, const kvcali::param_value& v) {
+    switch (v.type) {
+        case kvcali::param_type::boolean: out += v.boolean ? "true" : "false"; break;
+        case kvcali::param_type::uint32: out += std::to_string(v.uint); break;
+        case kvcali::param_type::float32: kvcali::append_float32_repr(out, v.real); break;
+        case kvcali::param_type::enumeration: out += std::to_string(v.enumerator); break;
+    }
+}
+
+void append_json_source(std::string& out, const kvcali::provenance& p) {
+    out += "{\"origin\": ";
+    kvcali::append_json_string(out, kvcali::to_string(p.from));
+    if (!p.where.file.empty()) {
+        out += ", \"file\": ";
+        kvcali::append_json_string(out, p.where.file);
+        if (p.where.has_position()) out += ", \"line\": " + std::to_string(p.where.line) + ", \"column\": " + std::to_string(p.where.column);
+    }
+    out += ", \"text\": ";
+    kvcali::append_json_string(out, describe(p));
+    out += '}';
+}
+
+std::string explain_json(const kvcali::resolved_config& doc) {
+    std::string out = "{\n  \"batch_num\": {\"value\": " + std::to_string(doc.batch_num) + ", \"source\": ";
+    append_json_source(out, doc.batch_num_source);
+    out += std::string("},\n  \"activation_offset\": {\"value\": ") + (doc.activation_offset ? "true" : "false") + ", \"source\": ";
+    append_json_source(out, doc.activation_offset_source);
+    out += "},\n  \"layers\": [";
+    bool first_layer = true;
+    for (const auto& layer : doc.layers) {
+        const auto& algo = doc.algorithm_of(layer);
+        out += first_layer ? "\n    {" : ",\n    {";
+        first_layer = false;
+        out += "\"name\": ";
+        kvcali::append_json_string(out, layer.name);
+        out += ", \"selector\": ";
+        kvcali::append_json_string(out, layer.selector);
+        out += ", \"listed\": ";
+        append_json_source(out, layer.listed);
+        out += ", \"algorithm\": {\"value\": ";
+        kvcali::append_json_string(out, algo.act_algo);
+        out += ", \"source\": ";
+        append_json_source(out, layer.algorithm_source);
+        out += "}, \"params\": [";
+        for (std::size_t i = 0; i < algo.params.size(); ++i) {
+            out += i == 0 ? "" : ", ";
+            out += "{\"name\": ";
+            kvcali::append_json_string(out, algo.params[i].cfg_name);
+            out += ", \"value\": ";
+            if (layer.values[i]) {
+                append_json_value(out, *layer.values[i]);
+            } else {
+                out += "null";
+            }
+            out += ", \"source\": ";
+            append_json_source(out, layer.sources[i]);
+            out += '}';
+        }
+        out += "]}";
+    }
+    out += first_layer ? "]\n}\n" : "\n  ]\n}\n";
+    return out;
+}
+
+std::string explain_text(const kvcali::resolved_config& doc) {
+    std::string out = "globals:\n";
+    out += "  batch_num = " + std::to_string(doc.batch_num) + "  [" + describe(doc.batch_num_source) + "]\n";
+    out += std::string("  activation_offset = ") + (doc.activation_offset ? "true" : "false") + "  [" +
+           describe(doc.activation_offset_source) + "]\n";
+    out += "layers (" + std::to_string(doc.layers.size()) + ", in config.json order):\n";
+    for (const auto& layer : doc.layers) {
+        const auto& algo = doc.algorithm_of(layer);
+        out += "  " + layer.name;
+        if (!layer.selector.empty() && layer.selector != layer.name) out += " (from \"" + layer.selector + "\")";
+        out += ": " + std::string(algo.act_algo) + " [" + describe(layer.algorithm_source) + "]";
+        out += "; listed by " + describe(layer.listed) + "\n";
+        for (std::size_t i = 0; i < algo.params.size(); ++i) {
+            const auto& p = algo.params[i];
+            out += "      " + std::string(p.cfg_name) + " = ";
+            if (layer.values[i]) {
+                out += show(p, *layer.values[i]) + "  [" + describe(layer.sources[i]) + "]";
+            } else {
+                out += std::string("unset (activation_offset applies: ") + (doc.activation_offset ? "true" : "false") + ")";
+            }
+            out += "\n";
+        }
+    }
+    return out;
+}
+
+int run_explain(const parsed_args& args) {
+    const auto model_path = args.get("model");
+    if (!model_path) throw usage_error("missing --model PATH");
+    kvcali::options opts;
+    opts.strict = args.has("strict");
+    opts.on_warning = stderr_warnings();
+    const kvcali::layer_table model = load_model(*model_path);
+    const auto layers = quant_layers_from(args);
+    std::optional<std::filesystem::path> cfg;
+    if (auto c = args.get("cfg")) cfg = *c;
+    const kvcali::resolved_config doc = kvcali::resolve_quant_cali_config(model, layers, cfg, opts);
+    const std::string out = args.has("json") ? explain_json(doc) : explain_text(doc);
+    std::fwrite(out.data(), 1, out.size(), stdout);
+    return 0;
+}
+
+command make_explain() {
+    command c;
+    c.name = "explain";
+    c.summary = "show each layer's algorithm and parameters, and where every value came from";
+    c.usage = "kvcali explain --model PATH [--cfg PATH] [--quant-layers JSON|PATH] [--layer NAME]... [--strict] [--json]";
+    c.description =
+        "Sources: policy default, the common config (kv_cache_quant_config) at FILE:LINE, an override at FILE:LINE,\n"
+        "the quant_layers argument. Nothing is written.";
+    c.options = resolve_options();
+    c.options.push_back({"json", 0, false, false, "print the same as JSON", ""});
+    c.run = run_explain;
+    return c;
+}
+
+const registrar reg{make_explain()};
+
+}  // namespace
+}  // namespace kvcali_cli
