@@ -6,6 +6,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -186,6 +187,26 @@ std::vector<option_spec> resolve_options() {
         {"layer", 'l', true, true, "a layer to quantize (repeatable; instead of --quant-layers)", "NAME"},
         {"strict", 0, false, false, "treat warnings as errors", ""},
     };
+}
+
+std::string summary_of(const kvcali::resolved_config& doc) {
+    std::vector<std::pair<std::string_view, std::size_t>> per_algorithm;
+    for (const auto& l : doc.layers) {
+        const auto name = doc.algorithm_of(l).act_algo;
+        auto it = std::find_if(per_algorithm.begin(), per_algorithm.end(), [&](const auto& p) { return p.first == name; });
+        if (it == per_algorithm.end()) {
+            per_algorithm.emplace_back(name, 1);
+        } else {
+            ++it->second;
+        }
+    }
+    std::string algos;
+    for (const auto& [algo, n] : per_algorithm) {
+        if (!algos.empty()) algos += ", ";
+        algos += std::string(algo) + " " + std::to_string(n);
+    }
+    return std::to_string(doc.layers.size()) + " layer" + (doc.layers.size() == 1 ? "" : "s") + " (" + algos + "), batch_num " +
+           std::to_string(doc.batch_num) + ", activation_offset " + (doc.activation_offset ? "true" : "false");
 }
 
 int guarded(const std::function<int()>& body) {

@@ -3,6 +3,7 @@
 
 #include <kvcali/error.hpp>
 #include <kvcali/model_graph.hpp>
+#include <kvcali/resolved_config.hpp>
 #include <kvcali/simple_config.hpp>
 
 #include <functional>
@@ -92,6 +93,9 @@ std::optional<kvcali::quant_layers> quant_layers_from(const parsed_args& args);
 /// The options `--model`, `--cfg`, `--quant-layers`, `--layer`, `--strict` shared by the commands
 /// that resolve a config.
 std::vector<option_spec> resolve_options();
+
+/// One line about a resolved document: layers, algorithms, globals.
+std::string summary_of(const kvcali::resolved_config& doc);
 
 /// True when stdout is a terminal and colour is allowed.
 bool colour_stdout();

@@ -2,7 +2,6 @@
 #include <kvcali/generate.hpp>
 
 #include <cstdio>
-#include <map>
 
 #include "cli.hpp"
 
@@ -22,17 +21,7 @@ int run_generate(const parsed_args& args) {
     std::optional<std::filesystem::path> cfg;
     if (auto c = args.get("cfg")) cfg = *c;
     const kvcali::resolved_config doc = kvcali::create_quant_cali_config(*output, model, layers, cfg, opts);
-    if (!args.has("quiet")) {
-        std::map<std::string_view, std::size_t> per_algorithm;
-        for (const auto& l : doc.layers) ++per_algorithm[doc.algorithm_of(l).act_algo];
-        std::string algos;
-        for (const auto& [algo, n] : per_algorithm) {
-            if (!algos.empty()) algos += ", ";
-            algos += std::string(algo) + " " + std::to_string(n);
-        }
-        std::printf("wrote %s: %zu layer%s (%s), batch_num %u, activation_offset %s\n", output->c_str(), doc.layers.size(),
-                    doc.layers.size() == 1 ? "" : "s", algos.c_str(), doc.batch_num, doc.activation_offset ? "true" : "false");
-    }
+    if (!args.has("quiet")) std::printf("wrote %s: %s\n", output->c_str(), summary_of(doc).c_str());
     return 0;
 }
 
