@@ -1,1 +1,113 @@
-// kvcali calibrate: filled in by its issue.
+// kvcali calibrate: config.json + activations (npy files) -> the record file of scales and offsets.
+#include <kvcali/calibration/calibrator.hpp>
+#include <kvcali/calibration/npy.hpp>
+#include <kvcali/config_reader.hpp>
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+
+#include "cli.hpp"
+
+namespace kvcali_cli {
+namespace {
+
+/// A one-line progress bar on stderr, redrawn at most ten times a second.
+class progress_bar {
+public:
+    progress_bar(bool enabled, std::size_t layers) : enabled_(enabled), layers_(layers), start_(clock::now()), last_(start_) {}
+
+    void update(std::size_t done, std::uint64_t values, bool force = false) {
+        if (!enabled_) return;
+        const auto now = clock::now();
+        if (!force && now - last_ < std::chrono::milliseconds(100)) return;
+        last_ = now;
+        const double seconds = std::chrono::duration<double>(now - start_).count();
+        const double rate = seconds > 0 ? static_cast<double>(values) / seconds : 0.0;
+        constexpr std::size_t width = 30;
+        const std::size_t filled = layers_ == 0 ? width : done * width / layers_;
+        std::string bar(filled, '#');
+        bar.append(width - filled, '.');
+        std::fprintf(stderr, "\rcalibrate [%s] %zu/%zu layers, %.1f M values/s ", bar.c_str(), done, layers_, rate / 1e6);
+        std::fflush(stderr);
+    }
+    void close() {
+        if (enabled_) std::fputc('\n', stderr);
+    }
+
+private:
+    using clock = std::chrono::steady_clock;
+    bool enabled_;
+    std::size_t layers_;
+    clock::time_point start_, last_;
+};
+
+int run_calibrate(const parsed_args& args) {
+    const auto config_path = args.get("config");
+    const auto activations = args.get("activations");
+    const auto output = args.get("output");
+    if (!config_path) throw usage_error("missing --config PATH (the config.json to calibrate)");
+    if (!activations) throw usage_error("missing --activations DIR (DIR/<layer>/<k>.npy holds batch k of a layer)");
+    if (!output) throw usage_error("missing -o PATH (the record file to write)");
+
+    kvcali::reader_options opts;
+    opts.on_warning = stderr_warnings();
+    const kvcali::resolved_config config = kvcali::read_quant_cali_config(*config_path, opts);
+    kvcali::calibrator cal(config);
+    const std::filesystem::path dir = *activations;
+    if (!std::filesystem::is_directory(dir)) {
+        throw kvcali::error(kvcali::diagnostic{kvcali::severity::error, kvcali::errc::io_error,
+                                               "cannot read activations: " + dir.string() + " is not a folder", {dir.string(), 0, 0}, {}, {}});
+    }
+    progress_bar bar(::isatty(2) == 1 && !args.has("quiet"), config.layers.size());
+    std::uint64_t values = 0;
+    std::size_t done = 0;
+    bar.update(0, 0, true);
+    // Layers in the config's order, so the record lists them in that order too.
+    for (const auto& layer : config.layers) {
+        for (std::uint32_t k = 0; k < config.batch_num; ++k) {
+            const std::filesystem::path file = dir / layer.name / (std::to_string(k) + ".npy");
+            const kvcali::npy_array a = kvcali::read_npy(file);
+            try {
+                cal.observe(layer.name, a.bytes.data(), a.type, a.shape);
+            } catch (const kvcali::error& e) {
+                std::vector<kvcali::diagnostic> ds = e.diagnostics();
+                for (auto& d : ds) {
+                    if (d.where.file.empty()) d.where.file = file.string();
+                }
+                throw kvcali::error(e.code(), std::move(ds));
+            }
+            values += a.size();
+            bar.update(done, values);
+        }
+        ++done;
+        bar.update(done, values, done == config.layers.size());
+    }
+    bar.close();
+    cal.write_record(*output);
+    return 0;
+}
+
+command make_calibrate() {
+    command c;
+    c.name = "calibrate";
+    c.summary = "compute scales and offsets from activations: config.json -> record file";
+    c.usage = "kvcali calibrate --config PATH --activations DIR -o PATH [--quiet]";
+    c.description =
+        "DIR/<layer name>/<k>.npy holds batch k (k = 0 .. batch_num-1) of a layer's output: little-endian float32\n"
+        "or float16, C order, rank >= 1, the last dimension the channels. Layers are fed and written in the\n"
+        "config's order. A progress bar is shown on a terminal. On any error nothing is written.";
+    c.options.push_back({"config", 'c', true, false, "the config.json (as `kvcali generate` or AMCT wrote it)", "PATH"});
+    c.options.push_back({"activations", 'a', true, false, "the folder of activations", "DIR"});
+    c.options.push_back({"output", 'o', true, false, "the record file to write", "PATH"});
+    c.options.push_back({"quiet", 'q', false, false, "no progress bar", ""});
+    c.run = run_calibrate;
+    return c;
+}
+
+const registrar reg{make_calibrate()};
+
+}  // namespace
+}  // namespace kvcali_cli

@@ -92,6 +92,12 @@ public:
     /// One batch of float32 activations of `layer`, C order, `shape` (the last dimension is the
     /// channel; rank 0 is one value). Returns what was done with it.
     batch_outcome observe(std::string_view layer, std::span<const float> values, std::span<const std::int64_t> shape) {
+        std::size_t count = 1;
+        for (std::int64_t d : shape) count *= d > 0 ? static_cast<std::size_t>(d) : 0;
+        if (count != values.size()) {
+            fail(find(layer), "the batch has " + std::to_string(values.size()) + " values but its shape " + shape_text(shape) + " needs " +
+                                  std::to_string(count));
+        }
         return observe(layer, values.data(), dtype::float32, shape, {});
     }
 

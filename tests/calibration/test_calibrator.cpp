@@ -1,0 +1,341 @@
+// The calibrator, the record file, npy files, and the e2e cases (data/e2e) through the library and
+// through `kvcali calibrate`.
+#define BOOST_TEST_MODULE calibration_calibrator
+#include <boost/test/unit_test.hpp>
+
+#include <kvcali/calibration/calibrator.hpp>
+#include <kvcali/calibration/npy.hpp>
+#include <kvcali/calibration/record.hpp>
+#include <kvcali/config_reader.hpp>
+
+#include <cmath>
+#include <cstring>
+
+#include "../support/test_support.hpp"
+#include "cali_support.hpp"
+
+namespace {
+
+using cali_test::json;
+namespace fs = std::filesystem;
+
+/// A two-layer config: "k" (IFMR per tensor) and "v" (HFMG per channel), batch_num 2.
+kvcali::resolved_config two_layers() {
+    kvcali::resolved_config cfg;
+    cfg.algorithms = kvcali::default_policies::algorithms;
+    cfg.batch_num = 2;
+    cfg.layers.push_back(cali_test::layer_from_params("k", cali_test::parse_json(R"({"act_algo":"ifmr"})"), cfg.algorithms));
+    cfg.layers.push_back(cali_test::layer_from_params(
+        "v", cali_test::parse_json(R"({"act_algo":"hfmg","num_of_bins":1024,"quant_granularity":1})"), cfg.algorithms));
+    return cfg;
+}
+
+template <class F>
+kvcali::errc error_of(F&& f) {
+    try {
+        f();
+    } catch (const kvcali::error& e) {
+        return e.code();
+    }
+    return static_cast<kvcali::errc>(0);
+}
+
+std::vector<float> ramp(std::size_t n, float scale) {
+    std::vector<float> v(n);
+    for (std::size_t i = 0; i < n; ++i) v[i] = scale * (static_cast<float>(i % 97) - 40.0f);
+    return v;
+}
+
+fs::path e2e_root() { return kvcali_test::source_root() / "tests/calibration/data/e2e"; }
+
+std::vector<fs::path> e2e_cases() {
+    std::vector<fs::path> out;
+    for (const auto& e : fs::directory_iterator(e2e_root())) out.push_back(e.path());
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+/// Compares records by key: scales within 1e-5 relative, offsets exactly (or by one where the
+/// scale differs in its last bits).
+void compare_records(const std::vector<kvcali::layer_record>& got, const std::vector<kvcali::layer_record>& want) {
+    BOOST_REQUIRE_EQUAL(got.size(), want.size());
+    for (const auto& w : want) {
+        const auto it = std::find_if(got.begin(), got.end(), [&](const kvcali::layer_record& g) { return g.key == w.key; });
+        BOOST_REQUIRE(it != got.end());
+        BOOST_REQUIRE_EQUAL(it->factors.scale.size(), w.factors.scale.size());
+        BOOST_REQUIRE_EQUAL(it->factors.offset.size(), w.factors.offset.size());
+        for (std::size_t i = 0; i < w.factors.scale.size(); ++i) {
+            BOOST_TEST_INFO(w.key << " channel " << i << ": " << it->factors.scale[i] << " / " << it->factors.offset[i] << " vs "
+                                  << w.factors.scale[i] << " / " << w.factors.offset[i]);
+            const double gs = it->factors.scale[i], ws = w.factors.scale[i];
+            BOOST_TEST((std::fabs(gs - ws) <= 1e-5 * std::fabs(ws)));
+            const int d = std::abs(it->factors.offset[i] - w.factors.offset[i]);
+            BOOST_TEST((d == 0 || (d == 1 && gs != ws)));
+        }
+    }
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(layers_finish_in_any_order_and_interleaving) {
+    kvcali::calibrator cal(two_layers());
+    const std::int64_t shape[2] = {64, 4};
+    const auto a = ramp(256, 0.1f), b = ramp(256, 0.2f);
+    BOOST_TEST((cal.observe("v", a, shape) == kvcali::batch_outcome::accepted));
+    BOOST_TEST((cal.observe("k", a, shape) == kvcali::batch_outcome::accepted));
+    BOOST_TEST(!cal.complete());
+    BOOST_TEST((cal.pending_layers() == std::vector<std::string>{"k", "v"}));
+    BOOST_TEST((cal.observe("k", b, shape) == kvcali::batch_outcome::finished));
+    BOOST_TEST((cal.observe("k", b, shape) == kvcali::batch_outcome::ignored));  // past batch_num
+    BOOST_TEST(cal.ignored_batches("k") == 1u);
+    BOOST_TEST(cal.done("k"));
+    BOOST_TEST(!cal.done("v"));
+    // Writing now is incomplete_calibration naming "v".
+    kvcali_test::temp_dir dir;
+    try {
+        cal.write_record(dir / "record.txt");
+        BOOST_FAIL("expected incomplete_calibration");
+    } catch (const kvcali::error& e) {
+        BOOST_TEST((e.code() == kvcali::errc::incomplete_calibration));
+        BOOST_REQUIRE_EQUAL(e.diagnostics().size(), 1u);
+        BOOST_TEST(e.diagnostics()[0].layer == "v");
+    }
+    BOOST_TEST(dir.entries().empty());
+    BOOST_TEST((cal.observe("v", b, shape) == kvcali::batch_outcome::finished));
+    BOOST_TEST((cal.finished_layers() == std::vector<std::string>{"k", "v"}));
+    cal.write_record(dir / "record.txt");
+    const auto records = kvcali::parse_record(kvcali_test::slurp(dir / "record.txt"));
+    BOOST_REQUIRE_EQUAL(records.size(), 2u);
+    BOOST_TEST(records[0].key == "k");
+    BOOST_TEST(records[0].factors.scale.size() == 1u);
+    BOOST_TEST(records[1].key == "v");
+    BOOST_TEST(records[1].factors.scale.size() == 4u);  // per channel
+    BOOST_TEST(records[1].factors.offset.size() == 4u);
+    BOOST_TEST((records == cal.records()));
+}
+
+BOOST_AUTO_TEST_CASE(invalid_data_and_unknown_layers) {
+    const std::int64_t shape[2] = {2, 2};
+    {
+        kvcali::calibrator cal(two_layers());
+        std::vector<float> v{1.0f, 2.0f, NAN, 3.0f};
+        BOOST_TEST((error_of([&] { cal.observe("k", v, shape); }) == kvcali::errc::invalid_data));
+        v[2] = INFINITY;
+        BOOST_TEST((error_of([&] { cal.observe("k", v, shape); }) == kvcali::errc::invalid_data));
+        BOOST_TEST(cal.batches("k") == 0u);  // rejected batches do not count
+        BOOST_TEST((error_of([&] { cal.observe("q_proj", v, shape); }) == kvcali::errc::unknown_layer));
+        BOOST_TEST((error_of([&] { (void)cal.done("nope"); }) == kvcali::errc::unknown_layer));
+        v[2] = 0.5f;
+        BOOST_TEST((error_of([&] { cal.observe("k", v.data(), static_cast<kvcali::dtype>(9), shape); }) == kvcali::errc::invalid_data));
+        const std::int64_t wrong[2] = {3, 2};
+        BOOST_TEST((error_of([&] { cal.observe("k", std::span<const float>(v), wrong); }) == kvcali::errc::invalid_data));
+        const std::int64_t negative[2] = {-1, 2};
+        BOOST_TEST((error_of([&] { cal.observe("k", v.data(), kvcali::dtype::float32, negative); }) == kvcali::errc::invalid_data));
+    }
+    {
+        // A per-channel layer whose channel count changes between batches.
+        kvcali::calibrator cal(two_layers());
+        const std::vector<float> v{1.0f, 2.0f, 3.0f, 4.0f};
+        cal.observe("v", v, shape);
+        const std::int64_t other[2] = {1, 4};
+        try {
+            cal.observe("v", v, other);
+            BOOST_FAIL("expected invalid_data");
+        } catch (const kvcali::error& e) {
+            BOOST_TEST((e.code() == kvcali::errc::invalid_data));
+            BOOST_TEST(e.diagnostics()[0].layer == "v");
+            BOOST_TEST(e.diagnostics()[0].message.find("channels") != std::string::npos);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(float16_bfloat16_and_strides_give_the_same_result) {
+    // Values exactly representable in float16 and bfloat16: the results must be identical.
+    std::vector<float> v(512);
+    for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(static_cast<int>(i % 61) - 23) * 0.125f;
+    std::vector<std::uint16_t> half, bf;
+    for (float x : v) {
+        half.push_back(kvcali::float_to_half(x));
+        bf.push_back(static_cast<std::uint16_t>(std::bit_cast<std::uint32_t>(x) >> 16));
+        BOOST_REQUIRE(kvcali::half_to_float(half.back()) == x);
+    }
+    // A transposed view: shape [8, 64] over storage [64, 8].
+    std::vector<float> transposed(512);
+    for (std::size_t r = 0; r < 8; ++r) {
+        for (std::size_t c = 0; c < 64; ++c) transposed[c * 8 + r] = v[r * 64 + c];
+    }
+    const std::int64_t shape[2] = {8, 64};
+    const std::int64_t strides[2] = {1, 8};
+    std::vector<kvcali::quant_factors> results;
+    for (int variant = 0; variant < 4; ++variant) {
+        kvcali::resolved_config cfg = two_layers();
+        cfg.batch_num = 1;
+        kvcali::calibrator cal(cfg);
+        for (const char* layer : {"k", "v"}) {
+            switch (variant) {
+                case 0: cal.observe(layer, v, shape); break;
+                case 1: cal.observe(layer, half.data(), kvcali::dtype::float16, shape); break;
+                case 2: cal.observe(layer, bf.data(), kvcali::dtype::bfloat16, shape); break;
+                case 3: cal.observe(layer, transposed.data(), kvcali::dtype::float32, shape, strides); break;
+            }
+        }
+        results.push_back(*cal.result("k"));
+        results.push_back(*cal.result("v"));
+    }
+    for (std::size_t i = 2; i < results.size(); ++i) BOOST_TEST((results[i] == results[i % 2]));
+    BOOST_TEST(results[1].scale.size() == 64u);
+}
+
+BOOST_AUTO_TEST_CASE(record_text_layout) {
+    const std::vector<kvcali::layer_record> r{{"model.layers.0.self_attn.k_proj", {{0.03873975f}, {37}}},
+                                              {"a\"b\\c", {{1.0f, 1e-05f}, {-128, 0}}}};
+    const std::string text = kvcali::format_record(r);
+    BOOST_TEST(text ==
+               "record {\n  key: \"model.layers.0.self_attn.k_proj\"\n  kv_cache_value {\n    scale: 0.03873975\n    offset: 37\n  }\n}\n"
+               "record {\n  key: \"a\\\"b\\\\c\"\n  kv_cache_value {\n    scale: 1.0\n    scale: 1e-05\n    offset: -128\n    offset: 0\n  }\n}\n");
+    BOOST_TEST((kvcali::parse_record(text) == r));
+    try {
+        kvcali::parse_record("record {\n  key: \"x\"\n  kv_cache_value {\n    scale: zz\n", "r.txt");
+        BOOST_FAIL("expected parse_error");
+    } catch (const kvcali::error& e) {
+        BOOST_TEST((e.code() == kvcali::errc::parse_error));
+        BOOST_TEST(e.diagnostics()[0].where.line == 4u);
+        BOOST_TEST(e.diagnostics()[0].where.column == 12u);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(npy_reading_checks_every_header_field) {
+    const std::vector<float> v{1.0f, -2.5f, 3.25f, 0.0f, 5.0f, 6.0f};
+    std::vector<unsigned char> raw(v.size() * 4);
+    std::memcpy(raw.data(), v.data(), raw.size());
+    const std::int64_t shape[2] = {3, 2};
+    const std::string good = kvcali::format_npy(kvcali::dtype::float32, shape, raw);
+    const auto a = kvcali::parse_npy(good);
+    BOOST_TEST((a.shape == std::vector<std::int64_t>{3, 2}));
+    BOOST_TEST((a.type == kvcali::dtype::float32));
+    BOOST_TEST(std::memcmp(a.bytes.data(), raw.data(), raw.size()) == 0);
+    // float16, version 3.0 header with a 4-byte length, keys in another order.
+    std::string dict = "{'shape': (2,), 'fortran_order': False, 'descr': '<f2'}";
+    dict.append(64 - (12 + dict.size() + 1) % 64, ' ');
+    dict += '\n';
+    std::string v3("\x93NUMPY\x03\x00", 8);
+    const auto len = static_cast<std::uint32_t>(dict.size());
+    for (int k = 0; k < 4; ++k) v3 += static_cast<char>((len >> (8 * k)) & 0xFF);
+    v3 += dict;
+    const std::uint16_t h[2] = {kvcali::float_to_half(1.5f), kvcali::float_to_half(-2.0f)};
+    v3.append(reinterpret_cast<const char*>(h), 4);
+    const auto b = kvcali::parse_npy(v3);
+    BOOST_TEST((b.type == kvcali::dtype::float16));
+    BOOST_TEST(b.size() == 2u);
+
+    auto code_of = [](const std::string& bytes) { return error_of([&] { kvcali::parse_npy(bytes, "x.npy"); }); };
+    auto with = [&](const std::string& from, const std::string& to) {
+        std::string s = good;
+        const auto at = s.find(from);
+        BOOST_REQUIRE(at != std::string::npos);
+        s.replace(at, from.size(), to);
+        return s;
+    };
+    BOOST_TEST((code_of(good.substr(0, good.size() - 4)) == kvcali::errc::invalid_data));  // data too short
+    BOOST_TEST((code_of(with("<f4", "<f8")) == kvcali::errc::invalid_data));
+    BOOST_TEST((code_of(with("<f4", ">f4")) == kvcali::errc::invalid_data));
+    BOOST_TEST((code_of(with("False", "True ")) == kvcali::errc::invalid_data));
+    BOOST_TEST((code_of(with("'shape'", "'shapf'")) == kvcali::errc::invalid_data));
+    BOOST_TEST((code_of(with("(3, 2)", "(3, 2")) == kvcali::errc::invalid_data));
+    BOOST_TEST((code_of(with("NUMPY", "NUMPZ")) == kvcali::errc::invalid_data));
+    BOOST_TEST((code_of(with(std::string("\x01\x00", 2), std::string("\x04\x00", 2))) == kvcali::errc::invalid_data));
+    BOOST_TEST((code_of(with("(3, 2)", "()    ")) == kvcali::errc::invalid_data));  // rank 0
+    kvcali_test::temp_dir dir;
+    BOOST_TEST((error_of([&] { kvcali::read_npy(dir / "missing.npy"); }) == kvcali::errc::io_error));
+}
+
+BOOST_AUTO_TEST_CASE(e2e_cases_through_the_library) {
+    std::size_t cases = 0, layers = 0;
+    for (const auto& dir : e2e_cases()) {
+        BOOST_TEST_CONTEXT(dir.filename().string()) {
+            const kvcali::resolved_config cfg = kvcali::read_quant_cali_config(dir / "expected_config.json");
+            const json data = cali_test::parse_json(kvcali_test::slurp(dir / "data.json"));
+            kvcali::calibrator cal(cfg);
+            // data.json's order: all batches of one layer, then the next (the reference's order).
+            for (const auto& [name, d] : data.members) {
+                const auto batches = cali_test::generate_batches(d, cfg.batch_num);
+                const std::int64_t shape[2] = {static_cast<std::int64_t>(d["shape"].items[0].number),
+                                               static_cast<std::int64_t>(d["shape"].items[1].number)};
+                for (const auto& b : batches) cal.observe(name, b, shape);
+                ++layers;
+            }
+            const auto want = kvcali::parse_record(kvcali_test::slurp(dir / "expected_record.txt"));
+            const auto got = cal.records();
+            compare_records(got, want);
+            // The library writes layers in the order they finished: the reference's order.
+            for (std::size_t i = 0; i < want.size() && i < got.size(); ++i) BOOST_TEST(got[i].key == want[i].key);
+            ++cases;
+        }
+    }
+    BOOST_TEST(cases == 24u);
+    BOOST_TEST_MESSAGE("e2e cases through the library: " << cases << " (" << layers << " layers)");
+}
+
+BOOST_AUTO_TEST_CASE(e2e_cases_through_the_cli) {
+    std::size_t cases = 0;
+    for (const auto& dir : e2e_cases()) {
+        BOOST_TEST_CONTEXT(dir.filename().string()) {
+            kvcali_test::temp_dir tmp;
+            const json cfg = cali_test::parse_json(kvcali_test::slurp(dir / "expected_config.json"));
+            const auto batch_num = static_cast<std::uint32_t>(cfg["batch_num"].number);
+            const json data = cali_test::parse_json(kvcali_test::slurp(dir / "data.json"));
+            for (const auto& [name, d] : data.members) {
+                fs::create_directories(tmp / "act" / name);
+                const std::int64_t shape[2] = {static_cast<std::int64_t>(d["shape"].items[0].number),
+                                               static_cast<std::int64_t>(d["shape"].items[1].number)};
+                const auto batches = cali_test::generate_batches(d, batch_num);
+                for (std::size_t k = 0; k < batches.size(); ++k) {
+                    std::vector<unsigned char> raw(batches[k].size() * 4);
+                    std::memcpy(raw.data(), batches[k].data(), raw.size());
+                    kvcali_test::spit(tmp.path() / "act" / name / (std::to_string(k) + ".npy"),
+                                      kvcali::format_npy(kvcali::dtype::float32, shape, raw));
+                }
+            }
+            const auto r = kvcali_test::run_cli({"calibrate", "--config", (dir / "expected_config.json").string(), "--activations",
+                                                 (tmp / "act").string(), "-o", (tmp / "record.txt").string()});
+            BOOST_TEST_INFO(r.err);
+            BOOST_REQUIRE_EQUAL(r.status, 0);
+            BOOST_TEST(r.out.empty());  // silent when not on a terminal
+            BOOST_TEST(r.err.empty());
+            const auto got = kvcali::parse_record(kvcali_test::slurp(tmp / "record.txt"));
+            compare_records(got, kvcali::parse_record(kvcali_test::slurp(dir / "expected_record.txt")));
+            // The CLI feeds and writes layers in the config's order.
+            const kvcali::resolved_config resolved = kvcali::read_quant_cali_config(dir / "expected_config.json");
+            BOOST_REQUIRE_EQUAL(got.size(), resolved.layers.size());
+            for (std::size_t i = 0; i < got.size(); ++i) BOOST_TEST(got[i].key == resolved.layers[i].name);
+            ++cases;
+        }
+    }
+    BOOST_TEST(cases == 24u);
+}
+
+BOOST_AUTO_TEST_CASE(cli_errors_name_the_file) {
+    const fs::path cfg = e2e_root() / "e5_000" / "expected_config.json";
+    kvcali_test::temp_dir tmp;
+    fs::create_directories(tmp / "act");
+    auto r = kvcali_test::run_cli({"calibrate", "--config", cfg.string(), "--activations", (tmp / "act").string(), "-o",
+                                   (tmp / "record.txt").string()});
+    BOOST_TEST(r.status == 1);
+    BOOST_TEST(r.err.find("[io_error]") != std::string::npos);
+    BOOST_TEST(r.err.find("0.npy") != std::string::npos);
+    BOOST_TEST(!fs::exists(tmp / "record.txt"));
+    // A float64 file: invalid_data naming the file.
+    const std::string layer = "model.layers.0.self_attn.k_proj";
+    fs::create_directories(tmp / "act" / layer);
+    const std::int64_t shape[1] = {2};
+    std::string npy = kvcali::format_npy(kvcali::dtype::float32, shape, std::vector<unsigned char>(8, 0));
+    npy.replace(npy.find("<f4"), 3, "<f8");
+    kvcali_test::spit(tmp.path() / "act" / layer / "0.npy", npy);
+    r = kvcali_test::run_cli({"calibrate", "--config", cfg.string(), "--activations", (tmp / "act").string(), "-o",
+                              (tmp / "record.txt").string()});
+    BOOST_TEST(r.status == 1);
+    BOOST_TEST(r.err.find("[invalid_data]") != std::string::npos);
+    BOOST_TEST(r.err.find("0.npy") != std::string::npos);
+    r = kvcali_test::run_cli({"calibrate", "--config", cfg.string()});
+    BOOST_TEST(r.status == 2);  // usage error
+}
