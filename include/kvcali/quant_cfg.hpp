@@ -34,8 +34,10 @@ inline simple_config parse_simple_config(std::string_view text, const std::strin
                                          diagnostics& diags, const simple_config_limits& limits) {
     simple_config cfg;
     cfg.file = file;
-    const std::optional<detail::cfg_document> doc = detail::read_text_format(text, file, diags, limits);
-    if (doc) detail::document_binder(file, false, algorithms, diags, limits).bind(*doc, cfg);
+    detail::cfg_document doc;
+    if (detail::read_text_format(text, file, diags, doc, limits)) {
+        detail::document_binder(file, false, algorithms, diags, limits).bind(doc, cfg);
+    }
     return cfg;
 }
 
@@ -56,8 +58,10 @@ inline simple_config parse_simple_config_json(std::string_view text, const std::
                                               diagnostics& diags, const simple_config_limits& limits = {}) {
     simple_config cfg;
     cfg.file = file;
-    const std::optional<detail::cfg_document> doc = detail::read_json_document(text, file, diags, limits);
-    if (doc) detail::document_binder(file, true, algorithms, diags, limits).bind(*doc, cfg);
+    detail::cfg_document doc;
+    if (detail::read_json_document(text, file, diags, doc, limits)) {
+        detail::document_binder(file, true, algorithms, diags, limits).bind(doc, cfg);
+    }
     return cfg;
 }
 

@@ -13,6 +13,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
+#include <deque>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -53,8 +55,20 @@ struct cfg_node {
     std::string text;                                ///< scalars: the token text or decoded string
 };
 
+/// Orders field names by length, then bytes: the same equivalence as std::less, cheaper for the
+/// many equal keys of a long repeated field (the name index of a ptree compares on every insert).
+struct cfg_key_less {
+    bool operator()(const std::string& a, const std::string& b) const noexcept {
+        if (a.size() != b.size()) return a.size() < b.size();
+        for (std::size_t i = 0; i < a.size(); ++i) {
+            if (a[i] != b[i]) return static_cast<unsigned char>(a[i]) < static_cast<unsigned char>(b[i]);
+        }
+        return false;
+    }
+};
+
 /// A parsed config file: the root message. Keys are field names; list elements have key "".
-using cfg_document = boost::property_tree::basic_ptree<std::string, cfg_node>;
+using cfg_document = boost::property_tree::basic_ptree<std::string, cfg_node, cfg_key_less>;
 
 inline bool is_scalar(cfg_kind k) noexcept { return k != cfg_kind::message && k != cfg_kind::list; }
 
@@ -98,6 +112,14 @@ inline std::size_t first_invalid_utf8(std::string_view s) noexcept {
     const auto* p = reinterpret_cast<const unsigned char*>(s.data());
     std::size_t i = 0;
     while (i < s.size()) {
+        // ASCII runs eight bytes at a time.
+        while (i + 8 <= s.size()) {
+            std::uint64_t word;
+            std::memcpy(&word, p + i, 8);
+            if (word & 0x8080808080808080ull) break;
+            i += 8;
+        }
+        if (i >= s.size()) break;
         if (p[i] < 0x80) {
             ++i;
             continue;
@@ -142,23 +164,22 @@ public:
     text_format_reader(std::string_view text, const std::string& file, diagnostics& diags, const simple_config_limits& limits)
         : text_(text), file_(file), diags_(diags), limits_(limits) {}
 
-    /// The document, or empty when the text has a syntax error (already reported).
-    std::optional<cfg_document> read() {
+    /// Fills `root`; false when the text has a syntax error (already reported).
+    /// (A ptree has no move constructor: the caller owns the tree so that it is never copied.)
+    bool read(cfg_document& root) {
         if (text_.size() > limits_.max_bytes) {
             report_at(0, 0, "the file is " + std::to_string(text_.size()) + " bytes, larger than the limit of " +
                                 std::to_string(limits_.max_bytes) + " bytes");
-            return std::nullopt;
+            return false;
         }
-        if (!check_encoding()) return std::nullopt;
-        cfg_document root;
+        if (!check_encoding()) return false;
         try {
             advance();
-            read_fields(root, 0, token{}, 1);
+            read_fields(root, 0, token{}, 0);  // the root message is depth 0
         } catch (const syntax_stop&) {
-            return std::nullopt;
+            return false;
         }
-        if (string_errors_) return std::nullopt;
-        return root;
+        return string_errors_ == 0;
     }
 
 private:
@@ -414,6 +435,19 @@ private:
         if (++nodes_ > limits_.max_nodes) {
             fail(cur_, "the file has more than " + std::to_string(limits_.max_nodes) + " fields and values (the limit)");
         }
+        // ptree inserts by copy: copy a prepared (key, empty tree) pair instead of building and
+        // dropping a temporary one per node (a field name repeats thousands of times).
+        if (last_prepared_ != nullptr && last_prepared_->first == key) return parent.push_back(*last_prepared_)->second;
+        for (const auto& prepared : prepared_) {
+            if (prepared.first == key) {
+                last_prepared_ = &prepared;
+                return parent.push_back(prepared)->second;
+            }
+        }
+        if (prepared_.size() < 32) {
+            last_prepared_ = &prepared_.emplace_back(std::string(key), cfg_document());
+            return parent.push_back(prepared_.back())->second;
+        }
         return add_child(parent, key);
     }
 
@@ -548,12 +582,14 @@ private:
     token cur_;
     std::size_t nodes_ = 0;
     std::size_t string_errors_ = 0;
+    std::deque<cfg_document::value_type> prepared_;
+    const cfg_document::value_type* last_prepared_ = nullptr;
 };
 
-/// Reads text format into a document; empty on a syntax error (reported to `diags`).
-inline std::optional<cfg_document> read_text_format(std::string_view text, const std::string& file, diagnostics& diags,
-                                                    const simple_config_limits& limits = {}) {
-    return text_format_reader(text, file, diags, limits).read();
+/// Reads text format into `root`; false on a syntax error (reported to `diags`).
+inline bool read_text_format(std::string_view text, const std::string& file, diagnostics& diags, cfg_document& root,
+                             const simple_config_limits& limits = {}) {
+    return text_format_reader(text, file, diags, limits).read(root);
 }
 
 }  // namespace detail

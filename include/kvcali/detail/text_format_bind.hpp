@@ -179,7 +179,8 @@ public:
                     const simple_config_limits& limits)
         : file_(file), json_(json), algorithms_(algorithms), diags_(diags), limits_(limits) {}
 
-    void bind(const cfg_document& root, simple_config& out) {
+    /// Binds `root` into `out`. String values are moved out of `root`.
+    void bind(cfg_document& root, simple_config& out) {
         static constexpr std::string_view fields[] = {"batch_num", "activation_offset", "kv_cache_quant_config",
                                                       "override_layers_configs"};
         const context here{"$", "AMCTQuantCaliConfig (the top level)", fields};
@@ -189,7 +190,7 @@ public:
             if (key == "batch_num") {
                 for_each_scalar(f, false, [&](const cfg_document& v, const std::string&) {
                     if (auto x = uint32_value(f, v)) {
-                        if (out.batch_num) duplicate_scalar(f, v);
+                        if (out.batch_num) duplicate_scalar(f, v, v.data().text);
                         out.batch_num = *x;
                         out.batch_num_where = value_location(v.data());
                     }
@@ -197,7 +198,7 @@ public:
             } else if (key == "activation_offset") {
                 for_each_scalar(f, false, [&](const cfg_document& v, const std::string&) {
                     if (auto x = bool_value(f, v)) {
-                        if (out.activation_offset) duplicate_scalar(f, v);
+                        if (out.activation_offset) duplicate_scalar(f, v, v.data().text);
                         out.activation_offset = *x;
                         out.activation_offset_where = value_location(v.data());
                     }
@@ -322,9 +323,9 @@ private:
         error_at_name(f, std::move(message));
     }
 
-    void duplicate_scalar(const field_ref& f, const cfg_document& v) {
+    void duplicate_scalar(const field_ref& f, const cfg_document& v, std::string_view shown) {
         report(severity::warning, value_location(v.data()), element_path(f, v),
-               f.key + " is given more than once in " + f.in.name + "; the last value (" + clip(v.data().text) + ") is kept");
+               f.key + " is given more than once in " + f.in.name + "; the last value (" + clip(shown) + ") is kept");
     }
     void duplicate_message(const field_ref& f) {
         report(severity::warning, name_location(f.node.data()), member_path(f.in.path, f.key),
@@ -479,9 +480,11 @@ private:
         return std::nullopt;
     }
 
+    /// The string of a string node, moved out of the document (bind() owns it; a string value is
+    /// read once), or empty after reporting a type error.
     std::optional<std::string> string_value(const field_ref& f, const cfg_document& v) {
         const cfg_node& n = v.data();
-        if (n.kind == cfg_kind::string || n.kind == cfg_kind::json_string) return n.text;
+        if (n.kind == cfg_kind::string || n.kind == cfg_kind::json_string) return std::move(const_cast<cfg_node&>(n).text);
         error_at_value(f, v, f.key + " expects a string (a layer name in quotes), found " + found(v));
         return std::nullopt;
     }
@@ -542,7 +545,7 @@ private:
             if (key == "layer_name") {
                 for_each_scalar(f, false, [&](const cfg_document& v, const std::string&) {
                     if (auto s = string_value(f, v)) {
-                        if (o.layer_name) duplicate_scalar(f, v);
+                        if (o.layer_name) duplicate_scalar(f, v, *s);
                         o.layer_name = located_string{std::move(*s), value_location(v.data())};
                     }
                 });
@@ -638,7 +641,7 @@ private:
             const auto i = static_cast<std::size_t>(index);
             for_each_scalar(f, false, [&](const cfg_document& v, const std::string&) {
                 if (auto value = param_of(f, v, algo.params[i])) {
-                    if (cfg.values[i]) duplicate_scalar(f, v);
+                    if (cfg.values[i]) duplicate_scalar(f, v, v.data().text);
                     cfg.values[i] = *value;
                     cfg.value_locations[i] = value_location(v.data());
                 }

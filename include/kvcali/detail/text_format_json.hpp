@@ -155,10 +155,10 @@ inline std::pair<std::uint32_t, std::uint32_t> line_column_of(std::string_view t
     return {line, static_cast<std::uint32_t>(offset - line_start + 1)};
 }
 
-/// Reads the JSON form into a document; empty when it is not valid JSON, nests deeper than the
+/// Reads the JSON form into `root`; false when it is not valid JSON, nests deeper than the
 /// limit or is not an object (reported to `diags` with line:column).
-inline std::optional<cfg_document> read_json_document(std::string_view text, const std::string& file, diagnostics& diags,
-                                                      const simple_config_limits& limits = {}) {
+inline bool read_json_document(std::string_view text, const std::string& file, diagnostics& diags, cfg_document& root,
+                               const simple_config_limits& limits = {}) {
     auto report = [&](std::size_t offset, std::string message) {
         const auto [line, column] = line_column_of(text, offset);
         diags.add({severity::error, errc::parse_error, std::move(message), {file, line, column}, {}, "$"});
@@ -168,7 +168,7 @@ inline std::optional<cfg_document> read_json_document(std::string_view text, con
                    "the file is " + std::to_string(text.size()) + " bytes, larger than the limit of " +
                        std::to_string(limits.max_bytes) + " bytes",
                    {file, 0, 0}, {}, {}});
-        return std::nullopt;
+        return false;
     }
     boost::json::parse_options options;
     // The document's root is depth 1 for Boost.JSON; the text format counts nesting below the root.
@@ -188,9 +188,10 @@ inline std::optional<cfg_document> read_json_document(std::string_view text, con
         } else {
             report(used, "not valid JSON: " + ec.message());
         }
-        return std::nullopt;
+        return false;
     }
-    return std::move(builder.root);
+    root.swap(builder.root);
+    return true;
 }
 
 }  // namespace kvcali::detail
