@@ -7,6 +7,7 @@
 
 #include <kvcali/generate.hpp>
 
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -276,4 +277,40 @@ BOOST_AUTO_TEST_CASE(cli_prints_the_subgraph_warning) {
     const auto r = run_cli({"generate", "--model", fixture("subgraph.onnx").string(), "--layer", "main_matmul", "-o", (dir / "c.json").string()});
     BOOST_TEST(r.status == 0, r.err);
     BOOST_TEST(contains(r.err, "warning: node \"branch\" (If)"), r.err);
+}
+
+BOOST_AUTO_TEST_CASE(cli_explain_shows_the_node_a_module_path_took) {
+    const auto r = run_cli({"explain", "--model", fixture("attention.onnx").string(), "--layer", "layers.0.self_attn.k_proj"});
+    BOOST_TEST(r.status == 0, r.err);
+    // One line names both: the node taken and the path written.
+    std::size_t found = 0;
+    std::istringstream lines(r.out);
+    for (std::string line; std::getline(lines, line);) {
+        if (contains(line, "/layers.0/self_attn/k_proj/MatMul") && contains(line, "\"layers.0.self_attn.k_proj\"")) ++found;
+    }
+    BOOST_TEST(found == 1u, r.out);
+}
+
+BOOST_AUTO_TEST_CASE(cli_check_and_layers_read_onnx) {
+    const std::string attention = fixture("attention.onnx").string();
+    const auto ok = run_cli({"check", "--model", attention, "--layer", "layers.1.self_attn.o_proj"});
+    BOOST_TEST(ok.status == 0, ok.err);
+    const auto ambiguous = run_cli({"check", "--model", attention, "--layer", "layers.0.self_attn"});
+    BOOST_TEST(ambiguous.status == 1);
+    BOOST_TEST(contains(ambiguous.err, "[unknown_layer]"), ambiguous.err);
+    const auto missing = run_cli({"check", "--model", "/nonexistent/model.onnx", "--layer", "x"});
+    BOOST_TEST(missing.status == 1);
+    BOOST_TEST(contains(missing.err, "[io_error]"), missing.err);
+
+    const auto listed = run_cli({"layers", "--model", fixture("paths.onnx").string(), "--eligible", "--json"});
+    BOOST_TEST(listed.status == 0, listed.err);
+    for (const char* name : {"/layers.0/attn/k_proj/MatMul", "/layers.0/attn/v_proj/Gemm", "/layers.0/attn/MatMul",
+                             "/layers.0/attn/MatMul_1", "/layers.0/mlp/MatMul", "/top/Gemm_x"}) {
+        BOOST_TEST(contains(listed.out, "\"" + std::string(name) + "\""), name << " in " << listed.out);
+    }
+    BOOST_TEST(!contains(listed.out, "Softmax"), listed.out);
+    const auto unnamed = run_cli({"layers", "--model", fixture("unnamed.onnx").string()});
+    BOOST_TEST(unnamed.status == 0, unnamed.err);
+    BOOST_TEST(contains(unnamed.out, "MatMul_3_1"), unnamed.out);
+    BOOST_TEST(contains(unnamed.out, "Relu_5_2"), unnamed.out);
 }
