@@ -159,34 +159,20 @@ inline std::uint32_t float_key(float x) noexcept {
 }
 inline float key_float(std::uint32_t k) noexcept { return std::bit_cast<float>((k & 0x80000000u) ? (k & 0x7FFFFFFFu) : ~k); }
 
-/// A sorted sample with per-block statistics, so that the sum of `(x - v)^2` over any run of it
-/// costs O(block size) instead of O(run length).
+/// A sorted sample with a hierarchy of block statistics (count, mean, centred second moment; blocks
+/// of 16, 256, 4096, ... values), so that the sum of `(x - v)^2` over any run costs O(log run)
+/// with no cancellation: a block contributes `m2 + count * (mean - v)^2`.
 class ifmr_sorted_sample {
 public:
-    static constexpr std::size_t block = 64;
-    static constexpr std::size_t super = block * block;
+    static constexpr std::size_t fan = 16;
 
-    explicit ifmr_sorted_sample(std::vector<float> sorted) : x_(std::move(sorted)) {
-        const std::size_t n = x_.size();
-        blocks_.resize((n + block - 1) / block);
-        for (std::size_t b = 0; b < blocks_.size(); ++b) {
-            const std::size_t lo = b * block, hi = std::min(n, lo + block);
-            double sum = 0.0;
-            for (std::size_t i = lo; i < hi; ++i) sum += x_[i];
-            const double mean = sum / static_cast<double>(hi - lo);
-            double m2 = 0.0;
-            for (std::size_t i = lo; i < hi; ++i) {
-                const double d = x_[i] - mean;
-                m2 += d * d;
-            }
-            blocks_[b] = {static_cast<double>(hi - lo), mean, m2};
-        }
-        supers_.resize((blocks_.size() + block - 1) / block);
-        for (std::size_t s = 0; s < supers_.size(); ++s) {
-            stat acc{};
-            for (std::size_t b = s * block; b < std::min(blocks_.size(), (s + 1) * block); ++b) acc = merge(acc, blocks_[b]);
-            supers_[s] = acc;
-        }
+    /// From sorted values.
+    explicit ifmr_sorted_sample(std::vector<float> sorted) : x_(std::move(sorted)) { build(); }
+
+    /// From sorted keys (see `float_key`), decoded on the way.
+    explicit ifmr_sorted_sample(const std::vector<std::uint32_t>& sorted_keys) : x_(sorted_keys.size()) {
+        for (std::size_t i = 0; i < x_.size(); ++i) x_[i] = key_float(sorted_keys[i]);
+        build();
     }
 
     std::span<const float> values() const noexcept { return x_; }
@@ -195,37 +181,33 @@ public:
     /// The sum of `(x - v)^2` over the values at positions [first, last).
     double squared_error(std::size_t first, std::size_t last, double v) const {
         double total = 0.0;
-        auto direct = [&](std::size_t a, std::size_t b) {
-            for (std::size_t i = a; i < b; ++i) {
-                const double d = static_cast<double>(x_[i]) - v;
-                total += d * d;
+        std::size_t level = 0;  // 0: the values; k: levels_[k - 1]
+        while (true) {
+            auto add = [&](std::size_t a, std::size_t b) {
+                if (level == 0) {
+                    for (std::size_t i = a; i < b; ++i) {
+                        const double d = static_cast<double>(x_[i]) - v;
+                        total += d * d;
+                    }
+                } else {
+                    const auto& stats = levels_[level - 1];
+                    for (std::size_t i = a; i < b; ++i) {
+                        const double d = stats[i].mean - v;
+                        total += stats[i].m2 + stats[i].count * d * d;
+                    }
+                }
+            };
+            const std::size_t a2 = (first + fan - 1) / fan * fan, b2 = last / fan * fan;
+            if (level == levels_.size() || a2 >= b2) {
+                add(first, last);
+                return total;
             }
-        };
-        auto stats = [&](const std::vector<stat>& level, std::size_t a, std::size_t b) {
-            for (std::size_t i = a; i < b; ++i) {
-                const double d = level[i].mean - v;
-                total += level[i].m2 + level[i].count * d * d;
-            }
-        };
-        const std::size_t a1 = round_up(first, block);
-        if (a1 >= last) {
-            direct(first, last);
-            return total;
+            add(first, a2);
+            add(b2, last);
+            first = a2 / fan;
+            last = b2 / fan;
+            ++level;
         }
-        const std::size_t b1 = last / block * block;
-        direct(first, a1);
-        direct(std::max(b1, a1), last);
-        const std::size_t ab = a1 / block, bb = std::max(b1, a1) / block;  // whole blocks [ab, bb)
-        const std::size_t as = round_up(ab, block);
-        if (as >= bb) {
-            stats(blocks_, ab, bb);
-            return total;
-        }
-        const std::size_t bs = bb / block * block;
-        stats(blocks_, ab, as);
-        stats(blocks_, std::max(bs, as), bb);
-        stats(supers_, as / block, std::max(bs, as) / block);
-        return total;
     }
 
 private:
@@ -240,11 +222,37 @@ private:
         const double delta = b.mean - a.mean;
         return {n, a.mean + delta * b.count / n, a.m2 + b.m2 + delta * delta * a.count * b.count / n};
     }
-    static std::size_t round_up(std::size_t i, std::size_t to) { return (i + to - 1) / to * to; }
+
+    void build() {
+        const std::size_t n = x_.size();
+        std::vector<stat> level((n + fan - 1) / fan);
+        for (std::size_t b = 0; b < level.size(); ++b) {
+            const std::size_t lo = b * fan, hi = std::min(n, lo + fan);
+            double sum = 0.0;
+            for (std::size_t i = lo; i < hi; ++i) sum += x_[i];
+            const double mean = sum / static_cast<double>(hi - lo);
+            double m2 = 0.0;
+            for (std::size_t i = lo; i < hi; ++i) {
+                const double d = x_[i] - mean;
+                m2 += d * d;
+            }
+            level[b] = {static_cast<double>(hi - lo), mean, m2};
+        }
+        while (level.size() >= fan) {
+            std::vector<stat> up((level.size() + fan - 1) / fan);
+            for (std::size_t u = 0; u < up.size(); ++u) {
+                stat acc{};
+                for (std::size_t b = u * fan; b < std::min(level.size(), (u + 1) * fan); ++b) acc = merge(acc, level[b]);
+                up[u] = acc;
+            }
+            levels_.push_back(std::move(level));
+            level = std::move(up);
+        }
+        levels_.push_back(std::move(level));
+    }
 
     std::vector<float> x_;
-    std::vector<stat> blocks_;
-    std::vector<stat> supers_;
+    std::vector<std::vector<stat>> levels_;
 };
 
 /// The sum of squared errors of one candidate over a sorted sample, cell by cell.
@@ -301,10 +309,7 @@ inline scale_offset ifmr_choose(const ifmr_sorted_sample& sample, const ifmr_opt
 /// Sorts keys (from `float_key`) and returns the sample ready for the search.
 inline ifmr_sorted_sample ifmr_prepare(std::vector<std::uint32_t> keys) {
     sort_float_keys(keys);
-    std::vector<float> sorted(keys.size());
-    for (std::size_t i = 0; i < keys.size(); ++i) sorted[i] = key_float(keys[i]);
-    keys = {};
-    return ifmr_sorted_sample(std::move(sorted));
+    return ifmr_sorted_sample(keys);
 }
 
 /// IFMR over one sample given as values in any order.
