@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "calibration/scale.hpp"
 #include "detail/json_reader.hpp"
 #include "error.hpp"
 #include "generate.hpp"
@@ -515,8 +516,8 @@ struct calibration_param {
     std::string_view name;  ///< the cfg name (`search_range_start`: arrays are split per field)
     param_value value;
     /// The double of the decimal config.json holds for the value: for a float32 value, the shortest
-    /// decimal that round-trips it (what the writer writes), read as a double; the reference's
-    /// calibration computes with these doubles. Other types: the value itself.
+    /// decimal that round-trips it (what the writer writes), read as a double (`decimal_double`); the
+    /// reference's calibration computes with these doubles. Other types: the value itself.
     double decimal = 0.0;
 };
 
@@ -574,15 +575,6 @@ struct layer_calibration {
     }
 };
 
-/// The double of the shortest decimal that round-trips a float32 (what config.json holds for it).
-inline double float32_decimal(float value) {
-    if (!std::isfinite(value)) return static_cast<double>(value);
-    const std::string text = float32_repr(value);
-    double out = 0.0;
-    std::from_chars(text.data(), text.data() + text.size(), out);
-    return out;
-}
-
 /// What calibration needs of `layer` (a layer of `config`).
 inline layer_calibration calibration_of(const resolved_config& config, const resolved_layer& layer) {
     const algorithm_desc& algo = config.algorithm_of(layer);
@@ -599,7 +591,7 @@ inline layer_calibration calibration_of(const resolved_config& config, const res
         switch (v.type) {
             case param_type::boolean: p.decimal = v.boolean ? 1.0 : 0.0; break;
             case param_type::uint32: p.decimal = static_cast<double>(v.uint); break;
-            case param_type::float32: p.decimal = float32_decimal(v.real); break;
+            case param_type::float32: p.decimal = decimal_double(v.real); break;
             case param_type::enumeration: p.decimal = static_cast<double>(v.enumerator); break;
         }
         if (p.name == "asymmetric" && v.type == param_type::boolean) out.with_offset = v.boolean;
