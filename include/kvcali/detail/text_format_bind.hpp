@@ -184,7 +184,9 @@ public:
         static constexpr std::string_view fields[] = {"batch_num", "activation_offset", "kv_cache_quant_config",
                                                       "override_layers_configs"};
         const context here{"$", "AMCTQuantCaliConfig (the top level)", fields};
-        for (const auto& [key, child] : root) {
+        for (const auto& entry : root) {
+            const std::string& key = entry.first;
+            const cfg_document& child = entry.second;
             if (stopped_) return;
             const field_ref f{here, key, child};
             if (key == "batch_num") {
@@ -512,7 +514,9 @@ private:
     void bind_common(const cfg_document& m, const std::string& path, simple_config& out) {
         static constexpr std::string_view fields[] = {"quant_layers", "calibration_config"};
         const context here{path, "kv_cache_quant_config", fields};
-        for (const auto& [key, child] : m) {
+        for (const auto& entry : m) {
+            const std::string& key = entry.first;
+            const cfg_document& child = entry.second;
             if (stopped_) return;
             const field_ref f{here, key, child};
             if (key == "quant_layers") {
@@ -539,7 +543,9 @@ private:
                        std::vector<algorithm_config>& discarded) {
         static constexpr std::string_view fields[] = {"layer_name", "kv_data_quant_config"};
         const context here{path, "override_layers_configs", fields};
-        for (const auto& [key, child] : m) {
+        for (const auto& entry : m) {
+            const std::string& key = entry.first;
+            const cfg_document& child = entry.second;
             if (stopped_) return;
             const field_ref f{here, key, child};
             if (key == "layer_name") {
@@ -571,7 +577,9 @@ private:
         blocks.reserve(algorithms_.size());
         for (const auto& a : algorithms_) blocks.push_back(a.cfg_block);
         const context here{path, name, blocks};
-        for (const auto& [key, child] : m) {
+        for (const auto& entry : m) {
+            const std::string& key = entry.first;
+            const cfg_document& child = entry.second;
             if (stopped_) return;
             const field_ref f{here, key, child};
             std::size_t index = algorithms_.size();
@@ -617,7 +625,9 @@ private:
         names.reserve(algo.params.size());
         for (const auto& p : algo.params) names.push_back(p.cfg_name);
         const context here{path, std::string(algo.cfg_block), names};
-        for (const auto& [key, child] : m) {
+        for (const auto& entry : m) {
+            const std::string& key = entry.first;
+            const cfg_document& child = entry.second;
             if (stopped_) return;
             const field_ref f{here, key, child};
             const int index = algo.find_param(key);
