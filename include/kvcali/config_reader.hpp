@@ -25,11 +25,11 @@
 #include "calibration/scale.hpp"
 #include "detail/json_reader.hpp"
 #include "error.hpp"
-#include "generate.hpp"
 #include "io.hpp"
 #include "json_format.hpp"
 #include "model_graph.hpp"
 #include "policy.hpp"
+#include "resolve.hpp"
 #include "resolved_config.hpp"
 #include "suggest.hpp"
 
@@ -479,7 +479,10 @@ template <policy_list_type Policies = default_policies, class G>
     requires model_graph<G>
 resolved_config read_quant_cali_config(const std::filesystem::path& path, const G& model, reader_options opts = {}) {
     diagnostics diags(opts.strict, opts.on_warning);
-    const layer_table table = detail::table_of(model, diags);
+    const layer_table table = extract_layers(model, [&](std::string_view name) {
+        diags.add({severity::error, errc::invalid_model, "the model has two layers named " + detail::json_quoted(name), {},
+                   std::string(name), {}});
+    });
     diags.throw_if_errors();
     opts.model = &table;
     return read_quant_cali_config<Policies>(path, opts);

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -194,6 +195,16 @@ private:
     warning_sink sink_;
     std::size_t errors_ = 0;
     std::vector<diagnostic> items_;
+};
+
+/// The value of a call that does not throw (`try_*`), or the diagnostics that stopped it.
+template <class T>
+struct outcome {
+    std::optional<T> value;
+    std::vector<diagnostic> diagnostics;  ///< every diagnostic (warnings too)
+    std::optional<errc> code;             ///< set on failure: the category of the first error
+
+    explicit operator bool() const noexcept { return value.has_value(); }
 };
 
 }  // namespace kvcali

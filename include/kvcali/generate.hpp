@@ -24,16 +24,6 @@ struct options {
     warning_sink on_warning;   ///< receives each warning as it is found (the library never prints)
 };
 
-/// The value of a call that does not throw, or the diagnostics that stopped it.
-template <class T>
-struct outcome {
-    std::optional<T> value;
-    std::vector<diagnostic> diagnostics;  ///< every diagnostic (warnings too)
-    std::optional<errc> code;             ///< set on failure: the category of the first error
-
-    explicit operator bool() const noexcept { return value.has_value(); }
-};
-
 namespace detail {
 
 template <class G>
