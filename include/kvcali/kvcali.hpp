@@ -2,6 +2,7 @@
 // The umbrella header: everything of the core.
 #pragma once
 
+#include "config_reader.hpp"      // IWYU pragma: export
 #include "config_writer.hpp"      // IWYU pragma: export
 #include "customization.hpp"      // IWYU pragma: export
 #include "error.hpp"              // IWYU pragma: export
@@ -15,6 +16,7 @@
 #include "quant_layers_json.hpp"  // IWYU pragma: export
 #include "resolve.hpp"            // IWYU pragma: export
 #include "resolved_config.hpp"    // IWYU pragma: export
+#include "selector.hpp"           // IWYU pragma: export
 #include "simple_config.hpp"      // IWYU pragma: export
 #include "suggest.hpp"            // IWYU pragma: export
 #include "version.hpp"            // IWYU pragma: export

@@ -13,6 +13,7 @@
 #include "json_format.hpp"
 #include "model_graph.hpp"
 #include "resolved_config.hpp"
+#include "selector.hpp"
 #include "simple_config.hpp"
 #include "suggest.hpp"
 
@@ -138,6 +139,93 @@ inline std::string check_layer(const layer_table& table, const std::string& name
     return layer->name;
 }
 
+/// A layer chosen by a written name or selector.
+struct listed_layer {
+    std::string name;     ///< the concrete layer name (or the written name when it is unknown)
+    std::string written;  ///< what the user wrote: the exact name, alias or selector
+    source_location where;
+    bool exact = true;    ///< chosen by an exact name (or alias), not by a pattern
+    bool in_common = true;
+};
+
+/// The ordered list of chosen layers, without repeats.
+struct layer_list {
+    std::vector<listed_layer> entries;
+    std::unordered_map<std::string, std::size_t, string_hash, std::equal_to<>> position;
+
+    std::size_t find(std::string_view name) const {
+        auto it = position.find(name);
+        return it == position.end() ? layer_table::npos : it->second;
+    }
+    std::size_t append(listed_layer l) {
+        position.emplace(l.name, entries.size());
+        entries.push_back(std::move(l));
+        return entries.size() - 1;
+    }
+    /// Adds a chosen layer: an exact name given twice is a duplicate_layer error (as in the
+    /// reference); a layer chosen again by a selector is listed once.
+    void add(listed_layer l, const std::string& list_name, diagnostics& diags) {
+        const std::size_t at = find(l.name);
+        if (at == layer_table::npos) {
+            append(std::move(l));
+            return;
+        }
+        const listed_layer& first = entries[at];
+        if (first.exact && l.exact) {
+            std::string message = "layer " + quote_name(l.name) + " is listed more than once in " + list_name;
+            if (first.written != l.written) message += " (as " + quote_name(first.written) + " and " + quote_name(l.written) + ")";
+            diags.add({severity::error, errc::duplicate_layer, std::move(message), l.where, l.name, {}});
+        }
+    }
+};
+
+struct selection_context {
+    const layer_table& table;
+    std::size_t& suggestions_left;
+    diagnostics& diags;
+};
+
+/// The layers a written name chooses: one for an exact name or alias (reported when unknown or
+/// not KV-quantizable), every matching KV-quantizable layer in model order for a selector (an
+/// unknown_layer error when none matches).
+inline std::vector<listed_layer> select(selection_context& ctx, const std::string& written, const source_location& where) {
+    std::vector<listed_layer> out;
+    const selector_kind kind = ctx.table.get(written) != nullptr ? selector_kind::exact : kind_of_selector(written);
+    if (kind == selector_kind::exact) {
+        out.push_back({check_layer(ctx.table, written, where, ctx.suggestions_left, ctx.diags), written, where, true, true});
+        return out;
+    }
+    std::string problem;
+    const auto compiled = selector::compile(written, problem);
+    if (!compiled) {
+        ctx.diags.add({severity::error, errc::invalid_argument, "selector " + quote_name(written) + ": " + problem, where, written, {}});
+        return out;
+    }
+    std::vector<std::string> fused;
+    for (const auto& layer : ctx.table) {
+        if (!layer.eligible || !compiled->matches(layer.name)) continue;
+        if (kind == selector_kind::auto_kv && kv_role_of(layer.name) == kv_role::fused_qkv) fused.push_back(layer.name);
+        out.push_back({layer.name, written, where, false, true});
+    }
+    if (!fused.empty()) {
+        std::string message = "auto:kv selected " + std::to_string(fused.size()) + " fused QKV projection" +
+                              (fused.size() == 1 ? "" : "s") + " (" + quote_name(fused.front()) + (fused.size() > 1 ? ", ..." : "") +
+                              "): their output holds Q as well as K and V";
+        ctx.diags.add({severity::warning, errc::unsupported_layer_type, std::move(message), where, fused.front(), {}});
+    }
+    if (out.empty()) {
+        std::string message = "selector " + quote_name(written) + " matches no KV-quantizable layer of the model";
+        if (ctx.suggestions_left > 0 && kind != selector_kind::auto_kv) {
+            --ctx.suggestions_left;
+            const std::string_view pattern = kind == selector_kind::glob ? std::string_view(written).substr(5) : std::string_view(written).substr(3);
+            message += did_you_mean(closest_names(
+                pattern, ctx.table, [](const layer_info& l) -> std::string_view { return l.eligible ? std::string_view(l.name) : std::string_view(); }));
+        }
+        ctx.diags.add({severity::error, errc::unknown_layer, std::move(message), where, written, {}});
+    }
+    return out;
+}
+
 }  // namespace detail
 
 /// How many unknown names get "did you mean" suggestions (each costs one pass over the model).
@@ -162,25 +250,23 @@ inline resolved_config resolve(const layer_table& table, algorithm_registry algo
                        "no layer to quantize: the " + arg->origin + " list (kv_cache_quant_layers) is empty", {}, {}, {}});
             return out;
         }
-        detail::string_set seen;
-        seen.reserve(arg->names.size());
+        detail::layer_list list;
+        detail::selection_context ctx{table, suggestions_left, diags};
+        for (const auto& name : arg->names) {
+            for (auto& chosen : detail::select(ctx, name, {})) list.add(std::move(chosen), arg->origin, diags);
+        }
         const detail::block_values defaults =
             detail::resolve_block(nullptr, origin::policy_default, algorithms, true, {}, diags);
-        out.layers.reserve(arg->names.size());
-        for (const auto& name : arg->names) {
-            if (!seen.insert(name).second) {
-                diags.add({severity::error, errc::duplicate_layer,
-                           "layer " + detail::quote_name(name) + " is listed more than once in " + arg->origin, {}, name, {}});
-                continue;
-            }
+        out.layers.reserve(list.entries.size());
+        for (auto& e : list.entries) {
             resolved_layer layer;
-            layer.name = detail::check_layer(table, name, {}, suggestions_left, diags);
+            layer.name = std::move(e.name);
+            layer.selector = std::move(e.written);
             layer.algorithm = defaults.algorithm;
             layer.values = defaults.values;
             layer.sources = defaults.sources;
             layer.listed = {origin::quant_layers_arg, {}};
             layer.algorithm_source = defaults.algorithm_source;
-            layer.selector = name;
             out.layers.push_back(std::move(layer));
         }
         return out;
@@ -203,58 +289,66 @@ inline resolved_config resolve(const layer_table& table, algorithm_registry algo
         out.activation_offset_source = {origin::config_file, cfg.activation_offset_where};
     }
 
-    // The layer list: the common list in file order, then override names not already listed.
-    struct entry {
-        std::string name;
-        source_location where;
-        const override_config* override_entry = nullptr;
-        bool in_common = false;
-    };
-    std::vector<entry> entries;
-    entries.reserve(cfg.quant_layers.size() + cfg.overrides.size());
-    std::unordered_map<std::string_view, std::size_t, detail::string_hash, std::equal_to<>> position;
-    position.reserve(cfg.quant_layers.size() + cfg.overrides.size());
+    // The layer list: the common list in file order, then override layers not already listed.
+    detail::selection_context ctx{table, suggestions_left, diags};
+    detail::layer_list list;
     for (const auto& name : cfg.quant_layers) {
-        if (position.contains(name.value)) {
-            diags.add({severity::error, errc::duplicate_layer,
-                       "layer " + detail::quote_name(name.value) + " is listed more than once in kv_cache_quant_config.quant_layers",
-                       name.where, name.value, {}});
-            continue;
+        for (auto& chosen : detail::select(ctx, name.value, name.where)) {
+            list.add(std::move(chosen), "kv_cache_quant_config.quant_layers", diags);
         }
-        entries.push_back({name.value, name.where, nullptr, true});
-        position.emplace(entries.back().name, entries.size() - 1);
     }
-    // Views into `entries` strings are kept only after the reserve above, so no reallocation.
-    detail::string_set override_names;
+    const std::size_t common_count = list.entries.size();
+    // Which override applies to each listed layer, and whether it was named exactly.
+    struct applied {
+        const override_config* entry = nullptr;
+        bool exact = false;
+        std::string written;
+        source_location where;
+    };
+    std::vector<applied> override_of(list.entries.size());
     for (const auto& o : cfg.overrides) {
         if (!o.layer_name) {
             diags.add({severity::error, errc::unknown_layer,
                        "override_layers_configs entry has no layer_name (a required field)", o.where, {}, {}});
             continue;
         }
-        const std::string& name = o.layer_name->value;
-        if (!override_names.insert(name).second) {
-            diags.add({severity::error, errc::duplicate_layer,
-                       "layer " + detail::quote_name(name) + " has more than one override_layers_configs entry",
-                       o.layer_name->where, name, {}});
-            continue;
-        }
-        auto it = position.find(name);
-        if (it != position.end()) {
-            entries[it->second].override_entry = &o;
-        } else {
-            entries.push_back({name, o.layer_name->where, &o, false});
-            position.emplace(entries.back().name, entries.size() - 1);
+        for (auto& chosen : detail::select(ctx, o.layer_name->value, o.layer_name->where)) {
+            std::size_t at = list.find(chosen.name);
+            if (at == layer_table::npos) {
+                detail::listed_layer copy = chosen;
+                copy.in_common = false;
+                at = list.append(std::move(copy));
+                override_of.emplace_back();
+            }
+            applied& slot = override_of[at];
+            if (slot.entry != nullptr) {
+                if (slot.exact && chosen.exact) {
+                    diags.add({severity::error, errc::duplicate_layer,
+                               "layer " + detail::quote_name(chosen.name) + " has more than one override_layers_configs entry" +
+                                   (slot.written != chosen.written ? " (as " + detail::quote_name(slot.written) + " and " +
+                                                                         detail::quote_name(chosen.written) + ")"
+                                                                   : std::string()),
+                               chosen.where, chosen.name, {}});
+                    continue;
+                }
+                diags.add({severity::warning, errc::duplicate_layer,
+                           "layer " + detail::quote_name(chosen.name) + " is matched by two overrides, " +
+                               detail::quote_name(slot.written) + " and " + detail::quote_name(chosen.written) +
+                               "; the later one applies",
+                           chosen.where, chosen.name, {}});
+            }
+            slot = {&o, chosen.exact, chosen.written, chosen.where};
         }
     }
 
-    std::vector<std::string> concrete;
-    concrete.reserve(entries.size());
-    for (const auto& e : entries) concrete.push_back(detail::check_layer(table, e.name, e.where, suggestions_left, diags));
+    std::vector<const override_config*> overrides_applied(list.entries.size());
+    for (std::size_t k = 0; k < list.entries.size(); ++k) overrides_applied[k] = override_of[k].entry;
+    auto& entries = list.entries;
+    (void)common_count;
 
     // Algorithm blocks: the common one is used when some common layer has no override.
     bool common_used = false;
-    for (const auto& e : entries) common_used = common_used || (e.in_common && e.override_entry == nullptr);
+    for (std::size_t k = 0; k < entries.size(); ++k) common_used = common_used || (entries[k].in_common && overrides_applied[k] == nullptr);
     const algorithm_config* common_block = cfg.common ? &*cfg.common : nullptr;
     const source_location common_fallback = common_block ? common_block->where : cfg.common_where;
     const detail::block_values common =
@@ -264,19 +358,24 @@ inline resolved_config resolve(const layer_table& table, algorithm_registry algo
     }
 
     out.layers.reserve(entries.size());
+    // An override block applies to every layer it was chosen for: resolve (and check) it once.
+    std::unordered_map<const override_config*, detail::block_values> override_blocks;
     for (std::size_t k = 0; k < entries.size(); ++k) {
-        const entry& e = entries[k];
+        auto& e = entries[k];
         resolved_layer layer;
-        layer.name = std::move(concrete[k]);
-        layer.selector = e.name;
+        layer.name = std::move(e.name);
+        layer.selector = std::move(e.written);
         layer.listed = {e.in_common ? origin::common_config : origin::override_config, e.where};
-        if (e.override_entry != nullptr) {
-            const algorithm_config* block = e.override_entry->config ? &*e.override_entry->config : nullptr;
-            detail::block_values own =
-                detail::resolve_block(block, origin::override_config, algorithms, true, e.override_entry->where, diags);
+        if (const override_config* o = overrides_applied[k]) {
+            auto it = override_blocks.find(o);
+            if (it == override_blocks.end()) {
+                const algorithm_config* block = o->config ? &*o->config : nullptr;
+                it = override_blocks.emplace(o, detail::resolve_block(block, origin::override_config, algorithms, true, o->where, diags)).first;
+            }
+            const detail::block_values& own = it->second;
             layer.algorithm = own.algorithm;
-            layer.values = std::move(own.values);
-            layer.sources = std::move(own.sources);
+            layer.values = own.values;
+            layer.sources = own.sources;
             layer.algorithm_source = own.algorithm_source;
         } else {
             layer.algorithm = common.algorithm;

@@ -1,0 +1,200 @@
+// kvcali: layer selectors. Beside exact names (the reference's behaviour), `quant_layers` and
+// `layer_name` accept
+//   glob:PATTERN  `*` any run of characters within one dotted segment, `**` any run across
+//                 segments, `?` one character other than '.', `[kv]` / `[!kv]` a character class
+//   re:REGEX      an ECMAScript regular expression matched against the whole name
+//   auto:kv       the K and V projections found by conventional names (see `kv_role`)
+// A selector selects every KV-quantizable layer it matches, in model order. A name that exists in
+// the model as written is always an exact name, even if it starts with one of the prefixes.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <regex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "model_graph.hpp"
+
+namespace kvcali {
+
+enum class selector_kind { exact, glob, regex, auto_kv };
+
+/// The kind of a written layer name: by its prefix (`glob:`, `re:`, `auto:`).
+inline selector_kind kind_of_selector(std::string_view written) {
+    if (written.starts_with("glob:")) return selector_kind::glob;
+    if (written.starts_with("re:")) return selector_kind::regex;
+    if (written.starts_with("auto:")) return selector_kind::auto_kv;
+    return selector_kind::exact;
+}
+
+/// Glob matching with dotted segments (see the top of this header). Iterative, no recursion:
+/// backtracks over the last `*` and the last `**` only, so it is linear-ish and never explodes.
+inline bool glob_match(std::string_view pattern, std::string_view name) {
+    // Matches one character class at pattern[p] ('[' ... ']') against c; returns the position
+    // after the class, or npos when the class is malformed (then '[' is a literal).
+    auto match_class = [](std::string_view pat, std::size_t p, char c, bool& matched) -> std::size_t {
+        std::size_t i = p + 1;
+        bool negate = false;
+        if (i < pat.size() && (pat[i] == '!' || pat[i] == '^')) {
+            negate = true;
+            ++i;
+        }
+        bool found = false;
+        bool first = true;
+        while (i < pat.size() && (pat[i] != ']' || first)) {
+            first = false;
+            if (i + 2 < pat.size() && pat[i + 1] == '-' && pat[i + 2] != ']') {
+                if (pat[i] <= c && c <= pat[i + 2]) found = true;
+                i += 3;
+            } else {
+                if (pat[i] == c) found = true;
+                ++i;
+            }
+        }
+        if (i >= pat.size()) return std::string_view::npos;
+        matched = found != negate;
+        return i + 1;
+    };
+    // Backtracking points: for `*` (may not cross '.') and `**` (may cross).
+    std::size_t p = 0, n = 0;
+    std::size_t star_p = std::string_view::npos, star_n = 0;
+    std::size_t dstar_p = std::string_view::npos, dstar_n = 0;
+    while (n < name.size()) {
+        if (p < pattern.size()) {
+            const char pc = pattern[p];
+            if (pc == '*') {
+                if (p + 1 < pattern.size() && pattern[p + 1] == '*') {
+                    dstar_p = p + 2;
+                    dstar_n = n;
+                    star_p = std::string_view::npos;
+                    p += 2;
+                } else {
+                    star_p = p + 1;
+                    star_n = n;
+                    p += 1;
+                }
+                continue;
+            }
+            if (pc == '?' && name[n] != '.') {
+                ++p, ++n;
+                continue;
+            }
+            if (pc == '[') {
+                bool matched = false;
+                const std::size_t after = match_class(pattern, p, name[n], matched);
+                if (after != std::string_view::npos) {
+                    if (matched) {
+                        p = after, ++n;
+                        continue;
+                    }
+                } else if (name[n] == '[') {
+                    ++p, ++n;
+                    continue;
+                }
+            } else if (pc != '?' && pc == name[n]) {
+                ++p, ++n;
+                continue;
+            }
+        }
+        // Mismatch: extend the last `*` by one character (not across '.'), else the last `**`.
+        if (star_p != std::string_view::npos && name[star_n] != '.') {
+            p = star_p;
+            n = ++star_n;
+            continue;
+        }
+        if (dstar_p != std::string_view::npos) {
+            star_p = std::string_view::npos;
+            p = dstar_p;
+            n = ++dstar_n;
+            continue;
+        }
+        return false;
+    }
+    while (p < pattern.size() && pattern[p] == '*') ++p;
+    return p == pattern.size();
+}
+
+/// What `auto:kv` sees in a layer name.
+enum class kv_role { none, key, value, fused_qkv };
+
+/// The conventional names of K and V projections (LLaMA/Mistral/Qwen2 `k_proj`/`v_proj`, BERT-style
+/// `key`/`value`, Meta's `wk`/`wv`, `k`/`v` inside an attention block) and of fused QKV
+/// projections (`qkv_proj`, `query_key_value` in BLOOM/Falcon/GPT-NeoX, GPT-2/Qwen `c_attn`,
+/// MPT `Wqkv`, `qkv`, `in_proj`). Only the last dotted segment is looked at, and its parent for
+/// `k`/`v`.
+inline kv_role kv_role_of(std::string_view name) {
+    const auto dot = name.rfind('.');
+    const std::string_view last = dot == std::string_view::npos ? name : name.substr(dot + 1);
+    const std::string_view parent_path = dot == std::string_view::npos ? std::string_view() : name.substr(0, dot);
+    const auto parent_dot = parent_path.rfind('.');
+    const std::string_view parent = parent_dot == std::string_view::npos ? parent_path : parent_path.substr(parent_dot + 1);
+    auto in_attention = [&] {
+        return parent.find("attn") != std::string_view::npos || parent.find("attention") != std::string_view::npos ||
+               parent.find("Attention") != std::string_view::npos;
+    };
+    if (last == "k_proj" || last == "key" || last == "wk" || last == "key_proj" || last == "to_k" || last == "k_lin") {
+        return kv_role::key;
+    }
+    if (last == "v_proj" || last == "value" || last == "wv" || last == "value_proj" || last == "to_v" || last == "v_lin") {
+        return kv_role::value;
+    }
+    if ((last == "k" || last == "v") && in_attention()) return last == "k" ? kv_role::key : kv_role::value;
+    if (last == "qkv_proj" || last == "query_key_value" || last == "c_attn" || last == "Wqkv" || last == "qkv" ||
+        last == "in_proj" || last == "W_pack") {
+        return kv_role::fused_qkv;
+    }
+    return kv_role::none;
+}
+
+/// A compiled selector.
+class selector {
+public:
+    /// Compiles `written`; `error` receives a message when the pattern is malformed.
+    static std::optional<selector> compile(std::string_view written, std::string& error) {
+        selector s;
+        s.kind_ = kind_of_selector(written);
+        switch (s.kind_) {
+            case selector_kind::exact: s.pattern_ = std::string(written); break;
+            case selector_kind::glob: s.pattern_ = std::string(written.substr(5)); break;
+            case selector_kind::regex:
+                s.pattern_ = std::string(written.substr(3));
+                try {
+                    s.regex_.emplace(s.pattern_, std::regex::ECMAScript | std::regex::optimize);
+                } catch (const std::regex_error& e) {
+                    error = std::string("invalid regular expression: ") + e.what();
+                    return std::nullopt;
+                }
+                break;
+            case selector_kind::auto_kv:
+                s.pattern_ = std::string(written.substr(5));
+                if (s.pattern_ != "kv") {
+                    error = "unknown automatic selector \"" + std::string(written) + "\" (the one known is auto:kv)";
+                    return std::nullopt;
+                }
+                break;
+        }
+        return s;
+    }
+
+    selector_kind kind() const noexcept { return kind_; }
+
+    /// Does the selector choose this layer name? (For exact names: equality.)
+    bool matches(std::string_view name) const {
+        switch (kind_) {
+            case selector_kind::exact: return name == pattern_;
+            case selector_kind::glob: return glob_match(pattern_, name);
+            case selector_kind::regex: return std::regex_match(name.begin(), name.end(), *regex_);
+            case selector_kind::auto_kv: return kv_role_of(name) != kv_role::none;
+        }
+        return false;
+    }
+
+private:
+    selector_kind kind_ = selector_kind::exact;
+    std::string pattern_;
+    std::optional<std::regex> regex_;
+};
+
+}  // namespace kvcali

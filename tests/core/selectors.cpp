@@ -1,0 +1,195 @@
+// Layer selectors (glob:, re:, auto:kv), their resolution rules, and the auto:kv naming rule on
+// LLaMA-, GPT-2-, BLOOM-, Falcon- and Qwen-shaped layer lists.
+#define BOOST_TEST_MODULE selectors
+#include <boost/test/unit_test.hpp>
+
+#include <kvcali/kvcali.hpp>
+#include <kvcali/selector.hpp>
+
+#include "../support/test_support.hpp"
+
+using namespace kvcali_test;
+
+namespace {
+
+kvcali::layer_table table_of(const std::vector<std::pair<std::string, std::string>>& layers) {
+    kvcali::layer_table t;
+    for (const auto& [name, type] : layers) t.add(name, type, type == "Linear");
+    return t;
+}
+
+kvcali::layer_table llama(int n) {
+    std::vector<std::pair<std::string, std::string>> l{{"model.embed_tokens", "Embedding"}};
+    for (int i = 0; i < n; ++i) {
+        const std::string p = "model.layers." + std::to_string(i);
+        for (const char* proj : {"q_proj", "k_proj", "v_proj", "o_proj"}) l.emplace_back(p + ".self_attn." + proj, "Linear");
+        for (const char* proj : {"gate_proj", "up_proj", "down_proj"}) l.emplace_back(p + ".mlp." + proj, "Linear");
+        l.emplace_back(p + ".input_layernorm", "LlamaRMSNorm");
+    }
+    l.emplace_back("lm_head", "Linear");
+    return table_of(l);
+}
+
+std::vector<std::string> names(const kvcali::resolved_config& doc) {
+    std::vector<std::string> out;
+    for (const auto& l : doc.layers) out.push_back(l.name);
+    return out;
+}
+
+std::vector<std::string> selected(const kvcali::layer_table& t, std::vector<std::string> written,
+                                  std::vector<kvcali::diagnostic>* warnings = nullptr) {
+    kvcali::options opts;
+    if (warnings) opts.on_warning = [warnings](const kvcali::diagnostic& d) { warnings->push_back(d); };
+    return names(kvcali::resolve_quant_cali_config(t, kvcali::quant_layers(std::move(written)), std::nullopt, opts));
+}
+
+kvcali::errc failure(const kvcali::layer_table& t, std::vector<std::string> written, std::string* what = nullptr) {
+    try {
+        kvcali::resolve_quant_cali_config(t, kvcali::quant_layers(std::move(written)));
+    } catch (const kvcali::error& e) {
+        if (what) *what = e.what();
+        return e.code();
+    }
+    BOOST_FAIL("no error");
+    return kvcali::errc::invalid_argument;
+}
+
+using strings = std::vector<std::string>;
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(glob_semantics) {
+    using kvcali::glob_match;
+    BOOST_TEST(glob_match("model.layers.*.self_attn.k_proj", "model.layers.12.self_attn.k_proj"));
+    BOOST_TEST(!glob_match("model.*.k_proj", "model.layers.0.self_attn.k_proj"));  // * stays in one segment
+    BOOST_TEST(glob_match("model.**.k_proj", "model.layers.0.self_attn.k_proj"));  // ** crosses segments
+    BOOST_TEST(glob_match("**k_proj", "model.layers.0.self_attn.k_proj"));
+    BOOST_TEST(glob_match("**.[kv]_proj", "a.b.v_proj"));
+    BOOST_TEST(!glob_match("**.[kv]_proj", "a.b.q_proj"));
+    BOOST_TEST(glob_match("**.[!q]_proj", "a.b.k_proj"));
+    BOOST_TEST(glob_match("layer?", "layer7"));
+    BOOST_TEST(!glob_match("a?b", "a.b"));  // ? is one character within a segment
+    BOOST_TEST(glob_match("m.layers.[0-2].k", "m.layers.1.k"));
+    BOOST_TEST(!glob_match("m.layers.[0-2].k", "m.layers.3.k"));
+    BOOST_TEST(glob_match("*", "abc"));
+    BOOST_TEST(!glob_match("*", "a.b"));
+    BOOST_TEST(glob_match("**", "a.b"));
+    BOOST_TEST(!glob_match("a*", ""));
+    BOOST_TEST(glob_match("", ""));
+    BOOST_TEST(glob_match("a[b", "a[b"));  // a malformed class is a literal '['
+    // No exponential blow-up on adversarial patterns.
+    BOOST_TEST(!glob_match("**a**a**a**a**a**a**a**a**b", std::string(2000, 'a')));
+}
+
+BOOST_AUTO_TEST_CASE(selectors_choose_eligible_layers_in_model_order) {
+    const auto t = llama(3);
+    BOOST_TEST(selected(t, {"glob:model.layers.*.self_attn.[kv]_proj"}) ==
+                   (strings{"model.layers.0.self_attn.k_proj", "model.layers.0.self_attn.v_proj", "model.layers.1.self_attn.k_proj",
+                            "model.layers.1.self_attn.v_proj", "model.layers.2.self_attn.k_proj", "model.layers.2.self_attn.v_proj"}),
+               boost::test_tools::per_element());
+    BOOST_TEST(selected(t, {R"(re:model\.layers\.[12]\.self_attn\.v_proj)"}) ==
+                   (strings{"model.layers.1.self_attn.v_proj", "model.layers.2.self_attn.v_proj"}),
+               boost::test_tools::per_element());
+    // Only eligible layers: the norms match the glob but are not selected.
+    BOOST_TEST(selected(t, {"glob:model.layers.0.**"}).size() == 7u);
+    BOOST_TEST(failure(t, {"glob:model.layers.0.*"}) == kvcali::errc::unknown_layer);  // * does not cross dots
+    // re: matches the whole name.
+    BOOST_TEST(failure(t, {"re:k_proj"}) == kvcali::errc::unknown_layer);
+}
+
+BOOST_AUTO_TEST_CASE(repeats_and_overlaps) {
+    const auto t = llama(2);
+    // Selected twice by selectors, or by a name and a selector: listed once, at its first place.
+    BOOST_TEST(selected(t, {"model.layers.1.self_attn.k_proj", "glob:**.k_proj", "re:.*k_proj"}) ==
+                   (strings{"model.layers.1.self_attn.k_proj", "model.layers.0.self_attn.k_proj"}),
+               boost::test_tools::per_element());
+    // An exact name given twice is still the reference's duplicate_layer.
+    BOOST_TEST(failure(t, {"lm_head", "lm_head"}) == kvcali::errc::duplicate_layer);
+}
+
+BOOST_AUTO_TEST_CASE(a_selector_matching_nothing_is_an_error_with_near_names) {
+    const auto t = llama(2);
+    std::string what;
+    BOOST_TEST(failure(t, {"glob:model.layers.*.self_attn.kv_proj"}, &what) == kvcali::errc::unknown_layer);
+    BOOST_TEST(what.find("glob:model.layers.*.self_attn.kv_proj") != std::string::npos, what);
+    BOOST_TEST(what.find("did you mean") != std::string::npos, what);
+    BOOST_TEST(failure(t, {"re:(unclosed"}) == kvcali::errc::invalid_argument);
+    BOOST_TEST(failure(t, {"auto:qk"}) == kvcali::errc::invalid_argument);
+}
+
+BOOST_AUTO_TEST_CASE(a_real_name_that_looks_like_a_selector_is_exact) {
+    const auto t = table_of({{"glob:odd", "Linear"}, {"glob:odder", "Linear"}});
+    BOOST_TEST(selected(t, {"glob:odd"}) == (strings{"glob:odd"}), boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(auto_kv_on_common_architectures) {
+    std::vector<kvcali::diagnostic> warnings;
+    // LLaMA / Mistral / Qwen2: k_proj and v_proj.
+    BOOST_TEST(selected(llama(2), {"auto:kv"}, &warnings) ==
+                   (strings{"model.layers.0.self_attn.k_proj", "model.layers.0.self_attn.v_proj", "model.layers.1.self_attn.k_proj",
+                            "model.layers.1.self_attn.v_proj"}),
+               boost::test_tools::per_element());
+    BOOST_TEST(warnings.empty());
+    // GPT-2 (and Qwen-1): fused c_attn, with a warning; c_proj and the MLP are not selected.
+    const auto gpt2 = table_of({{"transformer.wte", "Embedding"},     {"transformer.h.0.attn.c_attn", "Linear"},
+                                {"transformer.h.0.attn.c_proj", "Linear"}, {"transformer.h.0.mlp.c_fc", "Linear"},
+                                {"transformer.h.1.attn.c_attn", "Linear"}, {"lm_head", "Linear"}});
+    BOOST_TEST(selected(gpt2, {"auto:kv"}, &warnings) == (strings{"transformer.h.0.attn.c_attn", "transformer.h.1.attn.c_attn"}),
+               boost::test_tools::per_element());
+    BOOST_TEST_REQUIRE(warnings.size() == 1u);
+    BOOST_TEST(warnings[0].message.find("fused") != std::string::npos);
+    // BLOOM and Falcon: fused query_key_value.
+    warnings.clear();
+    const auto bloom = table_of({{"transformer.h.0.self_attention.query_key_value", "Linear"},
+                                 {"transformer.h.0.self_attention.dense", "Linear"},
+                                 {"transformer.h.0.mlp.dense_h_to_4h", "Linear"}});
+    BOOST_TEST(selected(bloom, {"auto:kv"}, &warnings) == (strings{"transformer.h.0.self_attention.query_key_value"}),
+               boost::test_tools::per_element());
+    BOOST_TEST(warnings.size() == 1u);
+    // BERT-style key/value, Meta's wk/wv, and bare k/v only inside attention blocks.
+    const auto mixed = table_of({{"encoder.layer.0.attention.self.query", "Linear"}, {"encoder.layer.0.attention.self.key", "Linear"},
+                                 {"encoder.layer.0.attention.self.value", "Linear"}, {"layers.0.attention.wk", "Linear"},
+                                 {"layers.0.attention.wv", "Linear"}, {"blocks.0.attn.k", "Linear"}, {"blocks.0.attn.v", "Linear"},
+                                 {"blocks.0.mlp.k", "Linear"}});
+    BOOST_TEST(selected(mixed, {"auto:kv"}).size() == 6u);
+    // Strict mode makes the fused warning an error.
+    kvcali::options strict;
+    strict.strict = true;
+    BOOST_CHECK_THROW(kvcali::resolve_quant_cali_config(gpt2, kvcali::quant_layers{"auto:kv"}, std::nullopt, strict), kvcali::error);
+    // Nothing conventional: an error naming the selector.
+    BOOST_TEST(failure(table_of({{"fc1", "Linear"}}), {"auto:kv"}) == kvcali::errc::unknown_layer);
+}
+
+BOOST_AUTO_TEST_CASE(selectors_in_quant_cfg_with_overrides) {
+    temp_dir dir;
+    const auto t = llama(4);
+    spit(dir / "quant.cfg", R"(kv_cache_quant_config {
+  quant_layers: 'glob:model.layers.*.self_attn.[kv]_proj'
+  calibration_config { hfmg_quantize {} }
+}
+override_layers_configs { layer_name: 're:model\\.layers\\.[02]\\.self_attn\\.v_proj' kv_data_quant_config { ifmr_quantize { search_step: 0.02 } } }
+override_layers_configs { layer_name: 'glob:model.layers.2.self_attn.*' kv_data_quant_config { ifmr_quantize { search_step: 0.03 } } }
+)");
+    std::vector<kvcali::diagnostic> warnings;
+    kvcali::options opts;
+    opts.on_warning = [&](const kvcali::diagnostic& d) { warnings.push_back(d); };
+    const auto doc = kvcali::create_quant_cali_config(dir / "config.json", t, std::nullopt, dir / "quant.cfg", opts);
+    BOOST_TEST_REQUIRE(doc.layers.size() == 10u);  // the 8 K/V projections, then q_proj and o_proj of layer 2
+    auto step_of = [&](const std::string& name) -> float {
+        for (const auto& l : doc.layers) {
+            if (l.name == name) return doc.algorithm_of(l).act_algo == "ifmr" ? l.values[4]->real : -1.0f;
+        }
+        return -2.0f;
+    };
+    BOOST_TEST(step_of("model.layers.0.self_attn.v_proj") == 0.02f);
+    BOOST_TEST(step_of("model.layers.1.self_attn.v_proj") == -1.0f);  // hfmg from the common config
+    BOOST_TEST(step_of("model.layers.2.self_attn.v_proj") == 0.03f);  // two overrides: the later wins...
+    BOOST_TEST_REQUIRE(warnings.size() == 1u);                         // ...with a warning
+    BOOST_TEST(warnings[0].message.find("later one applies") != std::string::npos, warnings[0].message);
+    // The JSON holds concrete names only.
+    const std::string json = slurp(dir / "config.json");
+    BOOST_TEST(json.find("glob:") == std::string::npos);
+    BOOST_TEST(json.find("re:") == std::string::npos);
+    // explain: which selector chose each layer.
+    BOOST_TEST(doc.layers[0].selector == "glob:model.layers.*.self_attn.[kv]_proj");
+}
