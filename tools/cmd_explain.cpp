@@ -2,6 +2,8 @@
 #include <kvcali/generate.hpp>
 #include <kvcali/json_format.hpp>
 
+#include <algorithm>
+#include <array>
 #include <cstdio>
 
 #include "cli.hpp"
@@ -111,29 +113,66 @@ std::string explain_json(const kvcali::resolved_config& doc) {
     return out;
 }
 
+/// A short source tag for the table: `default`, `common:12`, `override:20`, `argument`, `file:3`.
+std::string tag(const kvcali::provenance& p) {
+    switch (p.from) {
+        case kvcali::origin::policy_default: return "default";
+        case kvcali::origin::global_default: return "default";
+        case kvcali::origin::quant_layers_arg: return "argument";
+        case kvcali::origin::config_file: return "file:" + std::to_string(p.where.line);
+        case kvcali::origin::common_config: return "common:" + std::to_string(p.where.line);
+        case kvcali::origin::override_config: return "override:" + std::to_string(p.where.line);
+    }
+    return "?";
+}
+
+std::string pad(std::string s, std::size_t width) {
+    if (s.size() < width) s.append(width - s.size(), ' ');
+    return s;
+}
+
+/// One row per layer: LAYER, ALGORITHM (with its source), then every parameter as
+/// `name=value (source)`; the globals first, a legend of the source tags last.
 std::string explain_text(const kvcali::resolved_config& doc) {
-    std::string out = "globals:\n";
-    out += "  batch_num = " + std::to_string(doc.batch_num) + "  [" + describe(doc.batch_num_source) + "]\n";
-    out += std::string("  activation_offset = ") + (doc.activation_offset ? "true" : "false") + "  [" +
-           describe(doc.activation_offset_source) + "]\n";
-    out += "layers (" + std::to_string(doc.layers.size()) + ", in config.json order):\n";
+    std::string cfg_file;
+    auto note_file = [&](const kvcali::provenance& p) {
+        if (cfg_file.empty() && !p.where.file.empty()) cfg_file = p.where.file;
+    };
+    std::string out = "batch_num = " + std::to_string(doc.batch_num) + " (" + describe(doc.batch_num_source) + ")\n";
+    out += std::string("activation_offset = ") + (doc.activation_offset ? "true" : "false") + " (" +
+           describe(doc.activation_offset_source) + ")\n\n";
+    std::vector<std::array<std::string, 3>> rows;
+    rows.push_back({"LAYER", "ALGORITHM", "PARAMETERS (value (source))"});
     for (const auto& layer : doc.layers) {
         const auto& algo = doc.algorithm_of(layer);
-        out += "  " + layer.name;
-        if (!layer.selector.empty() && layer.selector != layer.name) out += " (from \"" + layer.selector + "\")";
-        out += ": " + std::string(algo.act_algo) + " [" + describe(layer.algorithm_source) + "]";
-        out += "; listed by " + describe(layer.listed) + "\n";
+        std::string name = layer.name;
+        if (!layer.selector.empty() && layer.selector != layer.name) name += " <- " + layer.selector;
+        note_file(layer.algorithm_source);
+        std::string params;
         for (std::size_t i = 0; i < algo.params.size(); ++i) {
             const auto& p = algo.params[i];
-            out += "      " + std::string(p.cfg_name) + " = ";
+            if (!params.empty()) params += "  ";
+            params += std::string(p.cfg_name) + "=";
             if (layer.values[i]) {
-                out += show(p, *layer.values[i]) + "  [" + describe(layer.sources[i]) + "]";
+                params += show(p, *layer.values[i]) + " (" + tag(layer.sources[i]) + ")";
+                note_file(layer.sources[i]);
             } else {
-                out += std::string("unset (activation_offset applies: ") + (doc.activation_offset ? "true" : "false") + ")";
+                params += "unset (activation_offset)";
             }
-            out += "\n";
         }
+        rows.push_back({name, std::string(algo.act_algo) + " (" + tag(layer.algorithm_source) + ")", params});
     }
+    std::size_t w0 = 0, w1 = 0;
+    for (const auto& r : rows) {
+        w0 = std::max(w0, r[0].size());
+        w1 = std::max(w1, r[1].size());
+    }
+    for (const auto& r : rows) out += pad(r[0], w0) + "  " + pad(r[1], w1) + "  " + r[2] + "\n";
+    out += "\nsources: default = the algorithm policy's default";
+    if (!cfg_file.empty()) {
+        out += "; common:N = kv_cache_quant_config at " + cfg_file + ":N; override:N = override_layers_configs at " + cfg_file + ":N";
+    }
+    out += "; argument = the quant_layers argument\n";
     return out;
 }
 
