@@ -6,12 +6,19 @@
 // (times 3 and a constant) is an integer sum of cubes. Runs of source bins that fall inside one
 // destination bin share a polynomial, summed from prefix sums of count, count*j and count*j^2; so a
 // candidate costs O(256) instead of O(bins).
+//
+// The search itself runs in double first: every term of the double evaluation is a non-negative
+// sum taken from exact integer moments (relative to a nearby bin, so nothing large cancels), which
+// keeps it within about 1e-12 of the exact value. A candidate whose error outside its range alone
+// already exceeds the best one by more than 1e-9 is passed over, and only the candidates within
+// 1e-9 of the double minimum are evaluated exactly, so ties are still broken on exact values.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <span>
 #include <utility>
@@ -155,6 +162,59 @@ public:
             p1_[j + 1] = p1_[j] + c * jj;
             p2_[j + 1] = p2_[j] + c * jj * jj;
         }
+        // The double evaluation takes its moments from 64-bit prefix sums: exact while
+        // total * bins^2 stays below 2^60 (every intermediate below is bounded by twice that).
+        const wide limit = static_cast<wide>(1) << 60;
+        bool negative = false;
+        for (auto c : counts_) negative = negative || c < 0;
+        fast_ = !negative && p0_[n] * static_cast<wide>(n) * static_cast<wide>(n) < limit;
+        if (fast_) {
+            q0_.resize(n + 1);
+            q1_.resize(n + 1);
+            q2_.resize(n + 1);
+            for (std::size_t j = 0; j <= n; ++j) {
+                q0_[j] = static_cast<std::int64_t>(p0_[j]);
+                q1_[j] = static_cast<std::int64_t>(p1_[j]);
+                q2_[j] = static_cast<std::int64_t>(p2_[j]);
+            }
+        }
+    }
+
+    /// Whether `approximate_error` and `outside_error` are available (the counts are small enough
+    /// for exact 64-bit moments: fewer than 2^60 / bins^2 values in all).
+    bool has_fast_path() const noexcept { return fast_; }
+
+    /// `scaled_error(l, r)` evaluated in double, within about 1e-12 relative. Requires `has_fast_path()`.
+    double approximate_error(std::int64_t l, std::int64_t r) const {
+        const std::int64_t span_bins = r - l + 1;
+        const float dst_width = width_ * static_cast<float>(span_bins) / 256.0f;
+        if (dst_width < flt_epsilon) return 0.0;
+        const std::int64_t dw = 2 * span_bins;
+        const std::int64_t half = span_bins;
+        double total = outside(l, r, half);
+        std::int64_t next = 0;
+        for (std::int64_t d = 0; d < 256; ++d) {
+            const std::int64_t bound = (d + 1) * dw;
+            const std::int64_t full_end = std::min(bound / unit, span_bins);
+            if (full_end > next) {
+                total += inside_group(l + next, l + full_end, l, d * dw + half);
+                next = full_end;
+            }
+            while (next < span_bins && next * unit < bound) {
+                total += single_approx(l + next, l, dw, half);
+                ++next;
+            }
+        }
+        return total;
+    }
+
+    /// The part of `approximate_error(l, r)` from the bins outside [l, r]: a lower bound of the
+    /// error, in O(1). Requires `has_fast_path()`.
+    double outside_error(std::int64_t l, std::int64_t r) const {
+        const std::int64_t span_bins = r - l + 1;
+        const float dst_width = width_ * static_cast<float>(span_bins) / 256.0f;
+        if (dst_width < flt_epsilon) return 0.0;
+        return outside(l, r, span_bins);
     }
 
     /// The error of candidate [l, r] times 3 * 512^3 / width^2 (an exact integer; 0 when the
@@ -195,6 +255,75 @@ public:
 
 private:
     static wide cube(wide v) { return v * v * v; }
+    static double dcube(double v) { return v * v * v; }
+
+    struct moments {
+        std::int64_t s0, a1, a2;  // sum of c, c*j, c*j^2 over the bins
+    };
+    moments sums(std::int64_t from, std::int64_t to) const {
+        const auto f = static_cast<std::size_t>(from), t = static_cast<std::size_t>(to);
+        return {q0_[t] - q0_[f], q1_[t] - q1_[f], q2_[t] - q2_[f]};
+    }
+
+    /// sum of c * (3u (u*y + b)^2 + u^3 / 4) with y1 = sum c*y, y2 = sum c*y^2 (exact): the error of
+    /// bins whose start, relative to their centre, is u*y + b - u/2. Callers pick y so that u*y + b
+    /// keeps one sign over the bins, or is small, so the double sum does not cancel.
+    static double polynomial(std::int64_t s0, std::int64_t y1, std::int64_t y2, double b) {
+        const double u = static_cast<double>(unit);
+        const double squares = u * u * static_cast<double>(y2) + 2.0 * u * b * static_cast<double>(y1) + b * b * static_cast<double>(s0);
+        return 3.0 * u * squares + u * u * u / 4.0 * static_cast<double>(s0);
+    }
+
+    /// The bins below l (centre: the first destination bin's) and above r (the last one's).
+    double outside(std::int64_t l, std::int64_t r, std::int64_t half) const {
+        const auto n = static_cast<std::int64_t>(counts_.size());
+        double total = 0.0;
+        if (l > 0) {
+            // y = l - j >= 1; the start of bin j relative to the centre is -(u*y + half).
+            const moments m = sums(0, l);
+            if (m.s0 != 0) {
+                const std::int64_t y1 = l * m.s0 - m.a1;
+                const std::int64_t y2 = l * l * m.s0 - 2 * l * m.a1 + m.a2;
+                total += polynomial(m.s0, y1, y2, static_cast<double>(half) - static_cast<double>(unit) / 2.0);
+            }
+        }
+        if (r + 1 < n) {
+            // y = j - (r + 1) >= 0; the start of bin j relative to the centre is u*y + half.
+            const moments m = sums(r + 1, n);
+            if (m.s0 != 0) {
+                const std::int64_t b = r + 1;
+                const std::int64_t y1 = m.a1 - b * m.s0;
+                const std::int64_t y2 = m.a2 - 2 * b * m.a1 + b * b * m.s0;
+                total += polynomial(m.s0, y1, y2, static_cast<double>(half) + static_cast<double>(unit) / 2.0);
+            }
+        }
+        return total;
+    }
+
+    /// Source bins [from, to) inside [l, r] with one centre (relative to bin l's start).
+    double inside_group(std::int64_t from, std::int64_t to, std::int64_t l, std::int64_t centre) const {
+        const moments m = sums(from, to);
+        if (m.s0 == 0) return 0.0;
+        const std::int64_t y1 = m.a1 - from * m.s0;
+        const std::int64_t y2 = m.a2 - 2 * from * m.a1 + from * from * m.s0;
+        const std::int64_t t0 = unit * (from - l) - centre;
+        return polynomial(m.s0, y1, y2, static_cast<double>(t0) + static_cast<double>(unit) / 2.0);
+    }
+
+    /// `single` in double (every part is non-negative).
+    double single_approx(std::int64_t j, std::int64_t l, std::int64_t dw, std::int64_t half) const {
+        const std::int64_t c = counts_[static_cast<std::size_t>(j)];
+        if (c == 0) return 0.0;
+        const std::int64_t a = (j - l) * unit, e = a + unit;
+        const std::int64_t d1 = std::clamp<std::int64_t>(a >= 0 ? a / dw : -1, 0, 255);
+        const std::int64_t d2 = std::clamp<std::int64_t>(e >= 0 ? e / dw : -1, 0, 255);
+        const std::int64_t c1 = d1 * dw + half, c2 = d2 * dw + half;
+        const double cnt = static_cast<double>(c);
+        if (d1 == d2) return cnt * (dcube(static_cast<double>(e - c1)) - dcube(static_cast<double>(a - c1)));
+        const double h3 = dcube(static_cast<double>(half));
+        return cnt * ((h3 - dcube(static_cast<double>(a - c1))) + static_cast<double>(d2 - d1 - 1) * 2.0 * h3 +
+                      (dcube(static_cast<double>(e - c2)) + h3));
+    }
 
     /// Source bins [from, to) whose whole extent has one centre `centre` (relative to bin l's start).
     wide group(std::int64_t from, std::int64_t to, std::int64_t l, std::int64_t centre) const {
@@ -228,6 +357,8 @@ private:
     std::span<const std::int64_t> counts_;
     float width_;
     std::vector<wide> p0_, p1_, p2_;
+    bool fast_ = false;
+    std::vector<std::int64_t> q0_, q1_, q2_;
 };
 
 /// The clip range HFMG chooses for a histogram: the first candidate with the smallest error.
@@ -237,6 +368,32 @@ inline std::pair<float, float> hfmg_clip_range(const hfmg_histogram& h) {
     std::int64_t l = 0, r = static_cast<std::int64_t>(h.bins) - 1;
     if (!candidates.empty()) {
         const hfmg_error_model model(h);
+        if (model.has_fast_path()) {
+            // Double errors (within ~1e-12) with pruning by the error outside the range; then the
+            // exact error of every candidate within 1e-9 of the double minimum decides.
+            constexpr double margin = 1e-9;
+            std::vector<double> approx(candidates.size(), std::numeric_limits<double>::infinity());
+            double best = std::numeric_limits<double>::infinity();
+            for (std::size_t k = 0; k < candidates.size(); ++k) {
+                const auto [cl, cr] = candidates[k];
+                if (model.outside_error(cl, cr) > best * (1.0 + margin)) continue;
+                approx[k] = model.approximate_error(cl, cr);
+                best = std::min(best, approx[k]);
+            }
+            bool first = true;
+            hfmg_error_model::wide exact_best = 0;
+            for (std::size_t k = 0; k < candidates.size(); ++k) {
+                if (!(approx[k] <= best * (1.0 + margin))) continue;
+                const auto e = model.scaled_error(candidates[k].first, candidates[k].second);
+                if (first || e < exact_best) {
+                    exact_best = e;
+                    l = candidates[k].first;
+                    r = candidates[k].second;
+                    first = false;
+                }
+            }
+            return {h.lo + static_cast<float>(l) * width, h.lo + static_cast<float>(r + 1) * width};
+        }
         bool first = true;
         hfmg_error_model::wide best = 0;
         for (const auto& [cl, cr] : candidates) {
