@@ -190,6 +190,62 @@ BOOST_AUTO_TEST_CASE(fast_ifmr_losses_equal_the_straightforward_ones) {
     BOOST_TEST(compared > 60u);
 }
 
+BOOST_AUTO_TEST_CASE(unsorted_ifmr_equals_the_sorted_one_and_the_straightforward_losses) {
+    // The unsorted path (threshold intervals, no sort) against the straightforward losses and the
+    // sorted path's choice, on every IFMR sample of cases.json and on harder data.
+    const json cases = load_cases();
+    std::size_t compared = 0;
+    auto compare = [&](const std::vector<float>& values, const kvcali::ifmr_options& o) {
+        std::vector<float> sorted = values;
+        std::sort(sorted.begin(), sorted.end());
+        const auto slow = slow_ifmr_losses(sorted, o);
+        const auto fast = kvcali::ifmr_losses_unsorted(values, o);
+        BOOST_REQUIRE_EQUAL(slow.size(), fast.size());
+        for (std::size_t k = 0; k < slow.size(); ++k) {
+            BOOST_TEST_INFO("candidate " << k << ": " << slow[k] << " vs " << fast[k]);
+            BOOST_TEST((std::fabs(slow[k] - fast[k]) <= 1e-9 * std::fabs(slow[k]) + 1e-30));
+        }
+        const auto unsorted_choice = kvcali::ifmr_choose_unsorted(values, o);
+        BOOST_REQUIRE(unsorted_choice.has_value());
+        BOOST_TEST((*unsorted_choice == kvcali::ifmr_choose(kvcali::ifmr_sorted_sample(sorted), o)));
+        ++compared;
+    };
+    for (const json& c : cases.items) {
+        if (c["params"]["act_algo"].string != "ifmr") continue;
+        const auto batches = cali_test::generate_batches(c["data"], static_cast<std::uint32_t>(c["batch_num"].number));
+        const bool per_channel = c["params"]["quant_granularity"].number == 1;
+        for (const auto& s : samples_of(batches, static_cast<std::size_t>(c["data"]["shape"].items[1].number), per_channel)) {
+            compare(s, ifmr_options_of(c["params"], c["with_offset"].boolean));
+        }
+    }
+    std::mt19937 rng(11);
+    std::normal_distribution<float> normal(0.3f, 2.0f);
+    std::vector<float> v(200000);
+    for (auto& x : v) x = normal(rng);
+    for (std::size_t i = 0; i < v.size(); i += 997) v[i] *= 30.0f;  // outliers
+    std::vector<float> sparse = v;
+    for (std::size_t i = 0; i < sparse.size(); ++i) {
+        if (i % 3 != 0) sparse[i] = 0.0f;  // runs of equal values, one of them a level
+    }
+    std::vector<float> coarse = v;
+    for (auto& x : coarse) x = std::round(x * 4.0f) / 4.0f;  // few distinct values
+    const std::vector<float> constant(50000, 0.5f), negative(50000, -1.25f);
+    const std::vector<float>* const data_sets[] = {&v, &sparse, &coarse, &constant, &negative};
+    for (const std::vector<float>* data : data_sets) {
+        for (bool with_offset : {true, false}) {
+            kvcali::ifmr_options o;
+            o.with_offset = with_offset;
+            compare(*data, o);
+            o.max_percentile = 0.99;  // a starting point inside the data
+            o.min_percentile = 0.9;
+            compare(*data, o);
+        }
+    }
+    BOOST_TEST(compared > 80u);
+    BOOST_TEST(kvcali::ifmr_prefers_unsorted(16u << 20, kvcali::ifmr_options{}));
+    BOOST_TEST(!kvcali::ifmr_prefers_unsorted(8192, kvcali::ifmr_options{}));
+}
+
 BOOST_AUTO_TEST_CASE(radix_sort_sorts) {
     std::mt19937 rng(3);
     std::uniform_real_distribution<float> u(-1e6f, 1e6f);

@@ -9,13 +9,16 @@
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../error.hpp"
@@ -68,24 +71,31 @@ struct ifmr_start {
     bool negative = false;  ///< symmetric: the negative side is the larger one
 };
 
-/// Percentile starting points of a sorted, non-empty sample.
-inline ifmr_start ifmr_start_points(std::span<const float> sorted, const ifmr_options& s) {
-    const std::size_t n = sorted.size();
-    auto rank = [n](double percentile) -> std::size_t {
-        if (1.0 - percentile < static_cast<double>(flt_epsilon)) return 1;
-        const double k = static_cast<double>(n) - std::trunc(percentile * static_cast<double>(n));
-        if (!(k >= 1.0)) return 1;
-        if (k >= static_cast<double>(n)) return n;
-        return static_cast<std::size_t>(k);
-    };
+/// The rank k (1 = the extreme value) of a percentile starting point in a sample of n values.
+inline std::size_t ifmr_percentile_rank(std::size_t n, double percentile) noexcept {
+    if (1.0 - percentile < static_cast<double>(flt_epsilon)) return 1;
+    const double k = static_cast<double>(n) - std::trunc(percentile * static_cast<double>(n));
+    if (!(k >= 1.0)) return 1;
+    if (k >= static_cast<double>(n)) return n;
+    return static_cast<std::size_t>(k);
+}
+
+/// The starting points from the k_max-th largest and the k_min-th smallest value.
+inline ifmr_start ifmr_start_from(float kth_largest, float kth_smallest, const ifmr_options& s) noexcept {
     ifmr_start start;
-    start.max0 = std::max(sorted[n - rank(s.max_percentile)], 0.0f);
-    start.min0 = std::min(sorted[rank(s.min_percentile) - 1], 0.0f);
+    start.max0 = std::max(kth_largest, 0.0f);
+    start.min0 = std::min(kth_smallest, 0.0f);
     if (!s.with_offset) {
         start.negative = std::fabs(start.max0) < std::fabs(start.min0);
         start.max0 = std::max(std::fabs(start.max0), std::fabs(start.min0));
     }
     return start;
+}
+
+/// Percentile starting points of a sorted, non-empty sample.
+inline ifmr_start ifmr_start_points(std::span<const float> sorted, const ifmr_options& s) {
+    const std::size_t n = sorted.size();
+    return ifmr_start_from(sorted[n - ifmr_percentile_rank(n, s.max_percentile)], sorted[ifmr_percentile_rank(n, s.min_percentile) - 1], s);
 }
 
 /// One candidate: values are clamped to [lo, hi] and quantized with `scale`.
@@ -306,16 +316,346 @@ inline scale_offset ifmr_choose(const ifmr_sorted_sample& sample, const ifmr_opt
     return finish_scale(so, s.with_offset);
 }
 
+// ---------------------------------------------------------------------------------------------
+// The unsorted path: no sort at all. Every candidate's quantization cells are bounded by float
+// thresholds (the smallest x whose level reaches q, found with the reference's own arithmetic),
+// computable without the data. One pass puts each value into the interval between consecutive
+// thresholds of all candidates (a uniform grid over the thresholds finds it in O(1)) and keeps
+// count, mean and spread per interval; each cell is then a run of intervals, summed with a 16-ary
+// hierarchy. The percentile starting points come from a two-pass radix selection.
+
+namespace detail {
+
+/// Adds values to a histogram of the upper 16 bits of their float_key (65536 counters).
+inline void add_high_key_histogram(std::vector<std::uint32_t>& high, std::span<const float> values) {
+    if (high.size() != 65536) high.assign(65536, 0);
+    for (float v : values) ++high[float_key(v) >> 16];
+}
+
+/// The values of 0-based ranks `r1` and `r2` in float_key order, by a 16-bit + 16-bit radix
+/// selection (two passes, no copy; one when `high` already holds the first pass's histogram of
+/// these values). Requires r1, r2 < values.size() < 2^32.
+inline std::pair<float, float> select_two(std::span<const float> values, std::size_t r1, std::size_t r2, std::vector<std::uint32_t> high = {}) {
+    if (high.size() != 65536) add_high_key_histogram(high, values);
+    auto locate = [](const std::vector<std::uint32_t>& counts, std::size_t& rank) {
+        std::size_t b = 0;
+        while (rank >= counts[b]) rank -= counts[b++];
+        return static_cast<std::uint32_t>(b);
+    };
+    const std::uint32_t b1 = locate(high, r1), b2 = locate(high, r2);
+    std::vector<std::uint32_t> low1(65536, 0), low2(65536, 0);
+    // Each bucket is a closed float interval (a superset at -0/+0): a plain comparison filter
+    // (which vectorises) skips the blocks that hold none of its values.
+    const float lo1 = key_float(b1 << 16), hi1 = key_float((b1 << 16) | 0xFFFFu);
+    const float lo2 = key_float(b2 << 16), hi2 = key_float((b2 << 16) | 0xFFFFu);
+    constexpr std::size_t block = 256;
+    for (std::size_t begin = 0; begin < values.size(); begin += block) {
+        const std::span<const float> part = values.subspan(begin, std::min(block, values.size() - begin));
+        unsigned hits = 0;
+        for (float v : part) hits |= static_cast<unsigned>((v >= lo1) & (v <= hi1)) | static_cast<unsigned>((v >= lo2) & (v <= hi2));
+        if (hits == 0) continue;
+        for (float v : part) {
+            const std::uint32_t k = float_key(v);
+            const std::uint32_t top = k >> 16;
+            if (top == b1) ++low1[k & 0xFFFFu];
+            if (top == b2) ++low2[k & 0xFFFFu];
+        }
+    }
+    const std::uint32_t k1 = (b1 << 16) | locate(low1, r1), k2 = (b2 << 16) | locate(low2, r2);
+    return {key_float(k1), key_float(k2)};
+}
+
+/// The smallest float x (in float_key order) whose level reaches `q`, for level(lo) < q <= level(hi):
+/// a binary search on keys, started in a few ulps around the nearest rounding point.
+inline float ifmr_threshold(const ifmr_candidate& c, float q) {
+    const std::uint32_t lo_key = float_key(c.lo), hi_key = float_key(c.hi);
+    const float guess = std::clamp((q - 0.5f) * c.scale, c.lo, c.hi);
+    const std::uint32_t g = float_key(guess);
+    std::uint32_t below = g - lo_key > 4 ? g - 4 : lo_key;  // level(below) < q
+    std::uint32_t above = hi_key - g > 4 ? g + 4 : hi_key;  // level(above) >= q
+    if (!(ifmr_level(c, key_float(below)) < q)) below = lo_key;
+    if (!(ifmr_level(c, key_float(above)) >= q)) above = hi_key;
+    while (above - below > 1) {
+        const std::uint32_t mid = below + (above - below) / 2;
+        if (ifmr_level(c, key_float(mid)) >= q) {
+            above = mid;
+        } else {
+            below = mid;
+        }
+    }
+    return key_float(above);
+}
+
+/// Count, mean and centred second moment of a run of values.
+struct moment_stat {
+    double count = 0.0;
+    double mean = 0.0;
+    double m2 = 0.0;
+};
+
+inline moment_stat merge_moments(const moment_stat& a, const moment_stat& b) noexcept {
+    if (a.count == 0.0) return b;
+    if (b.count == 0.0) return a;
+    const double n = a.count + b.count;
+    const double delta = b.mean - a.mean;
+    return {n, a.mean + delta * b.count / n, a.m2 + b.m2 + delta * delta * a.count * b.count / n};
+}
+
+/// Leaf statistics in a 16-ary hierarchy: the sum of `(x - v)^2` over a run of leaves in O(log).
+class moment_tree {
+public:
+    static constexpr std::size_t fan = 16;
+
+    explicit moment_tree(std::vector<moment_stat> leaves) {
+        levels_.push_back(std::move(leaves));
+        while (levels_.back().size() > fan) {
+            const auto& below = levels_.back();
+            std::vector<moment_stat> up((below.size() + fan - 1) / fan);
+            for (std::size_t u = 0; u < up.size(); ++u) {
+                moment_stat acc{};
+                for (std::size_t b = u * fan; b < std::min(below.size(), (u + 1) * fan); ++b) acc = merge_moments(acc, below[b]);
+                up[u] = acc;
+            }
+            levels_.push_back(std::move(up));
+        }
+    }
+
+    /// The sum of `(x - v)^2` over the values of leaves [first, last).
+    double squared_error(std::size_t first, std::size_t last, double v) const {
+        double total = 0.0;
+        for (std::size_t level = 0;; ++level) {
+            const auto& stats = levels_[level];
+            auto add = [&](std::size_t a, std::size_t b) {
+                for (std::size_t i = a; i < b; ++i) {
+                    if (stats[i].count == 0.0) continue;
+                    const double d = stats[i].mean - v;
+                    total += stats[i].m2 + stats[i].count * d * d;
+                }
+            };
+            const std::size_t a2 = (first + fan - 1) / fan * fan, b2 = last / fan * fan;
+            if (level + 1 == levels_.size() || a2 >= b2) {
+                add(first, last);
+                return total;
+            }
+            add(first, a2);
+            add(b2, last);
+            first = a2 / fan;
+            last = b2 / fan;
+        }
+    }
+
+private:
+    std::vector<std::vector<moment_stat>> levels_;
+};
+
+/// The cells of every candidate as runs of threshold intervals, and a locator for the intervals.
+struct ifmr_cells {
+    std::vector<float> thresholds;                 // sorted, distinct; +inf sentinel at the end
+    std::vector<std::vector<std::uint32_t>> bounds;  // per candidate: interval index where each cell starts, then the end
+    std::vector<float> first_level;                // per candidate: the level of its first cell
+    std::vector<std::uint32_t> grid;               // grid bucket -> index of its first threshold
+    float origin = 0.0f, inverse_width = 0.0f, last_bucket = 0.0f;
+
+    /// Monotone in x (float subtraction, multiplication by a non-negative factor and clamping all
+    /// are), which is all the locator needs from it.
+    std::size_t bucket(float x) const noexcept {
+        const float f = (x - origin) * inverse_width;  // NaN only as inf * 0, when every bucket is 0
+        return f >= 0.0f ? static_cast<std::size_t>(std::min(f, last_bucket)) : 0;
+    }
+    /// The number of thresholds <= x.
+    std::uint32_t interval(float x) const noexcept {
+        const std::size_t g = bucket(x);
+        std::uint32_t j = grid[g];
+        const std::uint32_t end = grid[g + 1];
+        if (end - j <= 1) return j + (thresholds[j] <= x ? 1u : 0u);
+        while (j < end && thresholds[j] <= x) ++j;
+        return j;
+    }
+};
+
+/// Builds the cells of `candidates`; false when a candidate is unusual (reversed range, or more
+/// than 4096 levels), for the sorted path to handle.
+inline bool ifmr_build_cells(const std::vector<ifmr_candidate>& candidates, ifmr_cells& cells) {
+    std::vector<float> all;
+    cells.first_level.clear();
+    for (const auto& c : candidates) {
+        if (!(c.lo <= c.hi)) return false;
+        const float first = ifmr_level(c, c.lo), last = ifmr_level(c, c.hi);
+        if (!(last - first <= 4096.0f)) return false;
+        cells.first_level.push_back(first);
+        for (float q = first + 1.0f; q <= last; q += 1.0f) all.push_back(ifmr_threshold(c, q));
+    }
+    std::sort(all.begin(), all.end());
+    all.erase(std::unique(all.begin(), all.end()), all.end());
+    const std::size_t m = all.size();
+    cells.bounds.assign(candidates.size(), {});
+    for (std::size_t k = 0; k < candidates.size(); ++k) {
+        const auto& c = candidates[k];
+        auto& b = cells.bounds[k];
+        b.push_back(0);
+        const float last = ifmr_level(c, c.hi);
+        for (float q = cells.first_level[k] + 1.0f; q <= last; q += 1.0f) {
+            const float t = ifmr_threshold(c, q);
+            b.push_back(static_cast<std::uint32_t>(std::lower_bound(all.begin(), all.end(), t) - all.begin()) + 1u);
+        }
+        b.push_back(static_cast<std::uint32_t>(m) + 1u);
+    }
+    // A uniform grid of about 8 buckets per threshold over [first, last threshold] (at most 2^22
+    // buckets, so every bucket number is a float).
+    const std::size_t buckets = std::clamp<std::size_t>(8 * m, 1, std::size_t{1} << 22);
+    cells.grid.assign(buckets + 1, 0);
+    cells.origin = m ? all.front() : 0.0f;
+    const float range = m ? all.back() - cells.origin : 0.0f;
+    cells.inverse_width = range > 0.0f && std::isfinite(range) ? static_cast<float>(buckets) / range : 0.0f;
+    if (!std::isfinite(cells.inverse_width)) cells.inverse_width = 0.0f;
+    cells.last_bucket = static_cast<float>(buckets - 1);
+    cells.thresholds = std::move(all);
+    // grid[g] = the number of thresholds whose bucket is below g (the same bucket function as the
+    // values use, so a value's interval lies between grid[bucket] and grid[bucket + 1]).
+    std::vector<std::uint32_t> per_bucket(buckets + 1, 0);
+    for (float t : cells.thresholds) ++per_bucket[cells.bucket(t) + 1];
+    for (std::size_t g = 1; g <= buckets; ++g) cells.grid[g] = cells.grid[g - 1] + per_bucket[g];
+    cells.thresholds.push_back(std::numeric_limits<float>::infinity());
+    return true;
+}
+
+}  // namespace detail
+
+/// Every candidate's squared error sum (not divided by the count), computed over an unsorted
+/// sample without sorting it; empty when the sample or the candidates need the sorted path.
+struct ifmr_unsorted_result {
+    ifmr_start start;
+    std::vector<ifmr_candidate> candidates;
+    std::vector<double> errors;  ///< per candidate; empty: use the sorted path
+};
+
+/// Runs the unsorted path (see above) over a non-empty sample of fewer than 2^32 values.
+/// `high_keys` may hold `detail::add_high_key_histogram` of the values (saves one pass).
+inline ifmr_unsorted_result ifmr_search_unsorted(std::span<const float> values, const ifmr_options& s,
+                                                 std::vector<std::uint32_t> high_keys = {}) {
+    ifmr_unsorted_result out;
+    const std::size_t n = values.size();
+    const auto ratios = ifmr_ratios(s);
+    if (n == 0 || n >= (std::size_t{1} << 32)) return out;
+    const auto [upper, lower] = detail::select_two(values, n - ifmr_percentile_rank(n, s.max_percentile),
+                                                   ifmr_percentile_rank(n, s.min_percentile) - 1, std::move(high_keys));
+    out.start = ifmr_start_from(upper, lower, s);
+    for (float r : ratios) out.candidates.push_back(ifmr_candidate_at(out.start, r, s.with_offset));
+    detail::ifmr_cells cells;
+    if (!detail::ifmr_build_cells(out.candidates, cells)) return out;
+
+    // One pass: per interval, count and sums shifted by the interval's first value (so a run of
+    // equal values has exactly zero spread).
+    struct running {
+        double s1 = 0.0, s2 = 0.0;
+        float shift = 0.0f;
+        std::uint32_t count = 0;
+    };
+    std::vector<running> acc(cells.thresholds.size());
+    // In chunks: grid buckets (plain arithmetic), then intervals, then the sums; separate loops
+    // keep more independent loads in flight than one loop doing all three.
+    constexpr std::size_t chunk = 1024;
+    std::uint32_t index[chunk];
+    const std::uint32_t* grid = cells.grid.data();
+    const float* thresholds = cells.thresholds.data();
+    for (std::size_t begin = 0; begin < n; begin += chunk) {
+        const std::span<const float> part = values.subspan(begin, std::min(chunk, n - begin));
+        for (std::size_t i = 0; i < part.size(); ++i) index[i] = static_cast<std::uint32_t>(cells.bucket(part[i]));
+        for (std::size_t i = 0; i < part.size(); ++i) {
+            const float x = part[i];
+            std::uint32_t j = grid[index[i]];
+            const std::uint32_t end = grid[index[i] + 1];
+            if (end - j <= 1) {
+                j += thresholds[j] <= x ? 1u : 0u;
+            } else {
+                while (j < end && thresholds[j] <= x) ++j;
+            }
+            index[i] = j;
+        }
+        for (std::size_t i = 0; i < part.size(); ++i) {
+            const float x = part[i];
+            running& r = acc[index[i]];
+            const float shift = r.count != 0 ? r.shift : x;
+            r.shift = shift;
+            const double d = static_cast<double>(x) - static_cast<double>(shift);
+            r.s1 += d;
+            r.s2 += d * d;
+            ++r.count;
+        }
+    }
+    std::vector<detail::moment_stat> leaves(acc.size());
+    for (std::size_t i = 0; i < acc.size(); ++i) {
+        const running& r = acc[i];
+        if (r.count == 0) continue;
+        const double cnt = static_cast<double>(r.count);
+        leaves[i] = {cnt, static_cast<double>(r.shift) + r.s1 / cnt, std::max(0.0, r.s2 - r.s1 * r.s1 / cnt)};
+    }
+    const detail::moment_tree tree(std::move(leaves));
+    out.errors.reserve(out.candidates.size());
+    for (std::size_t k = 0; k < out.candidates.size(); ++k) {
+        const auto& c = out.candidates[k];
+        const auto& b = cells.bounds[k];
+        double total = 0.0;
+        float level = cells.first_level[k];
+        for (std::size_t q = 0; q + 1 < b.size(); ++q, level += 1.0f) {
+            if (b[q + 1] > b[q]) total += tree.squared_error(b[q], b[q + 1], static_cast<double>(level * c.scale));
+        }
+        out.errors.push_back(total);
+    }
+    return out;
+}
+
+/// Every candidate's loss (the mean squared error) by the unsorted path, in candidate order;
+/// empty when the sample needs the sorted path.
+inline std::vector<double> ifmr_losses_unsorted(std::span<const float> values, const ifmr_options& s) {
+    auto r = ifmr_search_unsorted(values, s);
+    for (double& e : r.errors) e /= static_cast<double>(values.size());
+    return std::move(r.errors);
+}
+
+namespace detail {
+inline scale_offset ifmr_scale_offset(const ifmr_start& start, const ifmr_candidate& chosen, bool with_offset) {
+    scale_offset so{chosen.scale, 0};
+    if (with_offset) so.offset = static_cast<std::int32_t>(-round_half_even(start.min0 / chosen.scale)) - 128;
+    return finish_scale(so, with_offset);
+}
+}  // namespace detail
+
+/// Whether `ifmr_calibrate` takes the unsorted path for `count` values: when the values outnumber
+/// the thresholds (the candidates times 257), so the per-threshold work does not dominate.
+inline bool ifmr_prefers_unsorted(std::size_t count, const ifmr_options& s) {
+    const double thresholds = std::ceil((s.search_end - s.search_start) / s.search_step) * 257.0;
+    return count < (std::size_t{1} << 32) && static_cast<double>(count) >= thresholds;
+}
+
+/// The scale and offset IFMR chooses by the unsorted path, or nothing when the sample needs the
+/// sorted path.
+inline std::optional<scale_offset> ifmr_choose_unsorted(std::span<const float> values, const ifmr_options& s,
+                                                        std::vector<std::uint32_t> high_keys = {}) {
+    const auto r = ifmr_search_unsorted(values, s, std::move(high_keys));
+    if (r.errors.empty()) return std::nullopt;
+    std::size_t best = 0;
+    for (std::size_t k = 1; k < r.errors.size(); ++k) {
+        if (r.errors[k] < r.errors[best]) best = k;
+    }
+    return detail::ifmr_scale_offset(r.start, r.candidates[best], s.with_offset);
+}
+
 /// Sorts keys (from `float_key`) and returns the sample ready for the search.
 inline ifmr_sorted_sample ifmr_prepare(std::vector<std::uint32_t> keys) {
     sort_float_keys(keys);
     return ifmr_sorted_sample(keys);
 }
 
-/// IFMR over one sample given as values in any order.
-inline scale_offset ifmr_calibrate(std::span<const float> values, const ifmr_options& s) {
+/// IFMR over one sample given as values in any order: the unsorted path for large samples
+/// (`ifmr_prefers_unsorted`), else the sorted one; both give the same losses within 1e-12.
+/// `high_keys` may hold `detail::add_high_key_histogram` of the values.
+inline scale_offset ifmr_calibrate(std::span<const float> values, const ifmr_options& s, std::vector<std::uint32_t> high_keys = {}) {
     if (values.empty()) {
         throw error(diagnostic{severity::error, errc::invalid_data, "IFMR needs at least one value", {}, {}, {}});
+    }
+    if (ifmr_prefers_unsorted(values.size(), s)) {
+        if (const auto so = ifmr_choose_unsorted(values, s, std::move(high_keys))) return *so;
     }
     std::vector<std::uint32_t> keys(values.size());
     for (std::size_t i = 0; i < values.size(); ++i) keys[i] = float_key(values[i]);
@@ -332,29 +672,27 @@ public:
     void add_batch(std::span<const float> values, std::size_t channels) override {
         if (!per_channel_ || channels <= 1) {
             if (samples_.empty()) samples_.resize(1);
-            auto& keys = samples_.front();
-            keys.reserve(keys.size() + values.size());
-            for (float v : values) keys.push_back(float_key(v));
+            auto& sample = samples_.front();
+            sample.insert(sample.end(), values.begin(), values.end());
+            detail::add_high_key_histogram(high_keys_, values);  // the first selection pass, while the batch is warm
             return;
         }
         if (samples_.empty()) samples_.resize(channels);
         const std::size_t rows = values.size() / channels;
         for (std::size_t c = 0; c < channels; ++c) {
-            auto& keys = samples_[c];
-            const std::size_t at = keys.size();
-            keys.resize(at + rows);
-            for (std::size_t r = 0; r < rows; ++r) keys[at + r] = float_key(values[r * channels + c]);
+            auto& sample = samples_[c];
+            const std::size_t at = sample.size();
+            sample.resize(at + rows);
+            for (std::size_t r = 0; r < rows; ++r) sample[at + r] = values[r * channels + c];
         }
     }
 
     quant_factors finish() override {
         quant_factors out;
-        for (auto& keys : samples_) {
-            if (keys.empty()) {
-                throw error(diagnostic{severity::error, errc::invalid_data, "IFMR needs at least one value", {}, {}, {}});
-            }
-            const scale_offset so = ifmr_choose(ifmr_prepare(std::move(keys)), settings_);
-            keys = {};
+        for (auto& sample : samples_) {
+            const scale_offset so = ifmr_calibrate(sample, settings_, std::move(high_keys_));
+            high_keys_ = {};
+            sample = {};
             out.scale.push_back(so.scale);
             out.offset.push_back(so.offset);
         }
@@ -365,7 +703,8 @@ public:
 private:
     ifmr_options settings_;
     bool per_channel_;
-    std::vector<std::vector<std::uint32_t>> samples_;
+    std::vector<std::vector<float>> samples_;
+    std::vector<std::uint32_t> high_keys_;  // per tensor: histogram of the upper key bits
 };
 
 }  // namespace kvcali
