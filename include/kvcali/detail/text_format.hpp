@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "../error.hpp"
 
@@ -46,8 +47,8 @@ enum class cfg_kind : std::uint8_t {
     json_null,
 };
 
-/// The data of one document node: its kind, its value and where its name and value were written.
-struct cfg_node {
+/// One field occurrence or list element: its kind, its value and where its name and value were written.
+struct cfg_scalar {
     cfg_kind kind = cfg_kind::message;
     bool colon = false;  ///< text format: a ':' followed the field name (scalars need it)
     std::uint32_t line = 0, column = 0;              ///< the field name (list element: its value)
@@ -55,20 +56,27 @@ struct cfg_node {
     std::string text;                                ///< scalars: the token text or decoded string
 };
 
-/// Orders field names by length, then bytes: the same equivalence as std::less, cheaper for the
-/// many equal keys of a long repeated field (the name index of a ptree compares on every insert).
-struct cfg_key_less {
-    bool operator()(const std::string& a, const std::string& b) const noexcept {
-        if (a.size() != b.size()) return a.size() < b.size();
-        for (std::size_t i = 0; i < a.size(); ++i) {
-            if (a[i] != b[i]) return static_cast<unsigned char>(a[i]) < static_cast<unsigned char>(b[i]);
-        }
-        return false;
-    }
+/// The data of one document node. Text format only: when the same field is written as
+/// `name: scalar` several times in a row (`quant_layers: '...'` on every line of a long list),
+/// the occurrences after the first are kept here, in order, instead of as sibling nodes: a
+/// document node costs three allocations, a repeat none beyond its text. Readers of the document
+/// treat each repeat as one more occurrence of the field, right after the node.
+struct cfg_node : cfg_scalar {
+    std::vector<cfg_scalar> repeats;
+};
+
+/// The key order of a cfg_document's name index: every key is equivalent to every other.
+/// The document is only ever walked in file order (the binder reports duplicates and merges in
+/// that order), so the name index a ptree keeps beside its sequence is never searched; with this
+/// order, inserting a child into it compares no strings (each new node goes last). Consequence:
+/// never look children up by name (`find`, `get_child`, `equal_range` would answer any child).
+struct cfg_key_order {
+    bool operator()(const std::string&, const std::string&) const noexcept { return false; }
 };
 
 /// A parsed config file: the root message. Keys are field names; list elements have key "".
-using cfg_document = boost::property_tree::basic_ptree<std::string, cfg_node, cfg_key_less>;
+/// Walk it in order; see cfg_key_order for why it must not be searched by name.
+using cfg_document = boost::property_tree::basic_ptree<std::string, cfg_node, cfg_key_order>;
 
 inline bool is_scalar(cfg_kind k) noexcept { return k != cfg_kind::message && k != cfg_kind::list; }
 
@@ -431,10 +439,14 @@ private:
 
     // -- structure -----------------------------------------------------------------------------
 
-    cfg_document& new_child(cfg_document& parent, std::string_view key) {
+    void count_node(const token& at) {
         if (++nodes_ > limits_.max_nodes) {
-            fail(cur_, "the file has more than " + std::to_string(limits_.max_nodes) + " fields and values (the limit)");
+            fail(at, "the file has more than " + std::to_string(limits_.max_nodes) + " fields and values (the limit)");
         }
+    }
+
+    cfg_document& new_child(cfg_document& parent, std::string_view key, const token& at) {
+        count_node(at);
         // ptree inserts by copy: copy a prepared (key, empty tree) pair instead of building and
         // dropping a temporary one per node (a field name repeats thousands of times).
         if (last_prepared_ != nullptr && last_prepared_->first == key) return parent.push_back(*last_prepared_)->second;
@@ -475,14 +487,30 @@ private:
                                ", found " + describe(cur_));
             }
             const token name = cur_;
-            cfg_document& field = new_child(message, slice(name));
+            advance();
+            const bool colon = is_symbol(':');
+            if (colon) advance();
+            if (colon && (cur_.kind == tok::identifier || cur_.kind == tok::number || cur_.kind == tok::string) && !message.empty()) {
+                // `name: scalar` right after the same: one more occurrence of the previous node.
+                auto& last = message.back();
+                cfg_node& previous = last.second.data();
+                if (previous.colon && is_scalar(previous.kind) && last.first == slice(name)) {
+                    count_node(name);
+                    cfg_scalar& repeat = previous.repeats.emplace_back();
+                    repeat.colon = true;
+                    repeat.line = name.line;
+                    repeat.column = name.column;
+                    repeat.value_line = cur_.line;
+                    repeat.value_column = cur_.column;
+                    read_scalar(repeat);
+                    if (is_symbol(',') || is_symbol(';')) advance();
+                    continue;
+                }
+            }
+            cfg_document& field = new_child(message, slice(name), name);
             field.data().line = name.line;
             field.data().column = name.column;
-            advance();
-            if (is_symbol(':')) {
-                field.data().colon = true;
-                advance();
-            }
+            field.data().colon = colon;
             read_value(field, name, depth);
             if (is_symbol(',') || is_symbol(';')) advance();
         }
@@ -505,7 +533,7 @@ private:
                 return;
             }
             for (;;) {
-                cfg_document& element = new_child(field, "");
+                cfg_document& element = new_child(field, "", cur_);
                 element.data().line = element.data().value_line = cur_.line;
                 element.data().column = element.data().value_column = cur_.column;
                 element.data().colon = true;
@@ -546,7 +574,7 @@ private:
         read_fields(field, close, open, depth);
     }
 
-    void read_scalar(cfg_node& node) {
+    void read_scalar(cfg_scalar& node) {
         if (cur_.kind != tok::string) {
             node.kind = cur_.kind == tok::identifier ? cfg_kind::identifier : cfg_kind::number;
             node.text.assign(slice(cur_));

@@ -177,7 +177,15 @@ class document_binder {
 public:
     document_binder(const std::string& file, bool json, algorithm_registry algorithms, diagnostics& diags,
                     const simple_config_limits& limits)
-        : file_(file), json_(json), algorithms_(algorithms), diags_(diags), limits_(limits) {}
+        : file_(file), json_(json), algorithms_(algorithms), diags_(diags), limits_(limits) {
+        // The field names of each message kind, once (not per block bound).
+        block_names_.reserve(algorithms_.size());
+        param_names_.resize(algorithms_.size());
+        for (std::size_t a = 0; a < algorithms_.size(); ++a) {
+            block_names_.push_back(algorithms_[a].cfg_block);
+            for (const auto& p : algorithms_[a].params) param_names_[a].push_back(p.cfg_name);
+        }
+    }
 
     /// Binds `root` into `out`. String values are moved out of `root`.
     void bind(cfg_document& root, simple_config& out) {
@@ -187,70 +195,79 @@ public:
         for (const auto& entry : root) {
             const std::string& key = entry.first;
             const cfg_document& child = entry.second;
-            if (stopped_) return;
-            const field_ref f{here, key, child};
-            if (key == "batch_num") {
-                for_each_scalar(f, false, [&](const cfg_document& v, const std::string&) {
-                    if (auto x = uint32_value(f, v)) {
-                        if (out.batch_num) duplicate_scalar(f, v, v.data().text);
-                        out.batch_num = *x;
-                        out.batch_num_where = value_location(v.data());
-                    }
-                });
-            } else if (key == "activation_offset") {
-                for_each_scalar(f, false, [&](const cfg_document& v, const std::string&) {
-                    if (auto x = bool_value(f, v)) {
-                        if (out.activation_offset) duplicate_scalar(f, v, v.data().text);
-                        out.activation_offset = *x;
-                        out.activation_offset_where = value_location(v.data());
-                    }
-                });
-            } else if (key == "kv_cache_quant_config") {
-                for_each_message(f, false, [&](const cfg_document& m, const std::string& path) {
-                    if (out.has_common) {
-                        duplicate_message(f);
-                    } else {
-                        out.has_common = true;
-                        out.common_where = name_location(child.data());
-                    }
-                    bind_common(m, path, out);
-                });
-            } else if (key == "override_layers_configs") {
-                for_each_message(f, true, [&](const cfg_document& m, const std::string& path) {
-                    override_config& o = out.overrides.emplace_back();
-                    o.where = name_location(&m == &child ? child.data() : m.data());
-                    bind_override(m, path, o, out.discarded);
-                });
-            } else {
-                unknown_field(f, fields);
+            // A field repeated on consecutive lines is one node with its later occurrences as
+            // repeats (see cfg_node): each occurrence is bound as its own field.
+            for (std::size_t occurrence = 0; occurrence <= child.data().repeats.size(); ++occurrence) {
+                if (stopped_) return;
+                const field_ref f{here, key, child, occurrence == 0 ? nullptr : &child.data().repeats[occurrence - 1]};
+                if (key == "batch_num") {
+                    for_each_scalar(f, false, [&](const cfg_scalar& v, const std::string&) {
+                        if (auto x = uint32_value(f, v)) {
+                            if (out.batch_num) duplicate_scalar(f, v, v.text);
+                            out.batch_num = *x;
+                            out.batch_num_where = value_location(v);
+                        }
+                    });
+                } else if (key == "activation_offset") {
+                    for_each_scalar(f, false, [&](const cfg_scalar& v, const std::string&) {
+                        if (auto x = bool_value(f, v)) {
+                            if (out.activation_offset) duplicate_scalar(f, v, v.text);
+                            out.activation_offset = *x;
+                            out.activation_offset_where = value_location(v);
+                        }
+                    });
+                } else if (key == "kv_cache_quant_config") {
+                    for_each_message(f, false, [&](const cfg_document& m, const std::string& path) {
+                        if (out.has_common) {
+                            duplicate_message(f);
+                        } else {
+                            out.has_common = true;
+                            out.common_where = name_location(at(f));
+                        }
+                        bind_common(m, path, out);
+                    });
+                } else if (key == "override_layers_configs") {
+                    for_each_message(f, true, [&](const cfg_document& m, const std::string& path) {
+                        override_config& o = out.overrides.emplace_back();
+                        o.where = name_location(&m == &child ? at(f) : m.data());
+                        bind_override(m, path, o, out.discarded);
+                    });
+                } else {
+                    unknown_field(f, fields);
+                }
             }
         }
     }
 
 private:
-    /// The message being bound: its JSON path, its name for messages, its field names.
+    /// The message being bound: its JSON path, its name for messages, its field names (views of
+    /// strings that outlive the binding of the message: no copies per block).
     struct context {
-        std::string path;
-        std::string name;
+        std::string_view path;
+        std::string_view name;
         std::span<const std::string_view> fields;
     };
     /// One field occurrence in a message.
     struct field_ref {
         const context& in;
         const std::string& key;
-        const cfg_document& node;
+        const cfg_document& node;            ///< the field's node
+        const cfg_scalar* repeat = nullptr;  ///< a later occurrence grouped into `node`, or null for the node itself
     };
+
+    /// The field occurrence's data: the node's own, or the grouped repeat's.
+    static const cfg_scalar& at(const field_ref& f) noexcept { return f.repeat != nullptr ? *f.repeat : f.node.data(); }
 
     // -- locations and reports ---------------------------------------------------------------
 
-    source_location name_location(const cfg_node& n) const {
+    source_location name_location(const cfg_scalar& n) const {
         return json_ ? source_location{file_, 0, 0} : source_location{file_, n.line, n.column};
     }
-    source_location value_location(const cfg_node& n) const {
+    source_location value_location(const cfg_scalar& n) const {
         return json_ ? source_location{file_, 0, 0} : source_location{file_, n.value_line, n.value_column};
     }
-    static std::string member_path(const std::string& parent, std::string_view key) {
-        std::string p = parent;
+    static std::string member_path(std::string_view parent, std::string_view key) {
+        std::string p(parent);
         const bool plain = !key.empty() && !(key[0] >= '0' && key[0] <= '9') &&
                            key.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") ==
                                std::string_view::npos;
@@ -283,27 +300,26 @@ private:
         if (json_) message = path + ": " + message;
         diags_.add({level, errc::parse_error, std::move(message), where, {}, json_ ? path : std::string()});
     }
-    void error_at_value(const field_ref& f, const cfg_document& v, std::string message) {
-        report(severity::error, value_location(v.data()), element_path(f, v), std::move(message));
+    void error_at_value(const field_ref& f, const cfg_scalar& v, std::string message) {
+        report(severity::error, value_location(v), element_path(f, v), std::move(message));
     }
     void error_at_name(const field_ref& f, std::string message) {
-        report(severity::error, name_location(f.node.data()), member_path(f.in.path, f.key), std::move(message));
+        report(severity::error, name_location(at(f)), member_path(f.in.path, f.key), std::move(message));
     }
 
     /// The JSON path of a value: the field, or the list element it is.
-    std::string element_path(const field_ref& f, const cfg_document& v) const {
+    std::string element_path(const field_ref& f, const cfg_scalar& v) const {
         std::string p = member_path(f.in.path, f.key);
-        if (&v == &f.node) return p;
+        if (&v == &at(f)) return p;
         std::size_t index = 0;
         for (const auto& [k, e] : f.node) {
-            if (&e == &v) break;
+            if (&e.data() == &v) break;
             ++index;
         }
         return p + "[" + std::to_string(index) + "]";
     }
 
-    std::string found(const cfg_document& v) const {
-        const cfg_node& n = v.data();
+    std::string found(const cfg_scalar& n) const {
         switch (n.kind) {
             case cfg_kind::message: return json_ ? "an object" : "a message";
             case cfg_kind::list: return json_ ? "an array" : "a list";
@@ -318,20 +334,20 @@ private:
     }
 
     void unknown_field(const field_ref& f, std::span<const std::string_view> candidates, std::string extra = {}) {
-        std::string message = "unknown field \"" + clip(f.key) + "\" in " + f.in.name + extra;
+        std::string message = "unknown field \"" + clip(f.key) + "\" in " + std::string(f.in.name) + extra;
         if (extra.empty()) {
             message += did_you_mean(closest_names(f.key, candidates, [](std::string_view s) { return s; }));
         }
         error_at_name(f, std::move(message));
     }
 
-    void duplicate_scalar(const field_ref& f, const cfg_document& v, std::string_view shown) {
-        report(severity::warning, value_location(v.data()), element_path(f, v),
-               f.key + " is given more than once in " + f.in.name + "; the last value (" + clip(shown) + ") is kept");
+    void duplicate_scalar(const field_ref& f, const cfg_scalar& v, std::string_view shown) {
+        report(severity::warning, value_location(v), element_path(f, v),
+               f.key + " is given more than once in " + std::string(f.in.name) + "; the last value (" + clip(shown) + ") is kept");
     }
     void duplicate_message(const field_ref& f) {
-        report(severity::warning, name_location(f.node.data()), member_path(f.in.path, f.key),
-               f.key + " is given more than once in " + f.in.name + "; the blocks are merged");
+        report(severity::warning, name_location(at(f)), member_path(f.in.path, f.key),
+               f.key + " is given more than once in " + std::string(f.in.name) + "; the blocks are merged");
     }
 
     // -- shapes ----------------------------------------------------------------------------------
@@ -340,38 +356,38 @@ private:
     /// `repeated`); reports shape errors.
     template <class Fn>
     void for_each_scalar(const field_ref& f, bool repeated, Fn&& fn) {
-        const cfg_node& n = f.node.data();
+        const cfg_scalar& n = at(f);
         if (n.kind == cfg_kind::message) {
             error_at_name(f, f.key + " is a " + std::string(repeated ? "list of values" : "value") + ", not a message: expected \"" +
                                  f.key + ": value\"");
             return;
         }
         if (!n.colon) {
-            error_at_value(f, f.node, "expected \":\" after the field name \"" + f.key + "\"");
+            error_at_value(f, at(f), "expected \":\" after the field name \"" + f.key + "\"");
             return;
         }
         if (n.kind == cfg_kind::list) {
             if (!repeated) {
-                error_at_value(f, f.node, f.key + " is not a repeated field: expected one value, found " + found(f.node));
+                error_at_value(f, at(f), f.key + " is not a repeated field: expected one value, found " + found(at(f)));
                 return;
             }
             for (const auto& [k, e] : f.node) {
                 if (stopped_) return;
                 if (!is_scalar(e.data().kind)) {
-                    error_at_value(f, e, "expected a value in the list " + f.key + ", found " + found(e));
+                    error_at_value(f, e.data(), "expected a value in the list " + f.key + ", found " + found(e.data()));
                     continue;
                 }
-                fn(e, std::string());
+                fn(e.data(), std::string());
             }
             return;
         }
-        fn(f.node, std::string());
+        fn(at(f), std::string());
     }
 
     /// Calls `fn(message, path)` for each message of field `f`; reports shape errors.
     template <class Fn>
     void for_each_message(const field_ref& f, bool repeated, Fn&& fn) {
-        const cfg_node& n = f.node.data();
+        const cfg_scalar& n = at(f);
         const std::string path = member_path(f.in.path, f.key);
         if (n.kind == cfg_kind::message) {
             fn(f.node, path);
@@ -384,7 +400,7 @@ private:
                 const std::string element = path + "[" + std::to_string(index++) + "]";
                 if (e.data().kind != cfg_kind::message) {
                     report(severity::error, value_location(e.data()), element,
-                           f.key + " is a list of messages: expected \"{\", found " + found(e));
+                           f.key + " is a list of messages: expected \"{\", found " + found(e.data()));
                     continue;
                 }
                 fn(e, element);
@@ -392,19 +408,19 @@ private:
             return;
         }
         if (n.kind == cfg_kind::list) {
-            error_at_value(f, f.node, f.key + " is not a repeated field: expected one message, found " + found(f.node));
+            error_at_value(f, at(f), f.key + " is not a repeated field: expected one message, found " + found(at(f)));
             return;
         }
-        error_at_value(f, f.node, f.key + " is a message: expected \"" + f.key + (json_ ? "\" to be an object" : " { ... }\"") +
-                                      ", found " + found(f.node));
+        error_at_value(f, at(f), f.key + " is a message: expected \"" + f.key + (json_ ? "\" to be an object" : " { ... }\"") +
+                                      ", found " + found(at(f)));
     }
 
     // -- scalar values ---------------------------------------------------------------------------
 
-    static bool is_token(const cfg_node& n) { return n.kind == cfg_kind::identifier || n.kind == cfg_kind::number; }
+    static bool is_token(const cfg_scalar& n) { return n.kind == cfg_kind::identifier || n.kind == cfg_kind::number; }
 
-    std::optional<std::uint32_t> uint32_value(const field_ref& f, const cfg_document& v) {
-        const cfg_node& n = v.data();
+    std::optional<std::uint32_t> uint32_value(const field_ref& f, const cfg_scalar& v) {
+        const cfg_scalar& n = v;
         std::optional<integer_token> x;
         if (is_token(n)) x = parse_integer_token(n.text, true);
         if (n.kind == cfg_kind::json_number && n.text.find_first_of(".eE") == std::string::npos) x = parse_integer_token(n.text, false);
@@ -419,8 +435,8 @@ private:
         return static_cast<std::uint32_t>(x->magnitude);
     }
 
-    std::optional<bool> bool_value(const field_ref& f, const cfg_document& v) {
-        const cfg_node& n = v.data();
+    std::optional<bool> bool_value(const field_ref& f, const cfg_scalar& v) {
+        const cfg_scalar& n = v;
         if (n.kind == cfg_kind::json_bool) return n.text == "true";
         if (is_token(n)) {
             if (n.text == "true" || n.text == "True" || n.text == "t" || n.text == "1") return true;
@@ -431,8 +447,8 @@ private:
         return std::nullopt;
     }
 
-    std::optional<float> float_value(const field_ref& f, const cfg_document& v) {
-        const cfg_node& n = v.data();
+    std::optional<float> float_value(const field_ref& f, const cfg_scalar& v) {
+        const cfg_scalar& n = v;
         std::optional<double> d;
         if (is_token(n)) d = parse_float_token(n.text);
         if (n.kind == cfg_kind::json_number) d = parse_decimal_float(n.text);
@@ -449,8 +465,8 @@ private:
         return to_float32(*d);
     }
 
-    std::optional<std::int32_t> enum_value(const field_ref& f, const cfg_document& v, const param_desc& p) {
-        const cfg_node& n = v.data();
+    std::optional<std::int32_t> enum_value(const field_ref& f, const cfg_scalar& v, const param_desc& p) {
+        const cfg_scalar& n = v;
         std::string known;
         for (std::size_t i = 0; i < p.enumerators.size(); ++i) {
             known += (i == 0 ? "" : i + 1 == p.enumerators.size() ? " or " : ", ") + std::string(p.enumerators[i].name) + " (" +
@@ -484,14 +500,14 @@ private:
 
     /// The string of a string node, moved out of the document (bind() owns it; a string value is
     /// read once), or empty after reporting a type error.
-    std::optional<std::string> string_value(const field_ref& f, const cfg_document& v) {
-        const cfg_node& n = v.data();
-        if (n.kind == cfg_kind::string || n.kind == cfg_kind::json_string) return std::move(const_cast<cfg_node&>(n).text);
+    std::optional<std::string> string_value(const field_ref& f, const cfg_scalar& v) {
+        const cfg_scalar& n = v;
+        if (n.kind == cfg_kind::string || n.kind == cfg_kind::json_string) return std::move(const_cast<cfg_scalar&>(n).text);
         error_at_value(f, v, f.key + " expects a string (a layer name in quotes), found " + found(v));
         return std::nullopt;
     }
 
-    std::optional<param_value> param_of(const field_ref& f, const cfg_document& v, const param_desc& p) {
+    std::optional<param_value> param_of(const field_ref& f, const cfg_scalar& v, const param_desc& p) {
         switch (p.type) {
             case param_type::boolean:
                 if (auto x = bool_value(f, v)) return param_value::of_bool(*x);
@@ -514,27 +530,34 @@ private:
     void bind_common(const cfg_document& m, const std::string& path, simple_config& out) {
         static constexpr std::string_view fields[] = {"quant_layers", "calibration_config"};
         const context here{path, "kv_cache_quant_config", fields};
+        std::size_t occurrences = 0;  // an upper bound of the layers added below (a list grows it further)
+        for (const auto& entry : m) occurrences += 1 + entry.second.data().repeats.size();
+        out.quant_layers.reserve(out.quant_layers.size() + occurrences);
         for (const auto& entry : m) {
             const std::string& key = entry.first;
             const cfg_document& child = entry.second;
-            if (stopped_) return;
-            const field_ref f{here, key, child};
-            if (key == "quant_layers") {
-                for_each_scalar(f, true, [&](const cfg_document& v, const std::string&) {
-                    if (auto s = string_value(f, v)) out.quant_layers.push_back({std::move(*s), value_location(v.data())});
-                });
-            } else if (key == "calibration_config") {
-                for_each_message(f, false, [&](const cfg_document& c, const std::string& p) {
-                    if (out.common) {
-                        duplicate_message(f);
-                    } else {
-                        out.common.emplace();
-                        out.common->where = name_location(child.data());
-                    }
-                    bind_calibration(c, p, "calibration_config", *out.common, out.discarded);
-                });
-            } else {
-                unknown_field(f, fields);
+            // A field repeated on consecutive lines is one node with its later occurrences as
+            // repeats (see cfg_node): each occurrence is bound as its own field.
+            for (std::size_t occurrence = 0; occurrence <= child.data().repeats.size(); ++occurrence) {
+                if (stopped_) return;
+                const field_ref f{here, key, child, occurrence == 0 ? nullptr : &child.data().repeats[occurrence - 1]};
+                if (key == "quant_layers") {
+                    for_each_scalar(f, true, [&](const cfg_scalar& v, const std::string&) {
+                        if (auto s = string_value(f, v)) out.quant_layers.push_back({std::move(*s), value_location(v)});
+                    });
+                } else if (key == "calibration_config") {
+                    for_each_message(f, false, [&](const cfg_document& c, const std::string& p) {
+                        if (out.common) {
+                            duplicate_message(f);
+                        } else {
+                            out.common.emplace();
+                            out.common->where = name_location(at(f));
+                        }
+                        bind_calibration(c, p, "calibration_config", *out.common, out.discarded);
+                    });
+                } else {
+                    unknown_field(f, fields);
+                }
             }
         }
     }
@@ -546,122 +569,132 @@ private:
         for (const auto& entry : m) {
             const std::string& key = entry.first;
             const cfg_document& child = entry.second;
-            if (stopped_) return;
-            const field_ref f{here, key, child};
-            if (key == "layer_name") {
-                for_each_scalar(f, false, [&](const cfg_document& v, const std::string&) {
-                    if (auto s = string_value(f, v)) {
-                        if (o.layer_name) duplicate_scalar(f, v, *s);
-                        o.layer_name = located_string{std::move(*s), value_location(v.data())};
-                    }
-                });
-            } else if (key == "kv_data_quant_config") {
-                for_each_message(f, false, [&](const cfg_document& c, const std::string& p) {
-                    if (o.config) {
-                        duplicate_message(f);
-                    } else {
-                        o.config.emplace();
-                        o.config->where = name_location(child.data());
-                    }
-                    bind_calibration(c, p, "kv_data_quant_config", *o.config, discarded);
-                });
-            } else {
-                unknown_field(f, fields);
+            // A field repeated on consecutive lines is one node with its later occurrences as
+            // repeats (see cfg_node): each occurrence is bound as its own field.
+            for (std::size_t occurrence = 0; occurrence <= child.data().repeats.size(); ++occurrence) {
+                if (stopped_) return;
+                const field_ref f{here, key, child, occurrence == 0 ? nullptr : &child.data().repeats[occurrence - 1]};
+                if (key == "layer_name") {
+                    for_each_scalar(f, false, [&](const cfg_scalar& v, const std::string&) {
+                        if (auto s = string_value(f, v)) {
+                            if (o.layer_name) duplicate_scalar(f, v, *s);
+                            o.layer_name = located_string{std::move(*s), value_location(v)};
+                        }
+                    });
+                } else if (key == "kv_data_quant_config") {
+                    for_each_message(f, false, [&](const cfg_document& c, const std::string& p) {
+                        if (o.config) {
+                            duplicate_message(f);
+                        } else {
+                            o.config.emplace();
+                            o.config->where = name_location(at(f));
+                        }
+                        bind_calibration(c, p, "kv_data_quant_config", *o.config, discarded);
+                    });
+                } else {
+                    unknown_field(f, fields);
+                }
             }
         }
     }
 
-    void bind_calibration(const cfg_document& m, const std::string& path, const std::string& name, algorithm_config& cfg,
+    void bind_calibration(const cfg_document& m, const std::string& path, std::string_view name, algorithm_config& cfg,
                           std::vector<algorithm_config>& discarded) {
-        std::vector<std::string_view> blocks;
-        blocks.reserve(algorithms_.size());
-        for (const auto& a : algorithms_) blocks.push_back(a.cfg_block);
+        const std::span<const std::string_view> blocks = block_names_;
         const context here{path, name, blocks};
         for (const auto& entry : m) {
             const std::string& key = entry.first;
             const cfg_document& child = entry.second;
-            if (stopped_) return;
-            const field_ref f{here, key, child};
-            std::size_t index = algorithms_.size();
-            for (std::size_t i = 0; i < algorithms_.size(); ++i) {
-                if (algorithms_[i].cfg_block == key) index = i;
-            }
-            if (index == algorithms_.size()) {
-                // A parameter written without its algorithm block is a common slip: say where it goes.
-                std::string extra;
-                for (const auto& a : algorithms_) {
-                    if (a.find_param(key) >= 0) {
-                        extra = "; " + key + " is a field of " + std::string(a.cfg_block) + ": write " + std::string(a.cfg_block) +
-                                " { " + key + ": ... }";
-                        break;
-                    }
+            // A field repeated on consecutive lines is one node with its later occurrences as
+            // repeats (see cfg_node): each occurrence is bound as its own field.
+            for (std::size_t occurrence = 0; occurrence <= child.data().repeats.size(); ++occurrence) {
+                if (stopped_) return;
+                const field_ref f{here, key, child, occurrence == 0 ? nullptr : &child.data().repeats[occurrence - 1]};
+                std::size_t index = algorithms_.size();
+                for (std::size_t i = 0; i < algorithms_.size(); ++i) {
+                    if (algorithms_[i].cfg_block == key) index = i;
                 }
-                unknown_field(f, blocks, extra);
-                continue;
-            }
-            for_each_message(f, false, [&](const cfg_document& block, const std::string& p) {
-                if (cfg.algorithm && *cfg.algorithm == index) {
-                    duplicate_message(f);
-                } else {
-                    if (cfg.algorithm) {
-                        report(severity::warning, name_location(child.data()), member_path(path, key),
-                               name + " sets both " + std::string(algorithms_[*cfg.algorithm].cfg_block) + " and " + key +
-                                   " (one algorithm per block); the last one, " + key + ", is used");
-                        algorithm_config replaced = cfg;
-                        discarded.push_back(std::move(replaced));
+                if (index == algorithms_.size()) {
+                    // A parameter written without its algorithm block is a common slip: say where it goes.
+                    std::string extra;
+                    for (const auto& a : algorithms_) {
+                        if (a.find_param(key) >= 0) {
+                            extra = "; " + key + " is a field of " + std::string(a.cfg_block) + ": write " + std::string(a.cfg_block) +
+                                    " { " + key + ": ... }";
+                            break;
+                        }
                     }
-                    cfg.algorithm = index;
-                    cfg.algorithm_where = name_location(child.data());
-                    cfg.values.assign(algorithms_[index].params.size(), std::nullopt);
-                    cfg.value_locations.assign(algorithms_[index].params.size(), source_location{});
+                    unknown_field(f, blocks, extra);
+                    continue;
                 }
-                bind_algorithm(block, p, algorithms_[index], cfg);
-            });
+                for_each_message(f, false, [&](const cfg_document& block, const std::string& p) {
+                    if (cfg.algorithm && *cfg.algorithm == index) {
+                        duplicate_message(f);
+                    } else {
+                        if (cfg.algorithm) {
+                            report(severity::warning, name_location(at(f)), member_path(path, key),
+                                   std::string(name) + " sets both " + std::string(algorithms_[*cfg.algorithm].cfg_block) + " and " + key +
+                                       " (one algorithm per block); the last one, " + key + ", is used");
+                            algorithm_config replaced = cfg;
+                            discarded.push_back(std::move(replaced));
+                        }
+                        cfg.algorithm = index;
+                        cfg.algorithm_where = name_location(at(f));
+                        cfg.values.assign(algorithms_[index].params.size(), std::nullopt);
+                        cfg.value_locations.assign(algorithms_[index].params.size(), source_location{});
+                    }
+                    bind_algorithm(block, p, algorithms_[index], cfg);
+                });
+            }
         }
     }
 
     void bind_algorithm(const cfg_document& m, const std::string& path, const algorithm_desc& algo, algorithm_config& cfg) {
-        std::vector<std::string_view> names;
-        names.reserve(algo.params.size());
-        for (const auto& p : algo.params) names.push_back(p.cfg_name);
-        const context here{path, std::string(algo.cfg_block), names};
+        const std::span<const std::string_view> names = param_names_[static_cast<std::size_t>(&algo - algorithms_.data())];
+        const context here{path, algo.cfg_block, names};
         for (const auto& entry : m) {
             const std::string& key = entry.first;
             const cfg_document& child = entry.second;
-            if (stopped_) return;
-            const field_ref f{here, key, child};
-            const int index = algo.find_param(key);
-            if (index < 0) {
-                std::string extra;
-                for (const auto& other : algorithms_) {
-                    if (other.cfg_block != algo.cfg_block && other.find_param(key) >= 0) {
-                        extra = "; " + key + " is a field of " + std::string(other.cfg_block) + ", not of " + std::string(algo.cfg_block);
-                        break;
+            // A field repeated on consecutive lines is one node with its later occurrences as
+            // repeats (see cfg_node): each occurrence is bound as its own field.
+            for (std::size_t occurrence = 0; occurrence <= child.data().repeats.size(); ++occurrence) {
+                if (stopped_) return;
+                const field_ref f{here, key, child, occurrence == 0 ? nullptr : &child.data().repeats[occurrence - 1]};
+                const int index = algo.find_param(key);
+                if (index < 0) {
+                    std::string extra;
+                    for (const auto& other : algorithms_) {
+                        if (other.cfg_block != algo.cfg_block && other.find_param(key) >= 0) {
+                            extra = "; " + key + " is a field of " + std::string(other.cfg_block) + ", not of " + std::string(algo.cfg_block);
+                            break;
+                        }
                     }
+                    if (!extra.empty()) {
+                        const auto near = closest_names(key, names, [](std::string_view s) { return s; });
+                        extra += did_you_mean(near);
+                        unknown_field(f, names, extra);
+                    } else {
+                        unknown_field(f, names);
+                    }
+                    continue;
                 }
-                if (!extra.empty()) {
-                    const auto near = closest_names(key, names, [](std::string_view s) { return s; });
-                    extra += did_you_mean(near);
-                    unknown_field(f, names, extra);
-                } else {
-                    unknown_field(f, names);
-                }
-                continue;
+                const auto i = static_cast<std::size_t>(index);
+                for_each_scalar(f, false, [&](const cfg_scalar& v, const std::string&) {
+                    if (auto value = param_of(f, v, algo.params[i])) {
+                        if (cfg.values[i]) duplicate_scalar(f, v, v.text);
+                        cfg.values[i] = *value;
+                        cfg.value_locations[i] = value_location(v);
+                    }
+                });
             }
-            const auto i = static_cast<std::size_t>(index);
-            for_each_scalar(f, false, [&](const cfg_document& v, const std::string&) {
-                if (auto value = param_of(f, v, algo.params[i])) {
-                    if (cfg.values[i]) duplicate_scalar(f, v, v.data().text);
-                    cfg.values[i] = *value;
-                    cfg.value_locations[i] = value_location(v.data());
-                }
-            });
         }
     }
 
     const std::string& file_;
     bool json_;
     algorithm_registry algorithms_;
+    std::vector<std::string_view> block_names_;               // cfg_block of each algorithm
+    std::vector<std::vector<std::string_view>> param_names_;  // cfg names of each algorithm's parameters
     diagnostics& diags_;
     const simple_config_limits& limits_;
     std::size_t errors_ = 0;
