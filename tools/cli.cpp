@@ -142,10 +142,10 @@ static bool ends_with(std::string_view s, std::string_view suffix) {
     return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
 
-kvcali::layer_table load_model(const std::string& path) {
+kvcali::layer_table load_model(const std::string& path, bool strict) {
     if (ends_with(path, ".json")) return kvcali::load_layer_list(path);
     if (ends_with(path, ".pt") || ends_with(path, ".pth") || ends_with(path, ".ts")) return load_torchscript_model(path);
-    if (ends_with(path, ".onnx")) return load_onnx_model(path);
+    if (ends_with(path, ".onnx")) return load_onnx_model(path, strict);
     throw kvcali::error(kvcali::diagnostic{kvcali::severity::error, kvcali::errc::invalid_argument,
                                            "cannot tell the model format of " + path +
                                                " from its name: expected .json (layer list), .pt/.pth/.ts (TorchScript) or .onnx",

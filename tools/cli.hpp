@@ -83,8 +83,9 @@ void print_diagnostics(const std::vector<kvcali::diagnostic>& ds);
 kvcali::warning_sink stderr_warnings();
 
 /// Loads a model by its file name: `.json` (layer list), `.pt`/`.pth`/`.ts` (TorchScript, when
-/// built with torch), `.onnx` (when built with ONNX). Throws kvcali::error.
-kvcali::layer_table load_model(const std::string& path);
+/// built with torch), `.onnx` (when built with ONNX). Throws kvcali::error. With `strict`, the
+/// loader's warnings (an eligible ONNX node inside a subgraph) are errors.
+kvcali::layer_table load_model(const std::string& path, bool strict = false);
 
 /// The `--quant-layers JSON|PATH` and `--layer NAME` options as the quant_layers argument (empty
 /// when neither is given). JSON text starts with `{`; anything else is a file path.

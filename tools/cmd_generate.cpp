@@ -16,7 +16,7 @@ int run_generate(const parsed_args& args) {
     kvcali::options opts;
     opts.strict = args.has("strict");
     opts.on_warning = stderr_warnings();
-    const kvcali::layer_table model = load_model(*model_path);
+    const kvcali::layer_table model = load_model(*model_path, opts.strict);
     const auto layers = quant_layers_from(args);
     std::optional<std::filesystem::path> cfg;
     if (auto c = args.get("cfg")) cfg = *c;

@@ -7,6 +7,8 @@
 
 namespace kvcali_cli {
 
-kvcali::layer_table load_onnx_model(const std::string& path) { return kvcali::onnx::load_onnx_layers(path, stderr_warnings()); }
+kvcali::layer_table load_onnx_model(const std::string& path, bool strict) {
+    return kvcali::onnx::load_onnx_layers(path, stderr_warnings(), strict);
+}
 
 }  // namespace kvcali_cli

@@ -18,7 +18,7 @@ namespace {
 kvcali::layer_table load_torchscript_model(const std::string& path) { unsupported(path, "TorchScript", "torch"); }
 #endif
 #ifndef KVCALI_CLI_HAVE_ONNX
-kvcali::layer_table load_onnx_model(const std::string& path) { unsupported(path, "ONNX", "onnx"); }
+kvcali::layer_table load_onnx_model(const std::string& path, bool) { unsupported(path, "ONNX", "onnx"); }
 #endif
 
 }  // namespace kvcali_cli

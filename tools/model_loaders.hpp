@@ -8,5 +8,5 @@
 
 namespace kvcali_cli {
 kvcali::layer_table load_torchscript_model(const std::string& path);
-kvcali::layer_table load_onnx_model(const std::string& path);
+kvcali::layer_table load_onnx_model(const std::string& path, bool strict);
 }  // namespace kvcali_cli
