@@ -6,7 +6,7 @@
 namespace kvcali_cli {
 
 namespace {
-[[noreturn]] void unsupported(const std::string& path, const char* what, const char* feature) {
+[[noreturn, maybe_unused]] void unsupported(const std::string& path, const char* what, const char* feature) {
     throw kvcali::error(kvcali::diagnostic{kvcali::severity::error, kvcali::errc::invalid_model,
                                            std::string("this kvcali was built without ") + what + " support (meson option -D" +
                                                feature + "=enabled); cannot read " + path,
