@@ -112,7 +112,9 @@ public:
     explicit module_graph(const std::shared_ptr<M>& root, eligibility eligible = is_linear)
         : module_graph(static_cast<const torch::nn::Module&>(*root), std::move(eligible)) {}
 
-    const std::vector<layer>& layers() const noexcept { return layers_; }
+    const std::vector<layer>& layers() const& noexcept { return layers_; }
+    /// On a temporary view the layers are moved out, so `for (auto& l : view(m).layers())` is safe.
+    std::vector<layer> layers() && noexcept { return std::move(layers_); }
     bool supports_kv_quant(std::string_view type_name) const { return eligible_(type_name); }
 
 private:
@@ -144,7 +146,9 @@ public:
         }
     }
 
-    const std::vector<layer>& layers() const noexcept { return layers_; }
+    const std::vector<layer>& layers() const& noexcept { return layers_; }
+    /// On a temporary view the layers are moved out, so `for (auto& l : view(m).layers())` is safe.
+    std::vector<layer> layers() && noexcept { return std::move(layers_); }
     bool supports_kv_quant(std::string_view type_name) const { return eligible_(type_name); }
 
 private:
