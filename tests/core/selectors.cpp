@@ -146,6 +146,23 @@ BOOST_AUTO_TEST_CASE(auto_kv_on_common_architectures) {
     BOOST_TEST(selected(bloom, {"auto:kv"}, &warnings) == (strings{"transformer.h.0.self_attention.query_key_value"}),
                boost::test_tools::per_element());
     BOOST_TEST(warnings.size() == 1u);
+    // Falcon: fused query_key_value under self_attention, MLP untouched.
+    const auto falcon = table_of({{"transformer.word_embeddings", "Embedding"},
+                                  {"transformer.h.0.self_attention.query_key_value", "Linear"},
+                                  {"transformer.h.0.self_attention.dense", "Linear"},
+                                  {"transformer.h.0.mlp.dense_h_to_4h", "Linear"},
+                                  {"transformer.h.0.mlp.dense_4h_to_h", "Linear"},
+                                  {"transformer.h.1.self_attention.query_key_value", "Linear"}, {"lm_head", "Linear"}});
+    BOOST_TEST(selected(falcon, {"auto:kv"}) == (strings{"transformer.h.0.self_attention.query_key_value",
+                                                         "transformer.h.1.self_attention.query_key_value"}),
+               boost::test_tools::per_element());
+    // Qwen (1): fused c_attn under attn, with w1/w2/c_proj in the MLP; Qwen2 is LLaMA-shaped (above).
+    const auto qwen = table_of({{"transformer.wte", "Embedding"}, {"transformer.h.0.attn.c_attn", "Linear"},
+                                {"transformer.h.0.attn.c_proj", "Linear"}, {"transformer.h.0.mlp.w1", "Linear"},
+                                {"transformer.h.0.mlp.w2", "Linear"}, {"transformer.h.0.mlp.c_proj", "Linear"}});
+    BOOST_TEST(selected(qwen, {"auto:kv"}) == (strings{"transformer.h.0.attn.c_attn"}), boost::test_tools::per_element());
+    // Baichuan-style W_pack is fused too.
+    BOOST_TEST(selected(table_of({{"model.layers.0.self_attn.W_pack", "Linear"}}), {"auto:kv"}).size() == 1u);
     // BERT-style key/value, Meta's wk/wv, and bare k/v only inside attention blocks.
     const auto mixed = table_of({{"encoder.layer.0.attention.self.query", "Linear"}, {"encoder.layer.0.attention.self.key", "Linear"},
                                  {"encoder.layer.0.attention.self.value", "Linear"}, {"layers.0.attention.wk", "Linear"},
