@@ -24,8 +24,11 @@ inline std::size_t bounded_edit_distance(std::string_view a, std::string_view b,
     for (std::size_t i = 1; i <= n; ++i) {
         const std::size_t lo = i > limit ? i - limit : 1;
         const std::size_t hi = std::min(m, i + limit);
-        std::fill(cur.begin(), cur.end(), too_far);
+        // Only the band and the cell on each side of it are read, so only they are written: filling
+        // the whole row made this O(|a| * |b|) (minutes for two 1 MB names).
         cur[0] = i <= limit ? i : too_far;
+        cur[lo - 1] = lo == 1 ? cur[0] : too_far;
+        if (hi < m) cur[hi + 1] = too_far;
         std::size_t row_min = cur[0];
         for (std::size_t j = lo; j <= hi; ++j) {
             const std::size_t substitution = prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);

@@ -38,8 +38,11 @@ inline bool parse_json(std::string_view text, const std::string& file, errc cate
     boost::system::error_code ec;
     const std::size_t consumed = p.write(text.data(), text.size(), ec);
     if (ec) {
-        diags.add({severity::error, category, std::string(what) + " is not valid JSON: " + ec.message(),
-                   location_of(text, consumed, file), {}, {}});
+        const bool bom = text.starts_with("\xEF\xBB\xBF");
+        diags.add({severity::error, category,
+                   std::string(what) + " is not valid JSON: " +
+                       (bom ? std::string("it starts with a UTF-8 byte order mark, which JSON does not allow; remove it") : ec.message()),
+                   location_of(text, bom ? 0 : consumed, file), {}, {}});
         return false;
     }
     out = p.release();

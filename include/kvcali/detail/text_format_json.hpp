@@ -185,6 +185,8 @@ inline bool read_json_document(std::string_view text, const std::string& file, d
             report(used, "the file has more than " + std::to_string(limits.max_nodes) + " fields and values (the limit)");
         } else if (ec == boost::json::error::too_deep) {
             report(used, "nesting deeper than " + std::to_string(limits.max_depth) + " levels (the limit)");
+        } else if (text.starts_with("\xEF\xBB\xBF")) {
+            report(0, "the file starts with a UTF-8 byte order mark, which JSON does not allow; remove it");
         } else {
             report(used, "not valid JSON: " + ec.message());
         }
