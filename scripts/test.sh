@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a clean checkout on Debian 12: installs what is missing, builds with
 # g++ (every feature on: torch and ONNX adapters), runs every test, builds and runs the core tests
-# with clang 14, runs the whole suite again under ASan+UBSan (build-asan), and ends with the line
-# "N passed, N failed" counting all three.
+# with clang 14, and ends with the line "N passed, N failed" counting both.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -34,15 +33,6 @@ run_suite "g++ 12, all features" build-test -Dtorch=enabled -Donnx=enabled --bui
 # The core with clang 14 (libstdc++ 12): the library headers, the CLI and the core tests.
 suite_args=(--suite core --suite cli --suite cfg --suite reader)
 CXX=clang++ run_suite "clang 14, core" build-clang -Dtorch=disabled -Donnx=disabled -Dbenchmarks=false -Dexamples=false
-
-# The whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer (g++ 12; torch, ONNX,
-# benchmarks and examples off). Any report fails its test. GCC's -Wmaybe-uninitialized gives false
-# positives inside libstdc++'s <regex> under -fsanitize (the GCC manual warns of this): off here only.
-suite_args=(--timeout-multiplier 4)
-export ASAN_OPTIONS=${ASAN_OPTIONS:-halt_on_error=1:abort_on_error=1:detect_leaks=1:print_summary=1}
-export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:abort_on_error=1:print_stacktrace=1:print_summary=1}
-run_suite "g++ 12, ASan+UBSan" build-asan -Db_sanitize=address,undefined -Db_lundef=false \
-  -Dcpp_args=-Wno-maybe-uninitialized -Dtorch=disabled -Donnx=disabled -Dbenchmarks=false -Dexamples=false
 
 /usr/bin/python3 - "$failed_builds" "${logs[@]}" <<'PY'
 import json, sys
