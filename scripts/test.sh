@@ -30,8 +30,8 @@ run_suite() {  # run_suite NAME BUILD_DIR [meson setup args...]
 suite_args=()
 run_suite "g++ 12, all features" build-test -Dtorch=enabled -Donnx=enabled --buildtype=debugoptimized
 
-# The core with clang 14 (libstdc++ 12): the library headers, the CLI and the core tests.
-suite_args=(--suite core --suite cli --suite cfg --suite reader)
+# clang 14 (libstdc++ 12): the library headers, the CLI and the core, CLI, cfg, reader and calibration tests.
+suite_args=(--suite core --suite cli --suite cfg --suite reader --suite calibration)
 CXX=clang++ run_suite "clang 14, core" build-clang -Dtorch=disabled -Donnx=disabled -Dbenchmarks=false -Dexamples=false
 
 /usr/bin/python3 - "$failed_builds" "${logs[@]}" <<'PY'

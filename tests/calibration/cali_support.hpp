@@ -22,31 +22,44 @@ namespace cali_test {
 // ---------------------------------------------------------------------------------------------
 // JSON
 
+struct json_member;
+
 struct json {
     enum class kind { null, boolean, number, string, array, object } type = kind::null;
     bool boolean = false;
     double number = 0.0;
     std::string string;
     std::vector<json> items;
-    std::vector<std::pair<std::string, json>> members;
+    std::vector<json_member> members;  // in file order
 
-    const json& operator[](std::string_view key) const {
-        for (const auto& [k, v] : members) {
-            if (k == key) return v;
-        }
-        throw std::runtime_error("no key " + std::string(key));
-    }
-    const json* find(std::string_view key) const {
-        for (const auto& [k, v] : members) {
-            if (k == key) return &v;
-        }
-        return nullptr;
-    }
-    double num(std::string_view key, double fallback) const {
-        const json* v = find(key);
-        return v ? v->number : fallback;
-    }
+    // A std::pair<std::string, json> member type would not compile with clang 14 and libstdc++ 12
+    // (the pair's traits need json complete); json_member below is a plain aggregate.
+    const json& operator[](std::string_view key) const;
+    const json* find(std::string_view key) const;
+    double num(std::string_view key, double fallback) const;
 };
+
+struct json_member {
+    std::string first;  // the key
+    json second;        // the value
+};
+
+inline const json* json::find(std::string_view key) const {
+    for (const auto& member : members) {
+        if (member.first == key) return &member.second;
+    }
+    return nullptr;
+}
+
+inline const json& json::operator[](std::string_view key) const {
+    if (const json* v = find(key)) return *v;
+    throw std::runtime_error("no key " + std::string(key));
+}
+
+inline double json::num(std::string_view key, double fallback) const {
+    const json* v = find(key);
+    return v ? v->number : fallback;
+}
 
 class json_parser {
 public:
@@ -96,7 +109,7 @@ private:
                 std::string k = str();
                 ws();
                 ++i_;  // ':'
-                v.members.emplace_back(std::move(k), value());
+                v.members.push_back(json_member{std::move(k), value()});
                 ws();
                 if (t_[i_++] == '}') break;
             }
