@@ -478,14 +478,20 @@ resolved_config read_quant_cali_config(const std::filesystem::path& path, const 
 template <policy_list_type Policies = default_policies, class G>
     requires model_graph<G>
 resolved_config read_quant_cali_config(const std::filesystem::path& path, const G& model, reader_options opts = {}) {
-    diagnostics diags(opts.strict, opts.on_warning);
-    const layer_table table = extract_layers(model, [&](std::string_view name) {
-        diags.add({severity::error, errc::invalid_model, "the model has two layers named " + detail::json_quoted(name), {},
-                   std::string(name), {}});
-    });
-    diags.throw_if_errors();
-    opts.model = &table;
-    return read_quant_cali_config<Policies>(path, opts);
+    if constexpr (detail::is_layer_table<G>) {
+        // Already a table: checked against as it is, not copied.
+        opts.model = &model;
+        return read_quant_cali_config<Policies>(path, opts);
+    } else {
+        diagnostics diags(opts.strict, opts.on_warning);
+        const layer_table table = extract_layers(model, [&](std::string_view name) {
+            diags.add({severity::error, errc::invalid_model, "the model has two layers named " + detail::json_quoted(name), {},
+                       std::string(name), {}});
+        });
+        diags.throw_if_errors();
+        opts.model = &table;
+        return read_quant_cali_config<Policies>(path, opts);
+    }
 }
 
 /// The non-throwing form of `read_quant_cali_config`: the document, or every diagnostic.

@@ -63,9 +63,14 @@ resolved_config resolve_quant_cali_config(const G& model, const std::optional<qu
                                           const std::optional<std::filesystem::path>& config_definition = std::nullopt,
                                           const options& opts = {}) {
     diagnostics diags(opts.strict, opts.on_warning);
-    const layer_table table = detail::table_of(model, diags);
-    diags.throw_if_errors();
-    return detail::resolve_table(table, Policies::algorithms, layers, config_definition, diags);
+    if constexpr (detail::is_layer_table<G>) {
+        // Already a table (names unique by construction): used as it is, not copied.
+        return detail::resolve_table(model, Policies::algorithms, layers, config_definition, diags);
+    } else {
+        const layer_table table = detail::table_of(model, diags);
+        diags.throw_if_errors();
+        return detail::resolve_table(table, Policies::algorithms, layers, config_definition, diags);
+    }
 }
 
 /// Writes `config_file`: the JSON that gives every KV-cache layer its calibration algorithm, byte

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -42,6 +43,12 @@ inline std::string read_file(const std::filesystem::path& path, std::uintmax_t m
         throw error(diagnostic{severity::error, errc::io_error, "cannot open " + name + ": " + detail::errno_text(errno), {name, 0, 0}, {}, {}});
     }
     std::string data;
+    // Room for the whole of a regular file at once (its size is only a hint: it may change, and
+    // other files report none), so a large file is neither copied on growth nor held twice.
+    if (std::filesystem::is_regular_file(status)) {
+        const std::uintmax_t hint = std::filesystem::file_size(path, ec);
+        if (!ec) data.reserve(static_cast<std::size_t>(std::min<std::uintmax_t>(hint, max_size) + 1));
+    }
     char buf[1 << 16];
     while (in) {
         in.read(buf, sizeof buf);

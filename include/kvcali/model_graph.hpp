@@ -16,8 +16,11 @@
 #include <algorithm>
 #include <concepts>
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 #include <iterator>
 #include <ranges>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -78,40 +81,56 @@ struct layer_info {
     bool eligible = false;  ///< its type supports KV-cache quantization
 };
 
+namespace detail {
+
+/// A fast 64-bit hash of a byte string (eight bytes per step, then a splitmix64 finish): the
+/// layer table hashes every name once, so this is on the hot path of loading a model.
+inline std::uint64_t hash_name(std::string_view s) noexcept {
+    constexpr std::uint64_t k1 = 0x9E3779B97F4A7C15ull, k2 = 0xBF58476D1CE4E5B9ull, k3 = 0x94D049BB133111EBull;
+    std::uint64_t h = static_cast<std::uint64_t>(s.size()) * k1;
+    const char* p = s.data();
+    std::size_t n = s.size();
+    while (n >= 8) {
+        std::uint64_t w;
+        std::memcpy(&w, p, 8);
+        h = (h ^ w) * k2;
+        h ^= h >> 31;
+        p += 8;
+        n -= 8;
+    }
+    if (n > 0) {
+        std::uint64_t w = 0;
+        std::memcpy(&w, p, n);
+        h = (h ^ w) * k2;
+        h ^= h >> 31;
+    }
+    h = (h ^ (h >> 30)) * k2;
+    h = (h ^ (h >> 27)) * k3;
+    return h ^ (h >> 31);
+}
+
+}  // namespace detail
+
 /// The layers of a model in model order, with a name index. Built once from any graph; everything
 /// downstream (selection, resolution, JSON) is plain code over this table.
 class layer_table {
 public:
     layer_table() = default;
-    layer_table(const layer_table& other) : layers_(other.layers_), aliases_(other.aliases_) { reindex(); }
-    layer_table& operator=(const layer_table& other) {
-        if (this != &other) {
-            layers_ = other.layers_;
-            aliases_ = other.aliases_;
-            reindex();
-        }
-        return *this;
-    }
+    layer_table(const layer_table&) = default;
+    layer_table& operator=(const layer_table&) = default;
     layer_table(layer_table&&) noexcept = default;
     layer_table& operator=(layer_table&&) noexcept = default;
 
     void reserve(std::size_t n) {
         layers_.reserve(n);
-        index_.reserve(n);
+        reserve_index(n);
     }
 
     /// Appends a layer; returns false (and changes nothing) when the name is already present.
     bool add(std::string name, std::string type, bool eligible) {
-        // The index keys view the strings inside `layers_`; a reallocation moves std::string
-        // objects, and short strings live inside the object, so rebuild the index when it happens.
-        if (index_.contains(name)) return false;
-        const bool grows = layers_.size() == layers_.capacity();
-        layers_.push_back({std::move(name), std::move(type), eligible});
-        if (grows) {
-            reindex();
-        } else {
-            index_.emplace(layers_.back().name, layers_.size() - 1);
-        }
+        const std::uint32_t h = hash_of(name);
+        if (find_hashed(name, h) != npos) return false;
+        append_hashed(std::move(name), std::move(type), eligible, h);
         return true;
     }
 
@@ -124,11 +143,8 @@ public:
 
     /// The position of the layer with that name, or nullptr-like `npos`.
     static constexpr std::size_t npos = static_cast<std::size_t>(-1);
-    std::size_t find(std::string_view name) const {
-        auto it = index_.find(name);
-        return it == index_.end() ? npos : it->second;
-    }
-    const layer_info* get(std::string_view name) const {
+    std::size_t find(std::string_view name) const noexcept { return find_hashed(name, hash_of(name)); }
+    const layer_info* get(std::string_view name) const noexcept {
         auto i = find(name);
         return i == npos ? nullptr : &layers_[i];
     }
@@ -137,12 +153,13 @@ public:
     /// `layers.0.self_attn.k_proj` of node `/layers.0/self_attn/k_proj/MatMul`). An alias equal to a
     /// layer name is ignored; an alias given for several layers becomes ambiguous (all kept).
     void add_alias(std::string alias, std::size_t index) {
-        if (index_.contains(alias)) return;
+        if (find(alias) != npos) return;
         auto& targets = aliases_[std::move(alias)];
         if (std::find(targets.begin(), targets.end(), index) == targets.end()) targets.push_back(index);
     }
     /// The layers an alias names (one when unambiguous), or null when it is no alias.
     const std::vector<std::size_t>* find_alias(std::string_view alias) const {
+        if (aliases_.empty()) return nullptr;
         auto it = aliases_.find(alias);
         return it == aliases_.end() ? nullptr : &it->second;
     }
@@ -151,19 +168,63 @@ public:
     /// Members that make the table itself a model graph.
     const std::vector<layer_info>& layers() const noexcept { return layers_; }
 
+    // -- for loaders that build a table in bulk (kvcali internals) ---------------------------
+
+    /// The index hash of a name (give it to the `*_hashed` members to hash each name once).
+    static std::uint32_t hash_of(std::string_view name) noexcept { return static_cast<std::uint32_t>(detail::hash_name(name) >> 32); }
+    /// find() with the name's hash_of() already computed.
+    std::size_t find_hashed(std::string_view name, std::uint32_t h) const noexcept {
+        if (slots_.empty()) return npos;
+        const std::size_t mask = slots_.size() - 1;
+        for (std::size_t at = h & mask;; at = (at + 1) & mask) {
+            const std::uint64_t slot = slots_[at];
+            if (slot == 0) return npos;
+            if (static_cast<std::uint32_t>(slot >> 32) == h) {
+                const std::size_t i = static_cast<std::uint32_t>(slot) - 1u;
+                if (layers_[i].name == name) return i;
+            }
+        }
+    }
+    /// add() of a name known to be absent, with its hash_of() already computed.
+    void append_hashed(std::string name, std::string type, bool eligible, std::uint32_t h) {
+        if (layers_.size() >= max_layers) throw std::length_error("kvcali::layer_table: too many layers");
+        if ((layers_.size() + 1) * 4 > slots_.size() * 3) reserve_index(std::max<std::size_t>(16, (layers_.size() + 1) * 2));
+        layers_.push_back({std::move(name), std::move(type), eligible});
+        insert_slot(h, layers_.size() - 1);
+    }
+
 private:
     struct hash {
         using is_transparent = void;
         std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
     };
-    void reindex() {
-        index_.clear();
-        index_.reserve(layers_.size());
-        for (std::size_t i = 0; i < layers_.size(); ++i) index_.emplace(layers_[i].name, i);
+    static constexpr std::size_t max_layers = 0xFFFFFFFEu;
+
+    /// Makes room in the index for `n` names (at most 3/4 full), rehashing what it holds.
+    void reserve_index(std::size_t n) {
+        std::size_t want = 16;
+        while (want * 3 < n * 4) want *= 2;
+        if (want <= slots_.size()) return;
+        std::vector<std::uint64_t> old(want, 0);
+        old.swap(slots_);
+        const std::size_t mask = slots_.size() - 1;
+        for (const std::uint64_t slot : old) {
+            if (slot == 0) continue;
+            std::size_t at = static_cast<std::uint32_t>(slot >> 32) & mask;
+            while (slots_[at] != 0) at = (at + 1) & mask;
+            slots_[at] = slot;
+        }
+    }
+    void insert_slot(std::uint32_t h, std::size_t index) noexcept {
+        const std::size_t mask = slots_.size() - 1;
+        std::size_t at = h & mask;
+        while (slots_[at] != 0) at = (at + 1) & mask;
+        slots_[at] = (static_cast<std::uint64_t>(h) << 32) | static_cast<std::uint64_t>(index + 1);
     }
 
     std::vector<layer_info> layers_;
-    std::unordered_map<std::string_view, std::size_t, hash, std::equal_to<>> index_;
+    /// Open addressing, linear probing: (hash << 32) | (position + 1) per slot; 0 is empty.
+    std::vector<std::uint64_t> slots_;
     std::unordered_map<std::string, std::vector<std::size_t>, hash, std::equal_to<>> aliases_;
 };
 
