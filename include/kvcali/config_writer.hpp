@@ -1,9 +1,15 @@
 // kvcali: the resolved document as the reference's exact JSON bytes.
 #pragma once
 
+#include <array>
+#include <cstddef>
+#include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "io.hpp"
 #include "json_format.hpp"
 #include "resolved_config.hpp"
 
@@ -72,11 +78,36 @@ inline void append_algorithm_object(std::string& out, const algorithm_desc& algo
     out += '}';
 }
 
-/// The bytes of config.json for `config`, identical to the reference's
-/// `json.dumps(doc, indent=4, separators=(',', ':'))` (no trailing newline).
-inline std::string write_config_json(const resolved_config& config) {
-    std::string out;
-    out.reserve(64 + config.layers.size() * 360);
+namespace detail {
+
+/// Appends config.json for `config` to `out`, handing `out` to `flush(out)` (which takes bytes
+/// from it) after each layer once it holds at least `chunk` bytes, so a large document need not
+/// be held whole.
+template <class Flush>
+void append_config_json(std::string& out, const resolved_config& config, std::size_t chunk, Flush&& flush) {
+    // Layers with the same algorithm and values (every layer of one algorithm block) have the
+    // same object text: the last few distinct ones are rendered once and copied.
+    struct rendered_object {
+        std::size_t algorithm = 0;
+        std::vector<std::optional<param_value>> values;
+        std::string text;
+        bool used = false;
+    };
+    std::array<rendered_object, 4> rendered;
+    std::size_t next_slot = 0;
+    auto object_text = [&](const resolved_layer& layer) -> const std::string& {
+        for (const auto& r : rendered) {
+            if (r.used && r.algorithm == layer.algorithm && r.values == layer.values) return r.text;
+        }
+        rendered_object& r = rendered[next_slot];
+        next_slot = (next_slot + 1) % rendered.size();
+        r.used = true;
+        r.algorithm = layer.algorithm;
+        r.values = layer.values;
+        r.text.clear();
+        append_algorithm_object(r.text, config.algorithm_of(layer), layer.values, 2);
+        return r.text;
+    };
     out += '{';
     detail::newline_indent(out, 1);
     out += "\"batch_num\":";
@@ -92,13 +123,39 @@ inline std::string write_config_json(const resolved_config& config) {
         out += ":{";
         detail::newline_indent(out, 2);
         out += "\"kv_data_quant_config\":";
-        append_algorithm_object(out, config.algorithm_of(layer), layer.values, 2);
+        out += object_text(layer);
         detail::newline_indent(out, 1);
         out += '}';
+        if (out.size() >= chunk) flush(out);
     }
     out += '\n';
     out += '}';
+}
+
+}  // namespace detail
+
+/// The bytes of config.json for `config`, identical to the reference's
+/// `json.dumps(doc, indent=4, separators=(',', ':'))` (no trailing newline).
+inline std::string write_config_json(const resolved_config& config) {
+    std::string out;
+    out.reserve(64 + config.layers.size() * 360);
+    detail::append_config_json(out, config, std::string::npos, [](std::string&) {});
     return out;
+}
+
+/// Writes config.json for `config` to `path` atomically (see atomic_file_writer), the same bytes
+/// as write_config_json, in pieces (the document is never held whole).
+inline void write_config_json_file(const std::filesystem::path& path, const resolved_config& config) {
+    constexpr std::size_t chunk = std::size_t{1} << 16;
+    atomic_file_writer file(path);
+    std::string buffer;
+    buffer.reserve(chunk + 4096);
+    detail::append_config_json(buffer, config, chunk, [&](std::string& pending) {
+        file.write(pending);
+        pending.clear();
+    });
+    file.write(buffer);
+    file.commit();
 }
 
 }  // namespace kvcali

@@ -46,7 +46,8 @@ inline resolved_config resolve_table(const layer_table& table, algorithm_registr
             diags.throw_if_errors();
         }
     }
-    resolved_config resolved = resolve(table, algorithms, cfg ? &*cfg : nullptr, layers ? &*layers : nullptr, diags);
+    // The config is this call's own: the result takes its strings rather than copies.
+    resolved_config resolved = resolve_config(table, algorithms, cfg ? &*cfg : nullptr, cfg ? &*cfg : nullptr, layers ? &*layers : nullptr, diags);
     diags.throw_if_errors();
     return resolved;
 }
@@ -86,7 +87,7 @@ resolved_config create_quant_cali_config(const std::filesystem::path& config_fil
                                          const std::optional<std::filesystem::path>& config_definition = std::nullopt,
                                          const options& opts = {}) {
     resolved_config resolved = resolve_quant_cali_config<Policies>(model, layers, config_definition, opts);
-    write_file_atomic(config_file, write_config_json(resolved));
+    write_config_json_file(config_file, resolved);
     return resolved;
 }
 

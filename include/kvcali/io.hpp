@@ -15,6 +15,7 @@
 #include <fstream>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "error.hpp"
 
@@ -65,65 +66,100 @@ inline std::string read_file(const std::filesystem::path& path, std::uintmax_t m
     return data;
 }
 
+/// Writes a file atomically, in pieces: a temporary file in the same folder receives the bytes,
+/// commit() flushes it to disk and renames it over the target. On any failure (or when destroyed
+/// without commit()) the target is untouched and the temporary removed; failures throw
+/// `kvcali::error` (io_error) saying why. A new file gets the usual mode (0666 less the umask); an
+/// existing one keeps its mode.
+class atomic_file_writer {
+public:
+    explicit atomic_file_writer(const std::filesystem::path& path) : path_(path), name_(path.string()) {
+        if (name_.empty()) fail("empty path");
+        std::error_code ec;
+        const auto target_status = std::filesystem::status(path, ec);
+        if (!ec && std::filesystem::is_directory(target_status)) fail("it is a directory");
+        const std::filesystem::path parent = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
+        const auto parent_status = std::filesystem::status(parent, ec);
+        if (ec || !std::filesystem::exists(parent_status)) fail("the folder " + parent.string() + " does not exist");
+        if (!std::filesystem::is_directory(parent_status)) fail(parent.string() + " is not a folder");
+
+        static std::atomic<std::uint64_t> counter{0};
+        const auto stamp = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+        for (int attempt = 0; attempt < 100 && fd_ < 0; ++attempt) {
+            temp_ = parent / ("." + path.filename().string() + ".kvcali-" + std::to_string(::getpid()) + "-" +
+                              std::to_string(stamp ^ (counter.fetch_add(1) * 0x9E3779B97F4A7C15ull)) + ".tmp");
+            fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+            if (fd_ < 0 && errno != EEXIST) fail(detail::errno_text(errno));
+        }
+        if (fd_ < 0) fail("cannot create a temporary file");
+        if (!ec && std::filesystem::exists(target_status)) {
+            ::fchmod(fd_, static_cast<mode_t>(target_status.permissions()) & 07777);
+        }
+    }
+    atomic_file_writer(const atomic_file_writer&) = delete;
+    atomic_file_writer& operator=(const atomic_file_writer&) = delete;
+    ~atomic_file_writer() {
+        if (fd_ >= 0) {
+            ::close(fd_);
+            ::unlink(temp_.c_str());
+        }
+    }
+
+    /// Appends bytes to the temporary file.
+    void write(std::string_view bytes) {
+        const char* p = bytes.data();
+        std::size_t left = bytes.size();
+        while (left > 0) {
+            const ssize_t n = ::write(fd_, p, left);
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                abandon(detail::errno_text(errno));
+            }
+            p += n;
+            left -= static_cast<std::size_t>(n);
+        }
+    }
+
+    /// Flushes the temporary file to disk and renames it over the target.
+    void commit() {
+        if (::fsync(fd_) != 0) abandon(detail::errno_text(errno));
+        const int fd = std::exchange(fd_, -1);
+        if (::close(fd) != 0) {
+            const int e = errno;
+            ::unlink(temp_.c_str());
+            fail(detail::errno_text(e));
+        }
+        if (::rename(temp_.c_str(), path_.c_str()) != 0) {
+            const int e = errno;
+            ::unlink(temp_.c_str());
+            fail(detail::errno_text(e));
+        }
+    }
+
+private:
+    [[noreturn]] void fail(const std::string& why) const {
+        throw error(diagnostic{severity::error, errc::io_error, "cannot write " + name_ + ": " + why, {name_, 0, 0}, {}, {}});
+    }
+    [[noreturn]] void abandon(const std::string& why) {
+        ::close(std::exchange(fd_, -1));
+        ::unlink(temp_.c_str());
+        fail(why);
+    }
+
+    std::filesystem::path path_;
+    std::string name_;
+    std::filesystem::path temp_;
+    int fd_ = -1;
+};
+
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, flushed to disk, then
 /// renamed over the target. On any failure the target is untouched, the temporary removed, and
 /// `kvcali::error` (io_error) says why. A new file gets the usual mode (0666 less the umask); an
 /// existing one keeps its mode.
 inline void write_file_atomic(const std::filesystem::path& path, std::string_view bytes) {
-    const std::string name = path.string();
-    auto fail = [&](const std::string& why) {
-        throw error(diagnostic{severity::error, errc::io_error, "cannot write " + name + ": " + why, {name, 0, 0}, {}, {}});
-    };
-    if (name.empty()) fail("empty path");
-    std::error_code ec;
-    const auto target_status = std::filesystem::status(path, ec);
-    if (!ec && std::filesystem::is_directory(target_status)) fail("it is a directory");
-    const std::filesystem::path parent = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
-    const auto parent_status = std::filesystem::status(parent, ec);
-    if (ec || !std::filesystem::exists(parent_status)) fail("the folder " + parent.string() + " does not exist");
-    if (!std::filesystem::is_directory(parent_status)) fail(parent.string() + " is not a folder");
-
-    static std::atomic<std::uint64_t> counter{0};
-    const auto stamp = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
-    int fd = -1;
-    std::filesystem::path temp;
-    for (int attempt = 0; attempt < 100 && fd < 0; ++attempt) {
-        temp = parent / ("." + path.filename().string() + ".kvcali-" + std::to_string(::getpid()) + "-" +
-                         std::to_string(stamp ^ (counter.fetch_add(1) * 0x9E3779B97F4A7C15ull)) + ".tmp");
-        fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd < 0 && errno != EEXIST) fail(detail::errno_text(errno));
-    }
-    if (fd < 0) fail("cannot create a temporary file");
-    auto abandon = [&](const std::string& why) {
-        ::close(fd);
-        ::unlink(temp.c_str());
-        fail(why);
-    };
-    if (!ec && std::filesystem::exists(target_status)) {
-        ::fchmod(fd, static_cast<mode_t>(target_status.permissions()) & 07777);
-    }
-    const char* p = bytes.data();
-    std::size_t left = bytes.size();
-    while (left > 0) {
-        const ssize_t n = ::write(fd, p, left);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            abandon(detail::errno_text(errno));
-        }
-        p += n;
-        left -= static_cast<std::size_t>(n);
-    }
-    if (::fsync(fd) != 0) abandon(detail::errno_text(errno));
-    if (::close(fd) != 0) {
-        const int e = errno;
-        ::unlink(temp.c_str());
-        fail(detail::errno_text(e));
-    }
-    if (::rename(temp.c_str(), path.c_str()) != 0) {
-        const int e = errno;
-        ::unlink(temp.c_str());
-        fail(detail::errno_text(e));
-    }
+    atomic_file_writer file(path);
+    file.write(bytes);
+    file.commit();
 }
 
 }  // namespace kvcali

@@ -90,7 +90,9 @@ public:
     }
 
     /// Adds one entry of the list; false when its name was already listed (nothing changes then).
-    bool add(std::string_view name, std::string_view type) {
+    bool add(std::string_view name, std::string_view type) { return add(name, type, layer_table::hash_of(name)); }
+    /// As above, with the name's layer_table::hash_of() already computed.
+    bool add(std::string_view name, std::string_view type, std::uint32_t name_hash) {
         // The dotted prefixes of the previous name are in the table already: look up only the
         // prefixes beyond what this name shares with it (in model order, usually none).
         std::size_t same = 0;
@@ -105,10 +107,9 @@ public:
             is_explicit_.push_back(false);
         }
         previous_ = name;
-        const std::uint32_t h = layer_table::hash_of(name);
-        const std::size_t at = table_.find_hashed(name, h);
+        const std::size_t at = table_.find_hashed(name, name_hash);
         if (at == layer_table::npos) {
-            table_.append_hashed(std::string(name), std::string(type), eligible_(type), h);
+            table_.append_hashed(std::string(name), std::string(type), eligible_(type), name_hash);
             is_explicit_.push_back(true);
         } else if (!is_explicit_[at]) {
             table_[at].type = std::string(type);
@@ -201,6 +202,22 @@ inline bool read_plain_layer_list(std::string_view text, layer_table& table, con
     layer_table_builder builder(table, eligible);
     // Room for one row per object (a name's new prefixes may add more).
     builder.reserve(static_cast<std::size_t>(std::count(p, end, '{')));
+    // Entries are added a few at a time, their index slots prefetched when read: the index is
+    // larger than the caches, and a miss per name would cost more than reading the entry.
+    struct pending_entry {
+        std::string_view name, type;
+        std::uint32_t hash;
+    };
+    constexpr std::size_t batch_size = 8;
+    pending_entry batch[batch_size]{};
+    std::size_t pending = 0;
+    auto add_pending = [&] {
+        for (std::size_t i = 0; i < pending; ++i) {
+            if (!builder.add(batch[i].name, batch[i].type, batch[i].hash)) return false;
+        }
+        pending = 0;
+        return true;
+    };
     if (at(']')) {
         ++p;
     } else {
@@ -236,7 +253,11 @@ inline bool read_plain_layer_list(std::string_view text, layer_table& table, con
                 ++p;
                 break;
             }
-            if (!has_name || !has_type || name.empty() || !builder.add(name, type)) return false;
+            if (!has_name || !has_type || name.empty()) return false;
+            const std::uint32_t h = layer_table::hash_of(name);
+            table.prefetch(h);
+            batch[pending++] = {name, type, h};
+            if (pending == batch_size && !add_pending()) return false;
             skip_space();
             if (at(',')) {
                 ++p;
@@ -247,6 +268,7 @@ inline bool read_plain_layer_list(std::string_view text, layer_table& table, con
             ++p;
             break;
         }
+        if (!add_pending()) return false;
     }
     skip_space();
     return p == end;

@@ -185,6 +185,14 @@ public:
             }
         }
     }
+    /// Hints that the name with hash `h` will be looked up or added soon (loads its index slot).
+    void prefetch(std::uint32_t h) const noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+        if (!slots_.empty()) __builtin_prefetch(slots_.data() + (h & (slots_.size() - 1)));
+#else
+        (void)h;
+#endif
+    }
     /// add() of a name known to be absent, with its hash_of() already computed.
     void append_hashed(std::string name, std::string type, bool eligible, std::uint32_t h) {
         if (layers_.size() >= max_layers) throw std::length_error("kvcali::layer_table: too many layers");

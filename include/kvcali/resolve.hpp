@@ -3,7 +3,9 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -102,24 +104,25 @@ inline block_values resolve_block(const algorithm_config* block, origin from, al
     return out;
 }
 
-/// Checks a named layer; returns the concrete layer name it stands for (an alias maps to its layer).
-inline std::string check_layer(const layer_table& table, const std::string& name, const source_location& where,
+/// Checks a named layer: `row` is its table row (`table.find(name)`), or npos when `name` is no
+/// layer name (then it may be an alias). Returns the row of the concrete layer it stands for (an
+/// alias maps to its layer), or npos when it stands for none (reported).
+inline std::size_t check_layer(const layer_table& table, std::size_t row, const std::string& name, const source_location& where,
                                std::size_t& suggestions_left, diagnostics& diags) {
-    const layer_info* layer = table.get(name);
-    if (layer == nullptr) {
+    if (row == layer_table::npos) {
         if (const auto* targets = table.find_alias(name)) {
             if (targets->size() == 1) {
-                layer = &table[targets->front()];
+                row = targets->front();
             } else {
                 std::string message = "layer name " + quote_name(name) + " is ambiguous: it is the path of several nodes (";
                 for (std::size_t i = 0; i < targets->size(); ++i) message += (i ? ", " : "") + quote_name(table[(*targets)[i]].name);
                 message += "); name one of them";
                 diags.add({severity::error, errc::unknown_layer, std::move(message), where, name, {}});
-                return name;
+                return layer_table::npos;
             }
         }
     }
-    if (layer == nullptr) {
+    if (row == layer_table::npos) {
         std::string message = name.empty() ? std::string("the empty layer name is the model's root, not a layer")
                                             : "layer " + quote_name(name) + " does not exist in the model";
         if (!name.empty() && suggestions_left > 0) {
@@ -129,52 +132,75 @@ inline std::string check_layer(const layer_table& table, const std::string& name
                 name, table, [](const layer_info& l) -> std::string_view { return l.eligible ? std::string_view(l.name) : std::string_view(); }));
         }
         diags.add({severity::error, errc::unknown_layer, std::move(message), where, name, {}});
-        return name;
+        return layer_table::npos;
     }
-    if (!layer->eligible) {
+    const layer_info& layer = table[row];
+    if (!layer.eligible) {
         diags.add({severity::error, errc::unsupported_layer_type,
-                   "layer " + quote_name(layer->name) + " is of type " + layer->type + ", which does not support KV-cache quantization",
+                   "layer " + quote_name(layer.name) + " is of type " + layer.type + ", which does not support KV-cache quantization",
                    where, name, {}});
     }
-    return layer->name;
+    return row;
 }
 
-/// A layer chosen by a written name or selector.
+/// A layer chosen by a written name or selector. It views what the user wrote (a string of the
+/// simple config or of the quant_layers argument, alive while resolving).
 struct listed_layer {
-    std::string name;     ///< the concrete layer name (or the written name when it is unknown)
-    std::string written;  ///< what the user wrote: the exact name, alias or selector
-    source_location where;
-    bool exact = true;    ///< chosen by an exact name (or alias), not by a pattern
+    std::size_t row = layer_table::npos;    ///< the concrete layer's table row; npos: the written name stands for none
+    const std::string* written = nullptr;   ///< what the user wrote: the exact name, alias or selector
+    const source_location* where = nullptr;
+    bool exact = true;  ///< chosen by an exact name (or alias), not by a pattern
     bool in_common = true;
 };
 
+/// The concrete layer name of a chosen layer (the written name when it stands for none).
+inline std::string_view name_of(const layer_table& table, const listed_layer& l) {
+    return l.row != layer_table::npos ? std::string_view(table[l.row].name) : std::string_view(*l.written);
+}
+
 /// The ordered list of chosen layers, without repeats.
 struct layer_list {
-    std::vector<listed_layer> entries;
-    std::unordered_map<std::string, std::size_t, string_hash, std::equal_to<>> position;
+    explicit layer_list(const layer_table& t) : table(t) {}
 
-    std::size_t find(std::string_view name) const {
-        auto it = position.find(name);
-        return it == position.end() ? layer_table::npos : it->second;
+    const layer_table& table;
+    std::vector<listed_layer> entries;
+    std::vector<std::uint32_t> position_of_row;  ///< per table row (sized on first use); `none` when not listed
+    std::unordered_map<std::string_view, std::size_t, string_hash, std::equal_to<>> position_of_unknown;  ///< by written name
+    static constexpr std::uint32_t none = 0xFFFFFFFFu;
+
+    std::size_t find(const listed_layer& l) const {
+        if (l.row != layer_table::npos) {
+            if (l.row >= position_of_row.size() || position_of_row[l.row] == none) return layer_table::npos;
+            return position_of_row[l.row];
+        }
+        auto it = position_of_unknown.find(*l.written);
+        return it == position_of_unknown.end() ? layer_table::npos : it->second;
     }
-    std::size_t append(listed_layer l) {
-        position.emplace(l.name, entries.size());
-        entries.push_back(std::move(l));
+    std::size_t append(const listed_layer& l) {
+        if (l.row != layer_table::npos) {
+            if (position_of_row.empty()) position_of_row.assign(table.size(), none);
+            if (entries.size() >= none) throw std::length_error("kvcali: too many layers listed");
+            position_of_row[l.row] = static_cast<std::uint32_t>(entries.size());
+        } else {
+            position_of_unknown.emplace(*l.written, entries.size());
+        }
+        entries.push_back(l);
         return entries.size() - 1;
     }
     /// Adds a chosen layer: an exact name given twice is a duplicate_layer error (as in the
     /// reference); a layer chosen again by a selector is listed once.
-    void add(listed_layer l, const std::string& list_name, diagnostics& diags) {
-        const std::size_t at = find(l.name);
+    void add(const listed_layer& l, const std::string& list_name, diagnostics& diags) {
+        const std::size_t at = find(l);
         if (at == layer_table::npos) {
-            append(std::move(l));
+            append(l);
             return;
         }
         const listed_layer& first = entries[at];
         if (first.exact && l.exact) {
-            std::string message = "layer " + quote_name(l.name) + " is listed more than once in " + list_name;
-            if (first.written != l.written) message += " (as " + quote_name(first.written) + " and " + quote_name(l.written) + ")";
-            diags.add({severity::error, errc::duplicate_layer, std::move(message), l.where, l.name, {}});
+            const std::string_view name = name_of(table, l);
+            std::string message = "layer " + quote_name(name) + " is listed more than once in " + list_name;
+            if (*first.written != *l.written) message += " (as " + quote_name(*first.written) + " and " + quote_name(*l.written) + ")";
+            diags.add({severity::error, errc::duplicate_layer, std::move(message), *l.where, std::string(name), {}});
         }
     }
 };
@@ -185,35 +211,40 @@ struct selection_context {
     diagnostics& diags;
 };
 
-/// The layers a written name chooses: one for an exact name or alias (reported when unknown or
-/// not KV-quantizable), every matching KV-quantizable layer in model order for a selector (an
-/// unknown_layer error when none matches).
-inline std::vector<listed_layer> select(selection_context& ctx, const std::string& written, const source_location& where) {
-    std::vector<listed_layer> out;
-    const selector_kind kind = ctx.table.get(written) != nullptr ? selector_kind::exact : kind_of_selector(written);
+/// The layers a written name chooses, each given to `each(const listed_layer&)`: one for an exact
+/// name or alias (reported when unknown or not KV-quantizable), every matching KV-quantizable
+/// layer in model order for a selector (an unknown_layer error when none matches).
+template <class Each>
+void select(selection_context& ctx, const std::string& written, const source_location& where, Each&& each) {
+    const std::size_t row = ctx.table.find(written);
+    const selector_kind kind = row != layer_table::npos ? selector_kind::exact : kind_of_selector(written);
     if (kind == selector_kind::exact) {
-        out.push_back({check_layer(ctx.table, written, where, ctx.suggestions_left, ctx.diags), written, where, true, true});
-        return out;
+        each(listed_layer{check_layer(ctx.table, row, written, where, ctx.suggestions_left, ctx.diags), &written, &where, true, true});
+        return;
     }
     std::string problem;
     const auto compiled = selector::compile(written, problem);
     if (!compiled) {
         ctx.diags.add({severity::error, errc::invalid_argument, "selector " + quote_name(written) + ": " + problem, where, written, {}});
-        return out;
+        return;
     }
-    std::vector<std::string> fused;
-    for (const auto& layer : ctx.table) {
+    std::vector<std::size_t> matched;  // rows, in model order (given to `each` after this selector's own reports)
+    std::size_t fused = 0;
+    std::string_view first_fused;
+    for (std::size_t i = 0; i < ctx.table.size(); ++i) {
+        const layer_info& layer = ctx.table[i];
         if (!layer.eligible || !compiled->matches(layer.name)) continue;
-        if (kind == selector_kind::auto_kv && kv_role_of(layer.name) == kv_role::fused_qkv) fused.push_back(layer.name);
-        out.push_back({layer.name, written, where, false, true});
+        if (kind == selector_kind::auto_kv && kv_role_of(layer.name) == kv_role::fused_qkv) {
+            if (fused++ == 0) first_fused = layer.name;
+        }
+        matched.push_back(i);
     }
-    if (!fused.empty()) {
-        std::string message = "auto:kv selected " + std::to_string(fused.size()) + " fused QKV projection" +
-                              (fused.size() == 1 ? "" : "s") + " (" + quote_name(fused.front()) + (fused.size() > 1 ? ", ..." : "") +
-                              "): their output holds Q as well as K and V";
-        ctx.diags.add({severity::warning, errc::unsupported_layer_type, std::move(message), where, fused.front(), {}});
+    if (fused != 0) {
+        std::string message = "auto:kv selected " + std::to_string(fused) + " fused QKV projection" + (fused == 1 ? "" : "s") + " (" +
+                              quote_name(first_fused) + (fused > 1 ? ", ..." : "") + "): their output holds Q as well as K and V";
+        ctx.diags.add({severity::warning, errc::unsupported_layer_type, std::move(message), where, std::string(first_fused), {}});
     }
-    if (out.empty()) {
+    if (matched.empty()) {
         std::string message = "selector " + quote_name(written) + " matches no KV-quantizable layer of the model";
         if (ctx.suggestions_left > 0 && kind != selector_kind::auto_kv) {
             --ctx.suggestions_left;
@@ -223,7 +254,7 @@ inline std::vector<listed_layer> select(selection_context& ctx, const std::strin
         }
         ctx.diags.add({severity::error, errc::unknown_layer, std::move(message), where, written, {}});
     }
-    return out;
+    for (const std::size_t row : matched) each(listed_layer{row, &written, &where, false, true});
 }
 
 }  // namespace detail
@@ -231,11 +262,12 @@ inline std::vector<listed_layer> select(selection_context& ctx, const std::strin
 /// How many unknown names get "did you mean" suggestions (each costs one pass over the model).
 inline constexpr std::size_t max_suggested_names = 16;
 
-/// Resolves the layer list and every layer's algorithm (spec §3). Problems go to `diags`; the
-/// result is meaningful only when `diags` has no errors afterwards.
-/// `config`: the parsed simple config file, or null; `arg`: the quant_layers argument, or null.
-inline resolved_config resolve(const layer_table& table, algorithm_registry algorithms, const simple_config* config,
-                               const quant_layers* arg, diagnostics& diags) {
+namespace detail {
+
+/// resolve(); when `consumed` is not null it is `config`, and the strings the result needs are
+/// moved out of it instead of copied (it is left valid but unspecified).
+inline resolved_config resolve_config(const layer_table& table, algorithm_registry algorithms, const simple_config* config,
+                                      simple_config* consumed, const quant_layers* arg, diagnostics& diags) {
     resolved_config out;
     out.algorithms = algorithms;
     std::size_t suggestions_left = max_suggested_names;
@@ -250,18 +282,19 @@ inline resolved_config resolve(const layer_table& table, algorithm_registry algo
                        "no layer to quantize: the " + arg->origin + " list (kv_cache_quant_layers) is empty", {}, {}, {}});
             return out;
         }
-        detail::layer_list list;
+        detail::layer_list list(table);
         detail::selection_context ctx{table, suggestions_left, diags};
+        const source_location nowhere;
         for (const auto& name : arg->names) {
-            for (auto& chosen : detail::select(ctx, name, {})) list.add(std::move(chosen), arg->origin, diags);
+            detail::select(ctx, name, nowhere, [&](const detail::listed_layer& chosen) { list.add(chosen, arg->origin, diags); });
         }
         const detail::block_values defaults =
             detail::resolve_block(nullptr, origin::policy_default, algorithms, true, {}, diags);
         out.layers.reserve(list.entries.size());
-        for (auto& e : list.entries) {
+        for (const auto& e : list.entries) {
             resolved_layer layer;
-            layer.name = std::move(e.name);
-            layer.selector = std::move(e.written);
+            layer.name = std::string(detail::name_of(table, e));
+            layer.selector = *e.written;
             layer.algorithm = defaults.algorithm;
             layer.values = defaults.values;
             layer.sources = defaults.sources;
@@ -291,19 +324,19 @@ inline resolved_config resolve(const layer_table& table, algorithm_registry algo
 
     // The layer list: the common list in file order, then override layers not already listed.
     detail::selection_context ctx{table, suggestions_left, diags};
-    detail::layer_list list;
+    detail::layer_list list(table);
+    list.entries.reserve(cfg.quant_layers.size() + cfg.overrides.size());
+    const std::string common_list_name = "kv_cache_quant_config.quant_layers";
     for (const auto& name : cfg.quant_layers) {
-        for (auto& chosen : detail::select(ctx, name.value, name.where)) {
-            list.add(std::move(chosen), "kv_cache_quant_config.quant_layers", diags);
-        }
+        detail::select(ctx, name.value, name.where, [&](const detail::listed_layer& chosen) { list.add(chosen, common_list_name, diags); });
     }
     const std::size_t common_count = list.entries.size();
     // Which override applies to each listed layer, and whether it was named exactly.
     struct applied {
         const override_config* entry = nullptr;
         bool exact = false;
-        std::string written;
-        source_location where;
+        const std::string* written = nullptr;
+        const source_location* where = nullptr;
     };
     std::vector<applied> override_of(list.entries.size());
     for (const auto& o : cfg.overrides) {
@@ -312,43 +345,42 @@ inline resolved_config resolve(const layer_table& table, algorithm_registry algo
                        "override_layers_configs entry has no layer_name (a required field)", o.where, {}, {}});
             continue;
         }
-        for (auto& chosen : detail::select(ctx, o.layer_name->value, o.layer_name->where)) {
-            std::size_t at = list.find(chosen.name);
+        detail::select(ctx, o.layer_name->value, o.layer_name->where, [&](const detail::listed_layer& chosen) {
+            std::size_t at = list.find(chosen);
             if (at == layer_table::npos) {
                 detail::listed_layer copy = chosen;
                 copy.in_common = false;
-                at = list.append(std::move(copy));
+                at = list.append(copy);
                 override_of.emplace_back();
             }
             applied& slot = override_of[at];
             if (slot.entry != nullptr) {
+                const std::string_view name = detail::name_of(table, chosen);
                 if (slot.exact && chosen.exact) {
                     diags.add({severity::error, errc::duplicate_layer,
-                               "layer " + detail::quote_name(chosen.name) + " has more than one override_layers_configs entry" +
-                                   (slot.written != chosen.written ? " (as " + detail::quote_name(slot.written) + " and " +
-                                                                         detail::quote_name(chosen.written) + ")"
-                                                                   : std::string()),
-                               chosen.where, chosen.name, {}});
-                    continue;
+                               "layer " + detail::quote_name(name) + " has more than one override_layers_configs entry" +
+                                   (*slot.written != *chosen.written ? " (as " + detail::quote_name(*slot.written) + " and " +
+                                                                           detail::quote_name(*chosen.written) + ")"
+                                                                     : std::string()),
+                               *chosen.where, std::string(name), {}});
+                    return;
                 }
                 diags.add({severity::warning, errc::duplicate_layer,
-                           "layer " + detail::quote_name(chosen.name) + " is matched by two overrides, " +
-                               detail::quote_name(slot.written) + " and " + detail::quote_name(chosen.written) +
+                           "layer " + detail::quote_name(name) + " is matched by two overrides, " +
+                               detail::quote_name(*slot.written) + " and " + detail::quote_name(*chosen.written) +
                                "; the later one applies",
-                           chosen.where, chosen.name, {}});
+                           *chosen.where, std::string(name), {}});
             }
             slot = {&o, chosen.exact, chosen.written, chosen.where};
-        }
+        });
     }
 
-    std::vector<const override_config*> overrides_applied(list.entries.size());
-    for (std::size_t k = 0; k < list.entries.size(); ++k) overrides_applied[k] = override_of[k].entry;
     auto& entries = list.entries;
     (void)common_count;
 
     // Algorithm blocks: the common one is used when some common layer has no override.
     bool common_used = false;
-    for (std::size_t k = 0; k < entries.size(); ++k) common_used = common_used || (entries[k].in_common && overrides_applied[k] == nullptr);
+    for (std::size_t k = 0; k < entries.size(); ++k) common_used = common_used || (entries[k].in_common && override_of[k].entry == nullptr);
     const algorithm_config* common_block = cfg.common ? &*cfg.common : nullptr;
     const source_location common_fallback = common_block ? common_block->where : cfg.common_where;
     const detail::block_values common =
@@ -358,32 +390,49 @@ inline resolved_config resolve(const layer_table& table, algorithm_registry algo
     }
 
     out.layers.reserve(entries.size());
-    // An override block applies to every layer it was chosen for: resolve (and check) it once.
-    std::unordered_map<const override_config*, detail::block_values> override_blocks;
+    // An override block applies to every layer it was chosen for: resolve (and check) it once, at
+    // its first layer, and hand its values to its last one.
+    std::vector<std::optional<detail::block_values>> override_blocks(cfg.overrides.size());
+    std::vector<std::size_t> uses_left(cfg.overrides.size(), 0);
+    auto index_of = [&](const override_config* o) { return static_cast<std::size_t>(o - cfg.overrides.data()); };
+    for (const auto& a : override_of) {
+        if (a.entry != nullptr) ++uses_left[index_of(a.entry)];
+    }
     for (std::size_t k = 0; k < entries.size(); ++k) {
-        auto& e = entries[k];
-        resolved_layer layer;
-        layer.name = std::move(e.name);
-        layer.selector = std::move(e.written);
-        layer.listed = {e.in_common ? origin::common_config : origin::override_config, e.where};
-        if (const override_config* o = overrides_applied[k]) {
-            auto it = override_blocks.find(o);
-            if (it == override_blocks.end()) {
+        const auto& e = entries[k];
+        resolved_layer& layer = out.layers.emplace_back();
+        layer.name = std::string(detail::name_of(table, e));
+        // An exact name's string and place serve only its own entry: taken when they may be.
+        if (consumed != nullptr && e.exact) {
+            layer.selector = std::move(*const_cast<std::string*>(e.written));
+            layer.listed = {e.in_common ? origin::common_config : origin::override_config,
+                            std::move(*const_cast<source_location*>(e.where))};
+        } else {
+            layer.selector = *e.written;
+            layer.listed = {e.in_common ? origin::common_config : origin::override_config, *e.where};
+        }
+        if (const override_config* o = override_of[k].entry) {
+            const std::size_t i = index_of(o);
+            std::optional<detail::block_values>& own = override_blocks[i];
+            if (!own) {
                 const algorithm_config* block = o->config ? &*o->config : nullptr;
-                it = override_blocks.emplace(o, detail::resolve_block(block, origin::override_config, algorithms, true, o->where, diags)).first;
+                own = detail::resolve_block(block, origin::override_config, algorithms, true, o->where, diags);
             }
-            const detail::block_values& own = it->second;
-            layer.algorithm = own.algorithm;
-            layer.values = own.values;
-            layer.sources = own.sources;
-            layer.algorithm_source = own.algorithm_source;
+            layer.algorithm = own->algorithm;
+            layer.algorithm_source = own->algorithm_source;
+            if (--uses_left[i] == 0) {
+                layer.values = std::move(own->values);
+                layer.sources = std::move(own->sources);
+            } else {
+                layer.values = own->values;
+                layer.sources = own->sources;
+            }
         } else {
             layer.algorithm = common.algorithm;
             layer.values = common.values;
             layer.sources = common.sources;
             layer.algorithm_source = common.algorithm_source;
         }
-        out.layers.push_back(std::move(layer));
     }
     // Overrides without a layer_name were reported above and have no entry; a file with nothing
     // else to quantize is "no layers" only when it named no layer at all.
@@ -395,6 +444,16 @@ inline resolved_config resolve(const layer_table& table, algorithm_registry algo
                    {cfg.file, 0, 0}, {}, {}});
     }
     return out;
+}
+
+}  // namespace detail
+
+/// Resolves the layer list and every layer's algorithm (spec §3). Problems go to `diags`; the
+/// result is meaningful only when `diags` has no errors afterwards.
+/// `config`: the parsed simple config file, or null; `arg`: the quant_layers argument, or null.
+inline resolved_config resolve(const layer_table& table, algorithm_registry algorithms, const simple_config* config,
+                               const quant_layers* arg, diagnostics& diags) {
+    return detail::resolve_config(table, algorithms, config, nullptr, arg, diags);
 }
 
 }  // namespace kvcali
