@@ -189,6 +189,23 @@ std::vector<option_spec> resolve_options() {
     };
 }
 
+std::string required(const parsed_args& args, std::string_view name, const char* missing) {
+    auto value = args.get(name);
+    if (!value) throw usage_error(missing);
+    return *value;
+}
+
+resolve_request read_resolve_request(const parsed_args& args) {
+    const std::string model_path = required(args, "model", "missing --model PATH");
+    resolve_request r;
+    r.opts.strict = args.has("strict");
+    r.opts.on_warning = stderr_warnings();
+    r.model = load_model(model_path, r.opts.strict);
+    r.layers = quant_layers_from(args);
+    if (auto c = args.get("cfg")) r.cfg = *c;
+    return r;
+}
+
 std::string summary_of(const kvcali::resolved_config& doc) {
     std::vector<std::pair<std::string_view, std::size_t>> per_algorithm;
     for (const auto& l : doc.layers) {

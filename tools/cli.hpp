@@ -2,10 +2,12 @@
 #pragma once
 
 #include <kvcali/error.hpp>
+#include <kvcali/generate.hpp>
 #include <kvcali/model_graph.hpp>
 #include <kvcali/resolved_config.hpp>
 #include <kvcali/simple_config.hpp>
 
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <optional>
@@ -94,6 +96,20 @@ std::optional<kvcali::quant_layers> quant_layers_from(const parsed_args& args);
 /// The options `--model`, `--cfg`, `--quant-layers`, `--layer`, `--strict` shared by the commands
 /// that resolve a config.
 std::vector<option_spec> resolve_options();
+
+/// The value of option `name`; throws usage_error(`missing`) when it is absent or empty.
+std::string required(const parsed_args& args, std::string_view name, const char* missing);
+
+/// What `generate`, `check` and `explain` read from resolve_options(): the options (--strict,
+/// warnings to stderr), the model loaded, the quant_layers argument and the quant.cfg path.
+struct resolve_request {
+    kvcali::options opts;
+    kvcali::layer_table model;
+    std::optional<kvcali::quant_layers> layers;
+    std::optional<std::filesystem::path> cfg;
+};
+/// Throws usage_error without --model; kvcali::error when the model or --quant-layers cannot be read.
+resolve_request read_resolve_request(const parsed_args& args);
 
 /// One line about a resolved document: layers, algorithms, globals.
 std::string summary_of(const kvcali::resolved_config& doc);

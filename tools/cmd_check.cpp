@@ -9,16 +9,8 @@ namespace kvcali_cli {
 namespace {
 
 int run_check(const parsed_args& args) {
-    const auto model_path = args.get("model");
-    if (!model_path) throw usage_error("missing --model PATH");
-    kvcali::options opts;
-    opts.strict = args.has("strict");
-    opts.on_warning = stderr_warnings();
-    const kvcali::layer_table model = load_model(*model_path, opts.strict);
-    const auto layers = quant_layers_from(args);
-    std::optional<std::filesystem::path> cfg;
-    if (auto c = args.get("cfg")) cfg = *c;
-    const kvcali::resolved_config doc = kvcali::resolve_quant_cali_config(model, layers, cfg, opts);
+    const resolve_request req = read_resolve_request(args);
+    const kvcali::resolved_config doc = kvcali::resolve_quant_cali_config(req.model, req.layers, req.cfg, req.opts);
     if (!args.has("quiet")) std::printf("ok: %s\n", summary_of(doc).c_str());
     return 0;
 }

@@ -177,16 +177,8 @@ std::string explain_text(const kvcali::resolved_config& doc) {
 }
 
 int run_explain(const parsed_args& args) {
-    const auto model_path = args.get("model");
-    if (!model_path) throw usage_error("missing --model PATH");
-    kvcali::options opts;
-    opts.strict = args.has("strict");
-    opts.on_warning = stderr_warnings();
-    const kvcali::layer_table model = load_model(*model_path, opts.strict);
-    const auto layers = quant_layers_from(args);
-    std::optional<std::filesystem::path> cfg;
-    if (auto c = args.get("cfg")) cfg = *c;
-    const kvcali::resolved_config doc = kvcali::resolve_quant_cali_config(model, layers, cfg, opts);
+    const resolve_request req = read_resolve_request(args);
+    const kvcali::resolved_config doc = kvcali::resolve_quant_cali_config(req.model, req.layers, req.cfg, req.opts);
     const std::string out = args.has("json") ? explain_json(doc) : explain_text(doc);
     std::fwrite(out.data(), 1, out.size(), stdout);
     return 0;

@@ -9,19 +9,11 @@ namespace kvcali_cli {
 namespace {
 
 int run_generate(const parsed_args& args) {
-    const auto model_path = args.get("model");
-    const auto output = args.get("output");
-    if (!model_path) throw usage_error("missing --model PATH");
-    if (!output) throw usage_error("missing -o PATH (the config.json to write)");
-    kvcali::options opts;
-    opts.strict = args.has("strict");
-    opts.on_warning = stderr_warnings();
-    const kvcali::layer_table model = load_model(*model_path, opts.strict);
-    const auto layers = quant_layers_from(args);
-    std::optional<std::filesystem::path> cfg;
-    if (auto c = args.get("cfg")) cfg = *c;
-    const kvcali::resolved_config doc = kvcali::create_quant_cali_config(*output, model, layers, cfg, opts);
-    if (!args.has("quiet")) std::printf("wrote %s: %s\n", output->c_str(), summary_of(doc).c_str());
+    required(args, "model", "missing --model PATH");
+    const std::string output = required(args, "output", "missing -o PATH (the config.json to write)");
+    const resolve_request req = read_resolve_request(args);
+    const kvcali::resolved_config doc = kvcali::create_quant_cali_config(output, req.model, req.layers, req.cfg, req.opts);
+    if (!args.has("quiet")) std::printf("wrote %s: %s\n", output.c_str(), summary_of(doc).c_str());
     return 0;
 }
 
