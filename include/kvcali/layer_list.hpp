@@ -9,12 +9,17 @@
 #include <boost/json/value.hpp>
 
 #include <algorithm>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
+#include <ios>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -32,6 +37,45 @@ using type_predicate = std::function<bool(std::string_view type_name)>;
 inline bool is_torch_linear(std::string_view type_name) { return type_name == "Linear"; }
 
 namespace detail {
+
+inline std::uint64_t byteswap64(std::uint64_t v) noexcept {
+    std::uint64_t r = 0;
+    for (int i = 0; i < 8; ++i) r = (r << 8) | ((v >> (8 * i)) & 0xFF);
+    return r;
+}
+
+/// The high bit of each of the eight bytes at `p` that is a quote, a backslash, a control or a
+/// non-ASCII byte, in memory order from the lowest bit: exact up to the first such byte (a
+/// borrow may mark some after it). Zero when there is none.
+inline std::uint64_t special_bytes(const char* p) noexcept {
+    constexpr std::uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    std::uint64_t w;
+    std::memcpy(&w, p, 8);
+    if constexpr (std::endian::native == std::endian::big) w = byteswap64(w);
+    auto zero_byte = [&](std::uint64_t v) { return (v - ones) & ~v & highs; };
+    return (w & highs) | ((w - ones * 0x20) & ~w & highs) | zero_byte(w ^ (ones * '"')) | zero_byte(w ^ (ones * '\\'));
+}
+
+/// `key == word` for a word of four letters.
+inline bool is_key(std::string_view key, const char (&word)[5]) noexcept {
+    return key.size() == 4 && std::memcmp(key.data(), word, 4) == 0;
+}
+
+/// The length of the common prefix of two strings.
+inline std::size_t common_prefix(std::string_view a, std::string_view b) noexcept {
+    const std::size_t n = std::min(a.size(), b.size());
+    std::size_t i = 0;
+    if constexpr (std::endian::native == std::endian::little) {
+        for (; i + 8 <= n; i += 8) {
+            std::uint64_t x, y;
+            std::memcpy(&x, a.data() + i, 8);
+            std::memcpy(&y, b.data() + i, 8);
+            if (x != y) return i + static_cast<std::size_t>(std::countr_zero(x ^ y) / 8);
+        }
+    }
+    while (i < n && a[i] == b[i]) ++i;
+    return i;
+}
 
 /// Asks a type predicate once per distinct type name.
 class eligibility_cache {
@@ -95,21 +139,20 @@ public:
     bool add(std::string_view name, std::string_view type, std::uint32_t name_hash) {
         // The dotted prefixes of the previous name are in the table already: look up only the
         // prefixes beyond what this name shares with it (in model order, usually none).
-        std::size_t same = 0;
-        const std::size_t common = std::min(name.size(), previous_.size());
-        while (same < common && name[same] == previous_[same]) ++same;
-        for (std::size_t dot = name.find('.'); dot != std::string_view::npos; dot = name.find('.', dot + 1)) {
-            if (dot == 0 || dot < same || (dot == same && dot == previous_.size())) continue;
+        const std::string_view previous = previous_ != layer_table::npos ? std::string_view(table_[previous_].name) : std::string_view();
+        const std::size_t same = common_prefix(name, previous);
+        for (std::size_t dot = name.find('.', same); dot != std::string_view::npos; dot = name.find('.', dot + 1)) {
+            if (dot == 0 || dot < same || (dot == same && dot == previous.size())) continue;
             const std::string_view prefix = name.substr(0, dot);
             const std::uint32_t h = layer_table::hash_of(prefix);
             if (table_.find_hashed(prefix, h) != layer_table::npos) continue;
-            table_.append_hashed(std::string(prefix), "Module", eligible_("Module"), h);
+            table_.append_hashed(prefix, std::string_view("Module"), eligible_("Module"), h);
             is_explicit_.push_back(false);
         }
-        previous_ = name;
         const std::size_t at = table_.find_hashed(name, name_hash);
+        previous_ = at != layer_table::npos ? at : table_.size();
         if (at == layer_table::npos) {
-            table_.append_hashed(std::string(name), std::string(type), eligible_(type), name_hash);
+            table_.append_hashed(name, type, eligible_(type), name_hash);
             is_explicit_.push_back(true);
         } else if (!is_explicit_[at]) {
             table_[at].type = std::string(type);
@@ -125,28 +168,128 @@ private:
     layer_table& table_;
     eligibility_cache eligible_;
     std::vector<bool> is_explicit_;  ///< per table row: listed itself, or only an implicit container so far
-    std::string_view previous_;      ///< the last name added (it and its prefixes are in the table)
+    std::size_t previous_ = layer_table::npos;  ///< the row of the last name added (it and its prefixes are in the table)
+};
+
+/// The whole text of a layer list, in memory.
+class layer_list_text {
+public:
+    explicit layer_list_text(std::string_view text) : text_(text) {}
+    /// The text not yet consumed (the reader's window).
+    std::string_view window() const noexcept { return text_; }
+    /// Drops the first `n` bytes of the window.
+    void consume(std::size_t n) noexcept { text_.remove_prefix(n); }
+    /// Appends more text to the window; false at the end (there is none here).
+    bool more() noexcept { return false; }
+    bool exhausted() const noexcept { return true; }
+    bool failed() const noexcept { return false; }
+    /// About how many objects the whole list holds, from the window (`{` never occurs elsewhere in
+    /// the plain shape but inside names, so this is at most a little high).
+    std::size_t expected_objects() const noexcept { return static_cast<std::size_t>(std::count(text_.begin(), text_.end(), '{')); }
+
+private:
+    std::string_view text_;
+};
+
+/// A layer-list file read in pieces: the reader holds one piece at a time, never the whole file.
+/// Any problem reading it (or a file over the size limit) only marks it failed: the caller then
+/// reads it whole with read_file, which reports exactly.
+class layer_list_file {
+public:
+    static constexpr std::size_t default_piece = std::size_t{1} << 18;
+
+    explicit layer_list_file(const std::filesystem::path& path, std::size_t piece = default_piece)
+        : in_(path, std::ios::binary), piece_(piece) {
+        std::error_code ec;
+        size_ = std::filesystem::file_size(path, ec);
+        if (ec || !in_ || size_ > max_input_file_size) {
+            failed_ = true;
+            exhausted_ = true;
+        }
+    }
+    std::string_view window() const noexcept { return std::string_view(buffer_).substr(start_); }
+    void consume(std::size_t n) noexcept { start_ += n; }
+    bool more() {
+        if (exhausted_) return false;
+        // Keep what is not consumed yet, at the front.
+        buffer_.erase(0, start_);
+        start_ = 0;
+        if (buffer_.capacity() < buffer_.size() + piece_) buffer_.reserve(buffer_.size() + piece_);
+        const std::size_t old = buffer_.size();
+        buffer_.resize(old + piece_);
+        in_.read(buffer_.data() + old, static_cast<std::streamsize>(piece_));
+        const auto got = static_cast<std::size_t>(in_.gcount());
+        buffer_.resize(old + got);
+        total_ += got;
+        if (in_.bad() || total_ > max_input_file_size) failed_ = true;
+        if (got == 0 || failed_) exhausted_ = true;
+        return got != 0 && !failed_;
+    }
+    bool exhausted() const noexcept { return exhausted_; }
+    bool failed() const noexcept { return failed_; }
+    /// About how many objects the file holds: those of the window, scaled to the file's size.
+    std::size_t expected_objects() const noexcept {
+        const std::string_view w = window();
+        if (w.empty()) return 0;
+        const auto seen = static_cast<double>(std::count(w.begin(), w.end(), '{'));
+        const double scale = static_cast<double>(size_ > total_ ? size_ - (total_ - w.size()) : w.size()) / static_cast<double>(w.size());
+        return static_cast<std::size_t>(seen * scale * 1.02) + 16;
+    }
+
+private:
+    std::ifstream in_;
+    std::size_t piece_;
+    std::string buffer_;
+    std::size_t start_ = 0;  ///< consumed bytes at the front of buffer_
+    std::uintmax_t size_ = 0, total_ = 0;
+    bool exhausted_ = false, failed_ = false;
 };
 
 /// Reads a layer list without building a JSON DOM, for the common shape: an array of objects
 /// whose members are ASCII strings without escapes, plain numbers, true, false or null, each
 /// with a non-empty "name" string and a "type" string, no name listed twice, no key repeated.
 /// Anything else (including every error) returns false with nothing reported; the caller then
-/// reads the text with the DOM, which reports problems exactly. Views into `text` are kept only
-/// during the call.
-inline bool read_plain_layer_list(std::string_view text, layer_table& table, const type_predicate& eligible) {
-    const char* p = text.data();
-    const char* const end = p + text.size();
-    auto skip_space = [&] {
-        while (p != end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) ++p;
+/// reads the text with the DOM, which reports problems exactly. `source` is a layer_list_text or
+/// a layer_list_file: the text is read in units (the opening bracket, one entry with the comma or
+/// bracket after it, the end), and a unit cut by the end of the window is read again with more.
+template <class Source>
+bool read_plain_layer_list(Source& source, layer_table& table, const type_predicate& eligible) {
+    const char* p = nullptr;
+    const char* end = nullptr;
+    bool hit_end = false;  // the unit being read reached the end of the window (more text may help)
+    auto at_end = [&] {
+        if (p != end) return false;
+        hit_end = true;
+        return true;
     };
-    auto at = [&](char c) { return p != end && *p == c; };
+    auto skip_space = [&] {
+        const char* q = p;
+        while (q != end && (*q == ' ' || *q == '\n' || *q == '\r' || *q == '\t')) ++q;
+        if (q == end) hit_end = true;
+        p = q;
+    };
+    auto at = [&](char c) { return !at_end() && *p == c; };
     // A string of printable ASCII without escapes; `out` views its body.
     auto read_string = [&](std::string_view& out) {
         if (!at('"')) return false;
         const char* q = ++p;
+        // Eight bytes at a time up to the first that is special (a quote, a backslash, a control
+        // or non-ASCII byte); the last piece one at a time.
+        while (end - q >= 8) {
+            if (const std::uint64_t special = special_bytes(q)) {
+                q += std::countr_zero(special) / 8;
+                if (*q != '"') return false;
+                out = std::string_view(p, static_cast<std::size_t>(q - p));
+                p = q + 1;
+                return true;
+            }
+            q += 8;
+        }
         for (;; ++q) {
-            if (q == end) return false;
+            if (q == end) {
+                hit_end = true;
+                return false;
+            }
             const auto c = static_cast<unsigned char>(*q);
             if (c == '"') break;
             if (c < 0x20 || c >= 0x80 || c == '\\') return false;
@@ -156,24 +299,29 @@ inline bool read_plain_layer_list(std::string_view text, layer_table& table, con
         return true;
     };
     auto digits = [&] {
-        const char* from = p;
-        while (p != end && *p >= '0' && *p <= '9') ++p;
-        return static_cast<std::size_t>(p - from);
+        const char* q = p;
+        while (q != end && *q >= '0' && *q <= '9') ++q;
+        if (q == end) hit_end = true;
+        const auto n = static_cast<std::size_t>(q - p);
+        p = q;
+        return n;
     };
     // Another member's value: a string, a short plain number, true, false or null.
     auto skip_value = [&] {
-        if (p == end) return false;
+        if (at_end()) return false;
         if (*p == '"') {
             std::string_view ignored;
             return read_string(ignored);
         }
         for (const std::string_view word : {std::string_view("true"), std::string_view("false"), std::string_view("null")}) {
-            if (static_cast<std::size_t>(end - p) >= word.size() && std::string_view(p, word.size()) == word) {
+            const auto left = static_cast<std::size_t>(end - p);
+            if (left < word.size()) hit_end = true;
+            if (left >= word.size() && std::string_view(p, word.size()) == word) {
                 p += word.size();
                 return true;
             }
         }
-        if (*p == '-') ++p;
+        if (at('-')) ++p;
         if (at('0')) {
             ++p;
         } else {
@@ -192,16 +340,10 @@ inline bool read_plain_layer_list(std::string_view text, layer_table& table, con
             if (n == 0 || n > 2) return false;
         }
         // A number must end here (the caller checks what follows).
-        return p == end || !((*p >= '0' && *p <= '9') || *p == '.' || *p == 'e' || *p == 'E' || *p == '+' || *p == '-');
+        return at_end() || !((*p >= '0' && *p <= '9') || *p == '.' || *p == 'e' || *p == 'E' || *p == '+' || *p == '-');
     };
 
-    skip_space();
-    if (!at('[')) return false;
-    ++p;
-    skip_space();
     layer_table_builder builder(table, eligible);
-    // Room for one row per object (a name's new prefixes may add more).
-    builder.reserve(static_cast<std::size_t>(std::count(p, end, '{')));
     // Entries are added a few at a time, their index slots prefetched when read: the index is
     // larger than the caches, and a miss per name would cost more than reading the entry.
     struct pending_entry {
@@ -218,73 +360,117 @@ inline bool read_plain_layer_list(std::string_view text, layer_table& table, con
         pending = 0;
         return true;
     };
-    if (at(']')) {
+
+    enum class stage { open, entries, close };
+    stage next = stage::open;
+    bool reserved = false;
+    // One entry `{...}` and the `,` or `]` after it; false when it does not read (or is cut).
+    auto read_entry = [&](bool& duplicate) {
+        skip_space();  // (space after the comma may run past the end of the previous window)
+        if (!at('{')) return false;
         ++p;
-    } else {
+        skip_space();
+        std::string_view name, type;
+        bool has_name = false, has_type = false;
         for (;;) {
-            if (!at('{')) return false;
+            std::string_view key;
+            if (!read_string(key)) return false;
+            skip_space();
+            if (!at(':')) return false;
             ++p;
             skip_space();
-            std::string_view name, type;
-            bool has_name = false, has_type = false;
-            for (;;) {
-                std::string_view key;
-                if (!read_string(key)) return false;
-                skip_space();
-                if (!at(':')) return false;
-                ++p;
-                skip_space();
-                if (key == "name") {
-                    if (has_name || !read_string(name)) return false;
-                    has_name = true;
-                } else if (key == "type") {
-                    if (has_type || !read_string(type)) return false;
-                    has_type = true;
-                } else if (!skip_value()) {
-                    return false;
-                }
-                skip_space();
-                if (at(',')) {
-                    ++p;
-                    skip_space();
-                    continue;
-                }
-                if (!at('}')) return false;
-                ++p;
-                break;
+            if (is_key(key, "name")) {
+                if (has_name || !read_string(name)) return false;
+                has_name = true;
+            } else if (is_key(key, "type")) {
+                if (has_type || !read_string(type)) return false;
+                has_type = true;
+            } else if (!skip_value()) {
+                return false;
             }
-            if (!has_name || !has_type || name.empty()) return false;
-            const std::uint32_t h = layer_table::hash_of(name);
-            table.prefetch(h);
-            batch[pending++] = {name, type, h};
-            if (pending == batch_size && !add_pending()) return false;
             skip_space();
             if (at(',')) {
                 ++p;
                 skip_space();
                 continue;
             }
-            if (!at(']')) return false;
+            if (!at('}')) return false;
             ++p;
             break;
         }
+        if (!has_name || !has_type || name.empty()) return false;
+        skip_space();
+        if (at(',')) {
+            ++p;
+            skip_space();
+        } else if (at(']')) {
+            ++p;
+            next = stage::close;
+        } else {
+            return false;
+        }
+        const std::uint32_t h = layer_table::hash_of(name);
+        table.prefetch(h);
+        batch[pending++] = {name, type, h};
+        if (pending == batch_size && !add_pending()) {
+            duplicate = true;
+            return false;
+        }
+        return true;
+    };
+
+    for (;;) {
+        const std::string_view window = source.window();
+        p = window.data();
+        end = p + window.size();
+        hit_end = false;
+        bool ok = false, duplicate = false;
+        switch (next) {
+            case stage::open:
+                skip_space();
+                if (at('[')) {
+                    ++p;
+                    skip_space();
+                    if (!at_end()) {
+                        ok = true;
+                        if (*p == ']') {
+                            ++p;
+                            next = stage::close;
+                        } else {
+                            next = stage::entries;
+                        }
+                    }
+                }
+                break;
+            case stage::entries:
+                if (!reserved) {
+                    // Room for one row per object (a name's new prefixes may add more).
+                    builder.reserve(source.expected_objects());
+                    reserved = true;
+                }
+                ok = read_entry(duplicate);
+                break;
+            case stage::close:
+                skip_space();
+                if (p == end && source.exhausted()) return add_pending() && !source.failed();
+                hit_end = p == end;
+                break;
+        }
+        if (ok) {
+            source.consume(static_cast<std::size_t>(p - window.data()));
+            continue;
+        }
+        if (duplicate || !hit_end || source.exhausted()) return false;
+        // The unit is cut by the end of the window: add what is read (it views the window), then
+        // read it again with more text.
         if (!add_pending()) return false;
+        source.more();
     }
-    skip_space();
-    return p == end;
 }
 
-}  // namespace detail
-
-/// Parses a layer list from JSON text; `file` names it in messages. Problems are recorded in
-/// `diags` as `invalid_model` with the JSON path (`[3].name`).
-inline layer_table parse_layer_list(std::string_view text, const std::string& file, diagnostics& diags,
-                                    const type_predicate& eligible = is_torch_linear) {
-    {
-        layer_table table;
-        if (detail::read_plain_layer_list(text, table, eligible)) return table;
-    }
-    // Any other text (errors included): through the JSON DOM, reporting every problem.
+/// parse_layer_list through the JSON DOM: for any text, reporting every problem.
+inline layer_table parse_layer_list_dom(std::string_view text, const std::string& file, diagnostics& diags,
+                                        const type_predicate& eligible) {
     layer_table table;
     boost::json::value doc;
     if (!detail::parse_json(text, file, errc::invalid_model, "the layer list", doc, diags)) return table;
@@ -327,11 +513,33 @@ inline layer_table parse_layer_list(std::string_view text, const std::string& fi
     return table;
 }
 
+}  // namespace detail
+
+/// Parses a layer list from JSON text; `file` names it in messages. Problems are recorded in
+/// `diags` as `invalid_model` with the JSON path (`[3].name`).
+inline layer_table parse_layer_list(std::string_view text, const std::string& file, diagnostics& diags,
+                                    const type_predicate& eligible = is_torch_linear) {
+    {
+        layer_table table;
+        detail::layer_list_text source(text);
+        if (detail::read_plain_layer_list(source, table, eligible)) return table;
+    }
+    return detail::parse_layer_list_dom(text, file, diags, eligible);
+}
+
 /// Reads a layer-list file; throws `kvcali::error` (io_error or invalid_model).
 inline layer_table load_layer_list(const std::filesystem::path& path, const type_predicate& eligible = is_torch_linear) {
+    // A regular file is read in pieces by the plain reader; anything else, or a file it does not
+    // read, is read whole (reporting why it cannot be) and parsed with the DOM.
+    std::error_code ec;
+    if (std::filesystem::is_regular_file(path, ec)) {
+        layer_table table;
+        detail::layer_list_file source(path);
+        if (detail::read_plain_layer_list(source, table, eligible)) return table;
+    }
     const std::string text = read_file(path);
     diagnostics diags;
-    layer_table table = parse_layer_list(text, path.string(), diags, eligible);
+    layer_table table = detail::parse_layer_list_dom(text, path.string(), diags, eligible);
     diags.throw_if_errors();
     return table;
 }

@@ -13,6 +13,10 @@
 //   3. Algorithm policies (see policy.hpp): kvcali::policy_list<...> as the `Policies` parameter.
 #pragma once
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 #include <algorithm>
 #include <concepts>
 #include <cstddef>
@@ -83,6 +87,22 @@ struct layer_info {
 
 namespace detail {
 
+/// Hints that a large block about to be filled should be backed by huge pages (Linux: the 2 MiB
+/// aligned part of a block of at least 4 MiB). Faulting a large array in 4 KiB at a time costs
+/// more than filling it; the hint changes nothing else, and is ignored where unsupported.
+inline void advise_huge_pages(const void* data, std::size_t bytes) noexcept {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    constexpr std::uintptr_t huge = std::uintptr_t{1} << 21;
+    if (bytes < 2 * huge) return;
+    const auto begin = (reinterpret_cast<std::uintptr_t>(data) + huge - 1) & ~(huge - 1);
+    const auto end = (reinterpret_cast<std::uintptr_t>(data) + bytes) & ~(huge - 1);
+    if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+#else
+    (void)data;
+    (void)bytes;
+#endif
+}
+
 /// A fast 64-bit hash of a byte string (eight bytes per step, then a splitmix64 finish): the
 /// layer table hashes every name once, so this is on the hot path of loading a model.
 inline std::uint64_t hash_name(std::string_view s) noexcept {
@@ -99,8 +119,22 @@ inline std::uint64_t hash_name(std::string_view s) noexcept {
         n -= 8;
     }
     if (n > 0) {
-        std::uint64_t w = 0;
-        std::memcpy(&w, p, n);
+        // The last 1 to 7 bytes, read without a variable-length copy: within the last eight
+        // bytes of the string when it has eight, else as two overlapping halves or three bytes.
+        std::uint64_t w;
+        if (s.size() >= 8) {
+            std::memcpy(&w, s.data() + s.size() - 8, 8);
+            w >>= (8 - n) * 8;
+        } else if (n >= 4) {
+            std::uint32_t lo, hi;
+            std::memcpy(&lo, p, 4);
+            std::memcpy(&hi, p + n - 4, 4);
+            w = lo | (static_cast<std::uint64_t>(hi) << 32);
+        } else {
+            w = static_cast<std::uint64_t>(static_cast<unsigned char>(p[0])) |
+                (static_cast<std::uint64_t>(static_cast<unsigned char>(p[n / 2])) << 8) |
+                (static_cast<std::uint64_t>(static_cast<unsigned char>(p[n - 1])) << 16);
+        }
         h = (h ^ w) * k2;
         h ^= h >> 31;
     }
@@ -122,7 +156,10 @@ public:
     layer_table& operator=(layer_table&&) noexcept = default;
 
     void reserve(std::size_t n) {
-        layers_.reserve(n);
+        if (n > layers_.capacity()) {
+            layers_.reserve(n);
+            detail::advise_huge_pages(layers_.data() + layers_.size(), (layers_.capacity() - layers_.size()) * sizeof(layer_info));
+        }
         reserve_index(n);
     }
 
@@ -195,9 +232,17 @@ public:
     }
     /// add() of a name known to be absent, with its hash_of() already computed.
     void append_hashed(std::string name, std::string type, bool eligible, std::uint32_t h) {
-        if (layers_.size() >= max_layers) throw std::length_error("kvcali::layer_table: too many layers");
-        if ((layers_.size() + 1) * 4 > slots_.size() * 3) reserve_index(std::max<std::size_t>(16, (layers_.size() + 1) * 2));
+        make_room();
         layers_.push_back({std::move(name), std::move(type), eligible});
+        insert_slot(h, layers_.size() - 1);
+    }
+    /// As above, the strings copied straight into the new row.
+    void append_hashed(std::string_view name, std::string_view type, bool eligible, std::uint32_t h) {
+        make_room();
+        layer_info& row = layers_.emplace_back();
+        row.name.assign(name);
+        row.type.assign(type);
+        row.eligible = eligible;
         insert_slot(h, layers_.size() - 1);
     }
 
@@ -208,12 +253,19 @@ private:
     };
     static constexpr std::size_t max_layers = 0xFFFFFFFEu;
 
+    void make_room() {
+        if (layers_.size() >= max_layers) throw std::length_error("kvcali::layer_table: too many layers");
+        if ((layers_.size() + 1) * 4 > slots_.size() * 3) reserve_index(std::max<std::size_t>(16, (layers_.size() + 1) * 2));
+    }
     /// Makes room in the index for `n` names (at most 3/4 full), rehashing what it holds.
     void reserve_index(std::size_t n) {
         std::size_t want = 16;
         while (want * 3 < n * 4) want *= 2;
         if (want <= slots_.size()) return;
-        std::vector<std::uint64_t> old(want, 0);
+        std::vector<std::uint64_t> old;
+        old.reserve(want);
+        detail::advise_huge_pages(old.data(), want * sizeof(std::uint64_t));
+        old.resize(want, 0);
         old.swap(slots_);
         const std::size_t mask = slots_.size() - 1;
         for (const std::uint64_t slot : old) {

@@ -390,6 +390,7 @@ inline resolved_config resolve_config(const layer_table& table, algorithm_regist
     }
 
     out.layers.reserve(entries.size());
+    advise_huge_pages(out.layers.data(), out.layers.capacity() * sizeof(resolved_layer));
     // An override block applies to every layer it was chosen for: resolve (and check) it once, at
     // its first layer, and hand its values to its last one.
     std::vector<std::optional<detail::block_values>> override_blocks(cfg.overrides.size());
