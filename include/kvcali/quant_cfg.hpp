@@ -14,6 +14,7 @@
 #include "detail/text_format.hpp"
 #include "detail/text_format_bind.hpp"
 #include "detail/text_format_json.hpp"
+#include "detail/text_format_plain.hpp"
 #include "error.hpp"
 #include "io.hpp"
 #include "policy.hpp"
@@ -32,6 +33,12 @@ namespace kvcali {
 /// Example: `auto cfg = kvcali::parse_simple_config(text, "quant.cfg", kvcali::default_policies::algorithms, diags);`
 inline simple_config parse_simple_config(std::string_view text, const std::string& file, algorithm_registry algorithms,
                                          diagnostics& diags, const simple_config_limits& limits) {
+    {
+        // Most files are plain (see text_format_plain.hpp): read straight into the result.
+        simple_config cfg;
+        cfg.file = file;
+        if (detail::read_plain_simple_config(text, file, algorithms, limits, cfg)) return cfg;
+    }
     simple_config cfg;
     cfg.file = file;
     detail::cfg_document doc;
