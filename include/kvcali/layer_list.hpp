@@ -17,6 +17,7 @@
 #include <fstream>
 #include <functional>
 #include <ios>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -54,6 +55,24 @@ inline std::uint64_t special_bytes(const char* p) noexcept {
     if constexpr (std::endian::native == std::endian::big) w = byteswap64(w);
     auto zero_byte = [&](std::uint64_t v) { return (v - ones) & ~v & highs; };
     return (w & highs) | ((w - ones * 0x20) & ~w & highs) | zero_byte(w ^ (ones * '"')) | zero_byte(w ^ (ones * '\\'));
+}
+
+/// The closing quote of a string of printable ASCII without escapes whose body starts at `p`, or
+/// null when a special byte comes first or the end comes before the quote.
+inline const char* plain_string_end(const char* p, const char* end) noexcept {
+    while (end - p >= 8) {
+        if (const std::uint64_t special = special_bytes(p)) {
+            p += std::countr_zero(special) / 8;
+            return *p == '"' ? p : nullptr;
+        }
+        p += 8;
+    }
+    for (; p != end; ++p) {
+        const auto c = static_cast<unsigned char>(*p);
+        if (c == '"') return p;
+        if (c < 0x20 || c >= 0x80 || c == '\\') return nullptr;
+    }
+    return nullptr;
 }
 
 /// `key == word` for a word of four letters.
@@ -196,7 +215,7 @@ private:
 /// reads it whole with read_file, which reports exactly.
 class layer_list_file {
 public:
-    static constexpr std::size_t default_piece = std::size_t{1} << 18;
+    static constexpr std::size_t default_piece = std::size_t{1} << 16;
 
     explicit layer_list_file(const std::filesystem::path& path, std::size_t piece = default_piece)
         : in_(path, std::ios::binary), piece_(piece) {
@@ -207,19 +226,26 @@ public:
             exhausted_ = true;
         }
     }
-    std::string_view window() const noexcept { return std::string_view(buffer_).substr(start_); }
+    std::string_view window() const noexcept { return std::string_view(buffer_.get() + start_, end_ - start_); }
     void consume(std::size_t n) noexcept { start_ += n; }
     bool more() {
         if (exhausted_) return false;
-        // Keep what is not consumed yet, at the front.
-        buffer_.erase(0, start_);
+        // Keep what is not consumed yet, at the front (no more than a cut entry, usually).
+        const std::size_t kept = end_ - start_;
+        if (kept + piece_ > capacity_) {
+            const std::size_t capacity = std::max(kept + piece_, 2 * capacity_);
+            std::unique_ptr<char[]> bigger(new char[capacity]);
+            if (kept != 0) std::memcpy(bigger.get(), buffer_.get() + start_, kept);
+            buffer_ = std::move(bigger);
+            capacity_ = capacity;
+        } else if (kept != 0) {
+            std::memmove(buffer_.get(), buffer_.get() + start_, kept);
+        }
         start_ = 0;
-        if (buffer_.capacity() < buffer_.size() + piece_) buffer_.reserve(buffer_.size() + piece_);
-        const std::size_t old = buffer_.size();
-        buffer_.resize(old + piece_);
-        in_.read(buffer_.data() + old, static_cast<std::streamsize>(piece_));
+        end_ = kept;
+        in_.read(buffer_.get() + end_, static_cast<std::streamsize>(piece_));
         const auto got = static_cast<std::size_t>(in_.gcount());
-        buffer_.resize(old + got);
+        end_ += got;
         total_ += got;
         if (in_.bad() || total_ > max_input_file_size) failed_ = true;
         if (got == 0 || failed_) exhausted_ = true;
@@ -239,8 +265,8 @@ public:
 private:
     std::ifstream in_;
     std::size_t piece_;
-    std::string buffer_;
-    std::size_t start_ = 0;  ///< consumed bytes at the front of buffer_
+    std::unique_ptr<char[]> buffer_;  ///< (not zero-filled: read into)
+    std::size_t capacity_ = 0, start_ = 0, end_ = 0;  ///< the window is [start_, end_)
     std::uintmax_t size_ = 0, total_ = 0;
     bool exhausted_ = false, failed_ = false;
 };
@@ -264,7 +290,7 @@ bool read_plain_layer_list(Source& source, layer_table& table, const type_predic
     };
     auto skip_space = [&] {
         const char* q = p;
-        while (q != end && (*q == ' ' || *q == '\n' || *q == '\r' || *q == '\t')) ++q;
+        while (q != end && static_cast<unsigned char>(*q) <= ' ' && (*q == ' ' || *q == '\n' || *q == '\r' || *q == '\t')) ++q;
         if (q == end) hit_end = true;
         p = q;
     };
@@ -364,13 +390,31 @@ bool read_plain_layer_list(Source& source, layer_table& table, const type_predic
     enum class stage { open, entries, close };
     stage next = stage::open;
     bool reserved = false;
-    // One entry `{...}` and the `,` or `]` after it; false when it does not read (or is cut).
-    auto read_entry = [&](bool& duplicate) {
-        skip_space();  // (space after the comma may run past the end of the previous window)
+    // The layout json.dumps writes by default, `{"name": "NAME", "type": "TYPE"}`, matched as a
+    // whole (anything else, or a cut entry, is read by the general code below).
+    auto read_usual_object = [&](std::string_view& name, std::string_view& type) {
+        constexpr std::string_view open = "{\"name\": \"", middle = "\", \"type\": \"", close = "\"}";
+        auto literal = [&](const char* at, std::string_view word) {
+            return static_cast<std::size_t>(end - at) >= word.size() && std::memcmp(at, word.data(), word.size()) == 0;
+        };
+        if (!literal(p, open)) return false;
+        const char* const name_begin = p + open.size();
+        const char* const name_end = plain_string_end(name_begin, end);
+        if (name_end == nullptr || name_end == name_begin || !literal(name_end, middle)) return false;
+        const char* const type_begin = name_end + middle.size();
+        const char* const type_end = plain_string_end(type_begin, end);
+        if (type_end == nullptr || !literal(type_end, close)) return false;
+        name = std::string_view(name_begin, static_cast<std::size_t>(name_end - name_begin));
+        type = std::string_view(type_begin, static_cast<std::size_t>(type_end - type_begin));
+        p = type_end + close.size();
+        return true;
+    };
+    // An object: its name and type; false when it does not read (or is cut).
+    auto read_object = [&](std::string_view& name, std::string_view& type) {
+        if (read_usual_object(name, type)) return true;
         if (!at('{')) return false;
         ++p;
         skip_space();
-        std::string_view name, type;
         bool has_name = false, has_type = false;
         for (;;) {
             std::string_view key;
@@ -398,7 +442,13 @@ bool read_plain_layer_list(Source& source, layer_table& table, const type_predic
             ++p;
             break;
         }
-        if (!has_name || !has_type || name.empty()) return false;
+        return has_name && has_type && !name.empty();
+    };
+    // One entry `{...}` and the `,` or `]` after it; false when it does not read (or is cut).
+    auto read_entry = [&](bool& duplicate) {
+        skip_space();  // (space after the comma may run past the end of the previous window)
+        std::string_view name, type;
+        if (!read_object(name, type)) return false;
         skip_space();
         if (at(',')) {
             ++p;

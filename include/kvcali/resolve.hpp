@@ -327,7 +327,12 @@ inline resolved_config resolve_config(const layer_table& table, algorithm_regist
     detail::layer_list list(table);
     list.entries.reserve(cfg.quant_layers.size() + cfg.overrides.size());
     const std::string common_list_name = "kv_cache_quant_config.quant_layers";
-    for (const auto& name : cfg.quant_layers) {
+    // (The index slot of a name a few places ahead is prefetched: a long list misses the cache
+    // on nearly every lookup otherwise.)
+    constexpr std::size_t lookahead = 8;
+    for (std::size_t k = 0; k < cfg.quant_layers.size(); ++k) {
+        if (k + lookahead < cfg.quant_layers.size()) table.prefetch(layer_table::hash_of(cfg.quant_layers[k + lookahead].value));
+        const located_string& name = cfg.quant_layers[k];
         detail::select(ctx, name.value, name.where, [&](const detail::listed_layer& chosen) { list.add(chosen, common_list_name, diags); });
     }
     const std::size_t common_count = list.entries.size();
@@ -339,7 +344,11 @@ inline resolved_config resolve_config(const layer_table& table, algorithm_regist
         const source_location* where = nullptr;
     };
     std::vector<applied> override_of(list.entries.size());
-    for (const auto& o : cfg.overrides) {
+    for (std::size_t k = 0; k < cfg.overrides.size(); ++k) {
+        if (k + lookahead < cfg.overrides.size() && cfg.overrides[k + lookahead].layer_name) {
+            table.prefetch(layer_table::hash_of(cfg.overrides[k + lookahead].layer_name->value));
+        }
+        const override_config& o = cfg.overrides[k];
         if (!o.layer_name) {
             diags.add({severity::error, errc::unknown_layer,
                        "override_layers_configs entry has no layer_name (a required field)", o.where, {}, {}});
