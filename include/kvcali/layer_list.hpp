@@ -230,10 +230,12 @@ public:
     void consume(std::size_t n) noexcept { start_ += n; }
     bool more() {
         if (exhausted_) return false;
-        // Keep what is not consumed yet, at the front (no more than a cut entry, usually).
+        // Keep what is not consumed yet, at the front (no more than a cut entry, usually), and
+        // read at least as much again: an entry longer than a piece is read again O(log n) times.
         const std::size_t kept = end_ - start_;
-        if (kept + piece_ > capacity_) {
-            const std::size_t capacity = std::max(kept + piece_, 2 * capacity_);
+        const std::size_t want = std::max(piece_, kept);
+        if (kept + want > capacity_) {
+            const std::size_t capacity = std::max(kept + want, 2 * capacity_);
             std::unique_ptr<char[]> bigger(new char[capacity]);
             if (kept != 0) std::memcpy(bigger.get(), buffer_.get() + start_, kept);
             buffer_ = std::move(bigger);
@@ -243,7 +245,7 @@ public:
         }
         start_ = 0;
         end_ = kept;
-        in_.read(buffer_.get() + end_, static_cast<std::streamsize>(piece_));
+        in_.read(buffer_.get() + end_, static_cast<std::streamsize>(want));
         const auto got = static_cast<std::size_t>(in_.gcount());
         end_ += got;
         total_ += got;
@@ -387,7 +389,7 @@ bool read_plain_layer_list(Source& source, layer_table& table, const type_predic
         return true;
     };
 
-    enum class stage { open, entries, close };
+    enum class stage { open, first, entries, close };  // before '[', just after it, entries, after ']'
     stage next = stage::open;
     bool reserved = false;
     // The layout json.dumps writes by default, `{"name": "NAME", "type": "TYPE"}`, matched as a
@@ -470,26 +472,40 @@ bool read_plain_layer_list(Source& source, layer_table& table, const type_predic
     };
 
     for (;;) {
-        const std::string_view window = source.window();
+        std::string_view window = source.window();
         p = window.data();
         end = p + window.size();
         hit_end = false;
+        // Space between units is consumed as it is read: a long run never piles up in the window.
+        skip_space();
+        if (p != window.data()) {
+            source.consume(static_cast<std::size_t>(p - window.data()));
+            window = source.window();
+            p = window.data();
+            end = p + window.size();
+        }
+        if (p == end) {
+            if (source.exhausted()) return next == stage::close && add_pending() && !source.failed();
+            if (!add_pending()) return false;  // (the pending entries view the window)
+            source.more();
+            continue;
+        }
         bool ok = false, duplicate = false;
         switch (next) {
             case stage::open:
-                skip_space();
-                if (at('[')) {
+                ok = at('[');
+                if (ok) {
                     ++p;
-                    skip_space();
-                    if (!at_end()) {
-                        ok = true;
-                        if (*p == ']') {
-                            ++p;
-                            next = stage::close;
-                        } else {
-                            next = stage::entries;
-                        }
-                    }
+                    next = stage::first;
+                }
+                break;
+            case stage::first:
+                ok = true;
+                if (*p == ']') {
+                    ++p;
+                    next = stage::close;
+                } else {
+                    next = stage::entries;
                 }
                 break;
             case stage::entries:
@@ -501,10 +517,7 @@ bool read_plain_layer_list(Source& source, layer_table& table, const type_predic
                 ok = read_entry(duplicate);
                 break;
             case stage::close:
-                skip_space();
-                if (p == end && source.exhausted()) return add_pending() && !source.failed();
-                hit_end = p == end;
-                break;
+                return false;  // something after the closing bracket
         }
         if (ok) {
             source.consume(static_cast<std::size_t>(p - window.data()));

@@ -386,6 +386,9 @@ inline resolved_config resolve_config(const layer_table& table, algorithm_regist
 
     auto& entries = list.entries;
     (void)common_count;
+    // The list is complete: its lookup tables are not needed while the layers are built.
+    list.position_of_row = {};
+    list.position_of_unknown = {};
 
     // Algorithm blocks: the common one is used when some common layer has no override.
     bool common_used = false;
