@@ -18,6 +18,7 @@
 #endif
 
 #include <algorithm>
+#include <bit>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
@@ -124,7 +125,12 @@ inline std::uint64_t hash_name(std::string_view s) noexcept {
         std::uint64_t w;
         if (s.size() >= 8) {
             std::memcpy(&w, s.data() + s.size() - 8, 8);
-            w >>= (8 - n) * 8;
+            // Keep the last n bytes in memory (the others are hashed already).
+            if constexpr (std::endian::native == std::endian::little) {
+                w >>= (8 - n) * 8;
+            } else {
+                w &= (std::uint64_t{1} << (8 * n)) - 1;
+            }
         } else if (n >= 4) {
             std::uint32_t lo, hi;
             std::memcpy(&lo, p, 4);
@@ -240,8 +246,13 @@ public:
     void append_hashed(std::string_view name, std::string_view type, bool eligible, std::uint32_t h) {
         make_room();
         layer_info& row = layers_.emplace_back();
-        row.name.assign(name);
-        row.type.assign(type);
+        try {
+            row.name.assign(name);
+            row.type.assign(type);
+        } catch (...) {
+            layers_.pop_back();
+            throw;
+        }
         row.eligible = eligible;
         insert_slot(h, layers_.size() - 1);
     }
