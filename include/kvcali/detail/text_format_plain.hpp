@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -31,9 +32,7 @@ public:
     bool read(simple_config& out) {
         if (text_.size() > limits_.max_bytes) return false;
         // ASCII without NUL: the full reader's encoding checks would pass.
-        for (const char c : text_) {
-            if (c == '\0' || static_cast<unsigned char>(c) >= 0x80) return false;
-        }
+        if (!ascii_without_nul(text_)) return false;
         try {
             read_top(out);
         } catch (const not_plain&) {
@@ -44,6 +43,21 @@ public:
 
 private:
     struct not_plain {};
+
+    /// No byte is NUL or above 0x7F (eight bytes at a time).
+    static bool ascii_without_nul(std::string_view s) noexcept {
+        constexpr std::uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+        std::size_t i = 0;
+        for (; i + 8 <= s.size(); i += 8) {
+            std::uint64_t w;
+            std::memcpy(&w, s.data() + i, 8);
+            if (((w & highs) | ((w - ones) & ~w & highs)) != 0) return false;
+        }
+        for (; i < s.size(); ++i) {
+            if (s[i] == '\0' || static_cast<unsigned char>(s[i]) >= 0x80) return false;
+        }
+        return true;
+    }
     [[noreturn]] static void give_up() { throw not_plain{}; }
 
     enum class tok : std::uint8_t { end, identifier, number, string, symbol };
