@@ -335,7 +335,6 @@ inline resolved_config resolve_config(const layer_table& table, algorithm_regist
         const located_string& name = cfg.quant_layers[k];
         detail::select(ctx, name.value, name.where, [&](const detail::listed_layer& chosen) { list.add(chosen, common_list_name, diags); });
     }
-    const std::size_t common_count = list.entries.size();
     // Which override applies to each listed layer, and whether it was named exactly.
     struct applied {
         const override_config* entry = nullptr;
@@ -385,7 +384,6 @@ inline resolved_config resolve_config(const layer_table& table, algorithm_regist
     }
 
     auto& entries = list.entries;
-    (void)common_count;
     // The list is complete: its lookup tables are not needed while the layers are built.
     list.position_of_row = {};
     list.position_of_unknown = {};

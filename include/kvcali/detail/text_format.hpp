@@ -167,6 +167,34 @@ inline int hex_digit_value(char c) noexcept {
 
 /// Reads protobuf text format into a cfg_document. Syntax errors stop it (the first is
 /// reported); errors inside a string literal (escapes, UTF-8) are reported and reading goes on.
+/// The text format's identifier and number characters, and the extent of the identifier or
+/// number token that starts at `pos` (shared by text_format_reader and the plain reader of
+/// text_format_plain.hpp, so that both split a text into the same words).
+inline bool cfg_ident_start(char c) noexcept { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
+inline bool cfg_digit(char c) noexcept { return c >= '0' && c <= '9'; }
+inline bool cfg_ident_char(char c) noexcept { return cfg_ident_start(c) || cfg_digit(c) || c == '+' || c == '-'; }
+inline bool cfg_number_char(char c) noexcept { return cfg_ident_char(c) || c == '.'; }
+
+enum class cfg_word : std::uint8_t { none, identifier, number };
+
+/// The kind of word at `pos` (not the end of `text`) and, unless none, where it ends.
+inline cfg_word scan_cfg_word(std::string_view text, std::size_t pos, std::size_t& end) noexcept {
+    const std::size_t n = text.size();
+    const char c = text[pos];
+    std::size_t i = pos + 1;
+    if (cfg_ident_start(c)) {
+        while (i < n && cfg_ident_char(text[i])) ++i;
+        end = i;
+        return cfg_word::identifier;
+    }
+    if (cfg_digit(c) || c == '+' || c == '-' || (c == '.' && i < n && cfg_digit(text[i]))) {
+        while (i < n && cfg_number_char(text[i])) ++i;
+        end = i;
+        return cfg_word::number;
+    }
+    return cfg_word::none;
+}
+
 class text_format_reader {
 public:
     text_format_reader(std::string_view text, const std::string& file, diagnostics& diags, const simple_config_limits& limits)
@@ -284,11 +312,6 @@ private:
         }
     }
 
-    static bool ident_start(char c) noexcept { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
-    static bool digit(char c) noexcept { return c >= '0' && c <= '9'; }
-    static bool ident_char(char c) noexcept { return ident_start(c) || digit(c) || c == '+' || c == '-'; }
-    static bool number_char(char c) noexcept { return ident_char(c) || c == '.'; }
-
     void advance() {
         skip_space();
         cur_.begin = pos_;
@@ -302,12 +325,8 @@ private:
         }
         const char c = text_[pos_];
         std::size_t i = pos_ + 1;
-        if (ident_start(c)) {
-            while (i < n && ident_char(text_[i])) ++i;
-            cur_.kind = tok::identifier;
-        } else if (digit(c) || c == '+' || c == '-' || (c == '.' && i < n && digit(text_[i]))) {
-            while (i < n && number_char(text_[i])) ++i;
-            cur_.kind = tok::number;
+        if (const cfg_word word = scan_cfg_word(text_, pos_, i); word != cfg_word::none) {
+            cur_.kind = word == cfg_word::identifier ? tok::identifier : tok::number;
         } else if (c == '\'' || c == '"') {
             for (;;) {
                 if (i >= n || text_[i] == '\n') {
@@ -481,7 +500,7 @@ private:
                 advance();
                 return;
             }
-            const bool name_ok = cur_.kind == tok::identifier || (cur_.kind == tok::number && digit(text_[cur_.begin]));
+            const bool name_ok = cur_.kind == tok::identifier || (cur_.kind == tok::number && cfg_digit(text_[cur_.begin]));
             if (!name_ok) {
                 fail(cur_, std::string("expected a field name") + (close != 0 ? " or \"" + std::string(1, close) + "\"" : "") +
                                ", found " + describe(cur_));

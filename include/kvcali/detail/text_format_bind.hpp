@@ -170,6 +170,37 @@ inline float to_float32(double d) noexcept {
     return static_cast<float>(d);
 }
 
+/// The text format's bool literals (true/True/t/1, false/False/f/0), or nullopt for any other word.
+inline std::optional<bool> text_bool_literal(std::string_view t) noexcept {
+    if (t == "true" || t == "True" || t == "t" || t == "1") return true;
+    if (t == "false" || t == "False" || t == "f" || t == "0") return false;
+    return std::nullopt;
+}
+
+/// An integer as a uint32 field stores it (-0 is 0), or nullopt when out of range.
+inline std::optional<std::uint32_t> uint32_of(const integer_token& x) noexcept {
+    if (x.overflow || x.magnitude > 0xFFFFFFFFull || (x.negative && x.magnitude != 0)) return std::nullopt;
+    return static_cast<std::uint32_t>(x.magnitude);
+}
+
+/// The enumerator of `p` with that name, or null.
+inline const enumerator_desc* enumerator_named(const param_desc& p, std::string_view name) noexcept {
+    for (const auto& e : p.enumerators) {
+        if (e.name == name) return &e;
+    }
+    return nullptr;
+}
+
+/// The enumerator of `p` with that number (an int32 value), or null.
+inline const enumerator_desc* enumerator_numbered(const param_desc& p, const integer_token& x) noexcept {
+    if (x.overflow || x.magnitude > 0x7FFFFFFFull) return nullptr;
+    const long long given = x.negative ? -static_cast<long long>(x.magnitude) : static_cast<long long>(x.magnitude);
+    for (const auto& e : p.enumerators) {
+        if (static_cast<long long>(e.number) == given) return &e;
+    }
+    return nullptr;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The binder
 
@@ -428,19 +459,16 @@ private:
             error_at_value(f, v, f.key + " expects an unsigned integer (uint32), found " + found(v));
             return std::nullopt;
         }
-        if (x->overflow || x->magnitude > 0xFFFFFFFFull || (x->negative && x->magnitude != 0)) {
-            error_at_value(f, v, f.key + " = " + clip(n.text) + " is out of range for uint32 (0 to 4294967295)");
-            return std::nullopt;
-        }
-        return static_cast<std::uint32_t>(x->magnitude);
+        if (const auto value = uint32_of(*x)) return value;
+        error_at_value(f, v, f.key + " = " + clip(n.text) + " is out of range for uint32 (0 to 4294967295)");
+        return std::nullopt;
     }
 
     std::optional<bool> bool_value(const field_ref& f, const cfg_scalar& v) {
         const cfg_scalar& n = v;
         if (n.kind == cfg_kind::json_bool) return n.text == "true";
         if (is_token(n)) {
-            if (n.text == "true" || n.text == "True" || n.text == "t" || n.text == "1") return true;
-            if (n.text == "false" || n.text == "False" || n.text == "f" || n.text == "0") return false;
+            if (const auto b = text_bool_literal(n.text)) return b;
         }
         error_at_value(f, v, f.key + " expects a bool (" + std::string(json_ ? "true or false" : "true/false, True/False, t/f, 1/0") +
                                  "), found " + found(v));
@@ -474,18 +502,12 @@ private:
         }
         const bool by_name = json_ ? n.kind == cfg_kind::json_string : is_token(n);
         if (by_name) {
-            for (const auto& e : p.enumerators) {
-                if (e.name == n.text) return e.number;
-            }
+            if (const enumerator_desc* e = enumerator_named(p, n.text)) return e->number;
         }
         const bool numeric = json_ ? n.kind == cfg_kind::json_number : is_token(n);
         if (numeric) {
             if (auto x = parse_integer_token(n.text, false); x && !x->overflow) {
-                for (const auto& e : p.enumerators) {
-                    const long long number = e.number;
-                    const long long given = x->negative ? -static_cast<long long>(x->magnitude) : static_cast<long long>(x->magnitude);
-                    if (x->magnitude <= 0x7FFFFFFFull && number == given) return e.number;
-                }
+                if (const enumerator_desc* e = enumerator_numbered(p, *x)) return e->number;
                 error_at_value(f, v, f.key + " = " + clip(n.text) + " is not a value of the enumeration: expected " + known);
                 return std::nullopt;
             }

@@ -89,11 +89,6 @@ private:
         }
     }
 
-    static bool ident_start(char c) noexcept { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
-    static bool digit(char c) noexcept { return c >= '0' && c <= '9'; }
-    static bool ident_char(char c) noexcept { return ident_start(c) || digit(c) || c == '+' || c == '-'; }
-    static bool number_char(char c) noexcept { return ident_char(c) || c == '.'; }
-
     /// The token at the current position (after skip_space), consumed.
     token next() {
         token t;
@@ -103,13 +98,8 @@ private:
         if (pos_ >= n) return t;
         const char c = text_[pos_];
         std::size_t i = pos_ + 1;
-        if (ident_start(c)) {
-            while (i < n && ident_char(text_[i])) ++i;
-            t.kind = tok::identifier;
-            t.text = text_.substr(pos_, i - pos_);
-        } else if (digit(c) || c == '+' || c == '-' || (c == '.' && i < n && digit(text_[i]))) {
-            while (i < n && number_char(text_[i])) ++i;
-            t.kind = tok::number;
+        if (const cfg_word word = scan_cfg_word(text_, pos_, i); word != cfg_word::none) {
+            t.kind = word == cfg_word::identifier ? tok::identifier : tok::number;
             t.text = text_.substr(pos_, i - pos_);
         } else if (c == '"' || c == '\'') {
             // Printable ASCII up to the closing quote; an escape or a control character is not plain.
@@ -188,22 +178,23 @@ private:
         if (++depth > limits_.max_depth) give_up();
     }
 
-    // -- scalars (the binder's grammars, success cases only) -------------------------------------
+    // -- scalars (the binder's grammars from text_format_bind.hpp; any failure gives up) ----------
 
     static bool is_token(const token& t) noexcept { return t.kind == tok::identifier || t.kind == tok::number; }
 
     static std::uint32_t uint32_of(const token& t) {
         if (!is_token(t)) give_up();
         const auto x = parse_integer_token(t.text, true);
-        if (!x || x->overflow || x->magnitude > 0xFFFFFFFFull || (x->negative && x->magnitude != 0)) give_up();
-        return static_cast<std::uint32_t>(x->magnitude);
+        if (!x) give_up();
+        const auto value = detail::uint32_of(*x);
+        if (!value) give_up();
+        return *value;
     }
     static bool bool_of(const token& t) {
-        if (is_token(t)) {
-            if (t.text == "true" || t.text == "True" || t.text == "t" || t.text == "1") return true;
-            if (t.text == "false" || t.text == "False" || t.text == "f" || t.text == "0") return false;
-        }
-        give_up();
+        if (!is_token(t)) give_up();
+        const auto b = text_bool_literal(t.text);
+        if (!b) give_up();
+        return *b;
     }
     static float float_of(const token& t) {
         if (!is_token(t)) give_up();
@@ -213,17 +204,11 @@ private:
     }
     static std::int32_t enum_of(const token& t, const param_desc& p) {
         if (!is_token(t)) give_up();
-        for (const auto& e : p.enumerators) {
-            if (e.name == t.text) return e.number;
-        }
-        if (auto x = parse_integer_token(t.text, false); x && !x->overflow) {
-            for (const auto& e : p.enumerators) {
-                const long long number = e.number;
-                const long long given = x->negative ? -static_cast<long long>(x->magnitude) : static_cast<long long>(x->magnitude);
-                if (x->magnitude <= 0x7FFFFFFFull && number == given) return e.number;
-            }
-        }
-        give_up();
+        if (const enumerator_desc* e = enumerator_named(p, t.text)) return e->number;
+        const auto x = parse_integer_token(t.text, false);
+        const enumerator_desc* e = x ? enumerator_numbered(p, *x) : nullptr;
+        if (!e) give_up();
+        return e->number;
     }
     static param_value param_of(const token& t, const param_desc& p) {
         switch (p.type) {
