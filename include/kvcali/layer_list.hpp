@@ -57,8 +57,8 @@ inline std::uint64_t special_bytes(const char* p) noexcept {
     return (w & highs) | ((w - ones * 0x20) & ~w & highs) | zero_byte(w ^ (ones * '"')) | zero_byte(w ^ (ones * '\\'));
 }
 
-/// The closing quote of a string of printable ASCII without escapes whose body starts at `p`, or
-/// null when a special byte comes first or the end comes before the quote.
+/// The closing quote of a string of printable ASCII without escapes whose body starts at `p`;
+/// null when a special byte comes first; `end` when the text ends before the quote.
 inline const char* plain_string_end(const char* p, const char* end) noexcept {
     while (end - p >= 8) {
         if (const std::uint64_t special = special_bytes(p)) {
@@ -72,7 +72,7 @@ inline const char* plain_string_end(const char* p, const char* end) noexcept {
         if (c == '"') return p;
         if (c < 0x20 || c >= 0x80 || c == '\\') return nullptr;
     }
-    return nullptr;
+    return end;
 }
 
 /// `key == word` for a word of four letters.
@@ -300,30 +300,15 @@ bool read_plain_layer_list(Source& source, layer_table& table, const type_predic
     // A string of printable ASCII without escapes; `out` views its body.
     auto read_string = [&](std::string_view& out) {
         if (!at('"')) return false;
-        const char* q = ++p;
-        // Eight bytes at a time up to the first that is special (a quote, a backslash, a control
-        // or non-ASCII byte); the last piece one at a time.
-        while (end - q >= 8) {
-            if (const std::uint64_t special = special_bytes(q)) {
-                q += std::countr_zero(special) / 8;
-                if (*q != '"') return false;
-                out = std::string_view(p, static_cast<std::size_t>(q - p));
-                p = q + 1;
-                return true;
-            }
-            q += 8;
+        const char* const body = p + 1;
+        const char* const quote = plain_string_end(body, end);
+        if (quote == nullptr) return false;
+        if (quote == end) {
+            hit_end = true;
+            return false;
         }
-        for (;; ++q) {
-            if (q == end) {
-                hit_end = true;
-                return false;
-            }
-            const auto c = static_cast<unsigned char>(*q);
-            if (c == '"') break;
-            if (c < 0x20 || c >= 0x80 || c == '\\') return false;
-        }
-        out = std::string_view(p, static_cast<std::size_t>(q - p));
-        p = q + 1;
+        out = std::string_view(body, static_cast<std::size_t>(quote - body));
+        p = quote + 1;
         return true;
     };
     auto digits = [&] {
@@ -401,6 +386,7 @@ bool read_plain_layer_list(Source& source, layer_table& table, const type_predic
         };
         if (!literal(p, open)) return false;
         const char* const name_begin = p + open.size();
+        // (A string cut by the end of the window ends at `end`, where no literal follows.)
         const char* const name_end = plain_string_end(name_begin, end);
         if (name_end == nullptr || name_end == name_begin || !literal(name_end, middle)) return false;
         const char* const type_begin = name_end + middle.size();
