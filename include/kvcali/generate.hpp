@@ -7,14 +7,22 @@
 #include <utility>
 #include <vector>
 
-#include "config_writer.hpp"
 #include "error.hpp"
-#include "io.hpp"
 #include "model_graph.hpp"
 #include "policy.hpp"
-#include "quant_cfg.hpp"
-#include "resolve.hpp"
+#include "resolved_config.hpp"
 #include "simple_config.hpp"
+
+// Separate compilation (optional): with KVCALI_SEPARATE_COMPILATION defined in every TU of a
+// program, this header declares the non-template pipeline (reading quant.cfg, resolving, writing
+// config.json) instead of defining it, and exactly one TU includes <kvcali/src.hpp>, which defines
+// it. A TU that only calls the generator then compiles in about a third of the time. Without the
+// macro (the default) everything is inline and nothing needs to be linked.
+#if defined(KVCALI_SEPARATE_COMPILATION)
+#define KVCALI_PIPELINE_DECL
+#else
+#define KVCALI_PIPELINE_DECL inline
+#endif
 
 namespace kvcali {
 
@@ -34,23 +42,15 @@ layer_table table_of(const G& model, diagnostics& diags) {
     });
 }
 
-/// The non-template pipeline after the graph is extracted.
-inline resolved_config resolve_table(const layer_table& table, algorithm_registry algorithms,
-                                     const std::optional<quant_layers>& layers,
-                                     const std::optional<std::filesystem::path>& config_definition, diagnostics& diags) {
-    std::optional<simple_config> cfg;
-    if (config_definition) {
-        cfg = load_simple_config(*config_definition, algorithms, diags);
-        // A file that does not parse has nothing worth resolving.
-        if (diags.has_errors()) {
-            diags.throw_if_errors();
-        }
-    }
-    // The config is this call's own: the result takes its strings rather than copies.
-    resolved_config resolved = resolve_config(table, algorithms, cfg ? &*cfg : nullptr, cfg ? &*cfg : nullptr, layers ? &*layers : nullptr, diags);
-    diags.throw_if_errors();
-    return resolved;
-}
+/// The non-template pipeline after the graph is extracted: reads the config definition (if any),
+/// resolves every layer's algorithm, throws on errors. Defined in detail/pipeline.hpp.
+KVCALI_PIPELINE_DECL resolved_config resolve_table(const layer_table& table, algorithm_registry algorithms,
+                                                   const std::optional<quant_layers>& layers,
+                                                   const std::optional<std::filesystem::path>& config_definition,
+                                                   diagnostics& diags);
+
+/// write_config_json_file (config_writer.hpp) behind the same switch.
+KVCALI_PIPELINE_DECL void write_config_file(const std::filesystem::path& path, const resolved_config& config);
 
 }  // namespace detail
 
@@ -87,7 +87,7 @@ resolved_config create_quant_cali_config(const std::filesystem::path& config_fil
                                          const std::optional<std::filesystem::path>& config_definition = std::nullopt,
                                          const options& opts = {}) {
     resolved_config resolved = resolve_quant_cali_config<Policies>(model, layers, config_definition, opts);
-    write_config_json_file(config_file, resolved);
+    detail::write_config_file(config_file, resolved);
     return resolved;
 }
 
@@ -115,3 +115,7 @@ outcome<resolved_config> try_create_quant_cali_config(const std::filesystem::pat
 }
 
 }  // namespace kvcali
+
+#if !defined(KVCALI_SEPARATE_COMPILATION)
+#include "detail/pipeline.hpp"  // IWYU pragma: export
+#endif
