@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a clean checkout on Debian 12: installs what is missing, builds with
 # g++ (every feature on: torch and ONNX adapters), runs every test, builds and runs the core tests
-# with clang 14, and ends with the line "N passed, N failed" counting both.
+# with clang 14 and the suite again under ASan+UBSan, and ends with the line "N passed, N failed"
+# counting all three.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -33,6 +34,15 @@ run_suite "g++ 12, all features" build-test -Dtorch=enabled -Donnx=enabled --bui
 # clang 14 (libstdc++ 12): the library headers, the CLI and the core, CLI, cfg, reader and calibration tests.
 suite_args=(--suite core --suite cli --suite cfg --suite reader --suite calibration)
 CXX=clang++ run_suite "clang 14, core" build-clang -Dtorch=disabled -Donnx=disabled -Dbenchmarks=false -Dexamples=false
+
+# g++ 12 under AddressSanitizer + UndefinedBehaviorSanitizer: every test of the first stage but the
+# torch and ONNX adapter tests (libtorch and libonnx are not built with the sanitizers) and the
+# examples; the first sanitizer report fails the test. -O0 with line tables only: the quickest build.
+suite_args=(--timeout-multiplier 4)
+ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:detect_leaks=1 \
+UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1 \
+  run_suite "g++ 12, ASan+UBSan" build-asan -Db_sanitize=address,undefined -Db_lundef=false -Ddebug=false \
+    "-Dcpp_args=['-Wno-maybe-uninitialized','-g1']" -Dtorch=disabled -Donnx=disabled -Dbenchmarks=false -Dexamples=false
 
 /usr/bin/python3 - "$failed_builds" "${logs[@]}" <<'PY'
 import json, sys

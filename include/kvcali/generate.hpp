@@ -16,7 +16,7 @@
 // Separate compilation (optional): with KVCALI_SEPARATE_COMPILATION defined in every TU of a
 // program, this header declares the non-template pipeline (reading quant.cfg, resolving, writing
 // config.json) instead of defining it, and exactly one TU includes <kvcali/src.hpp>, which defines
-// it. A TU that only calls the generator then compiles in about a third of the time. Without the
+// it. A TU that only calls the generator then compiles in about a quarter of the time. Without the
 // macro (the default) everything is inline and nothing needs to be linked.
 #if defined(KVCALI_SEPARATE_COMPILATION)
 #define KVCALI_PIPELINE_DECL
