@@ -31,8 +31,8 @@ run_suite() {  # run_suite NAME BUILD_DIR [meson setup args...]
 suite_args=()
 run_suite "g++ 12, all features" build-test -Dtorch=enabled -Donnx=enabled --buildtype=debugoptimized
 
-# clang 14 (libstdc++ 12): the library headers, the CLI and the core, CLI, cfg, reader and calibration tests.
-suite_args=(--suite core --suite cli --suite cfg --suite reader --suite calibration)
+# clang 14 (libstdc++ 12): the library headers, the CLI and the core, CLI, cfg, reader, calibration and hostile tests.
+suite_args=(--suite core --suite cli --suite cfg --suite reader --suite calibration --suite hostile)
 CXX=clang++ run_suite "clang 14, core" build-clang -Dtorch=disabled -Donnx=disabled -Dbenchmarks=false -Dexamples=false
 
 # g++ 12 under AddressSanitizer + UndefinedBehaviorSanitizer: every test of the first stage but the
