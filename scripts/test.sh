@@ -36,13 +36,13 @@ suite_args=(--suite core --suite cli --suite cfg --suite reader --suite calibrat
 CXX=clang++ run_suite "clang 14, core" build-clang -Dtorch=disabled -Donnx=disabled -Dbenchmarks=false -Dexamples=false
 
 # g++ 12 under AddressSanitizer + UndefinedBehaviorSanitizer: every test of the first stage but the
-# torch and ONNX adapter tests (libtorch and libonnx are not built with the sanitizers) and the
-# examples; the first sanitizer report fails the test. -O0 with line tables only: the quickest build.
+# torch and ONNX adapter tests and the torch example (libtorch and libonnx are not built with the
+# sanitizers); the first sanitizer report fails the test. -O0 with line tables only: the quickest build.
 suite_args=(--timeout-multiplier 4)
 ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:detect_leaks=1 \
 UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1 \
   run_suite "g++ 12, ASan+UBSan" build-asan -Db_sanitize=address,undefined -Db_lundef=false -Ddebug=false \
-    "-Dcpp_args=['-Wno-maybe-uninitialized','-g1']" -Dtorch=disabled -Donnx=disabled -Dbenchmarks=false -Dexamples=false
+    "-Dcpp_args=['-Wno-maybe-uninitialized','-g1']" -Dtorch=disabled -Donnx=disabled -Dbenchmarks=false
 
 /usr/bin/python3 - "$failed_builds" "${logs[@]}" <<'PY'
 import json, sys
