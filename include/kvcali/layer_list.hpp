@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "detail/json_input.hpp"
+#include "detail/swar.hpp"
 #include "error.hpp"
 #include "io.hpp"
 #include "model_graph.hpp"
@@ -39,22 +40,13 @@ inline bool is_torch_linear(std::string_view type_name) { return type_name == "L
 
 namespace detail {
 
-inline std::uint64_t byteswap64(std::uint64_t v) noexcept {
-    std::uint64_t r = 0;
-    for (int i = 0; i < 8; ++i) r = (r << 8) | ((v >> (8 * i)) & 0xFF);
-    return r;
-}
-
 /// The high bit of each of the eight bytes at `p` that is a quote, a backslash, a control or a
 /// non-ASCII byte, in memory order from the lowest bit: exact up to the first such byte (a
 /// borrow may mark some after it). Zero when there is none.
 inline std::uint64_t special_bytes(const char* p) noexcept {
-    constexpr std::uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-    std::uint64_t w;
-    std::memcpy(&w, p, 8);
-    if constexpr (std::endian::native == std::endian::big) w = byteswap64(w);
-    auto zero_byte = [&](std::uint64_t v) { return (v - ones) & ~v & highs; };
-    return (w & highs) | ((w - ones * 0x20) & ~w & highs) | zero_byte(w ^ (ones * '"')) | zero_byte(w ^ (ones * '\\'));
+    using namespace swar;
+    const std::uint64_t w = load(p);
+    return non_ascii_bytes(w) | bytes_below(w, 0x20) | zero_bytes(w ^ (ones * '"')) | zero_bytes(w ^ (ones * '\\'));
 }
 
 /// The closing quote of a string of printable ASCII without escapes whose body starts at `p`;

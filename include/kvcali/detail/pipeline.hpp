@@ -20,10 +20,7 @@ KVCALI_PIPELINE_DECL resolved_config resolve_table(const layer_table& table, alg
     std::optional<simple_config> cfg;
     if (config_definition) {
         cfg = load_simple_config(*config_definition, algorithms, diags);
-        // A file that does not parse has nothing worth resolving.
-        if (diags.has_errors()) {
-            diags.throw_if_errors();
-        }
+        diags.throw_if_errors();  // a file that does not parse has nothing worth resolving
     }
     // The config is this call's own: the result takes its strings rather than copies.
     resolved_config resolved = resolve_config(table, algorithms, cfg ? &*cfg : nullptr, cfg ? &*cfg : nullptr, layers ? &*layers : nullptr, diags);

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "../error.hpp"
+#include "swar.hpp"
 
 namespace kvcali {
 
@@ -122,9 +123,7 @@ inline std::size_t first_invalid_utf8(std::string_view s) noexcept {
     while (i < s.size()) {
         // ASCII runs eight bytes at a time.
         while (i + 8 <= s.size()) {
-            std::uint64_t word;
-            std::memcpy(&word, p + i, 8);
-            if (word & 0x8080808080808080ull) break;
+            if (swar::non_ascii_bytes(swar::load(s.data() + i)) != 0) break;
             i += 8;
         }
         if (i >= s.size()) break;
@@ -165,8 +164,6 @@ inline int hex_digit_value(char c) noexcept {
     return -1;
 }
 
-/// Reads protobuf text format into a cfg_document. Syntax errors stop it (the first is
-/// reported); errors inside a string literal (escapes, UTF-8) are reported and reading goes on.
 /// The text format's identifier and number characters, and the extent of the identifier or
 /// number token that starts at `pos` (shared by text_format_reader and the plain reader of
 /// text_format_plain.hpp, so that both split a text into the same words).
@@ -195,6 +192,8 @@ inline cfg_word scan_cfg_word(std::string_view text, std::size_t pos, std::size_
     return cfg_word::none;
 }
 
+/// Reads protobuf text format into a cfg_document. Syntax errors stop it (the first is
+/// reported); errors inside a string literal (escapes, UTF-8) are reported and reading goes on.
 class text_format_reader {
 public:
     text_format_reader(std::string_view text, const std::string& file, diagnostics& diags, const simple_config_limits& limits)

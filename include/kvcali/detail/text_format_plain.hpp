@@ -9,7 +9,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -17,6 +16,7 @@
 #include "../error.hpp"
 #include "../policy.hpp"
 #include "../simple_config.hpp"
+#include "swar.hpp"
 #include "text_format.hpp"
 #include "text_format_bind.hpp"
 
@@ -46,12 +46,10 @@ private:
 
     /// No byte is NUL or above 0x7F (eight bytes at a time).
     static bool ascii_without_nul(std::string_view s) noexcept {
-        constexpr std::uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
         std::size_t i = 0;
         for (; i + 8 <= s.size(); i += 8) {
-            std::uint64_t w;
-            std::memcpy(&w, s.data() + i, 8);
-            if (((w & highs) | ((w - ones) & ~w & highs)) != 0) return false;
+            const std::uint64_t w = swar::load(s.data() + i);
+            if ((swar::non_ascii_bytes(w) | swar::zero_bytes(w)) != 0) return false;
         }
         for (; i < s.size(); ++i) {
             if (s[i] == '\0' || static_cast<unsigned char>(s[i]) >= 0x80) return false;
