@@ -343,6 +343,7 @@ inline resolved_config resolve_config(const layer_table& table, algorithm_regist
         const source_location* where = nullptr;
     };
     std::vector<applied> override_of(list.entries.size());
+    std::size_t unnamed_overrides = 0;
     for (std::size_t k = 0; k < cfg.overrides.size(); ++k) {
         if (k + lookahead < cfg.overrides.size() && cfg.overrides[k + lookahead].layer_name) {
             table.prefetch(layer_table::hash_of(cfg.overrides[k + lookahead].layer_name->value));
@@ -351,6 +352,12 @@ inline resolved_config resolve_config(const layer_table& table, algorithm_regist
         if (!o.layer_name) {
             diags.add({severity::error, errc::unknown_layer,
                        "override_layers_configs entry has no layer_name (a required field)", o.where, {}, {}});
+            // The reference reads a missing name as the empty one: a second such entry duplicates it.
+            if (unnamed_overrides++ > 0) {
+                diags.add({severity::error, errc::duplicate_layer,
+                           "override_layers_configs has more than one entry without layer_name (each stands for the empty name)",
+                           o.where, {}, {}});
+            }
             continue;
         }
         detail::select(ctx, o.layer_name->value, o.layer_name->where, [&](const detail::listed_layer& chosen) {

@@ -7,7 +7,10 @@
 #include <kvcali/calibration/npy.hpp>
 #include <kvcali/calibration/record.hpp>
 #include <kvcali/config_reader.hpp>
+#include <kvcali/generate.hpp>
+#include <kvcali/layer_list.hpp>
 
+#include <bit>
 #include <cmath>
 #include <cstring>
 
@@ -55,10 +58,18 @@ std::vector<fs::path> e2e_cases() {
     return out;
 }
 
-/// Compares records by key: scales within 1e-5 relative, offsets exactly (or by one where the
-/// scale differs in its last bits).
-void compare_records(const std::vector<kvcali::layer_record>& got, const std::vector<kvcali::layer_record>& want) {
+/// Float32 steps between two positive floats of the same sign (the distance in units in the last place).
+std::uint32_t ulps_apart(float a, float b) {
+    const auto ia = std::bit_cast<std::uint32_t>(a), ib = std::bit_cast<std::uint32_t>(b);
+    return ia > ib ? ia - ib : ib - ia;
+}
+
+/// Compares records by key: scales within 1e-5 relative; offsets exactly, or by one only where the
+/// scales are a few float32 steps apart (the reference's float32 sums can land a rounding tie on
+/// the other side). Returns how many channels took that allowance.
+std::size_t compare_records(const std::vector<kvcali::layer_record>& got, const std::vector<kvcali::layer_record>& want) {
     BOOST_REQUIRE_EQUAL(got.size(), want.size());
+    std::size_t off_by_one = 0;
     for (const auto& w : want) {
         const auto it = std::find_if(got.begin(), got.end(), [&](const kvcali::layer_record& g) { return g.key == w.key; });
         BOOST_REQUIRE(it != got.end());
@@ -67,12 +78,15 @@ void compare_records(const std::vector<kvcali::layer_record>& got, const std::ve
         for (std::size_t i = 0; i < w.factors.scale.size(); ++i) {
             BOOST_TEST_INFO(w.key << " channel " << i << ": " << it->factors.scale[i] << " / " << it->factors.offset[i] << " vs "
                                   << w.factors.scale[i] << " / " << w.factors.offset[i]);
-            const double gs = it->factors.scale[i], ws = w.factors.scale[i];
-            BOOST_TEST((std::fabs(gs - ws) <= 1e-5 * std::fabs(ws)));
+            const float gs = it->factors.scale[i], ws = w.factors.scale[i];
+            BOOST_TEST((std::fabs(static_cast<double>(gs) - ws) <= 1e-5 * std::fabs(static_cast<double>(ws))));
             const int d = std::abs(it->factors.offset[i] - w.factors.offset[i]);
-            BOOST_TEST((d == 0 || (d == 1 && gs != ws)));
+            const bool near_tie = gs != ws && ulps_apart(gs, ws) <= 4;
+            BOOST_TEST((d == 0 || (d == 1 && near_tie)));
+            if (d == 1) ++off_by_one;
         }
     }
+    return off_by_one;
 }
 
 }  // namespace
@@ -249,11 +263,22 @@ BOOST_AUTO_TEST_CASE(npy_reading_checks_every_header_field) {
     BOOST_TEST((error_of([&] { kvcali::read_npy(dir / "missing.npy"); }) == kvcali::errc::io_error));
 }
 
+// At most this many channels of the 24 cases may differ from the reference's record by one in the
+// offset (scales a few float32 steps apart: a rounding tie on the other side). None does on x86-64
+// with g++ 12 and clang 14 (the message prints the count); the margin is for other environments.
+constexpr std::size_t max_off_by_one_offsets = 2;
+
 BOOST_AUTO_TEST_CASE(e2e_cases_through_the_library) {
-    std::size_t cases = 0, layers = 0;
+    std::size_t cases = 0, layers = 0, off_by_one = 0;
     for (const auto& dir : e2e_cases()) {
         BOOST_TEST_CONTEXT(dir.filename().string()) {
-            const kvcali::resolved_config cfg = kvcali::read_quant_cali_config(dir / "expected_config.json");
+            // The config is generated from the case's model and quant.cfg, as a user would, and must
+            // be the reference's byte for byte.
+            kvcali_test::temp_dir tmp;
+            kvcali::create_quant_cali_config(tmp / "config.json", kvcali::load_layer_list(dir / "model.json"), std::nullopt,
+                                             dir / "quant.cfg");
+            BOOST_TEST(kvcali_test::slurp(tmp / "config.json") == kvcali_test::slurp(dir / "expected_config.json"));
+            const kvcali::resolved_config cfg = kvcali::read_quant_cali_config(tmp / "config.json");
             const json data = cali_test::parse_json(kvcali_test::slurp(dir / "data.json"));
             kvcali::calibrator cal(cfg);
             // data.json's order: all batches of one layer, then the next (the reference's order).
@@ -266,22 +291,30 @@ BOOST_AUTO_TEST_CASE(e2e_cases_through_the_library) {
             }
             const auto want = kvcali::parse_record(kvcali_test::slurp(dir / "expected_record.txt"));
             const auto got = cal.records();
-            compare_records(got, want);
+            off_by_one += compare_records(got, want);
             // The library writes layers in the order they finished: the reference's order.
             for (std::size_t i = 0; i < want.size() && i < got.size(); ++i) BOOST_TEST(got[i].key == want[i].key);
             ++cases;
         }
     }
     BOOST_TEST(cases == 24u);
-    BOOST_TEST_MESSAGE("e2e cases through the library: " << cases << " (" << layers << " layers)");
+    BOOST_TEST(off_by_one <= max_off_by_one_offsets);
+    BOOST_TEST_MESSAGE("e2e cases through the library: " << cases << " (" << layers << " layers), offsets off by one: " << off_by_one);
 }
 
 BOOST_AUTO_TEST_CASE(e2e_cases_through_the_cli) {
-    std::size_t cases = 0;
+    std::size_t cases = 0, off_by_one = 0;
     for (const auto& dir : e2e_cases()) {
         BOOST_TEST_CONTEXT(dir.filename().string()) {
             kvcali_test::temp_dir tmp;
-            const json cfg = cali_test::parse_json(kvcali_test::slurp(dir / "expected_config.json"));
+            // generate, then calibrate with what it wrote.
+            const fs::path config = tmp / "config.json";
+            const auto g = kvcali_test::run_cli({"generate", "--model", (dir / "model.json").string(), "--cfg",
+                                                 (dir / "quant.cfg").string(), "-o", config.string(), "--quiet"});
+            BOOST_TEST_INFO(g.err);
+            BOOST_REQUIRE_EQUAL(g.status, 0);
+            BOOST_TEST(kvcali_test::slurp(config) == kvcali_test::slurp(dir / "expected_config.json"));
+            const json cfg = cali_test::parse_json(kvcali_test::slurp(config));
             const auto batch_num = static_cast<std::uint32_t>(cfg["batch_num"].number);
             const json data = cali_test::parse_json(kvcali_test::slurp(dir / "data.json"));
             for (const auto& [name, d] : data.members) {
@@ -296,22 +329,23 @@ BOOST_AUTO_TEST_CASE(e2e_cases_through_the_cli) {
                                       kvcali::format_npy(kvcali::dtype::float32, shape, raw));
                 }
             }
-            const auto r = kvcali_test::run_cli({"calibrate", "--config", (dir / "expected_config.json").string(), "--activations",
+            const auto r = kvcali_test::run_cli({"calibrate", "--config", config.string(), "--activations",
                                                  (tmp / "act").string(), "-o", (tmp / "record.txt").string()});
             BOOST_TEST_INFO(r.err);
             BOOST_REQUIRE_EQUAL(r.status, 0);
             BOOST_TEST(r.out.empty());  // silent when not on a terminal
             BOOST_TEST(r.err.empty());
             const auto got = kvcali::parse_record(kvcali_test::slurp(tmp / "record.txt"));
-            compare_records(got, kvcali::parse_record(kvcali_test::slurp(dir / "expected_record.txt")));
+            off_by_one += compare_records(got, kvcali::parse_record(kvcali_test::slurp(dir / "expected_record.txt")));
             // The CLI feeds and writes layers in the config's order.
-            const kvcali::resolved_config resolved = kvcali::read_quant_cali_config(dir / "expected_config.json");
+            const kvcali::resolved_config resolved = kvcali::read_quant_cali_config(config);
             BOOST_REQUIRE_EQUAL(got.size(), resolved.layers.size());
             for (std::size_t i = 0; i < got.size(); ++i) BOOST_TEST(got[i].key == resolved.layers[i].name);
             ++cases;
         }
     }
     BOOST_TEST(cases == 24u);
+    BOOST_TEST(off_by_one <= max_off_by_one_offsets);
 }
 
 BOOST_AUTO_TEST_CASE(cli_errors_name_the_file) {

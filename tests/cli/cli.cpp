@@ -4,6 +4,10 @@
 #include <boost/json.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <bit>
+#include <cstdint>
+#include <cstring>
+
 #include "../support/test_support.hpp"
 
 namespace fs = std::filesystem;
@@ -17,6 +21,74 @@ const std::string model = example("model.json").string();
 const std::string cfg = example("quant.cfg").string();
 
 bool contains(const std::string& haystack, const std::string& needle) { return haystack.find(needle) != std::string::npos; }
+
+std::size_t count_of(const std::string& haystack, const std::string& needle) {
+    std::size_t n = 0;
+    for (std::size_t at = haystack.find(needle); at != std::string::npos; at = haystack.find(needle, at + needle.size())) ++n;
+    return n;
+}
+
+/// An .npy file (format 1.0) of `descr` ("<f4", "<f2") with C-order `shape` and raw little-endian data.
+std::string npy_bytes(const std::string& descr, const std::vector<std::size_t>& shape, const std::string& raw) {
+    std::string dims;
+    for (std::size_t d : shape) dims += std::to_string(d) + ", ";
+    if (shape.size() > 1) dims.resize(dims.size() - 2);
+    std::string header = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': (" + dims + "), }";
+    header.append(64 - (10 + header.size() + 1) % 64, ' ');
+    header += '\n';
+    std::string out = "\x93NUMPY";
+    out += '\x01';
+    out += '\x00';
+    out += static_cast<char>(header.size() & 0xFF);
+    out += static_cast<char>(header.size() >> 8);
+    return out + header + raw;
+}
+
+/// Little-endian float32 and float16 bytes of values that float16 holds exactly (k / 8, |k| < 2048).
+std::string f32_bytes(const std::vector<float>& v) {
+    std::string out(v.size() * 4, '\0');
+    std::memcpy(out.data(), v.data(), out.size());
+    return out;
+}
+std::string f16_bytes(const std::vector<float>& v) {
+    std::string out;
+    for (float x : v) {
+        std::uint16_t h = 0;
+        if (x != 0.0f) {
+            const auto bits = std::bit_cast<std::uint32_t>(x);
+            const std::uint32_t sign = bits >> 31, exponent = (bits >> 23) & 0xFF, mantissa = bits & 0x7FFFFF;
+            h = static_cast<std::uint16_t>((sign << 15) | ((exponent - 127 + 15) << 10) | (mantissa >> 13));
+        }
+        out += static_cast<char>(h & 0xFF);
+        out += static_cast<char>(h >> 8);
+    }
+    return out;
+}
+
+/// The example's config and activations (batch_num 4, 8 layers, [16, 4] each) in `dir`; `half`
+/// writes float16 files, else float32.
+void write_example_activations(const temp_dir& dir, bool half) {
+    const auto g = run_cli({"generate", "--model", model, "--cfg", cfg, "-o", (dir / "config.json").string(), "--quiet"});
+    BOOST_REQUIRE_EQUAL(g.status, 0);
+    const auto doc = boost::json::parse(slurp(dir / "config.json")).as_object();
+    int layer = 0;
+    for (const auto& kv : doc) {
+        if (!kv.value().is_object()) continue;
+        const std::string name(kv.key());
+        fs::create_directories(dir.path() / "act" / name);
+        for (int k = 0; k < 4; ++k) {
+            std::vector<float> v(64);
+            for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>((static_cast<int>(i) * 7 + k * 13 + layer * 5) % 61 - 23) / 8.0f;
+            spit(dir.path() / "act" / name / (std::to_string(k) + ".npy"), npy_bytes(half ? "<f2" : "<f4", {16, 4}, half ? f16_bytes(v) : f32_bytes(v)));
+        }
+        ++layer;
+    }
+    BOOST_REQUIRE_EQUAL(layer, 8);
+}
+
+std::vector<std::string> calibrate_args(const temp_dir& dir, const std::string& record) {
+    return {"calibrate", "--config", (dir / "config.json").string(), "--activations", (dir / "act").string(), "-o", (dir / record).string()};
+}
 
 }  // namespace
 
@@ -143,11 +215,22 @@ BOOST_AUTO_TEST_CASE(strict_mode_and_warnings_on_stderr) {
     BOOST_TEST(!fs::exists(dir / "b.json"));
 }
 
-BOOST_AUTO_TEST_CASE(no_colour_unless_a_terminal) {
-    const auto r = run_cli({"check", "--model", model, "--layer", "nope"});
-    BOOST_TEST(r.err.find('\033') == std::string::npos);
-    const auto n = run_cli({"check", "--model", model, "--layer", "nope"}, {"NO_COLOR=1"});
-    BOOST_TEST(n.err.find('\033') == std::string::npos);
+BOOST_AUTO_TEST_CASE(colour_only_on_a_terminal_without_no_color) {
+    // The suite sets NO_COLOR for every test: each run here says what it wants of it.
+    const std::vector<std::string> args{"check", "--model", model, "--layer", "nope"};
+    const auto piped = run_cli(args, {"-NO_COLOR"});
+    BOOST_TEST(piped.status == 1);
+    BOOST_TEST(contains(piped.err, "error: "), piped.err);
+    BOOST_TEST(piped.err.find('\033') == std::string::npos);
+    const auto tty = run_cli(args, {"-NO_COLOR"}, {.on_terminal = true});
+    BOOST_TEST(tty.status == 1);
+    BOOST_TEST(contains(tty.out, "\033[1;31merror: \033[0m"), tty.out);
+    const auto no_color = run_cli(args, {"NO_COLOR=1"}, {.on_terminal = true});
+    BOOST_TEST(no_color.status == 1);
+    BOOST_TEST(contains(no_color.out, "error: "), no_color.out);
+    BOOST_TEST(no_color.out.find('\033') == std::string::npos);
+    const auto empty = run_cli(args, {"NO_COLOR="}, {.on_terminal = true});  // an empty NO_COLOR does not count
+    BOOST_TEST(contains(empty.out, "\033[1;31merror: "), empty.out);
 }
 
 BOOST_AUTO_TEST_CASE(selectors_through_the_cli) {
@@ -160,4 +243,104 @@ BOOST_AUTO_TEST_CASE(selectors_through_the_cli) {
     const auto none = run_cli({"check", "--model", model, "--layer", "glob:model.*.k_proj"});
     BOOST_TEST(none.status == 1);
     BOOST_TEST(contains(none.err, "selector \"glob:model.*.k_proj\" matches no KV-quantizable layer"), none.err);
+}
+
+BOOST_AUTO_TEST_CASE(calibrate_progress_bar_on_a_terminal_and_quiet) {
+    temp_dir dir;
+    write_example_activations(dir, false);
+    // Not a terminal: silent.
+    const auto piped = run_cli(calibrate_args(dir, "r1.txt"));
+    BOOST_TEST(piped.status == 0, piped.err);
+    BOOST_TEST(piped.out.empty());
+    BOOST_TEST(piped.err.empty());
+    // On a terminal: the bar, redrawn in place, ending at 8/8 layers.
+    const auto tty = run_cli(calibrate_args(dir, "r2.txt"), {}, {.on_terminal = true});
+    BOOST_TEST(tty.status == 0, tty.out);
+    BOOST_TEST(contains(tty.out, "\rcalibrate [..............................] 0/8 layers"), tty.out);
+    BOOST_TEST(contains(tty.out, "\rcalibrate [##############################] 8/8 layers"), tty.out);
+    BOOST_TEST(contains(tty.out, "M values/s"), tty.out);
+    // --quiet on a terminal: nothing.
+    const auto quiet = run_cli([&] { auto a = calibrate_args(dir, "r3.txt"); a.push_back("--quiet"); return a; }(), {}, {.on_terminal = true});
+    BOOST_TEST(quiet.status == 0, quiet.out);
+    BOOST_TEST(quiet.out.empty(), quiet.out);
+    BOOST_TEST(slurp(dir / "r1.txt") == slurp(dir / "r2.txt"));
+    BOOST_TEST(slurp(dir / "r1.txt") == slurp(dir / "r3.txt"));
+}
+
+BOOST_AUTO_TEST_CASE(calibrate_reads_float16_npy_files) {
+    temp_dir f32, f16;
+    write_example_activations(f32, false);
+    write_example_activations(f16, true);
+    const auto a = run_cli(calibrate_args(f32, "record.txt"));
+    const auto b = run_cli(calibrate_args(f16, "record.txt"));
+    BOOST_TEST(a.status == 0, a.err);
+    BOOST_TEST(b.status == 0, b.err);
+    // The same values as float16 and float32: the same record, byte for byte.
+    BOOST_TEST(slurp(f16 / "record.txt") == slurp(f32 / "record.txt"));
+    BOOST_TEST(count_of(slurp(f16 / "record.txt"), "record {") == 8u);
+}
+
+BOOST_AUTO_TEST_CASE(calibrate_with_a_batch_missing_writes_nothing) {
+    temp_dir dir;
+    write_example_activations(dir, false);
+    const fs::path missing = dir.path() / "act" / "model.layers.3.self_attn.v_proj" / "3.npy";
+    fs::remove(missing);
+    spit(dir / "record.txt", "old");
+    const auto r = run_cli(calibrate_args(dir, "record.txt"));
+    BOOST_TEST(r.status == 1);
+    BOOST_TEST(contains(r.err, missing.string()), r.err);
+    BOOST_TEST(cli_error_categories(r.err).contains("io_error"), r.err);
+    BOOST_TEST(slurp(dir / "record.txt") == "old");
+}
+
+BOOST_AUTO_TEST_CASE(check_strict_makes_warnings_errors) {
+    temp_dir dir;
+    spit(dir / "w.cfg", "batch_num: 1\nbatch_num: 2\nkv_cache_quant_config { quant_layers: 'lm_head' }\n");
+    const auto lax = run_cli({"check", "--model", model, "--cfg", (dir / "w.cfg").string()});
+    BOOST_TEST(lax.status == 0, lax.err);
+    BOOST_TEST(contains(lax.err, ":2:12: warning: batch_num is given more than once"), lax.err);
+    BOOST_TEST(contains(lax.out, "ok: 1 layer (ifmr 1), batch_num 2"), lax.out);
+    const auto strict = run_cli({"check", "--model", model, "--cfg", (dir / "w.cfg").string(), "--strict"});
+    BOOST_TEST(strict.status == 1);
+    BOOST_TEST(contains(strict.err, ":2:12: error: batch_num is given more than once"), strict.err);
+    BOOST_TEST(cli_error_categories(strict.err) == std::set<std::string>{"parse_error"}, strict.err);
+    BOOST_TEST(strict.out.empty(), strict.out);
+}
+
+BOOST_AUTO_TEST_CASE(quant_cfg_as_json_through_the_cli) {
+    temp_dir dir;
+    spit(dir / "quant.json",
+         "{\"batch_num\": 2, \"kv_cache_quant_config\": {\"quant_layers\": [\"model.layers.0.self_attn.k_proj\"],"
+         " \"calibration_config\": {\"hfmg_quantize\": {\"num_of_bins\": 2048}}}}");
+    const auto ok = run_cli({"generate", "--model", model, "--cfg", (dir / "quant.json").string(), "-o", (dir / "c.json").string()});
+    BOOST_TEST(ok.status == 0, ok.err);
+    const auto doc = boost::json::parse(slurp(dir / "c.json")).as_object();
+    BOOST_TEST(doc.at("batch_num").as_int64() == 2);
+    BOOST_TEST(doc.at("model.layers.0.self_attn.k_proj").at("kv_data_quant_config").at("num_of_bins").as_int64() == 2048);
+    spit(dir / "bad.json", "{\"kv_cache_quant_config\": {\"quant_layers\": [\"model.layers.0.self_attn.k_proj\", 7]}}");
+    const auto bad = run_cli({"generate", "--model", model, "--cfg", (dir / "bad.json").string(), "-o", (dir / "d.json").string()});
+    BOOST_TEST(bad.status == 1);
+    BOOST_TEST(contains(bad.err, "$.kv_cache_quant_config.quant_layers[1]: quant_layers expects a string"), bad.err);
+    BOOST_TEST(cli_error_categories(bad.err).contains("parse_error"), bad.err);
+    BOOST_TEST(!fs::exists(dir / "d.json"));
+}
+
+BOOST_AUTO_TEST_CASE(quant_cfg_default_limits) {
+    temp_dir dir;
+    // 100 errors are reported, then one line saying there are more.
+    std::string many;
+    for (int i = 0; i < 150; ++i) many += "bogus: 1\n";
+    spit(dir / "many.cfg", many);
+    const auto r = run_cli({"check", "--model", model, "--cfg", (dir / "many.cfg").string()});
+    BOOST_TEST(r.status == 1);
+    BOOST_TEST(count_of(r.err, ": error: ") == 101u, r.err.substr(0, 400));
+    BOOST_TEST(contains(r.err, "too many errors"), r.err.substr(r.err.size() > 400 ? r.err.size() - 400 : 0));
+    // 4M fields are the most a document may hold (the file stays under the 64 MiB limit).
+    std::string fields;
+    fields.reserve(4'000'001u * 13u);
+    for (std::size_t i = 0; i < 4'000'001u; ++i) fields += "batch_num: 1 ";
+    spit(dir / "fields.cfg", fields);
+    const auto f = run_cli({"check", "--model", model, "--cfg", (dir / "fields.cfg").string()});
+    BOOST_TEST(f.status == 1);
+    BOOST_TEST(contains(f.err, "more than 4000000 fields"), f.err.substr(0, 400));
 }

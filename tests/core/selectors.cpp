@@ -177,6 +177,38 @@ BOOST_AUTO_TEST_CASE(auto_kv_on_common_architectures) {
     BOOST_TEST(failure(table_of({{"fc1", "Linear"}}), {"auto:kv"}) == kvcali::errc::unknown_layer);
 }
 
+BOOST_AUTO_TEST_CASE(auto_kv_every_documented_form) {
+    // The README's list, each form on its own: key_proj/value_proj, to_k/to_v, and bare k/v only
+    // under a parent whose name holds attn, attention or Attention (its other projections and k/v
+    // elsewhere are not selected).
+    const auto separate = table_of({{"blocks.0.attn.query_proj", "Linear"},  {"blocks.0.attn.key_proj", "Linear"},
+                                    {"blocks.0.attn.value_proj", "Linear"},  {"unet.down.0.attn1.to_q", "Linear"},
+                                    {"unet.down.0.attn1.to_k", "Linear"},    {"unet.down.0.attn1.to_v", "Linear"},
+                                    {"layers.0.SelfAttention.q", "Linear"},  {"layers.0.SelfAttention.k", "Linear"},
+                                    {"layers.0.SelfAttention.v", "Linear"},  {"layers.0.ffn.k", "Linear"},
+                                    {"layers.0.ffn.v", "Linear"},            {"k", "Linear"}});
+    std::vector<kvcali::diagnostic> warnings;
+    BOOST_TEST(selected(separate, {"auto:kv"}, &warnings) ==
+                   (strings{"blocks.0.attn.key_proj", "blocks.0.attn.value_proj", "unet.down.0.attn1.to_k", "unet.down.0.attn1.to_v",
+                            "layers.0.SelfAttention.k", "layers.0.SelfAttention.v"}),
+               boost::test_tools::per_element());
+    BOOST_TEST(warnings.empty());
+    // Fused projections, each selected with a warning that says it is fused.
+    for (const std::string name : {"model.layers.0.self_attn.qkv_proj", "transformer.blocks.0.attn.Wqkv", "blocks.0.attn.qkv",
+                                   "layers.0.self_attn.in_proj", "transformer.h.0.self_attention.query_key_value",
+                                   "model.layers.0.self_attn.W_pack", "transformer.h.0.attn.c_attn"}) {
+        BOOST_TEST_CONTEXT(name) {
+            warnings.clear();
+            BOOST_TEST(selected(table_of({{name, "Linear"}, {"lm_head", "Linear"}}), {"auto:kv"}, &warnings) == strings{name},
+                       boost::test_tools::per_element());
+            BOOST_TEST_REQUIRE(warnings.size() == 1u);
+            BOOST_TEST(warnings[0].message.find("fused") != std::string::npos, warnings[0].message);
+        }
+    }
+    // A conventional name on a layer that cannot be quantized is not selected.
+    BOOST_TEST(failure(table_of({{"blocks.0.attn.key_proj", "Conv1d"}}), {"auto:kv"}) == kvcali::errc::unknown_layer);
+}
+
 BOOST_AUTO_TEST_CASE(selectors_in_quant_cfg_with_overrides) {
     temp_dir dir;
     const auto t = llama(4);

@@ -244,6 +244,32 @@ BOOST_AUTO_TEST_CASE(aliases_map_to_their_layer_or_are_ambiguous) {
     }
 }
 
+BOOST_AUTO_TEST_CASE(overrides_without_layer_name_are_also_duplicates) {
+    // Spec section 2: a missing layer_name is reported (unknown_layer) and stands for the empty name,
+    // so a second such override is also duplicate_layer; one alone is not.
+    auto categories = [](const std::string& cfg_text) {
+        temp_dir dir;
+        spit(dir / "quant.cfg", cfg_text);
+        std::vector<kvcali::errc> out;
+        try {
+            kvcali::resolve_quant_cali_config(three_linears(), std::nullopt, dir / "quant.cfg");
+        } catch (const kvcali::error& e) {
+            for (const auto& d : e.diagnostics()) {
+                if (d.is_error()) out.push_back(d.category);
+            }
+        }
+        return out;
+    };
+    const std::string block = "override_layers_configs { kv_data_quant_config { hfmg_quantize { num_of_bins: 1024 } } }\n";
+    const auto one = categories("kv_cache_quant_config { quant_layers: 'matmul1' }\n" + block);
+    BOOST_TEST(one == std::vector<kvcali::errc>{kvcali::errc::unknown_layer}, boost::test_tools::per_element());
+    const auto two = categories("kv_cache_quant_config { quant_layers: 'matmul1' }\n" + block + block);
+    BOOST_TEST(two == (std::vector<kvcali::errc>{kvcali::errc::unknown_layer, kvcali::errc::unknown_layer, kvcali::errc::duplicate_layer}),
+               boost::test_tools::per_element());
+    const auto three = categories(block + block + block);
+    BOOST_TEST(std::count(three.begin(), three.end(), kvcali::errc::duplicate_layer) == 2);
+}
+
 BOOST_AUTO_TEST_CASE(suggestions_stay_fast_on_a_million_layers) {
     kvcali::layer_table t;
     t.reserve(1000000);

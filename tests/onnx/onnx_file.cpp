@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "../support/test_support.hpp"
+#include "../support/conformance_support.hpp"
 
 namespace kvo = kvcali::onnx;
 namespace fs = std::filesystem;
@@ -313,4 +313,20 @@ BOOST_AUTO_TEST_CASE(cli_check_and_layers_read_onnx) {
     BOOST_TEST(unnamed.status == 0, unnamed.err);
     BOOST_TEST(contains(unnamed.out, "MatMul_3_1"), unnamed.out);
     BOOST_TEST(contains(unnamed.out, "Relu_5_2"), unnamed.out);
+}
+
+// Every conformance case as an .onnx file, made from its model.json at build time by
+// tests/models/make_models.py (one node per layer; Linear is a MatMul node, other types are not
+// eligible), through the library and through `kvcali generate`.
+BOOST_AUTO_TEST_CASE(conformance_cases_as_onnx_files) {
+    const fs::path models = kvcali_test::conformance_models_dir();
+    kvcali_test::run_conformance("ONNX files", [&](const fs::path& dir, const fs::path& config_file,
+                                                   const std::optional<kvcali::quant_layers>& layers, const std::optional<fs::path>& cfg) {
+        const fs::path file = models / (dir.filename().string() + ".onnx");
+        BOOST_TEST_REQUIRE(fs::exists(file), file << " was not made");
+        const kvcali::layer_table table = kvo::load_onnx_layers(file);
+        kvcali::create_quant_cali_config(config_file, table, layers, cfg);
+    });
+    kvcali_test::run_conformance_cli("ONNX files, kvcali generate",
+                                     [&](const fs::path& dir) { return models / (dir.filename().string() + ".onnx"); });
 }

@@ -5,6 +5,7 @@
 #define BOOST_TEST_MODULE onnx_graph
 #include <boost/test/unit_test.hpp>
 
+#include <kvcali/config_writer.hpp>
 #include <kvcali/generate.hpp>
 
 #include <string>

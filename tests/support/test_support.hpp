@@ -2,14 +2,17 @@
 #pragma once
 
 #include <fcntl.h>
+#include <pty.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -87,43 +90,111 @@ struct process_result {
     std::string err;
 };
 
-/// Runs `program args...` with stdout and stderr captured (through files), optional env additions.
-inline process_result run_process(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env = {}) {
+/// How run_process runs a program.
+struct run_mode {
+    bool on_terminal = false;  ///< stdout and stderr on a pseudo-terminal (both read into `out`)
+};
+
+/// Runs `program args...` with stdout and stderr captured (through files, or a pseudo-terminal),
+/// with environment changes: "NAME=VALUE" sets, "-NAME" removes.
+inline process_result run_process(const std::vector<std::string>& argv, const std::vector<std::string>& env_changes = {},
+                                  run_mode mode = {}) {
     temp_dir io;
     const fs::path out_path = io / "stdout", err_path = io / "stderr";
+    int master = -1, slave = -1;
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (mode.on_terminal) {
+        if (::openpty(&master, &slave, nullptr, nullptr, nullptr) != 0) throw std::runtime_error("cannot open a pseudo-terminal");
+        posix_spawn_file_actions_adddup2(&actions, slave, 1);
+        posix_spawn_file_actions_adddup2(&actions, slave, 2);
+        posix_spawn_file_actions_addclose(&actions, master);
+        posix_spawn_file_actions_addclose(&actions, slave);
+    } else {
+        posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    }
     std::vector<char*> args;
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
     std::vector<std::string> env_store;
     for (char** e = environ; *e != nullptr; ++e) env_store.emplace_back(*e);
-    for (const auto& e : extra_env) env_store.push_back(e);
+    for (const auto& change : env_changes) {
+        const bool remove = !change.empty() && change[0] == '-';
+        const std::string name = remove ? change.substr(1) : change.substr(0, change.find('='));
+        std::erase_if(env_store, [&](const std::string& e) { return e.compare(0, name.size() + 1, name + "=") == 0; });
+        if (!remove) env_store.push_back(change);
+    }
     std::vector<char*> env;
     for (auto& e : env_store) env.push_back(e.data());
     env.push_back(nullptr);
     pid_t pid = 0;
     const int rc = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), env.data());
     posix_spawn_file_actions_destroy(&actions);
+    process_result r;
+    if (mode.on_terminal) {
+        ::close(slave);
+        if (rc == 0) {
+            char buf[4096];
+            while (true) {  // until the child's side is closed (EIO)
+                const ssize_t n = ::read(master, buf, sizeof buf);
+                if (n > 0) r.out.append(buf, static_cast<std::size_t>(n));
+                else if (n < 0 && errno == EINTR) continue;
+                else break;
+            }
+        }
+        ::close(master);
+    }
     if (rc != 0) throw std::runtime_error("cannot start " + argv[0]);
     int wstatus = 0;
     while (waitpid(pid, &wstatus, 0) < 0) {
     }
-    process_result r;
     r.status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
-    r.out = slurp(out_path);
-    r.err = slurp(err_path);
+    if (!mode.on_terminal) {
+        r.out = slurp(out_path);
+        r.err = slurp(err_path);
+    }
     return r;
 }
 
 /// Runs the kvcali binary with `args`.
-inline process_result run_cli(const std::vector<std::string>& args, const std::vector<std::string>& extra_env = {}) {
+inline process_result run_cli(const std::vector<std::string>& args, const std::vector<std::string>& env_changes = {},
+                              run_mode mode = {}) {
     std::vector<std::string> argv{kvcali_exe().string()};
     argv.insert(argv.end(), args.begin(), args.end());
-    return run_process(argv, extra_env);
+    return run_process(argv, env_changes, mode);
+}
+
+/// The categories of the error-severity diagnostics among `ds` (warnings left out: an expected error
+/// category must come from an error).
+template <class Diagnostics>
+std::set<std::string> error_categories_of(const Diagnostics& ds) {
+    std::set<std::string> out;
+    for (const auto& d : ds) {
+        if (d.is_error()) out.insert(std::string(to_string(d.category)));
+    }
+    return out;
+}
+
+/// The categories of the CLI's error lines on stderr (`[FILE:LINE:COL: ]error: MESSAGE [category]`);
+/// warning lines are left out.
+inline std::set<std::string> cli_error_categories(const std::string& err) {
+    std::set<std::string> out;
+    std::size_t start = 0;
+    while (start < err.size()) {
+        std::size_t end = err.find('\n', start);
+        if (end == std::string::npos) end = err.size();
+        const std::string line = err.substr(start, end - start);
+        start = end + 1;
+        const std::size_t e = line.find("error: "), w = line.find("warning: ");
+        if (e == std::string::npos || (w != std::string::npos && w < e)) continue;
+        if (line.empty() || line.back() != ']') continue;
+        const std::size_t open = line.rfind(" [");
+        if (open == std::string::npos || open < e) continue;
+        out.insert(line.substr(open + 2, line.size() - open - 3));
+    }
+    return out;
 }
 
 }  // namespace kvcali_test

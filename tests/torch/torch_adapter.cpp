@@ -15,7 +15,7 @@
 #include <map>
 #include <set>
 
-#include "../support/test_support.hpp"
+#include "../support/conformance_support.hpp"
 
 namespace fs = std::filesystem;
 using namespace kvcali_test;
@@ -160,7 +160,7 @@ std::set<std::string> error_categories(F&& call) {
     try {
         call();
     } catch (const kvcali::error& e) {
-        for (const auto& d : e.diagnostics()) out.insert(std::string(kvcali::to_string(d.category)));
+        out = error_categories_of(e.diagnostics());
     }
     return out;
 }
@@ -523,71 +523,34 @@ std::shared_ptr<torch::nn::Module> torch_model_of(const fs::path& model_json, st
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(conformance_cases_with_real_torch_modules) {
-    std::vector<fs::path> cases;
-    for (const auto& e : fs::directory_iterator(conformance_cases())) {
-        if (e.is_directory()) cases.push_back(e.path());
-    }
-    std::sort(cases.begin(), cases.end());
-    BOOST_TEST_REQUIRE(cases.size() >= 300u);
-    std::size_t passed = 0, failed = 0, with_cfg = 0, with_cfg_passed = 0;
     std::map<std::string, int> made;
-    for (const auto& dir : cases) {
-        BOOST_TEST_CONTEXT("case " << dir.filename().string()) {
-            const auto model = torch_model_of(dir / "model.json", made);
-            // The tree mirrors the layer list exactly (names, order, types).
-            const kvcali::layer_table list = kvcali::load_layer_list(dir / "model.json");
-            const kvcali::libtorch::module_graph graph(*model);
-            BOOST_TEST_REQUIRE(graph.layers().size() == list.size());
-            for (std::size_t i = 0; i < list.size(); ++i) {
-                BOOST_TEST(graph.layers()[i].path == list[i].name);
-                BOOST_TEST(graph.layers()[i].type == list[i].type);
-            }
-
-            std::optional<fs::path> cfg;
-            if (fs::exists(dir / "quant.cfg")) cfg = dir / "quant.cfg";
-            temp_dir out;
-            std::set<std::string> got;
-            bool ok = false;
-            try {
-                std::optional<kvcali::quant_layers> layers;
-                if (fs::exists(dir / "quant_layers.json")) {
-                    kvcali::diagnostics diags;
-                    layers = kvcali::parse_quant_layers_json(slurp(dir / "quant_layers.json"), "quant_layers.json", diags);
-                    diags.throw_if_errors();
-                }
-                kvcali::create_quant_cali_config(out / "config.json", *model, layers, cfg);
-                ok = true;
-            } catch (const kvcali::error& e) {
-                for (const auto& d : e.diagnostics()) got.insert(std::string(kvcali::to_string(d.category)));
-            }
-            bool case_ok = false;
-            if (fs::exists(dir / "expected.json")) {
-                BOOST_TEST(ok, "expected success, got errors");
-                case_ok = ok && slurp(out / "config.json") == slurp(dir / "expected.json");
-                if (ok) BOOST_TEST(case_ok, "bytes differ");
-            } else {
-                const auto doc = boost::json::parse(slurp(dir / "expected_error.json")).as_object();
-                std::set<std::string> accepted{std::string(doc.at("category").as_string())};
-                if (const auto* also = doc.if_contains("also_accept")) {
-                    for (const auto& c : also->as_array()) accepted.insert(std::string(c.as_string()));
-                }
-                bool any = false;
-                for (const auto& c : accepted) any = any || got.contains(c);
-                BOOST_TEST(!ok);
-                BOOST_TEST(any, "none of the expected categories");
-                BOOST_TEST(out.entries().empty());
-                case_ok = !ok && any && out.entries().empty();
-            }
-            (case_ok ? passed : failed)++;
-            if (cfg) {
-                ++with_cfg;
-                if (case_ok) ++with_cfg_passed;
-            }
+    run_conformance("torch modules", [&](const fs::path& dir, const fs::path& config_file,
+                                         const std::optional<kvcali::quant_layers>& layers, const std::optional<fs::path>& cfg) {
+        const auto model = torch_model_of(dir / "model.json", made);
+        // The tree mirrors the layer list exactly (names, order, types).
+        const kvcali::layer_table list = kvcali::load_layer_list(dir / "model.json");
+        const kvcali::libtorch::module_graph graph(*model);
+        BOOST_TEST_REQUIRE(graph.layers().size() == list.size());
+        for (std::size_t i = 0; i < list.size(); ++i) {
+            BOOST_TEST(graph.layers()[i].path == list[i].name);
+            BOOST_TEST(graph.layers()[i].type == list[i].type);
         }
-    }
-    std::cout << "conformance (torch modules): " << cases.size() << " ran, " << passed << " passed, " << failed << " failed; "
-              << with_cfg << " with a quant.cfg, " << with_cfg_passed << " of them passed\nmodules built:";
+        kvcali::create_quant_cali_config(config_file, *model, layers, cfg);
+    });
+    std::cout << "modules built:";
     for (const auto& [type, n] : made) std::cout << ' ' << type << '=' << n;
     std::cout << '\n';
-    BOOST_TEST(with_cfg >= 250u);
+}
+
+// Every conformance case as a TorchScript file, made from its model.json at build time by
+// tests/models/make_models.py (torch.jit.script of an nn.Module tree; Linear is torch.nn.Linear).
+BOOST_AUTO_TEST_CASE(conformance_cases_as_torchscript_files) {
+    const fs::path models = conformance_models_dir();
+    run_conformance("TorchScript files", [&](const fs::path& dir, const fs::path& config_file,
+                                             const std::optional<kvcali::quant_layers>& layers, const std::optional<fs::path>& cfg) {
+        const fs::path file = models / (dir.filename().string() + ".pt");
+        BOOST_TEST_REQUIRE(fs::exists(file), file << " was not made");
+        const kvcali::layer_table table = kvcali::libtorch::load_script_layers(file);
+        kvcali::create_quant_cali_config(config_file, table, layers, cfg);
+    });
 }

@@ -1,0 +1,178 @@
+// The conformance cases (tests/conformance/cases, the reference's real answers) with one runner
+// shared by every way a model reaches the generator: the layer list, torch modules, TorchScript and
+// ONNX files. Each case must give exactly the reference's bytes, or an error of its expected
+// category (error-severity diagnostics only) with nothing written.
+#pragma once
+
+#include <boost/json.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <kvcali/error.hpp>
+#include <kvcali/quant_layers_json.hpp>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "test_support.hpp"
+
+namespace kvcali_test {
+
+/// tests/conformance/cases holds exactly this many cases (a copy of ../shared/conformance): a lost
+/// or unreadable case fails every runner.
+inline constexpr std::size_t conformance_case_count = 326;
+
+struct conformance_expectation {
+    bool success = false;
+    std::string bytes;                 ///< expected.json
+    std::set<std::string> categories;  ///< accepted error categories
+};
+
+inline conformance_expectation conformance_expected(const fs::path& dir) {
+    conformance_expectation e;
+    if (fs::exists(dir / "expected.json")) {
+        e.success = true;
+        e.bytes = slurp(dir / "expected.json");
+        return e;
+    }
+    const auto doc = boost::json::parse(slurp(dir / "expected_error.json")).as_object();
+    e.categories.insert(std::string(doc.at("category").as_string()));
+    if (const auto* also = doc.if_contains("also_accept")) {
+        for (const auto& c : also->as_array()) e.categories.insert(std::string(c.as_string()));
+    }
+    return e;
+}
+
+/// Every case directory, sorted; requires exactly conformance_case_count of them.
+inline std::vector<fs::path> conformance_case_dirs() {
+    std::vector<fs::path> out;
+    for (const auto& entry : fs::directory_iterator(conformance_cases())) {
+        if (entry.is_directory()) out.push_back(entry.path());
+    }
+    std::sort(out.begin(), out.end());
+    BOOST_TEST_REQUIRE(out.size() == conformance_case_count);
+    return out;
+}
+
+inline std::string joined(const std::set<std::string>& s) {
+    std::string out;
+    for (const auto& x : s) out += (out.empty() ? "" : "|") + x;
+    return out;
+}
+
+/// The quant_layers argument of a case (quant_layers.json), if it has one.
+inline std::optional<kvcali::quant_layers> conformance_quant_layers(const fs::path& dir) {
+    if (!fs::exists(dir / "quant_layers.json")) return std::nullopt;
+    kvcali::diagnostics diags;
+    auto layers = kvcali::parse_quant_layers_json(slurp(dir / "quant_layers.json"), "quant_layers.json", diags);
+    diags.throw_if_errors();
+    return layers;
+}
+
+/// The folder of the models made from the cases at build time (tests/models/make_models.py), from
+/// KVCALI_MODELS_DIR.
+inline fs::path conformance_models_dir() {
+    const char* dir = std::getenv("KVCALI_MODELS_DIR");
+    if (dir == nullptr) throw std::runtime_error("KVCALI_MODELS_DIR is not set (run the tests through meson test)");
+    return dir;
+}
+
+/// Runs every case through `generate(case_dir, config_file, quant_layers, quant_cfg)`, which must
+/// write config_file or throw kvcali::error; checks each against the reference and returns how many
+/// passed. `label` names the route in the summary line.
+template <class Generate>
+std::size_t run_conformance(const std::string& label, Generate&& generate) {
+    const auto cases = conformance_case_dirs();
+    std::size_t passed = 0, failed = 0;
+    for (const auto& dir : cases) {
+        BOOST_TEST_CONTEXT("case " << dir.filename().string() << " (" << label << ")") {
+            const conformance_expectation want = conformance_expected(dir);
+            temp_dir out;
+            const fs::path config_file = out / "config.json";
+            std::set<std::string> got_categories;
+            bool ok = false;
+            try {
+                std::optional<fs::path> cfg;
+                if (fs::exists(dir / "quant.cfg")) cfg = dir / "quant.cfg";
+                generate(dir, config_file, conformance_quant_layers(dir), cfg);
+                ok = true;
+            } catch (const kvcali::error& e) {
+                got_categories = error_categories_of(e.diagnostics());
+            }
+            bool case_ok = false;
+            if (want.success) {
+                BOOST_TEST(ok, "expected success, got errors " << joined(got_categories));
+                if (ok) {
+                    const std::string got = slurp(config_file);
+                    BOOST_TEST(got == want.bytes, "bytes differ:\n" << got);
+                    case_ok = got == want.bytes;
+                }
+            } else {
+                BOOST_TEST(!ok, "expected an error " << joined(want.categories) << ", but the call succeeded");
+                bool any = false;
+                for (const auto& c : want.categories) any = any || got_categories.contains(c);
+                BOOST_TEST(any, "expected an error of category " << joined(want.categories) << ", got errors " << joined(got_categories));
+                BOOST_TEST(out.entries().empty(), "something was written on error");
+                case_ok = !ok && any && out.entries().empty();
+            }
+            (case_ok ? passed : failed)++;
+        }
+    }
+    std::cout << "conformance (" << label << "): " << cases.size() << " ran, " << passed << " passed, " << failed << " failed\n";
+    BOOST_TEST(passed == conformance_case_count);
+    return passed;
+}
+
+/// Runs every case through `kvcali generate --model model_of(case_dir) ...` and checks it like
+/// run_conformance (the error category from the error lines on stderr, exit status 1).
+template <class ModelOf>
+std::size_t run_conformance_cli(const std::string& label, ModelOf&& model_of) {
+    const auto cases = conformance_case_dirs();
+    std::size_t passed = 0, failed = 0;
+    for (const auto& dir : cases) {
+        BOOST_TEST_CONTEXT("case " << dir.filename().string() << " (" << label << ")") {
+            const conformance_expectation want = conformance_expected(dir);
+            temp_dir out;
+            const fs::path config_file = out / "config.json";
+            std::vector<std::string> args{"generate", "--model", fs::path(model_of(dir)).string(), "-o", config_file.string(), "--quiet"};
+            if (fs::exists(dir / "quant.cfg")) {
+                args.push_back("--cfg");
+                args.push_back((dir / "quant.cfg").string());
+            }
+            if (fs::exists(dir / "quant_layers.json")) {
+                args.push_back("--quant-layers");
+                args.push_back((dir / "quant_layers.json").string());
+            }
+            const auto r = run_cli(args);
+            bool case_ok = false;
+            if (want.success) {
+                BOOST_TEST(r.status == 0, "exit " << r.status << ", stderr:\n" << r.err);
+                if (r.status == 0) {
+                    const std::string got = slurp(config_file);
+                    BOOST_TEST(got == want.bytes);
+                    case_ok = got == want.bytes;
+                }
+            } else {
+                BOOST_TEST(r.status == 1, "exit " << r.status << ", stderr:\n" << r.err);
+                // Only error lines count: a warning that carries the category is not the error.
+                const auto got_categories = cli_error_categories(r.err);
+                bool any = false;
+                for (const auto& c : want.categories) any = any || got_categories.contains(c);
+                BOOST_TEST(any, "no error line with [" << joined(want.categories) << "]:\n" << r.err);
+                BOOST_TEST(out.entries().empty());
+                case_ok = r.status == 1 && any && out.entries().empty();
+            }
+            (case_ok ? passed : failed)++;
+        }
+    }
+    std::cout << "conformance (" << label << "): " << cases.size() << " ran, " << passed << " passed, " << failed << " failed\n";
+    BOOST_TEST(passed == conformance_case_count);
+    return passed;
+}
+
+}  // namespace kvcali_test
