@@ -4,11 +4,14 @@
 #include <kvcali/layer_list.hpp>
 #include <kvcali/quant_layers_json.hpp>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 
 #include "model_loaders.hpp"
@@ -224,6 +227,27 @@ std::string summary_of(const kvcali::resolved_config& doc) {
     }
     return std::to_string(doc.layers.size()) + " layer" + (doc.layers.size() == 1 ? "" : "s") + " (" + algos + "), batch_num " +
            std::to_string(doc.batch_num) + ", activation_offset " + (doc.activation_offset ? "true" : "false");
+}
+
+bool names_stdout(const std::string& path) {
+    if (path == "-") return true;
+    struct ::stat out {}, named {};
+    if (::fstat(1, &out) != 0 || ::stat(path.c_str(), &named) != 0) return false;
+    return out.st_dev == named.st_dev && out.st_ino == named.st_ino;
+}
+
+void write_to_stdout(std::string_view bytes) {
+    std::fflush(stdout);
+    while (!bytes.empty()) {
+        const ssize_t n = ::write(1, bytes.data(), bytes.size());
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            const std::string why = std::strerror(errno);
+            throw kvcali::error(kvcali::diagnostic{kvcali::severity::error, kvcali::errc::io_error, "cannot write <stdout>: " + why,
+                                                   {"<stdout>", 0, 0}, {}, {}});
+        }
+        bytes.remove_prefix(static_cast<std::size_t>(n));
+    }
 }
 
 int guarded(const std::function<int()>& body) {

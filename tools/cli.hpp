@@ -114,6 +114,16 @@ resolve_request read_resolve_request(const parsed_args& args);
 /// One line about a resolved document: layers, algorithms, globals.
 std::string summary_of(const kvcali::resolved_config& doc);
 
+/// Whether the output path `-o PATH` means standard output: `-`, or a path naming the file stdout
+/// is already open on (`/dev/stdout`, `/proc/self/fd/1`, the file stdout was redirected to). Such
+/// output goes to stdout as it is (after `>>`, appended), and no summary line is printed.
+/// Example: `if (names_stdout(output)) write_to_stdout(bytes);`
+bool names_stdout(const std::string& path);
+
+/// Writes `bytes` to standard output (flushing what stdio holds first). Errors: throws
+/// kvcali::error (io_error) naming `<stdout>` when a write fails.
+void write_to_stdout(std::string_view bytes);
+
 /// True when stdout is a terminal and colour is allowed.
 bool colour_stdout();
 bool colour_stderr();

@@ -1,5 +1,6 @@
 // kvcali calibrate: config.json + activations (npy files) -> the record file of scales and offsets.
 #include <kvcali/calibration/calibrator.hpp>
+#include <kvcali/calibration/layout.hpp>
 #include <kvcali/calibration/npy.hpp>
 #include <kvcali/config_reader.hpp>
 
@@ -49,7 +50,7 @@ int run_calibrate(const parsed_args& args) {
     const auto activations = args.get("activations");
     const auto output = args.get("output");
     if (!config_path) throw usage_error("missing --config PATH (the config.json to calibrate)");
-    if (!activations) throw usage_error("missing --activations DIR (DIR/<layer>/<k>.npy holds batch k of a layer)");
+    if (!activations) throw usage_error("missing --activations DIR (DIR/<layer, escaped>/<k>.npy holds batch k of a layer)");
     if (!output) throw usage_error("missing -o PATH (the record file to write)");
 
     kvcali::reader_options opts;
@@ -68,7 +69,8 @@ int run_calibrate(const parsed_args& args) {
     // Layers in the config's order, so the record lists them in that order too.
     for (const auto& layer : config.layers) {
         for (std::uint32_t k = 0; k < config.batch_num; ++k) {
-            const std::filesystem::path file = dir / layer.name / (std::to_string(k) + ".npy");
+            // One folder per layer, its name escaped so that no layer name leads out of DIR.
+            const std::filesystem::path file = dir / kvcali::activation_dir_name(layer.name) / (std::to_string(k) + ".npy");
             const kvcali::npy_array a = kvcali::read_npy(file);
             try {
                 cal.observe(layer.name, a.bytes.data(), a.type, a.shape);
@@ -86,7 +88,11 @@ int run_calibrate(const parsed_args& args) {
         bar.update(done, values, done == config.layers.size());
     }
     bar.close();
-    cal.write_record(*output);
+    if (names_stdout(*output)) {
+        write_to_stdout(cal.record_text());
+    } else {
+        cal.write_record(*output);
+    }
     return 0;
 }
 
@@ -97,11 +103,14 @@ command make_calibrate() {
     c.usage = "kvcali calibrate --config PATH --activations DIR -o PATH [--quiet]";
     c.description =
         "DIR/<layer name>/<k>.npy holds batch k (k = 0 .. batch_num-1) of a layer's output: little-endian float32\n"
-        "or float16, C order, rank >= 1, the last dimension the channels. Layers are fed and written in the\n"
-        "config's order. A progress bar is shown on a terminal. On any error nothing is written.";
+        "or float16, C order, rank >= 1, the last dimension the channels. The layer name is one folder name: bytes\n"
+        "other than A-Z a-z 0-9 . _ - become %XX (\"/layers.0/k_proj/MatMul\" is \"%2Flayers.0%2Fk_proj%2FMatMul\"),\n"
+        "\".\" and \"..\" are \"%2E\" and \"%2E%2E\", and a name over 255 bytes escaped is cut to 200 bytes + \"~\" +\n"
+        "its 64-bit FNV-1a hash in hex (see README.md). Layers are fed and written in the config's order. A progress\n"
+        "bar is shown on a terminal. On any error nothing is written. `-o -` writes the record to stdout.";
     c.options.push_back({"config", 'c', true, false, "the config.json (as `kvcali generate` or AMCT wrote it)", "PATH"});
     c.options.push_back({"activations", 'a', true, false, "the folder of activations", "DIR"});
-    c.options.push_back({"output", 'o', true, false, "the record file to write", "PATH"});
+    c.options.push_back({"output", 'o', true, false, "the record file to write (- for stdout)", "PATH"});
     c.options.push_back({"quiet", 'q', false, false, "no progress bar", ""});
     c.run = run_calibrate;
     return c;

@@ -1,4 +1,5 @@
 // kvcali generate: write config.json, as AMCT's create_quant_cali_config does.
+#include <kvcali/config_writer.hpp>
 #include <kvcali/generate.hpp>
 
 #include <cstdio>
@@ -12,6 +13,11 @@ int run_generate(const parsed_args& args) {
     required(args, "model", "missing --model PATH");
     const std::string output = required(args, "output", "missing -o PATH (the config.json to write)");
     const resolve_request req = read_resolve_request(args);
+    if (names_stdout(output)) {
+        // The config is the output: no summary line after it.
+        write_to_stdout(kvcali::write_config_json(kvcali::resolve_quant_cali_config(req.model, req.layers, req.cfg, req.opts)));
+        return 0;
+    }
     const kvcali::resolved_config doc = kvcali::create_quant_cali_config(output, req.model, req.layers, req.cfg, req.opts);
     if (!args.has("quiet")) std::printf("wrote %s: %s\n", output.c_str(), summary_of(doc).c_str());
     return 0;
@@ -24,9 +30,11 @@ command make_generate() {
     c.usage = "kvcali generate --model PATH [--cfg PATH] [--quant-layers JSON|PATH] [--layer NAME]... -o PATH [--strict] [--quiet]";
     c.description =
         "The layers come from the simple config file (--cfg) or, without one, from --quant-layers or --layer.\n"
-        "On any error nothing is written and an existing output file is left as it was.";
+        "On any error nothing is written and an existing output file is left as it was. A symbolic link as the\n"
+        "output is followed (the file it leads to is replaced, the link kept). `-o -` (or /dev/stdout) writes the\n"
+        "config to stdout, with no summary line.";
     c.options = resolve_options();
-    c.options.push_back({"output", 'o', true, false, "the config.json to write", "PATH"});
+    c.options.push_back({"output", 'o', true, false, "the config.json to write (- for stdout)", "PATH"});
     c.options.push_back({"quiet", 'q', false, false, "print no summary line", ""});
     c.run = run_generate;
     return c;

@@ -10,7 +10,9 @@
 //        static std::string_view name(const Layer&);
 //        static std::string_view type_name(const Layer&);
 //        static bool supports_kv_quant(const G&, std::string_view type_name);
-//    Check with: static_assert(kvcali::model_graph<G>);
+//    name()/type_name() may return std::string by value too (kvcali copies it while it lives).
+//    Check with: static_assert(kvcali::model_graph<G>); the generator's compile error names the
+//    missing piece (layers, name, type_name or supports_kv_quant).
 //
 // 2. Algorithm policies (policy.hpp)
 //    - Change defaults: derive from kvcali::ifmr_defaults / kvcali::hfmg_defaults, shadow the

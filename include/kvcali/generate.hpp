@@ -36,7 +36,7 @@ namespace detail {
 
 template <class G>
 layer_table table_of(const G& model, diagnostics& diags) {
-    static_assert(model_graph<G>, KVCALI_MODEL_GRAPH_REQUIREMENT);
+    require_model_graph<G>();  // a message naming the missing piece of the model_graph requirement
     return extract_layers(model, [&](std::string_view name) {
         diags.add({severity::error, errc::invalid_model, "the model has two layers named \"" + std::string(name) + "\"", {}, std::string(name), {}});
     });

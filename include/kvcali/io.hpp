@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -66,34 +67,57 @@ inline std::string read_file(const std::filesystem::path& path, std::uintmax_t m
     return data;
 }
 
-/// Writes a file atomically, in pieces: a temporary file in the same folder receives the bytes,
-/// commit() flushes it to disk and renames it over the target. On any failure (or when destroyed
-/// without commit()) the target is untouched and the temporary removed; failures throw
-/// `kvcali::error` (io_error) saying why. A new file gets the usual mode (0666 less the umask); an
-/// existing one keeps its mode.
+namespace detail {
+/// What a file that is neither a regular file, a folder, a FIFO nor a character device is, for messages.
+inline const char* special_file_kind(mode_t mode) noexcept {
+    if (S_ISSOCK(mode)) return "a socket";
+    if (S_ISBLK(mode)) return "a block device";
+    return "not a regular file";
+}
+}  // namespace detail
+
+/// Writes a file in pieces, atomically: a temporary file beside the target receives the bytes,
+/// commit() flushes it to disk and renames it over the target. A symbolic link (a chain of them,
+/// or one whose target does not exist yet) is followed: the temporary goes beside the file the
+/// last link names and replaces that file, so the link stays a link, leading to the new bytes. A
+/// FIFO or a character device (`/dev/stdout` on a pipe or a terminal, `/dev/null`) is opened and
+/// written as it is, with no temporary and no rename: bytes written there are gone (commit()
+/// only closes it).
+/// Requires: `path` names a regular file or none yet (in a folder that exists), a FIFO or a
+/// character device, directly or through symbolic links.
+/// Errors: throws `kvcali::error` (io_error) naming `path` and saying why: a folder, a socket or a
+/// block device as the target, a missing folder, a failed write. On any failure (or when
+/// destroyed without commit()) the target is untouched and the temporary removed. A new file gets
+/// the usual mode (0666 less the umask); an existing one keeps its mode.
+/// Example: `atomic_file_writer f("config.json"); f.write(head); f.write(body); f.commit();`
 class atomic_file_writer {
 public:
-    explicit atomic_file_writer(const std::filesystem::path& path) : path_(path), name_(path.string()) {
+    explicit atomic_file_writer(const std::filesystem::path& path) : name_(path.string()) {
         if (name_.empty()) fail("empty path");
-        std::error_code ec;
-        const auto target_status = std::filesystem::status(path, ec);
-        if (!ec && std::filesystem::is_directory(target_status)) fail("it is a directory");
-        const std::filesystem::path parent = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
-        const auto parent_status = std::filesystem::status(parent, ec);
-        if (ec || !std::filesystem::exists(parent_status)) fail("the folder " + parent.string() + " does not exist");
-        if (!std::filesystem::is_directory(parent_status)) fail(parent.string() + " is not a folder");
-
-        static std::atomic<std::uint64_t> counter{0};
-        const auto stamp = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
-        for (int attempt = 0; attempt < 100 && fd_ < 0; ++attempt) {
-            temp_ = parent / ("." + path.filename().string() + ".kvcali-" + std::to_string(::getpid()) + "-" +
-                              std::to_string(stamp ^ (counter.fetch_add(1) * 0x9E3779B97F4A7C15ull)) + ".tmp");
-            fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-            if (fd_ < 0 && errno != EEXIST) fail(detail::errno_text(errno));
-        }
-        if (fd_ < 0) fail("cannot create a temporary file");
-        if (!ec && std::filesystem::exists(target_status)) {
-            ::fchmod(fd_, static_cast<mode_t>(target_status.permissions()) & 07777);
+        struct ::stat st {};
+        if (::stat(path.c_str(), &st) == 0) {
+            if (S_ISDIR(st.st_mode)) fail("it is a directory");
+            if (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode)) {
+                open_as_it_is(path);
+                return;
+            }
+            if (!S_ISREG(st.st_mode)) {
+                fail(std::string("it is ") + detail::special_file_kind(st.st_mode) +
+                     " (kvcali writes regular files, FIFOs and character devices)");
+            }
+            target_ = final_target(path);
+            // The file the links lead to must be the one stat() saw: a link the kernel resolves
+            // itself (/proc/self/fd/N of a deleted file) names no path to write beside.
+            struct ::stat found {};
+            if (::lstat(target_.c_str(), &found) != 0 || found.st_dev != st.st_dev || found.st_ino != st.st_ino) {
+                fail("cannot find the file it leads to");
+            }
+            create_temporary(static_cast<mode_t>(st.st_mode & 07777));
+        } else if (errno == ENOENT || errno == ENOTDIR) {
+            target_ = final_target(path);  // no file yet, or a dangling link: create what it names
+            create_temporary(std::nullopt);
+        } else {
+            fail(detail::errno_text(errno));
         }
     }
     atomic_file_writer(const atomic_file_writer&) = delete;
@@ -101,11 +125,11 @@ public:
     ~atomic_file_writer() {
         if (fd_ >= 0) {
             ::close(fd_);
-            ::unlink(temp_.c_str());
+            if (!temp_.empty()) ::unlink(temp_.c_str());
         }
     }
 
-    /// Appends bytes to the temporary file.
+    /// Appends bytes to the temporary file (or to the FIFO or device).
     void write(std::string_view bytes) {
         const char* p = bytes.data();
         std::size_t left = bytes.size();
@@ -120,8 +144,12 @@ public:
         }
     }
 
-    /// Flushes the temporary file to disk and renames it over the target.
+    /// Flushes the temporary file to disk and renames it over the target (a FIFO or device: closes it).
     void commit() {
+        if (temp_.empty()) {
+            if (::close(std::exchange(fd_, -1)) != 0) fail(detail::errno_text(errno));
+            return;
+        }
         if (::fsync(fd_) != 0) abandon(detail::errno_text(errno));
         const int fd = std::exchange(fd_, -1);
         if (::close(fd) != 0) {
@@ -129,7 +157,7 @@ public:
             ::unlink(temp_.c_str());
             fail(detail::errno_text(e));
         }
-        if (::rename(temp_.c_str(), path_.c_str()) != 0) {
+        if (::rename(temp_.c_str(), target_.c_str()) != 0) {
             const int e = errno;
             ::unlink(temp_.c_str());
             fail(detail::errno_text(e));
@@ -142,20 +170,69 @@ private:
     }
     [[noreturn]] void abandon(const std::string& why) {
         ::close(std::exchange(fd_, -1));
-        ::unlink(temp_.c_str());
+        if (!temp_.empty()) ::unlink(temp_.c_str());
         fail(why);
     }
 
-    std::filesystem::path path_;
+    /// The path at the end of the chain of symbolic links starting at `path` (`path` itself when
+    /// it is no link). Relative links are read against the folder of the link that holds them.
+    std::filesystem::path final_target(std::filesystem::path path) const {
+        for (int hops = 0;; ++hops) {
+            struct ::stat st {};
+            if (::lstat(path.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) return path;
+            if (hops == 40) fail(detail::errno_text(ELOOP));
+            std::error_code ec;
+            const std::filesystem::path next = std::filesystem::read_symlink(path, ec);
+            if (ec) fail("cannot read the link " + path.string() + ": " + ec.message());
+            path = next.is_absolute() ? next : path.parent_path() / next;
+        }
+    }
+
+    /// A FIFO or character device: opened for writing as it is (a FIFO waits for its reader).
+    void open_as_it_is(const std::filesystem::path& path) {
+        do {
+            fd_ = ::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOCTTY);
+        } while (fd_ < 0 && errno == EINTR);
+        if (fd_ < 0) fail(detail::errno_text(errno));
+        struct ::stat st {};
+        if (::fstat(fd_, &st) != 0 || !(S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode))) {
+            ::close(std::exchange(fd_, -1));
+            fail("it was replaced while being opened");
+        }
+    }
+
+    /// The temporary file beside target_, with `mode` when the target exists.
+    void create_temporary(std::optional<mode_t> mode) {
+        const std::filesystem::path parent = target_.has_parent_path() ? target_.parent_path() : std::filesystem::path(".");
+        std::error_code ec;
+        const auto parent_status = std::filesystem::status(parent, ec);
+        if (ec || !std::filesystem::exists(parent_status)) fail("the folder " + parent.string() + " does not exist");
+        if (!std::filesystem::is_directory(parent_status)) fail(parent.string() + " is not a folder");
+
+        static std::atomic<std::uint64_t> counter{0};
+        const auto stamp = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+        for (int attempt = 0; attempt < 100 && fd_ < 0; ++attempt) {
+            temp_ = parent / ("." + target_.filename().string() + ".kvcali-" + std::to_string(::getpid()) + "-" +
+                              std::to_string(stamp ^ (counter.fetch_add(1) * 0x9E3779B97F4A7C15ull)) + ".tmp");
+            fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+            if (fd_ < 0 && errno != EEXIST) fail(detail::errno_text(errno));
+        }
+        if (fd_ < 0) fail("cannot create a temporary file");
+        if (mode) ::fchmod(fd_, *mode);
+    }
+
     std::string name_;
-    std::filesystem::path temp_;
+    std::filesystem::path target_;  ///< the file renamed over: the path, or the end of its links
+    std::filesystem::path temp_;    ///< empty when writing a FIFO or device as it is
     int fd_ = -1;
 };
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder, flushed to disk, then
-/// renamed over the target. On any failure the target is untouched, the temporary removed, and
-/// `kvcali::error` (io_error) says why. A new file gets the usual mode (0666 less the umask); an
-/// existing one keeps its mode.
+/// Writes `bytes` to `path` atomically with `atomic_file_writer`: a temporary file beside the target
+/// (the file at the end of `path`'s symbolic links), flushed to disk, then renamed over it; a FIFO
+/// or character device is written as it is.
+/// Errors: `kvcali::error` (io_error) saying why; on any failure the target is untouched and the
+/// temporary removed. A new file gets the usual mode (0666 less the umask); an existing one keeps
+/// its mode. Example: `kvcali::write_file_atomic("out/record.txt", text);`
 inline void write_file_atomic(const std::filesystem::path& path, std::string_view bytes) {
     atomic_file_writer file(path);
     file.write(bytes);

@@ -10,6 +10,9 @@
 //        static std::string_view name(const Layer&);
 //        static std::string_view type_name(const Layer&);
 //        static bool supports_kv_quant(const G&, std::string_view type_name);
+//   Names and type names may also come back as std::string by value (or anything else convertible
+//   to std::string_view): kvcali copies each one into its layer table while the value lives.
+//   References and string_views are read in place and copied once, into the table.
 //   3. Algorithm policies (see policy.hpp): kvcali::policy_list<...> as the `Policies` parameter.
 #pragma once
 
@@ -37,47 +40,84 @@ namespace kvcali {
 
 namespace detail {
 template <class G>
-concept graph_with_members = requires(const G& g) {
+concept has_layers_member = requires(const G& g) {
     { g.layers() } -> std::ranges::input_range;
-    requires requires(const std::ranges::range_value_t<decltype(g.layers())>& layer, std::string_view type) {
-        { layer.name() } -> std::convertible_to<std::string_view>;
-        { layer.type_name() } -> std::convertible_to<std::string_view>;
-        { g.supports_kv_quant(type) } -> std::convertible_to<bool>;
-    };
 };
+template <class Layer>
+concept has_name_member = requires(const Layer& layer) {
+    { layer.name() } -> std::convertible_to<std::string_view>;
+};
+template <class Layer>
+concept has_type_name_member = requires(const Layer& layer) {
+    { layer.type_name() } -> std::convertible_to<std::string_view>;
+};
+template <class G>
+concept has_supports_kv_quant_member = requires(const G& g, std::string_view type) {
+    { g.supports_kv_quant(type) } -> std::convertible_to<bool>;
+};
+/// A graph type with all the members listed at the top of this header.
+template <class G>
+concept graph_with_members =
+    has_layers_member<G> && has_name_member<std::ranges::range_value_t<decltype(std::declval<const G&>().layers())>> &&
+    has_type_name_member<std::ranges::range_value_t<decltype(std::declval<const G&>().layers())>> &&
+    has_supports_kv_quant_member<G>;
 }  // namespace detail
 
 /// How kvcali sees a model graph. The primary template reads the members listed at the top of this
-/// header; specialise it for graph types you cannot change. An unspecialised type without those
-/// members has no traits (and fails the `model_graph` concept).
+/// header, each one where the graph (or its layer type) has it; specialise it for graph types you
+/// cannot change. `name` and `type_name` return what the members return (a std::string by value
+/// stays a value, a reference a reference).
 template <class G>
-struct model_graph_traits {};
-
-template <detail::graph_with_members G>
-struct model_graph_traits<G> {
-    static decltype(auto) layers(const G& g) { return g.layers(); }
-    template <class Layer>
-    static std::string_view name(const Layer& layer) {
+struct model_graph_traits {
+    static decltype(auto) layers(const G& g)
+        requires detail::has_layers_member<G>
+    {
+        return g.layers();
+    }
+    template <detail::has_name_member Layer>
+    static decltype(auto) name(const Layer& layer) {
         return layer.name();
     }
-    template <class Layer>
-    static std::string_view type_name(const Layer& layer) {
+    template <detail::has_type_name_member Layer>
+    static decltype(auto) type_name(const Layer& layer) {
         return layer.type_name();
     }
-    static bool supports_kv_quant(const G& g, std::string_view type_name) { return g.supports_kv_quant(type_name); }
+    static bool supports_kv_quant(const G& g, std::string_view type_name)
+        requires detail::has_supports_kv_quant_member<G>
+    {
+        return static_cast<bool>(g.supports_kv_quant(type_name));
+    }
 };
 
-/// A model graph: something whose traits yield layers in model order, each with a name and a type
-/// name, and say which types support KV-cache quantization.
+namespace detail {
+// The model_graph requirement, one piece per concept, so that a type lacking one piece is told
+// which (see require_model_graph).
 template <class G>
-concept model_graph = requires(const G& g, std::string_view type) {
+concept graph_has_layers = requires(const G& g) {
     { model_graph_traits<G>::layers(g) } -> std::ranges::input_range;
-    requires requires(const std::ranges::range_value_t<decltype(model_graph_traits<G>::layers(g))>& layer) {
-        { model_graph_traits<G>::name(layer) } -> std::convertible_to<std::string_view>;
-        { model_graph_traits<G>::type_name(layer) } -> std::convertible_to<std::string_view>;
-    };
+};
+template <class G>
+using graph_layer_t = std::ranges::range_value_t<decltype(model_graph_traits<G>::layers(std::declval<const G&>()))>;
+template <class G>
+concept graph_layers_have_names = graph_has_layers<G> && requires(const graph_layer_t<G>& layer) {
+    { model_graph_traits<G>::name(layer) } -> std::convertible_to<std::string_view>;
+};
+template <class G>
+concept graph_layers_have_type_names = graph_has_layers<G> && requires(const graph_layer_t<G>& layer) {
+    { model_graph_traits<G>::type_name(layer) } -> std::convertible_to<std::string_view>;
+};
+template <class G>
+concept graph_has_kv_quant_check = requires(const G& g, std::string_view type) {
     { model_graph_traits<G>::supports_kv_quant(g, type) } -> std::convertible_to<bool>;
 };
+}  // namespace detail
+
+/// A model graph: something whose traits yield layers in model order, each with a name and a type
+/// name (convertible to std::string_view: a reference, a string_view, or a std::string by value),
+/// and say which types support KV-cache quantization.
+template <class G>
+concept model_graph = detail::graph_has_layers<G> && detail::graph_layers_have_names<G> &&
+                      detail::graph_layers_have_type_names<G> && detail::graph_has_kv_quant_check<G>;
 
 /// One layer as every stage after extraction sees it.
 struct layer_info {
@@ -313,21 +353,59 @@ template <class G>
 inline constexpr bool is_layer_table = std::is_same_v<std::remove_cvref_t<G>, layer_table>;
 }
 
-/// The message a non-graph type gets at compile time.
-#define KVCALI_MODEL_GRAPH_REQUIREMENT                                                                     \
-    "kvcali: this type is not a model graph. Provide members g.layers() (a range of layers in model "      \
-    "order), layer.name() and layer.type_name() (convertible to std::string_view) and "                   \
-    "g.supports_kv_quant(std::string_view type_name) -> bool; or specialise kvcali::model_graph_traits<G> " \
-    "with static layers(g), name(layer), type_name(layer) and supports_kv_quant(g, type_name) "            \
-    "(see kvcali/model_graph.hpp)."
+namespace detail {
+
+/// Stops the compilation of a generator handed a type that is not a model graph, with one message
+/// per missing piece of the requirement, naming it.
+template <class G>
+void require_model_graph() {
+    static_assert(graph_has_layers<G>,
+                  "kvcali: this type is not a model graph: it has no layers(g) range. Provide a member g.layers() "
+                  "(a range of layers in model order), or specialise kvcali::model_graph_traits<G> with a static "
+                  "layers(const G&) (see kvcali/model_graph.hpp).");
+    if constexpr (graph_has_layers<G>) {  // the layer type is known: check what it offers
+        static_assert(graph_layers_have_names<G>,
+                      "kvcali: this type is not a model graph: its layers have no name(layer) convertible to "
+                      "std::string_view. Give the layer type a member name() (a std::string returned by value is "
+                      "copied), or give kvcali::model_graph_traits<G> a static name(const Layer&) (see kvcali/model_graph.hpp).");
+        static_assert(graph_layers_have_type_names<G>,
+                      "kvcali: this type is not a model graph: its layers have no type_name(layer) convertible to "
+                      "std::string_view. Give the layer type a member type_name() (a std::string returned by value is "
+                      "copied), or give kvcali::model_graph_traits<G> a static type_name(const Layer&) (see "
+                      "kvcali/model_graph.hpp).");
+    }
+    static_assert(graph_has_kv_quant_check<G>,
+                  "kvcali: this type is not a model graph: it has no supports_kv_quant(g, type_name) returning bool. "
+                  "Provide a member g.supports_kv_quant(std::string_view type_name), or give "
+                  "kvcali::model_graph_traits<G> a static supports_kv_quant(const G&, std::string_view) (see "
+                  "kvcali/model_graph.hpp).");
+}
+
+/// A name or type name as the table keeps it: a std::string returned by value is moved in, anything
+/// else (a reference, a string_view, a C string) copied.
+template <class S>
+std::string owned_string(S&& text) {
+    if constexpr (std::is_same_v<S, std::string>) {
+        return std::move(text);
+    } else {
+        return std::string(std::string_view(text));
+    }
+}
+
+}  // namespace detail
 
 /// Reads any model graph once into a `layer_table`. Layers whose name repeats an earlier one are
 /// reported through `on_duplicate(name)` and skipped.
+/// Requires: `G` models `kvcali::model_graph` (otherwise the compiler says which piece is missing).
+/// Errors: none of its own; what the graph's members throw, and std::bad_alloc.
+/// Example: `auto table = kvcali::extract_layers(model, [](std::string_view name) { ... });`
 template <class G, class OnDuplicate>
 layer_table extract_layers(const G& graph, OnDuplicate&& on_duplicate) {
-    static_assert(model_graph<G>, KVCALI_MODEL_GRAPH_REQUIREMENT);
+    detail::require_model_graph<G>();
     if constexpr (detail::is_layer_table<G>) {
         return graph;
+    } else if constexpr (!model_graph<G>) {
+        return {};  // not reached: require_model_graph has stopped the compilation with its message
     } else {
         using traits = model_graph_traits<G>;
         layer_table table;
@@ -336,13 +414,23 @@ layer_table extract_layers(const G& graph, OnDuplicate&& on_duplicate) {
         // Eligibility is a property of the type: ask once per distinct type name.
         std::unordered_map<std::string, bool> eligible_by_type;
         for (const auto& layer : range) {
-            std::string_view type = traits::type_name(layer);
+            // What the traits return lives until the row is added: a std::string by value is a
+            // temporary, which a string_view alone would outlive.
+            auto&& type_text = traits::type_name(layer);
+            auto&& name_text = traits::name(layer);
+            const std::string_view type = type_text;
+            const std::string_view name = name_text;
             auto it = eligible_by_type.find(std::string(type));
             if (it == eligible_by_type.end()) {
                 it = eligible_by_type.emplace(std::string(type), static_cast<bool>(traits::supports_kv_quant(graph, type))).first;
             }
-            std::string_view name = traits::name(layer);
-            if (!table.add(std::string(name), std::string(type), it->second)) on_duplicate(name);
+            const std::uint32_t h = layer_table::hash_of(name);
+            if (table.find_hashed(name, h) != layer_table::npos) {
+                on_duplicate(name);
+                continue;
+            }
+            table.append_hashed(detail::owned_string(std::forward<decltype(name_text)>(name_text)),
+                                detail::owned_string(std::forward<decltype(type_text)>(type_text)), it->second, h);
         }
         return table;
     }

@@ -4,6 +4,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <kvcali/calibration/calibrator.hpp>
+#include <kvcali/calibration/layout.hpp>
 #include <kvcali/calibration/npy.hpp>
 #include <kvcali/calibration/record.hpp>
 #include <kvcali/config_reader.hpp>
@@ -12,6 +13,7 @@
 
 #include <bit>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 
 #include "../support/test_support.hpp"
@@ -372,4 +374,124 @@ BOOST_AUTO_TEST_CASE(cli_errors_name_the_file) {
     BOOST_TEST(r.err.find("0.npy") != std::string::npos);
     r = kvcali_test::run_cli({"calibrate", "--config", cfg.string()});
     BOOST_TEST(r.status == 2);  // usage error
+}
+
+BOOST_AUTO_TEST_CASE(activation_dir_names_stay_inside_the_folder) {
+    using kvcali::activation_dir_name;
+    // Safe names are kept, so existing dumps (act/model.layers.0.self_attn.k_proj/0.npy) still work.
+    BOOST_TEST(activation_dir_name("model.layers.0.self_attn.k_proj") == "model.layers.0.self_attn.k_proj");
+    BOOST_TEST(activation_dir_name("Block_3-kv.proj") == "Block_3-kv.proj");
+    BOOST_TEST(activation_dir_name("...") == "...");
+    // Every other byte becomes %XX.
+    BOOST_TEST(activation_dir_name("a/b") == "a%2Fb");
+    BOOST_TEST(activation_dir_name("/layers.0/self_attn/k_proj/MatMul") == "%2Flayers.0%2Fself_attn%2Fk_proj%2FMatMul");
+    BOOST_TEST(activation_dir_name("../escape") == "..%2Fescape");
+    BOOST_TEST(activation_dir_name("a\\b") == "a%5Cb");
+    BOOST_TEST(activation_dir_name("50%") == "50%25");
+    BOOST_TEST(activation_dir_name("x y~z") == "x%20y%7Ez");
+    BOOST_TEST(activation_dir_name("\xC3\xA9t\xE5\x9D\x97") == "%C3%A9t%E5%9D%97");  // UTF-8 bytes
+    BOOST_TEST(activation_dir_name(std::string_view("\0\n\x7F", 3)) == "%00%0A%7F");
+    // The names a folder cannot have: ".", "..", and the empty name.
+    BOOST_TEST(activation_dir_name(".") == "%2E");
+    BOOST_TEST(activation_dir_name("..") == "%2E%2E");
+    BOOST_TEST(activation_dir_name("") == "%");
+
+    // Longer than 255 bytes escaped: the first 200 bytes, "~", the name's 64-bit FNV-1a in hex.
+    auto fnv1a = [](std::string_view s) {
+        std::uint64_t h = 0xcbf29ce484222325ull;
+        for (const char c : s) h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
+        char hex[17];
+        std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+        return std::string(hex);
+    };
+    BOOST_TEST(activation_dir_name(std::string(255, 'a')) == std::string(255, 'a'));  // 255 bytes: kept
+    BOOST_TEST(activation_dir_name(std::string(85, '/')).size() == 255u);            // 85 * 3 bytes: kept
+    const std::string long_name(300, 'a');
+    BOOST_TEST(activation_dir_name(long_name) == std::string(200, 'a') + "~" + fnv1a(long_name));
+    const std::string slashes(100, '/');  // 300 bytes escaped
+    std::string escaped_slashes;
+    for (int i = 0; i < 100; ++i) escaped_slashes += "%2F";
+    BOOST_TEST(activation_dir_name(slashes) == escaped_slashes.substr(0, 200) + "~" + fnv1a(slashes));
+    const std::string one = std::string(280, 'x') + "/k_proj", two = std::string(280, 'x') + "/v_proj";
+    BOOST_TEST(activation_dir_name(one) != activation_dir_name(two));
+    BOOST_TEST(activation_dir_name(std::string(256, 'a')) != activation_dir_name(std::string(257, 'a')));
+
+    const std::vector<std::string> names{"", ".", "..", "/", "//", "a/../b", "../../etc/passwd", "/abs", "C:\\x", "%2F",
+                                         std::string(1000, '.'), std::string(300, '/'), long_name, one, two,
+                                         std::string("\xFF\xFE\x80", 3), std::string(1, '\0')};
+    for (const auto& name : names) {
+        const std::string dir = activation_dir_name(name);
+        BOOST_TEST_CONTEXT("name of " << name.size() << " bytes") {
+            BOOST_TEST(!dir.empty());
+            BOOST_TEST(dir != ".");
+            BOOST_TEST(dir != "..");
+            BOOST_TEST(dir.size() <= 255u);
+            BOOST_TEST(dir.find('/') == std::string::npos);
+            BOOST_TEST(dir.find('\0') == std::string::npos);
+            BOOST_TEST(fs::path(dir).filename() == fs::path(dir));  // one component
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(cli_reads_activations_inside_the_folder_whatever_the_layer_names) {
+    // ONNX node names start with '/'; a name with ".." must not climb out of --activations either.
+    const std::string onnx_name = "/layers.0/self_attn/k_proj/MatMul", climbing = "../escape";
+    auto config_json = [](const std::vector<std::string>& names) {
+        std::string s = "{\n    \"batch_num\":1,\n    \"activation_offset\":true";
+        for (const auto& n : names) {
+            s += ",\n    \"" + n + "\":{\n        \"kv_data_quant_config\":{\n            \"act_algo\":\"ifmr\",\n"
+                 "            \"max_percentile\":0.999999,\n            \"min_percentile\":0.999999,\n"
+                 "            \"search_range\":[\n                0.7,\n                1.3\n            ],\n"
+                 "            \"search_step\":0.01,\n            \"quant_granularity\":0\n        }\n    }";
+        }
+        return s + "\n}";
+    };
+    const std::int64_t shape[2] = {16, 4};
+    auto npy_of = [&](const std::vector<float>& v) {
+        std::vector<unsigned char> raw(v.size() * 4);
+        std::memcpy(raw.data(), v.data(), raw.size());
+        return kvcali::format_npy(kvcali::dtype::float32, shape, raw);
+    };
+    const std::vector<float> inside_k = ramp(64, 0.5f), inside_escape = ramp(64, 0.25f), outside = ramp(64, 40.0f);
+
+    kvcali_test::temp_dir tmp;
+    const fs::path act = tmp / "act";
+    // The escaped folders, as the documented rule names them.
+    fs::create_directories(act / "%2Flayers.0%2Fself_attn%2Fk_proj%2FMatMul");
+    fs::create_directories(act / "..%2Fescape");
+    kvcali_test::spit(act / "%2Flayers.0%2Fself_attn%2Fk_proj%2FMatMul" / "0.npy", npy_of(inside_k));
+    kvcali_test::spit(act / "..%2Fescape" / "0.npy", npy_of(inside_escape));
+    BOOST_TEST(kvcali::activation_dir_name(onnx_name) == "%2Flayers.0%2Fself_attn%2Fk_proj%2FMatMul");
+    BOOST_TEST(kvcali::activation_dir_name(climbing) == "..%2Fescape");
+    // Planted where act / "../escape" leads, outside the folder: never to be read.
+    fs::create_directories(tmp / "escape");
+    kvcali_test::spit(tmp / "escape" / "0.npy", npy_of(outside));
+    BOOST_REQUIRE(!fs::exists(fs::path(onnx_name)));  // act / onnx_name would be this absolute path
+
+    for (const auto& names : {std::vector<std::string>{onnx_name, climbing}, std::vector<std::string>{climbing}}) {
+        BOOST_TEST_CONTEXT(names.size() << " layers") {
+            kvcali_test::spit(tmp / "config.json", config_json(names));
+            const auto config = kvcali::read_quant_cali_config(tmp / "config.json");
+            kvcali::calibrator want(config), planted(config);
+            for (const auto& n : names) {
+                want.observe(n, n == onnx_name ? inside_k : inside_escape, shape);
+                planted.observe(n, n == onnx_name ? inside_k : outside, shape);
+            }
+            BOOST_REQUIRE(!(want.records() == planted.records()));  // the planted file would show
+
+            fs::remove(tmp / "record.txt");
+            const auto r = kvcali_test::run_cli({"calibrate", "--config", (tmp / "config.json").string(), "--activations",
+                                                 act.string(), "-o", (tmp / "record.txt").string()});
+            BOOST_TEST_INFO(r.err);
+            BOOST_REQUIRE_EQUAL(r.status, 0);
+            BOOST_TEST(r.out.empty());
+            const std::string record = kvcali_test::slurp(tmp / "record.txt");
+            BOOST_TEST(record == want.record_text());
+            // The record to stdout, with `-o -`: the same bytes, nothing else.
+            const auto s = kvcali_test::run_cli({"calibrate", "--config", (tmp / "config.json").string(), "--activations",
+                                                 act.string(), "-o", "-"});
+            BOOST_TEST(s.status == 0, s.err);
+            BOOST_TEST(s.out == record);
+        }
+    }
 }

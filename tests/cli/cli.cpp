@@ -4,9 +4,12 @@
 #include <boost/json.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <bit>
+#include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 #include "../support/test_support.hpp"
 
@@ -343,4 +346,83 @@ BOOST_AUTO_TEST_CASE(quant_cfg_default_limits) {
     const auto f = run_cli({"check", "--model", model, "--cfg", (dir / "fields.cfg").string()});
     BOOST_TEST(f.status == 1);
     BOOST_TEST(contains(f.err, "more than 4000000 fields"), f.err.substr(0, 400));
+}
+
+namespace {
+
+/// Runs the kvcali binary with its stdout a pipe (as in `kvcali generate -o /dev/stdout | jq`); returns
+/// the exit status and what came through the pipe. stderr goes to /dev/null.
+std::pair<int, std::string> run_cli_into_a_pipe(const std::vector<std::string>& args) {
+    int fds[2];
+    if (::pipe(fds) != 0) throw std::runtime_error("pipe");
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addclose(&actions, fds[0]);
+    posix_spawn_file_actions_addclose(&actions, fds[1]);
+    std::vector<std::string> argv{kvcali_exe().string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::vector<char*> raw;
+    for (auto& a : argv) raw.push_back(a.data());
+    raw.push_back(nullptr);
+    pid_t pid = 0;
+    const int rc = posix_spawn(&pid, raw[0], &actions, nullptr, raw.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    ::close(fds[1]);
+    if (rc != 0) {
+        ::close(fds[0]);
+        throw std::runtime_error("cannot start " + argv[0]);
+    }
+    std::string out;
+    char buf[4096];
+    for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) != 0;) {
+        if (n > 0) out.append(buf, static_cast<std::size_t>(n));
+        else if (errno != EINTR) break;
+    }
+    ::close(fds[0]);
+    int wstatus = 0;
+    while (::waitpid(pid, &wstatus, 0) < 0) {
+    }
+    return {WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus), out};
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(generate_to_stdout_and_through_a_symlink) {
+    temp_dir dir;
+    BOOST_REQUIRE(run_cli({"generate", "--model", model, "--cfg", cfg, "-o", (dir / "config.json").string(), "--quiet"}).status == 0);
+    const std::string config = slurp(dir / "config.json");
+    // stdout, when it is a file: exactly the config's bytes, no summary line. /proc/self/fd/1 first:
+    // a writer that replaced the path it was given fails there, before /dev/stdout is tried.
+    for (const std::string out : {"-", "/proc/self/fd/1", "/dev/stdout"}) {
+        BOOST_TEST_CONTEXT("-o " << out) {
+            const auto r = run_cli({"generate", "--model", model, "--cfg", cfg, "-o", out});
+            BOOST_REQUIRE_EQUAL(r.status, 0);
+            BOOST_TEST(r.out == config);
+            BOOST_TEST(r.err.empty(), r.err);
+        }
+    }
+    BOOST_TEST(fs::is_symlink("/dev/stdout"));
+    // stdout, when it is a pipe.
+    for (const std::string out : {"-", "/dev/stdout"}) {
+        BOOST_TEST_CONTEXT("-o " << out << " | ...") {
+            const auto [status, bytes] = run_cli_into_a_pipe({"generate", "--model", model, "--cfg", cfg, "-o", out});
+            BOOST_TEST(status == 0);
+            BOOST_TEST(bytes == config);
+        }
+    }
+    // A symlink to a file: the file gets the config, the link stays a link, the summary names the link.
+    spit(dir / "real.json", "old");
+    fs::create_symlink("real.json", dir / "link.json");
+    const auto r = run_cli({"generate", "--model", model, "--cfg", cfg, "-o", (dir / "link.json").string()});
+    BOOST_TEST(r.status == 0, r.err);
+    BOOST_TEST(r.out == "wrote " + (dir / "link.json").string() + ": 8 layers (hfmg 7, ifmr 1), batch_num 4, activation_offset true\n");
+    BOOST_TEST(fs::is_symlink(dir / "link.json"));
+    BOOST_TEST(fs::read_symlink(dir / "link.json") == fs::path("real.json"));
+    BOOST_TEST(slurp(dir / "real.json") == config);
+    std::vector<std::string> names = dir.entries();
+    std::sort(names.begin(), names.end());
+    BOOST_TEST(names == (std::vector<std::string>{"config.json", "link.json", "real.json"}), boost::test_tools::per_element());
 }

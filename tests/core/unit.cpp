@@ -3,11 +3,18 @@
 #define BOOST_TEST_MODULE core_unit
 #include <boost/test/unit_test.hpp>
 
+#include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <kvcali/kvcali.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "../support/test_support.hpp"
@@ -161,6 +168,153 @@ BOOST_AUTO_TEST_CASE(io_errors_name_the_path) {
         expect_io_error(dir / "ro" / "config.json", "Permission denied");
     }
     BOOST_TEST(dir.entries().size() <= 1u);
+}
+
+namespace {
+
+/// The names in a folder, sorted (to check that no temporary was left beside a target).
+std::vector<std::string> sorted_entries(const fs::path& dir) {
+    std::vector<std::string> out;
+    for (const auto& e : fs::directory_iterator(dir)) out.push_back(e.path().filename().string());
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(writes_through_a_symlink_to_an_existing_file) {
+    temp_dir dir;
+    fs::create_directory(dir / "data");
+    fs::create_directory(dir / "out");
+    const fs::path target = dir / "data" / "config.json", link = dir / "out" / "config.json";
+    spit(target, "old");
+    fs::permissions(target, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read);
+    fs::create_symlink(target, link);  // absolute
+    {
+        kvcali::atomic_file_writer abandoned(link);  // destroyed without commit(): nothing changes
+        abandoned.write("never");
+    }
+    BOOST_TEST(slurp(target) == "old");
+    kvcali::write_file_atomic(link, "new bytes");
+    BOOST_TEST(fs::is_symlink(link));
+    BOOST_TEST(fs::read_symlink(link) == target);
+    BOOST_TEST(slurp(target) == "new bytes");
+    BOOST_TEST(((fs::status(target).permissions() & fs::perms::all) ==
+                (fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read)));
+    BOOST_TEST(sorted_entries(dir / "data") == std::vector<std::string>{"config.json"}, boost::test_tools::per_element());
+    BOOST_TEST(sorted_entries(dir / "out") == std::vector<std::string>{"config.json"}, boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(writes_through_a_relative_symlink_in_another_folder) {
+    temp_dir dir;
+    fs::create_directory(dir / "data");
+    fs::create_directory(dir / "out");
+    spit(dir / "data" / "config.json", "old");
+    fs::create_symlink("../data/config.json", dir / "out" / "link.json");
+    kvcali::write_file_atomic(dir / "out" / "link.json", "new");
+    BOOST_TEST(fs::is_symlink(dir / "out" / "link.json"));
+    BOOST_TEST(fs::read_symlink(dir / "out" / "link.json") == fs::path("../data/config.json"));
+    BOOST_TEST(slurp(dir / "data" / "config.json") == "new");
+    BOOST_TEST(sorted_entries(dir / "data") == std::vector<std::string>{"config.json"}, boost::test_tools::per_element());
+    BOOST_TEST(sorted_entries(dir / "out") == std::vector<std::string>{"link.json"}, boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(writes_through_a_chain_of_two_links) {
+    temp_dir dir;
+    fs::create_directory(dir / "a");
+    fs::create_directory(dir / "b");
+    spit(dir / "b" / "config.json", "old");
+    fs::create_symlink("config.json", dir / "b" / "second");     // b/second -> b/config.json
+    fs::create_symlink("../b/second", dir / "a" / "first");      // a/first -> b/second
+    kvcali::write_file_atomic(dir / "a" / "first", "new");
+    BOOST_TEST(fs::is_symlink(dir / "a" / "first"));
+    BOOST_TEST(fs::is_symlink(dir / "b" / "second"));
+    BOOST_TEST(slurp(dir / "b" / "config.json") == "new");
+    BOOST_TEST(sorted_entries(dir / "a") == std::vector<std::string>{"first"}, boost::test_tools::per_element());
+    BOOST_TEST(sorted_entries(dir / "b") == (std::vector<std::string>{"config.json", "second"}), boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(a_dangling_link_creates_the_file_it_names) {
+    temp_dir dir;
+    fs::create_directory(dir / "data");
+    fs::create_directory(dir / "out");
+    fs::create_symlink("../data/new.json", dir / "out" / "link.json");
+    kvcali::write_file_atomic(dir / "out" / "link.json", "created");
+    BOOST_TEST(fs::is_symlink(dir / "out" / "link.json"));
+    BOOST_TEST(slurp(dir / "data" / "new.json") == "created");
+    BOOST_TEST(sorted_entries(dir / "data") == std::vector<std::string>{"new.json"}, boost::test_tools::per_element());
+    BOOST_TEST(sorted_entries(dir / "out") == std::vector<std::string>{"link.json"}, boost::test_tools::per_element());
+    // A link whose target's folder is missing: an error naming that folder, nothing created.
+    fs::create_symlink("../nowhere/x.json", dir / "out" / "lost.json");
+    try {
+        kvcali::write_file_atomic(dir / "out" / "lost.json", "x");
+        BOOST_FAIL("no error for a link into a missing folder");
+    } catch (const kvcali::error& e) {
+        BOOST_TEST((e.code() == kvcali::errc::io_error));
+        BOOST_TEST(std::string(e.what()).find("does not exist") != std::string::npos, e.what());
+    }
+    BOOST_TEST(sorted_entries(dir / "out") == (std::vector<std::string>{"link.json", "lost.json"}), boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(writes_a_fifo_plainly) {
+    temp_dir dir;
+    const fs::path fifo = dir / "fifo";
+    BOOST_REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    // The reader end, opened first (without blocking) so that the writer's open does not wait; the
+    // bytes fit in the pipe's buffer, so the write finishes before they are read.
+    const int reader = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    BOOST_REQUIRE(reader >= 0);
+    const std::string bytes = "{\n    \"batch_num\":1\n}";
+    kvcali::write_file_atomic(fifo, bytes);
+    std::string got;
+    char buf[4096];
+    for (ssize_t n; (n = ::read(reader, buf, sizeof buf)) > 0;) got.append(buf, static_cast<std::size_t>(n));
+    ::close(reader);
+    BOOST_TEST(got == bytes);
+    BOOST_TEST(fs::is_fifo(fs::symlink_status(fifo)));
+    BOOST_TEST(sorted_entries(dir.path()) == std::vector<std::string>{"fifo"}, boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(writes_a_character_device_plainly) {
+    // A device node of our own first (where this may create one, as root): a writer that replaced
+    // the device by a file would replace this one, not /dev/null.
+    temp_dir dir;
+    const fs::path own = dir / "null";
+    const bool have_own = ::mknod(own.c_str(), S_IFCHR | 0666, makedev(1, 3)) == 0;
+    if (have_own) {
+        kvcali::write_file_atomic(own, "x");
+        BOOST_REQUIRE(fs::is_character_file(fs::symlink_status(own)));
+        BOOST_REQUIRE(sorted_entries(dir.path()) == std::vector<std::string>{"null"});
+    }
+    if (!have_own && ::geteuid() == 0) {
+        BOOST_TEST_MESSAGE("skipped /dev/null: root without a device node of its own to try first");
+        return;
+    }
+    kvcali::write_file_atomic("/dev/null", "config bytes");
+    BOOST_TEST(fs::is_character_file(fs::symlink_status("/dev/null")));
+}
+
+BOOST_AUTO_TEST_CASE(refuses_a_socket) {
+    temp_dir dir;
+    const fs::path sock = dir / "sock";
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    BOOST_REQUIRE(fd >= 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    BOOST_REQUIRE(sock.string().size() < sizeof addr.sun_path);
+    std::strcpy(addr.sun_path, sock.c_str());
+    BOOST_REQUIRE(::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0);
+    try {
+        kvcali::write_file_atomic(sock, "x");
+        BOOST_FAIL("no error for a socket");
+    } catch (const kvcali::error& e) {
+        BOOST_TEST((e.code() == kvcali::errc::io_error));
+        BOOST_TEST(std::string(e.what()).find(sock.string()) != std::string::npos, e.what());
+        BOOST_TEST(std::string(e.what()).find("socket") != std::string::npos, e.what());
+    }
+    ::close(fd);
+    BOOST_TEST(fs::is_socket(fs::symlink_status(sock)));
+    BOOST_TEST(sorted_entries(dir.path()) == std::vector<std::string>{"sock"}, boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_SUITE_END()
@@ -368,6 +522,118 @@ BOOST_AUTO_TEST_CASE(try_form_returns_diagnostics) {
     auto good = kvcali::try_create_quant_cali_config(dir / "c.json", three_linears(), kvcali::quant_layers{"matmul1"});
     BOOST_TEST(static_cast<bool>(good));
     BOOST_TEST(good.value->layers.size() == 1u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// User graphs whose layer names and type names come back by value (std::string temporaries) or as
+// references: both are read into the same table. Names are long enough to live on the heap.
+namespace user_graphs {
+
+struct layer_data {
+    std::string path;
+    std::string kind;
+};
+
+inline std::vector<layer_data> long_named_layers() {
+    std::vector<layer_data> out;
+    for (int i = 0; i < 4; ++i) {
+        const std::string prefix = "model.decoder.transformer_blocks." + std::to_string(i) + ".self_attention.";
+        out.push_back({prefix + "key_projection", "LinearWithAVeryLongTypeNameThatDefeatsSSO"});
+        out.push_back({prefix + "value_projection", "LinearWithAVeryLongTypeNameThatDefeatsSSO"});
+        out.push_back({prefix + "layer_norm_module", "RMSNormWithAVeryLongTypeNameThatDefeatsSSO"});
+    }
+    return out;
+}
+
+struct by_value_layer {
+    layer_data d;
+    std::string name() const { return d.path; }
+    std::string type_name() const { return d.kind; }
+};
+struct by_value_graph {
+    std::vector<by_value_layer> all;
+    std::vector<by_value_layer> layers() const { return all; }  // the range itself by value, too
+    bool supports_kv_quant(std::string_view type) const { return type.starts_with("Linear"); }
+};
+
+struct by_reference_layer {
+    layer_data d;
+    const std::string& name() const { return d.path; }
+    const std::string& type_name() const { return d.kind; }
+};
+struct by_reference_graph {
+    std::vector<by_reference_layer> all;
+    const std::vector<by_reference_layer>& layers() const { return all; }
+    bool supports_kv_quant(std::string_view type) const { return type.starts_with("Linear"); }
+};
+
+// A foreign graph adapted by traits that return std::string by value.
+struct foreign_ir {
+    std::vector<layer_data> nodes;
+};
+
+}  // namespace user_graphs
+
+template <>
+struct kvcali::model_graph_traits<user_graphs::foreign_ir> {
+    static const std::vector<user_graphs::layer_data>& layers(const user_graphs::foreign_ir& g) { return g.nodes; }
+    static std::string name(const user_graphs::layer_data& l) { return l.path; }
+    static std::string type_name(const user_graphs::layer_data& l) { return l.kind; }
+    static bool supports_kv_quant(const user_graphs::foreign_ir&, std::string_view type) { return type.starts_with("Linear"); }
+};
+
+BOOST_AUTO_TEST_SUITE(graphs_returning_strings_by_value)
+
+BOOST_AUTO_TEST_CASE(by_value_and_by_reference_give_the_same_config) {
+    using namespace user_graphs;
+    static_assert(kvcali::model_graph<by_value_graph>);
+    static_assert(kvcali::model_graph<by_reference_graph>);
+    static_assert(kvcali::model_graph<foreign_ir>);
+    by_value_graph by_value;
+    by_reference_graph by_reference;
+    foreign_ir foreign;
+    for (const auto& d : long_named_layers()) {
+        by_value.all.push_back({d});
+        by_reference.all.push_back({d});
+        foreign.nodes.push_back(d);
+    }
+    const kvcali::quant_layers selected{"model.decoder.transformer_blocks.0.self_attention.key_projection",
+                                        "model.decoder.transformer_blocks.3.self_attention.value_projection",
+                                        "model.decoder.transformer_blocks.2.self_attention.key_projection"};
+    const std::string want = kvcali::write_config_json(kvcali::resolve_quant_cali_config(by_reference, selected));
+    BOOST_TEST(want.find("\"model.decoder.transformer_blocks.3.self_attention.value_projection\":{") != std::string::npos, want);
+    BOOST_TEST(kvcali::write_config_json(kvcali::resolve_quant_cali_config(by_value, selected)) == want);
+    BOOST_TEST(kvcali::write_config_json(kvcali::resolve_quant_cali_config(foreign, selected)) == want);
+
+    // The table holds the names and types themselves, and the eligibility of each type.
+    const auto table = kvcali::extract_layers(by_value, [](std::string_view) { BOOST_FAIL("no duplicates here"); });
+    const auto layers = long_named_layers();
+    BOOST_REQUIRE_EQUAL(table.size(), layers.size());
+    for (std::size_t i = 0; i < layers.size(); ++i) {
+        BOOST_TEST(table[i].name == layers[i].path);
+        BOOST_TEST(table[i].type == layers[i].kind);
+        BOOST_TEST(table[i].eligible == layers[i].kind.starts_with("Linear"));
+    }
+    // A layer that is not eligible is reported by its (copied) type name.
+    try {
+        kvcali::resolve_quant_cali_config(by_value, kvcali::quant_layers{"model.decoder.transformer_blocks.1.self_attention.layer_norm_module"});
+        BOOST_FAIL("expected unsupported_layer_type");
+    } catch (const kvcali::error& e) {
+        BOOST_TEST((e.code() == kvcali::errc::unsupported_layer_type));
+        BOOST_TEST(std::string(e.what()).find("RMSNormWithAVeryLongTypeNameThatDefeatsSSO") != std::string::npos, e.what());
+    }
+}
+
+BOOST_AUTO_TEST_CASE(duplicate_names_returned_by_value_are_reported_by_name) {
+    user_graphs::by_value_graph g;
+    const std::string name = "model.decoder.transformer_blocks.0.self_attention.key_projection";
+    g.all.push_back({{name, "LinearWithAVeryLongTypeNameThatDefeatsSSO"}});
+    g.all.push_back({{name, "LinearWithAVeryLongTypeNameThatDefeatsSSO"}});
+    std::vector<std::string> duplicates;
+    const auto table = kvcali::extract_layers(g, [&](std::string_view n) { duplicates.emplace_back(n); });
+    BOOST_TEST(table.size() == 1u);
+    BOOST_TEST(duplicates == std::vector<std::string>{name}, boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,55 @@
+// kvcali calibration: where a layer's activation files live under the activations folder.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace kvcali {
+
+/// The longest folder name the layout makes (NAME_MAX on the usual file systems).
+inline constexpr std::size_t max_activation_dir_name = 255;
+
+/// The one folder name under the activations folder that holds a layer's files: batch k of layer
+/// L is `DIR / activation_dir_name(L) / "<k>.npy"`. No layer name reaches outside DIR or deeper
+/// into it. The rule, byte by byte over the name:
+///   - `A-Z a-z 0-9 . _ -` are kept; every other byte (`/`, `\`, `%`, `~`, spaces, control bytes,
+///     every byte >= 0x80 such as UTF-8) becomes `%XX`, two uppercase hex digits;
+///   - the names a folder cannot have are escaped whole: "." is "%2E", ".." is "%2E%2E", and the
+///     empty name is "%";
+///   - when the escaped name is longer than 255 bytes, it is cut to its first 200 bytes and
+///     followed by `~` and the 64-bit FNV-1a hash of the whole layer name as 16 lowercase hex
+///     digits (217 bytes in all; `~` appears in no other folder name).
+/// Names of safe bytes only are kept as they are: `model.layers.0.self_attn.k_proj` stays itself.
+/// Requires: nothing; any bytes. Errors: none (std::bad_alloc only).
+/// Example: `activation_dir_name("/layers.0/self_attn/k_proj/MatMul") == "%2Flayers.0%2Fself_attn%2Fk_proj%2FMatMul"`
+inline std::string activation_dir_name(std::string_view layer) {
+    static constexpr char hex_upper[] = "0123456789ABCDEF";
+    static constexpr char hex_lower[] = "0123456789abcdef";
+    if (layer.empty()) return "%";
+    if (layer == ".") return "%2E";
+    if (layer == "..") return "%2E%2E";
+    std::string out;
+    out.reserve(layer.size());
+    for (const char c : layer) {
+        const auto b = static_cast<unsigned char>(c);
+        const bool safe = (b >= 'A' && b <= 'Z') || (b >= 'a' && b <= 'z') || (b >= '0' && b <= '9') || b == '.' || b == '_' || b == '-';
+        if (safe) {
+            out += c;
+        } else {
+            out += '%';
+            out += hex_upper[b >> 4];
+            out += hex_upper[b & 0xF];
+        }
+    }
+    if (out.size() <= max_activation_dir_name) return out;
+    std::uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a, 64-bit
+    for (const char c : layer) h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
+    out.resize(200);
+    out += '~';
+    for (int shift = 60; shift >= 0; shift -= 4) out += hex_lower[(h >> shift) & 0xF];
+    return out;
+}
+
+}  // namespace kvcali
