@@ -1,17 +1,21 @@
 #include "cli.hpp"
 
+#include <kvcali/config_reader.hpp>
 #include <kvcali/io.hpp>
 #include <kvcali/layer_list.hpp>
 #include <kvcali/quant_layers_json.hpp>
+#include <kvcali/suggest.hpp>
 
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 
 #include "model_loaders.hpp"
@@ -24,6 +28,46 @@ std::vector<command>& commands() {
 }
 
 registrar::registrar(command c) { commands().push_back(std::move(c)); }
+
+/// Whether the letters of `part` appear in `whole` in order, starting with the same letter: `cfg`
+/// in `config`, `out` in `output` (an abbreviation, or a longer form of a name).
+static bool abbreviates(std::string_view part, std::string_view whole) {
+    if (part.size() < 2 || whole.empty() || part.front() != whole.front()) return false;
+    std::size_t i = 0;
+    for (const char c : whole) {
+        if (i < part.size() && part[i] == c) ++i;
+    }
+    return i == part.size();
+}
+
+/// `; did you mean '--cfg'?` for an unknown option of `cmd` as written (`--config`, `-c`,
+/// `-config`); empty when no option is near.
+static std::string suggest_option(const command& cmd, std::string_view written) {
+    std::vector<option_spec> candidates = cmd.options;
+    candidates.push_back({"help", 'h', false, false, "", ""});
+    std::vector<std::string> near;
+    if (written.size() == 2) {
+        // A short form this command does not have: its long options of that letter.
+        for (const auto& o : candidates) {
+            if (o.long_name.front() == written[1]) near.push_back(o.long_name);
+        }
+    } else {
+        const std::string_view name = written.substr(written.starts_with("--") ? 2 : 1);
+        near = kvcali::closest_names(name, candidates, [](const option_spec& o) -> std::string_view { return o.long_name; });
+        if (near.empty()) {
+            // Option names are short: allow two edits (a swap, `--modle`), and abbreviations.
+            for (const auto& o : candidates) {
+                if (kvcali::bounded_edit_distance(name, o.long_name, 2) <= 2 || abbreviates(name, o.long_name) ||
+                    abbreviates(o.long_name, name)) {
+                    near.push_back(o.long_name);
+                }
+            }
+        }
+    }
+    if (near.size() > 3) near.resize(3);
+    for (auto& n : near) n = "--" + n;
+    return kvcali::did_you_mean(near, '\'');
+}
 
 parsed_args parse_args(const command& cmd, const std::vector<std::string>& args) {
     parsed_args out;
@@ -64,7 +108,9 @@ parsed_args parse_args(const command& cmd, const std::vector<std::string>& args)
         } else if (a.size() == 2) {
             spec = find_short(a[1]);
         }
-        if (spec == nullptr) throw usage_error("unknown option '" + shown + "' for 'kvcali " + cmd.name + "'");
+        if (spec == nullptr) {
+            throw usage_error("unknown option '" + shown + "' for 'kvcali " + cmd.name + "'" + suggest_option(cmd, shown));
+        }
         if (!spec->takes_value) {
             if (inline_value) throw usage_error("option '--" + spec->long_name + "' takes no value");
             out.values_[spec->long_name].push_back("");
@@ -77,6 +123,8 @@ parsed_args parse_args(const command& cmd, const std::vector<std::string>& args)
             if (i + 1 >= args.size()) throw usage_error("option '" + shown + "' needs a value (" + spec->value_name + ")");
             value = args[++i];
         }
+        // `--model=` (or `--model ""`): an empty path or name is never what was meant.
+        if (value.empty()) throw usage_error("option '" + shown + "' needs a value (" + spec->value_name + "), not an empty one");
         auto& slot = out.values_[spec->long_name];
         if (!spec->repeatable && !slot.empty()) throw usage_error("option '--" + spec->long_name + "' given more than once");
         slot.push_back(std::move(value));
@@ -170,23 +218,107 @@ std::optional<kvcali::quant_layers> quant_layers_from(const parsed_args& args) {
     if (!json) return std::nullopt;
     std::string text = *json;
     std::string origin = "--quant-layers";
-    const auto first = text.find_first_not_of(" \t\r\n");
-    if (first == std::string::npos || text[first] != '{') {
+    if (quant_layers_names_a_file(text)) {
         origin = text;
         text = kvcali::read_file(text);
     }
     kvcali::diagnostics diags(false, stderr_warnings());
-    auto parsed = kvcali::parse_quant_layers_json(text, origin, diags);
+    // `[...]`: a bare array of names; anything else is read as the argument's object form.
+    const auto first = text.find_first_not_of(" \t\r\n");
+    auto parsed = first != std::string::npos && text[first] == '[' ? kvcali::parse_layer_names_json(text, origin, diags)
+                                                                   : kvcali::parse_quant_layers_json(text, origin, diags);
     diags.throw_if_errors();
     if (parsed) parsed->origin = "quant_layers";
     return parsed;
+}
+
+bool quant_layers_names_a_file(std::string_view value) {
+    const auto first = value.find_first_not_of(" \t\r\n");
+    return first == std::string_view::npos || (value[first] != '{' && value[first] != '[');
+}
+
+void refuse_output_over_inputs(const std::string& output, const std::vector<named_input>& inputs) {
+    namespace fs = std::filesystem;
+    if (output.empty() || names_stdout(output)) return;
+    std::error_code ec;
+    const bool output_exists = fs::exists(output, ec);
+    auto normal = [](const std::string& p) {
+        std::error_code e;
+        const fs::path absolute = fs::absolute(p, e);
+        return (e ? fs::path(p) : absolute).lexically_normal();
+    };
+    std::vector<kvcali::diagnostic> found;
+    for (const auto& in : inputs) {
+        if (in.path.empty()) continue;
+        std::error_code e;
+        bool same = false;
+        if (output_exists && fs::exists(in.path, e)) {
+            same = fs::equivalent(output, in.path, e) && !e;
+        } else {
+            same = normal(output) == normal(in.path);
+        }
+        if (!same) continue;
+        found.push_back({kvcali::severity::error, kvcali::errc::invalid_argument,
+                         "the output (-o " + output + ") is the input given with " + in.option + " " + in.path +
+                             ": writing it would destroy that file; choose another output path",
+                         {output, 0, 0}, {}, {}});
+    }
+    if (!found.empty()) throw kvcali::error(kvcali::errc::invalid_argument, std::move(found));
+}
+
+void require_layers(const kvcali::layer_table& model, const std::string& path) {
+    if (!model.empty()) return;
+    throw kvcali::error(kvcali::diagnostic{kvcali::severity::error, kvcali::errc::invalid_model,
+                                           std::string(kvcali::model_has_no_layers), {path, 0, 0}, {}, {}});
+}
+
+/// Whether a file that is not JSON reads like a quant.cfg: after blank lines and `#` comments,
+/// a field name followed by `:`, `{` or `<` (`batch_num: 4`, `kv_cache_quant_config {`), or only
+/// comments.
+static bool looks_like_quant_cfg(const std::string& path) {
+    std::string text;
+    try {
+        text = kvcali::read_file(path, std::uintmax_t{1} << 26);
+    } catch (const kvcali::error&) {
+        return false;
+    }
+    bool comment = false;
+    std::size_t i = 0;
+    for (;;) {
+        while (i < text.size() && (text[i] == ' ' || text[i] == '\t' || text[i] == '\r' || text[i] == '\n')) ++i;
+        if (i < text.size() && text[i] == '#') {
+            comment = true;
+            while (i < text.size() && text[i] != '\n') ++i;
+            continue;
+        }
+        break;
+    }
+    if (i == text.size()) return comment;
+    auto identifier_char = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_'; };
+    if (!(std::isalpha(static_cast<unsigned char>(text[i])) != 0 || text[i] == '_')) return false;
+    while (i < text.size() && identifier_char(text[i])) ++i;
+    while (i < text.size() && (text[i] == ' ' || text[i] == '\t')) ++i;
+    return i < text.size() && (text[i] == ':' || text[i] == '{' || text[i] == '<');
+}
+
+kvcali::resolved_config read_config_json(const std::string& path, const kvcali::reader_options& opts) {
+    try {
+        return kvcali::read_quant_cali_config(path, opts);
+    } catch (const kvcali::error& e) {
+        if (!e.has(kvcali::errc::parse_error) || !looks_like_quant_cfg(path)) throw;
+        throw kvcali::error(kvcali::diagnostic{
+            kvcali::severity::error, kvcali::errc::parse_error,
+            "this looks like a quant.cfg (the simple config file, protobuf text format), not a config.json: check it with "
+            "`kvcali check --model MODEL --cfg " + path + "`, and write the config.json from it with `kvcali generate`",
+            {path, 0, 0}, {}, {}});
+    }
 }
 
 std::vector<option_spec> resolve_options() {
     return {
         {"model", 'm', true, false, "the model: .json layer list, .pt/.pth/.ts TorchScript, .onnx", "PATH"},
         {"cfg", 'c', true, false, "the simple config file (quant.cfg, or its JSON form ending in .json)", "PATH"},
-        {"quant-layers", 0, true, false, "the quant_layers argument: {\"kv_cache_quant_layers\": [...]} or a file holding it", "JSON|PATH"},
+        {"quant-layers", 0, true, false, "the layers: {\"kv_cache_quant_layers\": [...]} or [\"name\", ...] inline, or a file holding either", "JSON|PATH"},
         {"layer", 'l', true, true, "a layer to quantize (repeatable; instead of --quant-layers)", "NAME"},
         {"strict", 0, false, false, "treat warnings as errors", ""},
     };
@@ -200,16 +332,24 @@ std::string required(const parsed_args& args, std::string_view name, const char*
 
 resolve_request read_resolve_request(const parsed_args& args) {
     const std::string model_path = required(args, "model", "missing --model PATH");
+    if (!args.has("cfg") && !args.has("quant-layers") && !args.has("layer")) {
+        // The library's message names its own arguments (quant_layers, the simple config file).
+        throw kvcali::error(kvcali::diagnostic{kvcali::severity::error, kvcali::errc::no_quant_layers,
+                                               "no layer to quantize: give a quant.cfg with --cfg PATH, or the layers with --layer NAME "
+                                               "(repeatable) or --quant-layers JSON|PATH",
+                                               {}, {}, {}});
+    }
     resolve_request r;
     r.opts.strict = args.has("strict");
     r.opts.on_warning = stderr_warnings();
     r.model = load_model(model_path, r.opts.strict);
+    require_layers(r.model, model_path);
     r.layers = quant_layers_from(args);
     if (auto c = args.get("cfg")) r.cfg = *c;
     return r;
 }
 
-std::string summary_of(const kvcali::resolved_config& doc) {
+std::string algorithm_counts(const kvcali::resolved_config& doc) {
     std::vector<std::pair<std::string_view, std::size_t>> per_algorithm;
     for (const auto& l : doc.layers) {
         const auto name = doc.algorithm_of(l).act_algo;
@@ -225,6 +365,11 @@ std::string summary_of(const kvcali::resolved_config& doc) {
         if (!algos.empty()) algos += ", ";
         algos += std::string(algo) + " " + std::to_string(n);
     }
+    return algos;
+}
+
+std::string summary_of(const kvcali::resolved_config& doc) {
+    const std::string algos = algorithm_counts(doc);
     return std::to_string(doc.layers.size()) + " layer" + (doc.layers.size() == 1 ? "" : "s") + " (" + algos + "), batch_num " +
            std::to_string(doc.batch_num) + ", activation_offset " + (doc.activation_offset ? "true" : "false");
 }

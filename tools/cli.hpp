@@ -16,6 +16,10 @@
 #include <string_view>
 #include <vector>
 
+namespace kvcali {
+struct reader_options;  // config_reader.hpp
+}  // namespace kvcali
+
 namespace kvcali_cli {
 
 /// Command-line syntax errors (unknown command or option, missing value): exit status 2.
@@ -71,7 +75,9 @@ struct registrar {
     explicit registrar(command c);
 };
 
-/// Parses `args` for `cmd`; throws usage_error. `--help` is handled by the caller.
+/// Parses `args` for `cmd`; throws usage_error: an unknown option (with a did-you-mean: `--config`
+/// for `--cfg`), a missing or empty value (`--model=`), a value given to a flag, an option given
+/// twice that may not be, too many arguments. `--help` is handled by the caller.
 parsed_args parse_args(const command& cmd, const std::vector<std::string>& args);
 
 /// The help text of a command.
@@ -90,8 +96,36 @@ kvcali::warning_sink stderr_warnings();
 kvcali::layer_table load_model(const std::string& path, bool strict = false);
 
 /// The `--quant-layers JSON|PATH` and `--layer NAME` options as the quant_layers argument (empty
-/// when neither is given). JSON text starts with `{`; anything else is a file path.
+/// when neither is given). Text starting with `{` (the object {"kv_cache_quant_layers": [...]}) or
+/// `[` (a bare array of names) is inline JSON; anything else is a file path, whose text may be
+/// either form too.
 std::optional<kvcali::quant_layers> quant_layers_from(const parsed_args& args);
+
+/// Whether `--quant-layers VALUE` names a file (rather than giving JSON inline).
+bool quant_layers_names_a_file(std::string_view value);
+
+/// An input file of a command, as its option names it: {"--cfg", "quant.cfg"}.
+struct named_input {
+    std::string option;
+    std::string path;
+};
+
+/// Refuses an output path that names one of the inputs (the same file, through any link, or the
+/// same path lexically when either does not exist): writing it would destroy the input. `-` and
+/// paths naming stdout are never an input. Errors: throws kvcali::error (invalid_argument) naming
+/// the output and the option of the input.
+/// Example: `refuse_output_over_inputs(output, {{"--model", model}, {"--cfg", cfg}});`
+void refuse_output_over_inputs(const std::string& output, const std::vector<named_input>& inputs);
+
+/// Throws kvcali::error (invalid_model, naming `path`) when a model has no layers at all.
+void require_layers(const kvcali::layer_table& model, const std::string& path);
+
+/// Reads config.json as calibration does (kvcali::read_quant_cali_config). When it fails and the
+/// file looks like a quant.cfg (the text format), the error says so and points to `kvcali check`.
+kvcali::resolved_config read_config_json(const std::string& path, const kvcali::reader_options& opts);
+
+/// "hfmg 7, ifmr 1": how many layers of the document use each algorithm, in order of first use.
+std::string algorithm_counts(const kvcali::resolved_config& doc);
 
 /// The options `--model`, `--cfg`, `--quant-layers`, `--layer`, `--strict` shared by the commands
 /// that resolve a config.

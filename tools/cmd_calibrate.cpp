@@ -45,6 +45,57 @@ private:
     clock::time_point start_, last_;
 };
 
+/// Checks everything calibration will read or write before any activation data is read: the
+/// output's folder, and every batch file of every layer (it exists and its npy header is valid,
+/// with a dtype kvcali reads). Errors: throws kvcali::error with one diagnostic per problem
+/// (io_error for a missing file or folder, invalid_data for a bad header or dtype, invalid_argument
+/// for an output that is one of the activation files).
+void check_inputs(const kvcali::resolved_config& config, const std::filesystem::path& dir, const std::string& output, bool to_stdout) {
+    namespace fs = std::filesystem;
+    std::vector<kvcali::diagnostic> problems;
+    auto problem = [&](kvcali::errc category, std::string message, const std::string& file) {
+        problems.push_back({kvcali::severity::error, category, std::move(message), {file, 0, 0}, {}, {}});
+    };
+    bool output_exists = false;
+    if (!to_stdout) {
+        std::error_code ec;
+        fs::path folder = fs::path(output).parent_path();
+        if (folder.empty()) folder = ".";
+        if (!fs::exists(folder, ec)) {
+            problem(kvcali::errc::io_error, "cannot write " + output + ": its folder " + folder.string() + " does not exist", output);
+        } else if (!fs::is_directory(folder, ec)) {
+            problem(kvcali::errc::io_error, "cannot write " + output + ": " + folder.string() + " is not a folder", output);
+        } else if (fs::is_directory(output, ec)) {
+            problem(kvcali::errc::io_error, "cannot write " + output + ": it is a folder", output);
+        }
+        output_exists = fs::exists(output, ec);
+    }
+    for (const auto& layer : config.layers) {
+        // One folder per layer, its name escaped so that no layer name leads out of DIR.
+        const fs::path folder = dir / kvcali::activation_dir_name(layer.name);
+        for (std::uint32_t k = 0; k < config.batch_num; ++k) {
+            const fs::path file = folder / (std::to_string(k) + ".npy");
+            try {
+                (void)kvcali::read_npy_header(file);
+            } catch (const kvcali::error& e) {
+                problems.insert(problems.end(), e.diagnostics().begin(), e.diagnostics().end());
+                continue;
+            }
+            std::error_code ec;
+            if (output_exists && fs::equivalent(file, output, ec) && !ec) {
+                problem(kvcali::errc::invalid_argument,
+                        "the output (-o " + output + ") is batch " + std::to_string(k) + " of layer \"" + layer.name +
+                            "\": writing it would destroy that file; choose another output path",
+                        output);
+            }
+        }
+    }
+    if (!problems.empty()) {
+        const kvcali::errc first = problems.front().category;
+        throw kvcali::error(first, std::move(problems));
+    }
+}
+
 int run_calibrate(const parsed_args& args) {
     const auto config_path = args.get("config");
     const auto activations = args.get("activations");
@@ -52,16 +103,22 @@ int run_calibrate(const parsed_args& args) {
     if (!config_path) throw usage_error("missing --config PATH (the config.json to calibrate)");
     if (!activations) throw usage_error("missing --activations DIR (DIR/<layer, escaped>/<k>.npy holds batch k of a layer)");
     if (!output) throw usage_error("missing -o PATH (the record file to write)");
+    const auto start = std::chrono::steady_clock::now();
+    const bool to_stdout = names_stdout(*output);
+    refuse_output_over_inputs(*output, {{"--config", *config_path}});
 
     kvcali::reader_options opts;
     opts.on_warning = stderr_warnings();
-    const kvcali::resolved_config config = kvcali::read_quant_cali_config(*config_path, opts);
+    const kvcali::resolved_config config = read_config_json(*config_path, opts);
     kvcali::calibrator cal(config);
     const std::filesystem::path dir = *activations;
     if (!std::filesystem::is_directory(dir)) {
         throw kvcali::error(kvcali::diagnostic{kvcali::severity::error, kvcali::errc::io_error,
                                                "cannot read activations: " + dir.string() + " is not a folder", {dir.string(), 0, 0}, {}, {}});
     }
+    // Every file is checked before any is read: all problems are reported at once, and a missing
+    // last batch does not cost a whole calibration first.
+    check_inputs(config, dir, *output, to_stdout);
     progress_bar bar(::isatty(2) == 1 && !args.has("quiet"), config.layers.size());
     std::uint64_t values = 0;
     std::size_t done = 0;
@@ -69,7 +126,6 @@ int run_calibrate(const parsed_args& args) {
     // Layers in the config's order, so the record lists them in that order too.
     for (const auto& layer : config.layers) {
         for (std::uint32_t k = 0; k < config.batch_num; ++k) {
-            // One folder per layer, its name escaped so that no layer name leads out of DIR.
             const std::filesystem::path file = dir / kvcali::activation_dir_name(layer.name) / (std::to_string(k) + ".npy");
             const kvcali::npy_array a = kvcali::read_npy(file);
             try {
@@ -88,10 +144,17 @@ int run_calibrate(const parsed_args& args) {
         bar.update(done, values, done == config.layers.size());
     }
     bar.close();
-    if (names_stdout(*output)) {
+    if (to_stdout) {
+        // The record is the output: no summary line after it.
         write_to_stdout(cal.record_text());
-    } else {
-        cal.write_record(*output);
+        return 0;
+    }
+    cal.write_record(*output);
+    if (!args.has("quiet")) {
+        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        std::printf("wrote %s: %zu layer%s (%s), %llu values read in %.2f s\n", output->c_str(), config.layers.size(),
+                    config.layers.size() == 1 ? "" : "s", algorithm_counts(config).c_str(), static_cast<unsigned long long>(values),
+                    seconds);
     }
     return 0;
 }
@@ -107,11 +170,13 @@ command make_calibrate() {
         "other than A-Z a-z 0-9 . _ - become %XX (\"/layers.0/k_proj/MatMul\" is \"%2Flayers.0%2Fk_proj%2FMatMul\"),\n"
         "\".\" and \"..\" are \"%2E\" and \"%2E%2E\", and a name over 255 bytes escaped is cut to 200 bytes + \"~\" +\n"
         "its 64-bit FNV-1a hash in hex (see README.md). Layers are fed and written in the config's order. A progress\n"
-        "bar is shown on a terminal. On any error nothing is written. `-o -` writes the record to stdout.";
-    c.options.push_back({"config", 'c', true, false, "the config.json (as `kvcali generate` or AMCT wrote it)", "PATH"});
+        "bar is shown on a terminal, and one summary line at the end. Every file is checked (it exists, its npy\n"
+        "header and dtype) before any data is read, and every problem is reported. On any error nothing is written.\n"
+        "`-o -` writes the record to stdout, with no summary line. An output that is the --config file is refused.";
+    c.options.push_back({"config", 0, true, false, "the config.json (as `kvcali generate` or AMCT wrote it)", "PATH"});
     c.options.push_back({"activations", 'a', true, false, "the folder of activations", "DIR"});
     c.options.push_back({"output", 'o', true, false, "the record file to write (- for stdout)", "PATH"});
-    c.options.push_back({"quiet", 'q', false, false, "no progress bar", ""});
+    c.options.push_back({"quiet", 'q', false, false, "no progress bar and no summary line", ""});
     c.run = run_calibrate;
     return c;
 }

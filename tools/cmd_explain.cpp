@@ -141,6 +141,7 @@ std::string explain_text(const kvcali::resolved_config& doc) {
     std::string out = "batch_num = " + std::to_string(doc.batch_num) + " (" + describe(doc.batch_num_source) + ")\n";
     out += std::string("activation_offset = ") + (doc.activation_offset ? "true" : "false") + " (" +
            describe(doc.activation_offset_source) + ")\n\n";
+    bool any_unset = false;
     std::vector<std::array<std::string, 3>> rows;
     rows.push_back({"LAYER", "ALGORITHM", "PARAMETERS (value (source))"});
     for (const auto& layer : doc.layers) {
@@ -158,6 +159,7 @@ std::string explain_text(const kvcali::resolved_config& doc) {
                 note_file(layer.sources[i]);
             } else {
                 params += "unset (activation_offset)";
+                any_unset = true;
             }
         }
         rows.push_back({name, std::string(algo.act_algo) + " (" + tag(layer.algorithm_source) + ")", params});
@@ -168,11 +170,15 @@ std::string explain_text(const kvcali::resolved_config& doc) {
         w1 = std::max(w1, r[1].size());
     }
     for (const auto& r : rows) out += pad(r[0], w0) + "  " + pad(r[1], w1) + "  " + r[2] + "\n";
-    out += "\nsources: default = the algorithm policy's default";
+    out += "\nsources: default = the algorithm policy's default (origin \"policy default\" in --json)";
     if (!cfg_file.empty()) {
         out += "; common:N = kv_cache_quant_config at " + cfg_file + ":N; override:N = override_layers_configs at " + cfg_file + ":N";
     }
-    out += "; argument = the quant_layers argument\n";
+    out += "; argument = the quant_layers argument (--layer, --quant-layers)\n";
+    if (any_unset) {
+        out += "unset (activation_offset) = set nowhere, so not written to config.json: calibration then takes the value of "
+               "activation_offset (an offset when it is true)\n";
+    }
     return out;
 }
 
@@ -191,7 +197,10 @@ command make_explain() {
     c.usage = "kvcali explain --model PATH [--cfg PATH] [--quant-layers JSON|PATH] [--layer NAME]... [--strict] [--json]";
     c.description =
         "Sources: policy default, the common config (kv_cache_quant_config) at FILE:LINE, an override at FILE:LINE,\n"
-        "the quant_layers argument. Nothing is written.";
+        "the quant_layers argument (--layer, --quant-layers). A parameter shown as `unset (activation_offset)` is set\n"
+        "nowhere and not written to config.json: calibration takes activation_offset's value for it. With --json each\n"
+        "value has a \"source\": origin \"policy default\" is the algorithm policy's default (no file), \"default\" the\n"
+        "schema default of batch_num or activation_offset, and a null value is an unset parameter. Nothing is written.";
     c.options = resolve_options();
     c.options.push_back({"json", 0, false, false, "print the same as JSON", ""});
     c.run = run_explain;

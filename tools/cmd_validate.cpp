@@ -26,9 +26,10 @@ int run_validate(const parsed_args& args) {
     std::optional<kvcali::layer_table> model;
     if (auto m = args.get("model")) {
         model = load_model(*m);
+        require_layers(*model, *m);
         opts.model = &*model;
     }
-    const kvcali::resolved_config doc = kvcali::read_quant_cali_config(path, opts);
+    const kvcali::resolved_config doc = read_config_json(path, opts);
     if (!args.has("quiet")) {
         std::map<std::string_view, std::size_t> per_algorithm;
         for (const auto& l : doc.layers) ++per_algorithm[doc.algorithm_of(l).act_algo];
@@ -54,7 +55,8 @@ command make_validate() {
         "key other than batch_num and activation_offset a layer object holding kv_data_quant_config, JSON types\n"
         "(a float written as an integer, \"max_percentile\":1, is an error) and values. Unknown keys inside\n"
         "kv_data_quant_config are ignored with a warning. With --model, every layer must exist and be eligible.\n"
-        "Warnings do not fail the check unless --strict is given.";
+        "Warnings do not fail the check unless --strict is given. A quant.cfg is not a config.json: check one with\n"
+        "`kvcali check --model PATH --cfg quant.cfg`.";
     c.options = {
         {"config", 0, true, false, "the config.json to check (or give it as the argument)", "PATH"},
         {"model", 'm', true, false, "also check the layers against this model: .json layer list, .pt/.pth/.ts, .onnx", "PATH"},

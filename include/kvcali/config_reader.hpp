@@ -497,7 +497,6 @@ resolved_config read_quant_cali_config(const std::filesystem::path& path, const 
 /// The non-throwing form of `read_quant_cali_config`: the document, or every diagnostic.
 template <policy_list_type Policies = default_policies>
 outcome<resolved_config> try_read_quant_cali_config(const std::filesystem::path& path, const reader_options& opts = {}) {
-    outcome<resolved_config> out;
     std::vector<diagnostic> warnings;
     reader_options collecting = opts;
     collecting.on_warning = [&](const diagnostic& d) {
@@ -505,13 +504,11 @@ outcome<resolved_config> try_read_quant_cali_config(const std::filesystem::path&
         if (opts.on_warning) opts.on_warning(d);
     };
     try {
-        out.value = read_quant_cali_config<Policies>(path, collecting);
-        out.diagnostics = std::move(warnings);
+        resolved_config result = read_quant_cali_config<Policies>(path, collecting);
+        return outcome<resolved_config>(std::move(result), std::move(warnings));
     } catch (const error& e) {
-        out.code = e.code();
-        out.diagnostics = e.diagnostics();
+        return outcome<resolved_config>(e);
     }
-    return out;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -197,14 +197,31 @@ private:
     std::vector<diagnostic> items_;
 };
 
-/// The value of a call that does not throw (`try_*`), or the diagnostics that stopped it.
+/// The value of a call that does not throw (`try_*`), or the diagnostics that stopped it. Read
+/// like `kvcali::error`: `diagnostics()` and `code()` are functions on both.
+/// Requires: nothing. Errors: none (it is what a `try_*` call returns instead of throwing).
+/// Example: `if (auto r = kvcali::try_read_quant_cali_config("config.json"); !r) print(r.diagnostics());`
 template <class T>
-struct outcome {
-    std::optional<T> value;
-    std::vector<diagnostic> diagnostics;  ///< every diagnostic (warnings too)
-    std::optional<errc> code;             ///< set on failure: the category of the first error
+class outcome {
+public:
+    std::optional<T> value;  ///< the result, when the call succeeded
+
+    /// An empty outcome (neither value nor diagnostics).
+    outcome() = default;
+    /// A success: the value and the warnings found on the way.
+    outcome(T result, std::vector<diagnostic> warnings) : value(std::move(result)), diagnostics_(std::move(warnings)) {}
+    /// A failure: the category and every diagnostic of the error that stopped the call.
+    explicit outcome(const error& failure) : diagnostics_(failure.diagnostics()), code_(failure.code()) {}
 
     explicit operator bool() const noexcept { return value.has_value(); }
+    /// Every diagnostic (warnings too), as `error::diagnostics()`.
+    const std::vector<diagnostic>& diagnostics() const noexcept { return diagnostics_; }
+    /// Set on failure: the category of the first error, as `error::code()`.
+    std::optional<errc> code() const noexcept { return code_; }
+
+private:
+    std::vector<diagnostic> diagnostics_;
+    std::optional<errc> code_;
 };
 
 }  // namespace kvcali

@@ -18,6 +18,16 @@
 // config.json) instead of defining it, and exactly one TU includes <kvcali/src.hpp>, which defines
 // it. A TU that only calls the generator then compiles in about a quarter of the time. Without the
 // macro (the default) everything is inline and nothing needs to be linked.
+//
+// The mode covers this header's pipeline only: the two functions declared below,
+// detail::resolve_table and detail::write_config_file. Every other header (layer_list.hpp,
+// config_reader.hpp, config_writer.hpp, the calibration headers, ...) stays header-only whatever
+// the macro says. Defining the macro but including <kvcali/src.hpp> in no TU fails at link time:
+//   undefined reference to `kvcali::detail::resolve_table(kvcali::layer_table const&, std::span<...>,
+//       std::optional<kvcali::quant_layers> const&, std::optional<std::filesystem::path> const&, kvcali::diagnostics&)'
+//   undefined reference to `kvcali::detail::write_config_file(std::filesystem::path const&, kvcali::resolved_config const&)'
+// Add a kvcali_src.cpp holding `#define KVCALI_SEPARATE_COMPILATION` and `#include <kvcali/src.hpp>`
+// (or drop the macro). Defining the macro in some TUs only is an ODR violation: define it for all.
 #if defined(KVCALI_SEPARATE_COMPILATION)
 #define KVCALI_PIPELINE_DECL
 #else
@@ -97,7 +107,6 @@ outcome<resolved_config> try_create_quant_cali_config(const std::filesystem::pat
                                                       const std::optional<quant_layers>& layers = std::nullopt,
                                                       const std::optional<std::filesystem::path>& config_definition = std::nullopt,
                                                       const options& opts = {}) {
-    outcome<resolved_config> out;
     std::vector<diagnostic> warnings;
     options collecting = opts;
     collecting.on_warning = [&](const diagnostic& d) {
@@ -105,13 +114,11 @@ outcome<resolved_config> try_create_quant_cali_config(const std::filesystem::pat
         if (opts.on_warning) opts.on_warning(d);
     };
     try {
-        out.value = create_quant_cali_config<Policies>(config_file, model, layers, config_definition, collecting);
-        out.diagnostics = std::move(warnings);
+        resolved_config result = create_quant_cali_config<Policies>(config_file, model, layers, config_definition, collecting);
+        return outcome<resolved_config>(std::move(result), std::move(warnings));
     } catch (const error& e) {
-        out.code = e.code();
-        out.diagnostics = e.diagnostics();
+        return outcome<resolved_config>(e);
     }
-    return out;
 }
 
 }  // namespace kvcali

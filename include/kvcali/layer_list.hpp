@@ -30,6 +30,7 @@
 #include "error.hpp"
 #include "io.hpp"
 #include "model_graph.hpp"
+#include "suggest.hpp"
 
 namespace kvcali {
 
@@ -409,6 +410,15 @@ bool read_plain_layer_list(Source& source, layer_table& table, const type_predic
             } else if (is_key(key, "type")) {
                 if (has_type || !read_string(type)) return false;
                 has_type = true;
+            } else if (key == "in" || key == "out") {
+                // A non-negative integer (anything else is reported by the DOM reader).
+                if (at('0')) {
+                    ++p;
+                } else {
+                    const std::size_t n = digits();
+                    if (n == 0 || n > 15) return false;
+                }
+                if (!at_end() && ((*p >= '0' && *p <= '9') || *p == '.' || *p == 'e' || *p == 'E')) return false;
             } else if (!skip_value()) {
                 return false;
             }
@@ -509,46 +519,221 @@ bool read_plain_layer_list(Source& source, layer_table& table, const type_predic
     }
 }
 
-/// parse_layer_list through the JSON DOM: for any text, reporting every problem.
+/// Where things are in a layer list that parsed as JSON (Boost.JSON's DOM keeps no positions):
+/// the top-level array's elements, found in one pass when the first problem is reported, and the
+/// members of one element, found when asked for.
+class layer_list_positions {
+public:
+    layer_list_positions(std::string_view text, const std::string& file) : text_(text), file_(file) {}
+
+    /// The first character of the document.
+    source_location start() { return at(skip_space(0)); }
+    /// The first character of element `i` of the top-level array.
+    source_location element(std::size_t i) {
+        index();
+        return i < elements_.size() ? at(elements_[i]) : start();
+    }
+    /// The key `key` of element `i` (an object), or the element when it has no such key (a key
+    /// written with escapes is not matched).
+    source_location key(std::size_t i, std::string_view key) {
+        const member* m = find(i, key);
+        return m != nullptr ? at(m->key_offset) : element(i);
+    }
+    /// The value of member `key` of element `i`, or the element.
+    source_location value(std::size_t i, std::string_view key) {
+        const member* m = find(i, key);
+        return m != nullptr ? at(m->value_offset) : element(i);
+    }
+    /// The text of the value of member `key` of element `i` (`-1`, `"8"`, `null`), for messages.
+    std::string_view value_text(std::size_t i, std::string_view key) {
+        const member* m = find(i, key);
+        if (m == nullptr) return {};
+        const std::size_t end = skip_value(m->value_offset);
+        return text_.substr(m->value_offset, end - m->value_offset);
+    }
+
+private:
+    struct member {
+        std::string_view raw_key;  ///< as written, between the quotes
+        std::size_t key_offset = 0, value_offset = 0;
+    };
+
+    /// 1-based line and byte column of `offset` (by binary search over the line starts).
+    source_location at(std::size_t offset) {
+        if (line_starts_.empty()) {
+            line_starts_.push_back(0);
+            for (std::size_t i = 0; i < text_.size(); ++i) {
+                if (text_[i] == '\n') line_starts_.push_back(i + 1);
+            }
+        }
+        offset = std::min(offset, text_.size());
+        const auto line = static_cast<std::size_t>(std::upper_bound(line_starts_.begin(), line_starts_.end(), offset) - line_starts_.begin());
+        return {file_, static_cast<std::uint32_t>(line), static_cast<std::uint32_t>(offset - line_starts_[line - 1] + 1)};
+    }
+    std::size_t skip_space(std::size_t i) const {
+        while (i < text_.size() && (text_[i] == ' ' || text_[i] == '\t' || text_[i] == '\n' || text_[i] == '\r')) ++i;
+        return i;
+    }
+    /// Past the string starting at `i` (its opening quote).
+    std::size_t skip_string(std::size_t i) const {
+        for (++i; i < text_.size(); ++i) {
+            if (text_[i] == '\\') {
+                ++i;
+            } else if (text_[i] == '"') {
+                return i + 1;
+            }
+        }
+        return text_.size();
+    }
+    /// Past the value starting at `i` (the text is valid JSON: no checks).
+    std::size_t skip_value(std::size_t i) const {
+        if (i >= text_.size()) return i;
+        if (text_[i] == '"') return skip_string(i);
+        if (text_[i] == '{' || text_[i] == '[') {
+            std::size_t depth = 0;
+            while (i < text_.size()) {
+                const char c = text_[i];
+                if (c == '"') {
+                    i = skip_string(i);
+                    continue;
+                }
+                ++i;
+                if (c == '{' || c == '[') ++depth;
+                if ((c == '}' || c == ']') && --depth == 0) return i;
+            }
+            return i;
+        }
+        while (i < text_.size() && text_[i] != ',' && text_[i] != ']' && text_[i] != '}' && text_[i] != ' ' && text_[i] != '\t' &&
+               text_[i] != '\n' && text_[i] != '\r') {
+            ++i;
+        }
+        return i;
+    }
+    void index() {
+        if (indexed_) return;
+        indexed_ = true;
+        std::size_t i = skip_space(0);
+        if (i >= text_.size() || text_[i] != '[') return;
+        i = skip_space(i + 1);
+        while (i < text_.size() && text_[i] != ']') {
+            elements_.push_back(i);
+            i = skip_space(skip_value(i));
+            if (i < text_.size() && text_[i] == ',') i = skip_space(i + 1);
+        }
+    }
+    const member* find(std::size_t i, std::string_view key) {
+        index();
+        if (i >= elements_.size()) return nullptr;
+        if (members_of_ != i) {
+            members_of_ = i;
+            members_.clear();
+            std::size_t j = elements_[i];
+            if (text_[j] != '{') return nullptr;
+            j = skip_space(j + 1);
+            while (j < text_.size() && text_[j] == '"') {
+                member m;
+                m.key_offset = j;
+                const std::size_t after = skip_string(j);
+                m.raw_key = text_.substr(j + 1, after - j - 2);
+                j = skip_space(after);
+                if (j < text_.size() && text_[j] == ':') j = skip_space(j + 1);
+                m.value_offset = j;
+                members_.push_back(m);
+                j = skip_space(skip_value(j));
+                if (j < text_.size() && text_[j] == ',') j = skip_space(j + 1);
+            }
+        }
+        // The last one: as Boost.JSON keeps the last of a repeated key.
+        for (auto it = members_.rbegin(); it != members_.rend(); ++it) {
+            if (it->raw_key == key) return &*it;
+        }
+        return nullptr;
+    }
+
+    std::string_view text_;
+    const std::string& file_;
+    std::vector<std::size_t> line_starts_;
+    bool indexed_ = false;
+    std::vector<std::size_t> elements_;
+    std::size_t members_of_ = static_cast<std::size_t>(-1);
+    std::vector<member> members_;
+};
+
+/// parse_layer_list through the JSON DOM: for any text, reporting every problem with its line and
+/// column, the layer it concerns, and a did-you-mean for a misspelt key.
 inline layer_table parse_layer_list_dom(std::string_view text, const std::string& file, diagnostics& diags,
                                         const type_predicate& eligible) {
     layer_table table;
     boost::json::value doc;
     if (!detail::parse_json(text, file, errc::invalid_model, "the layer list", doc, diags)) return table;
+    layer_list_positions where(text, file);
     const auto* array = doc.if_array();
     if (array == nullptr) {
-        diags.add({severity::error, errc::invalid_model, "a layer list must be a JSON array of layer objects", {file, 0, 0}, {}, "$"});
+        diags.add({severity::error, errc::invalid_model, "a layer list must be a JSON array of layer objects", where.start(), {}, "$"});
         return table;
     }
+    static constexpr std::string_view known_keys[] = {"name", "type", "in", "out"};
     detail::layer_table_builder builder(table, eligible);
     builder.reserve(array->size());
     for (std::size_t i = 0; i < array->size(); ++i) {
-        auto path = [i] { return "[" + std::to_string(i) + "]"; };
+        const std::string path = "[" + std::to_string(i) + "]";
         const auto* object = (*array)[i].if_object();
         if (object == nullptr) {
-            diags.add({severity::error, errc::invalid_model, path() + " must be an object {\"name\", \"type\"}", {file, 0, 0}, {}, path()});
+            diags.add({severity::error, errc::invalid_model, path + " must be an object {\"name\", \"type\"}", where.element(i), {}, path});
             continue;
         }
+        // A required key that is missing: point at a misspelt key standing for it, when there is one.
+        auto missing = [&](std::string_view key) {
+            std::vector<std::string_view> unknown;
+            for (const auto& kv : *object) {
+                const std::string_view k = kv.key();
+                if (std::find(std::begin(known_keys), std::end(known_keys), k) == std::end(known_keys)) unknown.push_back(k);
+            }
+            std::string message = path + " has no \"" + std::string(key) + "\" (a layer is {\"name\": string, \"type\": string})";
+            source_location at = where.element(i);
+            const auto near = closest_names(key, unknown, [](std::string_view k) { return k; }, 1);
+            if (!near.empty()) {
+                message = path + ": unknown key \"" + near.front() + "\"" + did_you_mean({std::string(key)});
+                at = where.key(i, near.front());
+            }
+            diags.add({severity::error, errc::invalid_model, std::move(message), std::move(at), {}, path});
+        };
         const auto* name_value = object->if_contains("name");
         const auto* type_value = object->if_contains("type");
-        if (name_value == nullptr || !name_value->is_string()) {
-            diags.add({severity::error, errc::invalid_model, path() + ".name must be a string", {file, 0, 0}, {}, path() + ".name"});
+        if (name_value == nullptr || type_value == nullptr) {
+            if (name_value == nullptr) missing("name");
+            if (type_value == nullptr) missing("type");
             continue;
         }
-        if (type_value == nullptr || !type_value->is_string()) {
-            diags.add({severity::error, errc::invalid_model, path() + ".type must be a string", {file, 0, 0}, {}, path() + ".type"});
+        if (!name_value->is_string()) {
+            diags.add({severity::error, errc::invalid_model, path + ".name must be a string, not " + std::string(where.value_text(i, "name")),
+                       where.value(i, "name"), {}, path + ".name"});
             continue;
         }
         const std::string_view name(name_value->get_string());
-        const std::string_view type(type_value->get_string());
-        if (name.empty()) {
-            diags.add({severity::error, errc::invalid_model, path() + ".name is empty (the root module is not a layer)",
-                       {file, 0, 0}, {}, path() + ".name"});
+        if (!type_value->is_string()) {
+            diags.add({severity::error, errc::invalid_model,
+                       path + ".type of layer \"" + std::string(name) + "\" must be a string, not " + std::string(where.value_text(i, "type")),
+                       where.value(i, "type"), std::string(name), path + ".type"});
             continue;
         }
+        const std::string_view type(type_value->get_string());
+        if (name.empty()) {
+            diags.add({severity::error, errc::invalid_model, path + ".name is empty (the root module is not a layer)",
+                       where.value(i, "name"), {}, path + ".name"});
+            continue;
+        }
+        for (const std::string_view key : {std::string_view("in"), std::string_view("out")}) {
+            const auto* v = object->if_contains(key);
+            if (v == nullptr || v->is_uint64() || (v->is_int64() && v->get_int64() >= 0)) continue;
+            diags.add({severity::error, errc::invalid_model,
+                       path + "." + std::string(key) + " of layer \"" + std::string(name) + "\" must be a non-negative integer, not " +
+                           std::string(where.value_text(i, key)),
+                       where.value(i, key), std::string(name), path + "." + std::string(key)});
+        }
         if (!builder.add(name, type)) {
-            diags.add({severity::error, errc::invalid_model, path() + ".name: layer \"" + std::string(name) + "\" is listed twice",
-                       {file, 0, 0}, std::string(name), path() + ".name"});
+            diags.add({severity::error, errc::invalid_model, path + ".name: layer \"" + std::string(name) + "\" is listed twice",
+                       where.value(i, "name"), std::string(name), path + ".name"});
         }
     }
     return table;
@@ -557,7 +742,10 @@ inline layer_table parse_layer_list_dom(std::string_view text, const std::string
 }  // namespace detail
 
 /// Parses a layer list from JSON text; `file` names it in messages. Problems are recorded in
-/// `diags` as `invalid_model` with the JSON path (`[3].name`).
+/// `diags` as `invalid_model` with the line and column, the JSON path (`[3].name`) and the layer:
+/// not a JSON array, an element that is not an object, a missing or non-string "name" or "type"
+/// (with a did-you-mean for a misspelt key: `"typ"`), an empty name, a name listed twice, and
+/// "in" or "out" that is not a non-negative integer (they are optional and otherwise unused).
 inline layer_table parse_layer_list(std::string_view text, const std::string& file, diagnostics& diags,
                                     const type_predicate& eligible = is_torch_linear) {
     {

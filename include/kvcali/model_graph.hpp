@@ -191,6 +191,10 @@ inline std::uint64_t hash_name(std::string_view s) noexcept {
 
 }  // namespace detail
 
+/// The message of the one error a model without any layer gets (`invalid_model`): from the
+/// resolver, and from the CLI naming the model file.
+inline constexpr std::string_view model_has_no_layers = "the model has no layers";
+
 /// The layers of a model in model order, with a name index. Built once from any graph; everything
 /// downstream (selection, resolution, JSON) is plain code over this table.
 class layer_table {

@@ -23,6 +23,7 @@
 #include "calibration/hfmg.hpp"
 #include "calibration/ifmr.hpp"
 #include "error.hpp"
+#include "json_format.hpp"
 
 namespace kvcali {
 
@@ -183,7 +184,8 @@ concept policy_list_type = detail::is_policy_list<L>::value;
 
 namespace checks {
 
-inline std::string show(float v) { return std::to_string(static_cast<double>(v)); }
+/// The shortest text that reads back as `v` (`1.5`, not `1.500000`).
+inline std::string show(float v) { return float32_repr(v); }
 
 inline check_result finite(const param_value& v) {
     if (std::isfinite(v.real)) return check_result::ok();
@@ -273,8 +275,9 @@ struct basic_ifmr_policy {
             out.push_back(check_result::warn("search_range_start equals search_range_end: the search has no candidate "
                                              "and calibration will fail"));
         } else if (static_cast<double>(step) > range) {
-            out.push_back(check_result::warn("search_step (" + checks::show(step) + ") is larger than the search range (" +
-                                             checks::show(static_cast<float>(range)) + "): only one candidate is tried"));
+            // The range as its two ends: their float32 difference would show rounding noise (0.59999996).
+            out.push_back(check_result::warn("search_step (" + checks::show(step) + ") is larger than the search range [" +
+                                             checks::show(start) + ", " + checks::show(end) + "]: only one candidate is tried"));
         } else if (std::ceil(range / static_cast<double>(step)) > 100000.0) {
             out.push_back(check_result::warn("the search range holds more than 100000 steps: calibration will refuse it"));
         }

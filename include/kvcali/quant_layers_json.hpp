@@ -66,4 +66,36 @@ inline std::optional<quant_layers> parse_quant_layers_json(std::string_view text
     return out;
 }
 
+/// Parses a bare JSON array of layer names, `["a", "b"]`: the command line's shorthand for
+/// `{"kv_cache_quant_layers": ["a", "b"]}` (the call's argument itself is always the object).
+/// Requires: `text` is a JSON array. Errors: recorded in `diags` as `invalid_argument` (not JSON,
+/// not an array, an element that is not a string); then the result is empty. An empty array gives
+/// an empty list (the call then fails with no_quant_layers).
+/// Example: `parse_layer_names_json(R"(["k_proj", "v_proj"])", "--quant-layers", diags)`
+inline std::optional<quant_layers> parse_layer_names_json(std::string_view text, const std::string& origin, diagnostics& diags) {
+    boost::json::value doc;
+    if (!detail::parse_json(text, origin, errc::invalid_argument, "the layer list", doc, diags)) return std::nullopt;
+    const auto* array = doc.if_array();
+    if (array == nullptr) {
+        diags.add({severity::error, errc::invalid_argument, "expected a JSON array of layer names [\"name\", ...]", {origin, 0, 0}, {}, "$"});
+        return std::nullopt;
+    }
+    quant_layers out;
+    out.origin = "quant_layers";
+    bool ok = true;
+    out.names.reserve(array->size());
+    for (std::size_t i = 0; i < array->size(); ++i) {
+        const auto* s = (*array)[i].if_string();
+        if (s == nullptr) {
+            diags.add({severity::error, errc::invalid_argument, "[" + std::to_string(i) + "] must be a string (a layer name)", {origin, 0, 0},
+                       {}, "$[" + std::to_string(i) + "]"});
+            ok = false;
+            continue;
+        }
+        out.names.emplace_back(*s);
+    }
+    if (!ok) return std::nullopt;
+    return out;
+}
+
 }  // namespace kvcali

@@ -272,6 +272,12 @@ inline resolved_config resolve_config(const layer_table& table, algorithm_regist
     out.algorithms = algorithms;
     std::size_t suggestions_left = max_suggested_names;
 
+    // An empty model: one error, not one "does not exist in the model" per layer named.
+    if (table.empty()) {
+        diags.error(errc::invalid_model, std::string(model_has_no_layers));
+        return out;
+    }
+
     if (config == nullptr) {
         if (arg == nullptr) {
             diags.error(errc::no_quant_layers, "no layer to quantize: give a quant_layers argument or a simple config file");
@@ -467,7 +473,8 @@ inline resolved_config resolve_config(const layer_table& table, algorithm_regist
 }  // namespace detail
 
 /// Resolves the layer list and every layer's algorithm (spec §3). Problems go to `diags`; the
-/// result is meaningful only when `diags` has no errors afterwards.
+/// result is meaningful only when `diags` has no errors afterwards. An empty `table` is one
+/// `invalid_model` error ("the model has no layers") and nothing else is checked.
 /// `config`: the parsed simple config file, or null; `arg`: the quant_layers argument, or null.
 inline resolved_config resolve(const layer_table& table, algorithm_registry algorithms, const simple_config* config,
                                const quant_layers* arg, diagnostics& diags) {

@@ -62,13 +62,16 @@ std::vector<std::string> closest_names(std::string_view name, const Range& candi
     return out;
 }
 
-/// `; did you mean "a", "b" or "c"?` (empty when there is nothing to suggest).
-inline std::string did_you_mean(const std::vector<std::string>& names) {
+/// `; did you mean "a", "b" or "c"?` (empty when there is nothing to suggest); `quote` is the
+/// quotation mark around each name (`'` for the command line's `'--cfg'`).
+inline std::string did_you_mean(const std::vector<std::string>& names, char quote = '"') {
     if (names.empty()) return {};
     std::string out = "; did you mean ";
     for (std::size_t i = 0; i < names.size(); ++i) {
         if (i > 0) out += i + 1 == names.size() ? " or " : ", ";
-        out += '"' + names[i] + '"';
+        out += quote;
+        out += names[i];
+        out += quote;
     }
     out += '?';
     return out;

@@ -4,6 +4,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <kvcali/calibration/calibrator.hpp>
+#include <kvcali/calibration/ifmr.hpp>
 #include <kvcali/calibration/layout.hpp>
 #include <kvcali/calibration/npy.hpp>
 #include <kvcali/calibration/record.hpp>
@@ -11,6 +12,7 @@
 #include <kvcali/generate.hpp>
 #include <kvcali/layer_list.hpp>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdio>
@@ -50,6 +52,9 @@ std::vector<float> ramp(std::size_t n, float scale) {
     for (std::size_t i = 0; i < n; ++i) v[i] = scale * (static_cast<float>(i % 97) - 40.0f);
     return v;
 }
+
+/// How many layers a config.json lists.
+std::size_t resolved_layers(const fs::path& config) { return kvcali::read_quant_cali_config(config).layers.size(); }
 
 fs::path e2e_root() { return kvcali_test::source_root() / "tests/calibration/data/e2e"; }
 
@@ -335,7 +340,9 @@ BOOST_AUTO_TEST_CASE(e2e_cases_through_the_cli) {
                                                  (tmp / "act").string(), "-o", (tmp / "record.txt").string()});
             BOOST_TEST_INFO(r.err);
             BOOST_REQUIRE_EQUAL(r.status, 0);
-            BOOST_TEST(r.out.empty());  // silent when not on a terminal
+            // One summary line (issue 15; it was silent before), no progress bar off a terminal.
+            BOOST_TEST(r.out.rfind("wrote " + (tmp / "record.txt").string() + ": " + std::to_string(resolved_layers(config)) + " layer", 0) == 0u, r.out);
+            BOOST_TEST(std::count(r.out.begin(), r.out.end(), '\n') == 1);
             BOOST_TEST(r.err.empty());
             const auto got = kvcali::parse_record(kvcali_test::slurp(tmp / "record.txt"));
             off_by_one += compare_records(got, kvcali::parse_record(kvcali_test::slurp(dir / "expected_record.txt")));
@@ -484,7 +491,8 @@ BOOST_AUTO_TEST_CASE(cli_reads_activations_inside_the_folder_whatever_the_layer_
                                                  act.string(), "-o", (tmp / "record.txt").string()});
             BOOST_TEST_INFO(r.err);
             BOOST_REQUIRE_EQUAL(r.status, 0);
-            BOOST_TEST(r.out.empty());
+            // The summary line (issue 15; it was silent before).
+            BOOST_TEST(r.out.rfind("wrote " + (tmp / "record.txt").string() + ": " + std::to_string(names.size()) + " layer", 0) == 0u, r.out);
             const std::string record = kvcali_test::slurp(tmp / "record.txt");
             BOOST_TEST(record == want.record_text());
             // The record to stdout, with `-o -`: the same bytes, nothing else.
@@ -493,5 +501,82 @@ BOOST_AUTO_TEST_CASE(cli_reads_activations_inside_the_folder_whatever_the_layer_
             BOOST_TEST(s.status == 0, s.err);
             BOOST_TEST(s.out == record);
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 15: the header alone, the float64 hint, floats in messages.
+
+BOOST_AUTO_TEST_CASE(npy_header_alone_is_read_and_checked) {
+    kvcali_test::temp_dir tmp;
+    const std::int64_t shape[2] = {3, 4};
+    std::vector<unsigned char> raw(3 * 4 * 2, 0);
+    const std::string f16 = kvcali::format_npy(kvcali::dtype::float16, shape, raw);
+    kvcali_test::spit(tmp / "a.npy", f16);
+    const kvcali::npy_header h = kvcali::read_npy_header(tmp / "a.npy");
+    BOOST_TEST((h.type == kvcali::dtype::float16));
+    BOOST_TEST(h.shape == (std::vector<std::int64_t>{3, 4}), boost::test_tools::per_element());
+    BOOST_TEST(h.data_bytes == 24u);
+    BOOST_TEST(h.data_offset + h.data_bytes == f16.size());
+    BOOST_TEST(h.size() == 12u);
+    // The same checks as the whole read: a short file, a missing one, a folder.
+    kvcali_test::spit(tmp / "short.npy", f16.substr(0, f16.size() - 2));
+    try {
+        (void)kvcali::read_npy_header(tmp / "short.npy");
+        BOOST_FAIL("a truncated file passed");
+    } catch (const kvcali::error& e) {
+        BOOST_TEST((e.code() == kvcali::errc::invalid_data));
+        BOOST_TEST(std::string(e.what()).find("npy data has 22 bytes; the header's shape and dtype need 24") != std::string::npos, e.what());
+    }
+    BOOST_TEST((error_of([&] { (void)kvcali::read_npy_header(tmp / "missing.npy"); }) == kvcali::errc::io_error));
+    BOOST_TEST((error_of([&] { (void)kvcali::read_npy_header(tmp.path()); }) == kvcali::errc::io_error));
+    kvcali_test::spit(tmp / "tiny.npy", "\x93NU");
+    BOOST_TEST((error_of([&] { (void)kvcali::read_npy_header(tmp / "tiny.npy"); }) == kvcali::errc::invalid_data));
+    // A header claiming more than the file holds.
+    std::string lying = f16;
+    lying[8] = '\xFF';
+    kvcali_test::spit(tmp / "lying.npy", lying);
+    BOOST_TEST((error_of([&] { (void)kvcali::read_npy_header(tmp / "lying.npy"); }) == kvcali::errc::invalid_data));
+    // The header of a large array is read without its data: 16 MiB of float32 behind it.
+    const std::int64_t big_shape[1] = {4 * 1024 * 1024};
+    kvcali_test::spit(tmp / "big.npy", kvcali::format_npy(kvcali::dtype::float32, big_shape, std::vector<unsigned char>(16u << 20, 0)));
+    BOOST_TEST(kvcali::read_npy_header(tmp / "big.npy").shape[0] == big_shape[0]);
+}
+
+BOOST_AUTO_TEST_CASE(unsupported_dtypes_say_how_to_fix_them) {
+    const std::int64_t shape[1] = {2};
+    const std::string f32 = kvcali::format_npy(kvcali::dtype::float32, shape, std::vector<unsigned char>(8, 0));
+    const std::pair<std::string, std::string> cases[] = {
+        {"<f8", "the array has dtype float64 ('<f8'); kvcali reads little-endian float32 ('<f4') or float16 ('<f2'): save it with .astype(np.float32)"},
+        {">f4", "the array has dtype big-endian float32 ('>f4');"},
+        {"<i8", "the array has dtype int64 ('<i8');"},
+        {"|b1", "the array has dtype bool ('|b1');"},
+        {"<V2", "the array has dtype '<V2';"},
+    };
+    for (const auto& [descr, message] : cases) {
+        BOOST_TEST_CONTEXT(descr) {
+            std::string npy = f32;
+            npy.replace(npy.find("<f4"), 3, descr);
+            try {
+                (void)kvcali::parse_npy(npy, "a.npy");
+                BOOST_FAIL("accepted");
+            } catch (const kvcali::error& e) {
+                BOOST_TEST((e.code() == kvcali::errc::invalid_data));
+                BOOST_TEST(e.diagnostics()[0].message.rfind(message, 0) == 0u, e.diagnostics()[0].message);
+                BOOST_TEST(e.diagnostics()[0].message.find(".astype(np.float32)") != std::string::npos);
+            }
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(ifmr_messages_show_the_shortest_decimals) {
+    kvcali::ifmr_options s;
+    s.search_start = 1.5;
+    s.search_end = 0.7;
+    try {
+        (void)kvcali::ifmr_ratios(s);
+        BOOST_FAIL("an empty search was accepted");
+    } catch (const kvcali::error& e) {
+        BOOST_TEST(std::string(e.what()).find("the IFMR search range [1.5, 0.7] with step 0.01 holds no candidate") != std::string::npos, e.what());
     }
 }

@@ -9,6 +9,9 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <map>
+#include <set>
+#include <sstream>
 #include <utility>
 
 #include "../support/test_support.hpp"
@@ -251,10 +254,10 @@ BOOST_AUTO_TEST_CASE(selectors_through_the_cli) {
 BOOST_AUTO_TEST_CASE(calibrate_progress_bar_on_a_terminal_and_quiet) {
     temp_dir dir;
     write_example_activations(dir, false);
-    // Not a terminal: silent.
+    // Not a terminal: no bar, only the summary line (issue 15; it was silent before).
     const auto piped = run_cli(calibrate_args(dir, "r1.txt"));
     BOOST_TEST(piped.status == 0, piped.err);
-    BOOST_TEST(piped.out.empty());
+    BOOST_TEST(piped.out.rfind("wrote " + (dir / "r1.txt").string() + ": 8 layers (hfmg 7, ifmr 1), 2048 values read in ", 0) == 0u, piped.out);
     BOOST_TEST(piped.err.empty());
     // On a terminal: the bar, redrawn in place, ending at 8/8 layers.
     const auto tty = run_cli(calibrate_args(dir, "r2.txt"), {}, {.on_terminal = true});
@@ -425,4 +428,304 @@ BOOST_AUTO_TEST_CASE(generate_to_stdout_and_through_a_symlink) {
     std::vector<std::string> names = dir.entries();
     std::sort(names.begin(), names.end());
     BOOST_TEST(names == (std::vector<std::string>{"config.json", "link.json", "real.json"}), boost::test_tools::per_element());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 15: rough edges found by a new user.
+
+BOOST_AUTO_TEST_CASE(calibrate_checks_every_file_first_and_reports_them_all) {
+    temp_dir dir;
+    write_example_activations(dir, false);
+    // Two missing batches, one float64 file (numpy's default), one with a bad header; the record
+    // file exists and must stay as it was.
+    const fs::path act = dir.path() / "act";
+    const fs::path missing1 = act / "model.layers.0.self_attn.k_proj" / "0.npy", missing2 = act / "model.layers.3.self_attn.v_proj" / "3.npy";
+    fs::remove(missing1);
+    fs::remove(missing2);
+    const fs::path float64 = act / "model.layers.1.self_attn.k_proj" / "2.npy", bad = act / "model.layers.2.self_attn.k_proj" / "1.npy";
+    spit(float64, npy_bytes("<f8", {16, 4}, std::string(16 * 4 * 8, '\0')));
+    spit(bad, "not an npy file at all");
+    spit(dir / "record.txt", "old");
+    const auto r = run_cli(calibrate_args(dir, "record.txt"));
+    BOOST_TEST(r.status == 1);
+    BOOST_TEST(r.out.empty(), r.out);
+    BOOST_TEST(count_of(r.err, ": error: ") == 4u, r.err);
+    BOOST_TEST(contains(r.err, missing1.string() + ": error: cannot read " + missing1.string() + ": no such file [io_error]"), r.err);
+    BOOST_TEST(contains(r.err, missing2.string() + ": error: cannot read " + missing2.string() + ": no such file [io_error]"), r.err);
+    BOOST_TEST(contains(r.err, float64.string() + ":1:11: error: the array has dtype float64 ('<f8'); kvcali reads little-endian float32 ('<f4') "
+                               "or float16 ('<f2'): save it with .astype(np.float32) [invalid_data]"),
+               r.err);
+    BOOST_TEST(contains(r.err, bad.string() + ":1:1: error: not a .npy file"), r.err);
+    BOOST_TEST((cli_error_categories(r.err) == std::set<std::string>{"io_error", "invalid_data"}), r.err);
+    BOOST_TEST(slurp(dir / "record.txt") == "old");
+    // The output's folder is checked with them: a missing folder is one more line.
+    const auto nofolder = run_cli(calibrate_args(dir, "no/record.txt"));
+    BOOST_TEST(nofolder.status == 1);
+    BOOST_TEST(count_of(nofolder.err, ": error: ") == 5u, nofolder.err);
+    BOOST_TEST(contains(nofolder.err, "cannot write " + (dir / "no/record.txt").string() + ": its folder " + (dir / "no").string() +
+                                          " does not exist [io_error]"),
+               nofolder.err);
+    BOOST_TEST(!fs::exists(dir / "no"));
+    spit(dir / "file", "x");
+    const auto notfolder = run_cli(calibrate_args(dir, "file/record.txt"));
+    BOOST_TEST(contains(notfolder.err, (dir / "file").string() + " is not a folder [io_error]"), notfolder.err);
+}
+
+BOOST_AUTO_TEST_CASE(calibrate_prints_one_summary_line) {
+    temp_dir dir;
+    write_example_activations(dir, true);
+    const auto r = run_cli(calibrate_args(dir, "record.txt"));
+    BOOST_TEST(r.status == 0, r.err);
+    const std::string head = "wrote " + (dir / "record.txt").string() + ": 8 layers (hfmg 7, ifmr 1), 2048 values read in ";
+    BOOST_TEST_REQUIRE(r.out.rfind(head, 0) == 0u, r.out);
+    // "<seconds, two decimals> s\n"
+    const std::string tail = r.out.substr(head.size());
+    BOOST_TEST(tail.size() >= 7u, tail);
+    BOOST_TEST(tail.substr(tail.size() - 3) == " s\n", tail);
+    BOOST_TEST(tail[tail.size() - 6] == '.', tail);
+    BOOST_TEST(r.err.empty(), r.err);
+    // --quiet: nothing; -o -: the record alone.
+    const auto quiet = run_cli([&] { auto a = calibrate_args(dir, "r2.txt"); a.push_back("--quiet"); return a; }());
+    BOOST_TEST(quiet.status == 0);
+    BOOST_TEST(quiet.out.empty(), quiet.out);
+    const auto out = run_cli({"calibrate", "--config", (dir / "config.json").string(), "--activations", (dir / "act").string(), "-o", "-"});
+    BOOST_TEST(out.status == 0);
+    BOOST_TEST(out.out == slurp(dir / "record.txt"));
+}
+
+BOOST_AUTO_TEST_CASE(an_output_naming_an_input_is_refused) {
+    temp_dir dir;
+    spit(dir / "model.json", slurp(model));
+    spit(dir / "quant.cfg", slurp(cfg));
+    spit(dir / "layers.json", "[\"lm_head\"]");
+    fs::create_symlink("quant.cfg", dir / "link.cfg");
+    const std::string m = (dir / "model.json").string(), c = (dir / "quant.cfg").string();
+    const std::vector<std::pair<std::vector<std::string>, std::string>> runs = {
+        {{"generate", "--model", m, "--cfg", c, "-o", m}, "--model"},
+        {{"generate", "--model", m, "--cfg", c, "-o", c}, "--cfg"},
+        {{"generate", "--model", m, "--cfg", c, "-o", (dir / "link.cfg").string()}, "--cfg"},  // the same file through a link
+        {{"generate", "--model", m, "--cfg", c, "-o", (dir.path() / "." / "quant.cfg").string()}, "--cfg"},
+        {{"generate", "--model", m, "--quant-layers", (dir / "layers.json").string(), "-o", (dir / "layers.json").string()}, "--quant-layers"},
+    };
+    for (const auto& [args, option] : runs) {
+        BOOST_TEST_CONTEXT(args.back()) {
+            const auto r = run_cli(args);
+            BOOST_TEST(r.status == 1);
+            BOOST_TEST(contains(r.err, "is the input given with " + option + " "), r.err);
+            BOOST_TEST(contains(r.err, "choose another output path [invalid_argument]"), r.err);
+        }
+    }
+    BOOST_TEST(slurp(dir / "model.json") == slurp(model));
+    BOOST_TEST(slurp(dir / "quant.cfg") == slurp(cfg));
+    BOOST_TEST(slurp(dir / "layers.json") == "[\"lm_head\"]");
+    // An input that does not exist yet is compared by its path.
+    const auto absent = run_cli({"generate", "--model", m, "--cfg", (dir / "new.cfg").string(), "-o", (dir / "new.cfg").string()});
+    BOOST_TEST(absent.status == 1);
+    BOOST_TEST(contains(absent.err, "[invalid_argument]"), absent.err);
+    BOOST_TEST(!fs::exists(dir / "new.cfg"));
+    // calibrate: the config.json.
+    BOOST_REQUIRE(run_cli({"generate", "--model", m, "--cfg", c, "-o", (dir / "config.json").string(), "--quiet"}).status == 0);
+    const std::string config = slurp(dir / "config.json");
+    fs::create_directories(dir / "act");
+    const auto cal = run_cli({"calibrate", "--config", (dir / "config.json").string(), "--activations", (dir / "act").string(), "-o",
+                              (dir / "config.json").string()});
+    BOOST_TEST(cal.status == 1);
+    BOOST_TEST(contains(cal.err, "is the input given with --config"), cal.err);
+    BOOST_TEST(cli_error_categories(cal.err) == std::set<std::string>{"invalid_argument"}, cal.err);
+    BOOST_TEST(slurp(dir / "config.json") == config);
+}
+
+BOOST_AUTO_TEST_CASE(quant_layers_as_a_json_array) {
+    temp_dir dir;
+    const std::string k = "model.layers.0.self_attn.k_proj", v = "model.layers.0.self_attn.v_proj";
+    const std::string array = "[\"" + k + "\", \"" + v + "\"]";
+    spit(dir / "array.json", "\n  " + array + "\n");
+    spit(dir / "object.json", "{\"kv_cache_quant_layers\": " + array + "}");
+    std::string want;
+    for (const std::string& value : {array, "{\"kv_cache_quant_layers\": " + array + "}", (dir / "array.json").string(), (dir / "object.json").string()}) {
+        BOOST_TEST_CONTEXT(value) {
+            const auto r = run_cli({"generate", "--model", model, "--quant-layers", value, "-o", "-"});
+            BOOST_TEST(r.status == 0, r.err);
+            BOOST_TEST(contains(r.out, "\"" + k + "\":{"), r.out);
+            BOOST_TEST(contains(r.out, "\"" + v + "\":{"), r.out);
+            if (want.empty()) want = r.out;
+            BOOST_TEST(r.out == want);
+        }
+    }
+    // Not an array of strings: invalid_argument naming the element.
+    const auto bad = run_cli({"check", "--model", model, "--quant-layers", "[\"" + k + "\", 3]"});
+    BOOST_TEST(bad.status == 1);
+    BOOST_TEST(contains(bad.err, "--quant-layers: error: [1] must be a string (a layer name) [invalid_argument]"), bad.err);
+    // An empty array: nothing to quantize, as the empty object list.
+    const auto empty = run_cli({"check", "--model", model, "--quant-layers", "[]"});
+    BOOST_TEST(empty.status == 1);
+    BOOST_TEST(cli_error_categories(empty.err) == std::set<std::string>{"no_quant_layers"}, empty.err);
+}
+
+BOOST_AUTO_TEST_CASE(option_errors_suggest_and_short_forms_mean_one_thing) {
+    const auto config = run_cli({"generate", "--config", "x"});
+    BOOST_TEST(config.status == 2);
+    BOOST_TEST(contains(config.err, "kvcali: unknown option '--config' for 'kvcali generate'; did you mean '--cfg'?\n"), config.err);
+    const auto typo = run_cli({"check", "--modle", model});
+    BOOST_TEST(typo.status == 2);
+    BOOST_TEST(contains(typo.err, "unknown option '--modle' for 'kvcali check'; did you mean '--model'?"), typo.err);
+    const auto out = run_cli({"generate", "--out=x"});
+    BOOST_TEST(contains(out.err, "did you mean '--output'?"), out.err);
+    const auto nothing_near = run_cli({"layers", "--frobnicate"});
+    BOOST_TEST(nothing_near.status == 2);
+    BOOST_TEST(contains(nothing_near.err, "unknown option '--frobnicate' for 'kvcali layers'\n"), nothing_near.err);
+    // An empty value is a command-line error, inline or not.
+    for (const std::vector<std::string>& args : {std::vector<std::string>{"generate", "--model=", "--layer", "lm_head", "-o", "-"},
+                                                 std::vector<std::string>{"generate", "--model", model, "--layer", "", "-o", "-"},
+                                                 std::vector<std::string>{"layers", "--model="}}) {
+        const auto r = run_cli(args);
+        BOOST_TEST(r.status == 2, r.err);
+        BOOST_TEST(contains(r.err, "), not an empty one"), r.err);
+    }
+    // -c is --cfg where there is one; calibrate and validate spell --config out.
+    temp_dir dir;
+    BOOST_TEST(run_cli({"check", "-m", model, "-c", cfg, "--quiet"}).status == 0);
+    const auto cal = run_cli({"calibrate", "-c", "config.json", "--activations", dir.path().string(), "-o", "-"});
+    BOOST_TEST(cal.status == 2);
+    BOOST_TEST(contains(cal.err, "unknown option '-c' for 'kvcali calibrate'; did you mean '--config'?"), cal.err);
+    const auto val = run_cli({"validate", "-c", "config.json"});
+    BOOST_TEST(val.status == 2);
+    BOOST_TEST(contains(val.err, "unknown option '-c' for 'kvcali validate'; did you mean '--config'?"), val.err);
+    for (const char* cmd : {"calibrate", "validate"}) {
+        const auto help = run_cli({cmd, "--help"});
+        BOOST_TEST(contains(help.out, "      --config PATH"), help.out);
+        BOOST_TEST(!contains(help.out, "-c, "), help.out);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(an_empty_model_is_one_error) {
+    temp_dir dir;
+    spit(dir / "model.json", "[]");
+    const std::string m = (dir / "model.json").string();
+    for (const std::vector<std::string>& args : {std::vector<std::string>{"check", "--model", m, "--layer", "a", "--layer", "b"},
+                                                 std::vector<std::string>{"generate", "--model", m, "--cfg", cfg, "-o", (dir / "c.json").string()},
+                                                 std::vector<std::string>{"explain", "--model", m, "--layer", "auto:kv"}}) {
+        const auto r = run_cli(args);
+        BOOST_TEST(r.status == 1);
+        BOOST_TEST(r.err == m + ": error: the model has no layers [invalid_model]\n", r.err);
+    }
+    BOOST_TEST(!fs::exists(dir / "c.json"));
+    // Listing it is fine: nothing to list.
+    const auto layers = run_cli({"layers", "--model", m});
+    BOOST_TEST(layers.status == 0);
+    BOOST_TEST(contains(layers.out, "0 layers shown; 0 of 0"), layers.out);
+}
+
+BOOST_AUTO_TEST_CASE(layer_list_errors_have_line_column_and_suggestions) {
+    temp_dir dir;
+    spit(dir / "model.json", "[\n  {\"name\": \"a\", \"typ\": \"Linear\"},\n  {\"name\": \"b\", \"type\": \"Linear\", \"in\": -1, \"out\": 8}\n]\n");
+    const std::string m = (dir / "model.json").string();
+    const auto r = run_cli({"layers", "--model", m});
+    BOOST_TEST(r.status == 1);
+    BOOST_TEST(contains(r.err, m + ":2:17: error: [0]: unknown key \"typ\"; did you mean \"type\"? [invalid_model]"), r.err);
+    BOOST_TEST(contains(r.err, m + ":3:41: error: [1].in of layer \"b\" must be a non-negative integer, not -1 [invalid_model]"), r.err);
+}
+
+BOOST_AUTO_TEST_CASE(a_quant_cfg_given_as_config_json_points_to_check) {
+    for (const std::vector<std::string>& args : {std::vector<std::string>{"validate", cfg}, std::vector<std::string>{"validate", "--config", cfg},
+                                                 std::vector<std::string>{"calibrate", "--config", cfg, "--activations", ".", "-o", "-"}}) {
+        const auto r = run_cli(args);
+        BOOST_TEST(r.status == 1);
+        BOOST_TEST(r.err == cfg + ": error: this looks like a quant.cfg (the simple config file, protobuf text format), not a config.json: "
+                               "check it with `kvcali check --model MODEL --cfg " + cfg + "`, and write the config.json from it with "
+                               "`kvcali generate` [parse_error]\n",
+                   r.err);
+    }
+    // A config.json that is merely broken keeps its own message.
+    temp_dir dir;
+    spit(dir / "config.json", "{\"batch_num\": }");
+    const auto broken = run_cli({"validate", (dir / "config.json").string()});
+    BOOST_TEST(broken.status == 1);
+    BOOST_TEST(!contains(broken.err, "quant.cfg"), broken.err);
+}
+
+BOOST_AUTO_TEST_CASE(no_layers_given_names_the_cli_options) {
+    for (const char* cmd : {"generate", "check", "explain"}) {
+        std::vector<std::string> args{cmd, "--model", model};
+        if (std::string(cmd) == "generate") args.insert(args.end(), {"-o", "-"});
+        const auto r = run_cli(args);
+        BOOST_TEST(r.status == 1);
+        BOOST_TEST(r.err == "error: no layer to quantize: give a quant.cfg with --cfg PATH, or the layers with --layer NAME (repeatable) "
+                            "or --quant-layers JSON|PATH [no_quant_layers]\n",
+                   r.err);
+        BOOST_TEST(r.out.empty());
+    }
+}
+
+BOOST_AUTO_TEST_CASE(explain_legend_explains_unset_and_policy_default) {
+    const auto text = run_cli({"explain", "--model", model, "--cfg", cfg});
+    BOOST_TEST(text.status == 0, text.err);
+    BOOST_TEST(contains(text.out, "asymmetric=unset (activation_offset)"), text.out);
+    BOOST_TEST(contains(text.out, "\nunset (activation_offset) = set nowhere, so not written to config.json: calibration then takes the value "
+                                  "of activation_offset"),
+               text.out);
+    BOOST_TEST(contains(text.out, "default = the algorithm policy's default (origin \"policy default\" in --json)"), text.out);
+    const auto help = run_cli({"explain", "--help"});
+    BOOST_TEST(contains(help.out, "origin \"policy default\" is the algorithm policy's default"), help.out);
+    BOOST_TEST(contains(help.out, "`unset (activation_offset)`"), help.out);
+}
+
+BOOST_AUTO_TEST_CASE(readme_synopsis_matches_every_help) {
+    // The synopsis: the first code block of README.md's "## The command-line tool".
+    const std::string readme = slurp(source_root() / "README.md");
+    const std::size_t section = readme.find("## The command-line tool\n");
+    BOOST_TEST_REQUIRE(section != std::string::npos);
+    const std::size_t open = readme.find("```\n", section), close = readme.find("```\n", open + 4);
+    BOOST_TEST_REQUIRE((open != std::string::npos && close != std::string::npos));
+    auto squeeze = [](const std::string& line) {
+        std::string out;
+        for (const char c : line) {
+            if (c == ' ' && (out.empty() || out.back() == ' ')) continue;
+            out += c;
+        }
+        while (!out.empty() && out.back() == ' ') out.pop_back();
+        return out;
+    };
+    std::map<std::string, std::string> synopsis;  // command -> its line, spaces squeezed
+    {
+        std::istringstream block(readme.substr(open + 4, close - open - 4));
+        for (std::string line; std::getline(block, line);) {
+            line = squeeze(line);
+            if (line.rfind("kvcali ", 0) != 0) continue;
+            synopsis[line.substr(7, line.find(' ', 7) - 7)] = line + " ";
+        }
+    }
+    // Every command of `kvcali --help`.
+    const auto program = run_cli({"--help"});
+    std::istringstream listing(program.out.substr(program.out.find("Commands:\n") + 10));
+    std::size_t commands = 0;
+    for (std::string line; std::getline(listing, line) && line.rfind("  ", 0) == 0;) {
+        const std::string cmd = line.substr(2, line.find(' ', 2) - 2);
+        ++commands;
+        BOOST_TEST_CONTEXT("kvcali " << cmd) {
+            BOOST_TEST_REQUIRE(synopsis.contains(cmd));
+            const std::string& syn = synopsis[cmd];
+            const auto help = run_cli({cmd, "--help"});
+            BOOST_TEST_REQUIRE(help.status == 0);
+            const std::string usage = help.out.substr(7, help.out.find('\n') - 7);  // after "Usage: "
+            BOOST_TEST(squeeze(usage) + " " == syn);
+            // Every option the help lists appears in the synopsis, by its long or its short form.
+            std::istringstream options(help.out.substr(help.out.find("\nOptions:\n") + 10));
+            std::size_t listed = 0;
+            for (std::string o; std::getline(options, o);) {
+                const std::size_t dashes = o.find("--");
+                if (dashes == std::string::npos) continue;
+                const std::string long_name = o.substr(dashes, o.find(' ', dashes) - dashes);
+                if (long_name == "--help") continue;
+                ++listed;
+                const std::string short_name = o.size() > 4 && o[2] == '-' && o[3] != '-' ? o.substr(2, 2) : "";
+                const bool shown = contains(syn, " " + long_name + " ") || contains(syn, "[" + long_name + "]") ||
+                                   contains(syn, "[" + long_name + " ") || (!short_name.empty() && contains(syn, " " + short_name + " "));
+                BOOST_TEST(shown, long_name << " is not in README.md's line: " << syn);
+            }
+            BOOST_TEST(listed > 0u);
+        }
+    }
+    BOOST_TEST(commands == 6u);
+    BOOST_TEST(synopsis.size() == commands);
 }

@@ -319,18 +319,18 @@ BOOST_AUTO_TEST_CASE(warnings_reach_the_sink_and_the_outcome) {
     const auto ok = kvcali::try_read_quant_cali_config(dir / "config.json", opts);
     BOOST_TEST(static_cast<bool>(ok));
     BOOST_TEST(seen == 1u);
-    BOOST_TEST(ok.diagnostics.size() == 1u);
-    BOOST_TEST(!ok.code.has_value());
+    BOOST_TEST(ok.diagnostics().size() == 1u);
+    BOOST_TEST(!ok.code().has_value());
 
     spit(dir / "bad.json", replace(doc_with(ifmr_block), "\"max_percentile\":0.999999", "\"max_percentile\":1"));
     const auto bad = kvcali::try_read_quant_cali_config(dir / "bad.json");
     BOOST_TEST(!bad);
-    BOOST_TEST((bad.code == kvcali::errc::parse_error));
-    BOOST_TEST_REQUIRE(bad.diagnostics.size() == 1u);
-    BOOST_TEST(bad.diagnostics[0].where.file == (dir / "bad.json").string());
+    BOOST_TEST((bad.code() == kvcali::errc::parse_error));
+    BOOST_TEST_REQUIRE(bad.diagnostics().size() == 1u);
+    BOOST_TEST(bad.diagnostics()[0].where.file == (dir / "bad.json").string());
 
     const auto missing = kvcali::try_read_quant_cali_config(dir / "missing.json");
-    BOOST_TEST((missing.code == kvcali::errc::io_error));
+    BOOST_TEST((missing.code() == kvcali::errc::io_error));
 }
 
 // ---------------------------------------------------------------------------------------------

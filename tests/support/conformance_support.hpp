@@ -82,11 +82,20 @@ inline fs::path conformance_models_dir() {
     return dir;
 }
 
-/// Runs every case through `generate(case_dir, config_file, quant_layers, quant_cfg)`, which must
-/// write config_file or throw kvcali::error; checks each against the reference and returns how many
-/// passed. `label` names the route in the summary line.
-template <class Generate>
-std::size_t run_conformance(const std::string& label, Generate&& generate) {
+/// What one route made of a case: whether it succeeded, the error categories (error diagnostics
+/// only) and `detail` for messages (the CLI's stderr).
+struct conformance_result {
+    bool ok = false;
+    std::set<std::string> categories;
+    std::string detail;
+};
+
+/// Runs every case through `run(case_dir, config_file)`, which returns a conformance_result, and
+/// checks each against the reference: the expected bytes in config_file on success, else an error of
+/// an expected category with nothing written in config_file's folder. `label` names the route in
+/// the summary line; every case must pass.
+template <class Run>
+std::size_t check_every_case(const std::string& label, Run&& run) {
     const auto cases = conformance_case_dirs();
     std::size_t passed = 0, failed = 0;
     for (const auto& dir : cases) {
@@ -94,31 +103,23 @@ std::size_t run_conformance(const std::string& label, Generate&& generate) {
             const conformance_expectation want = conformance_expected(dir);
             temp_dir out;
             const fs::path config_file = out / "config.json";
-            std::set<std::string> got_categories;
-            bool ok = false;
-            try {
-                std::optional<fs::path> cfg;
-                if (fs::exists(dir / "quant.cfg")) cfg = dir / "quant.cfg";
-                generate(dir, config_file, conformance_quant_layers(dir), cfg);
-                ok = true;
-            } catch (const kvcali::error& e) {
-                got_categories = error_categories_of(e.diagnostics());
-            }
+            const conformance_result got = run(dir, config_file);
             bool case_ok = false;
             if (want.success) {
-                BOOST_TEST(ok, "expected success, got errors " << joined(got_categories));
-                if (ok) {
-                    const std::string got = slurp(config_file);
-                    BOOST_TEST(got == want.bytes, "bytes differ:\n" << got);
-                    case_ok = got == want.bytes;
+                BOOST_TEST(got.ok, "expected success, got errors " << joined(got.categories) << "\n" << got.detail);
+                if (got.ok) {
+                    const std::string bytes = slurp(config_file);
+                    BOOST_TEST(bytes == want.bytes, "bytes differ:\n" << bytes);
+                    case_ok = bytes == want.bytes;
                 }
             } else {
-                BOOST_TEST(!ok, "expected an error " << joined(want.categories) << ", but the call succeeded");
+                BOOST_TEST(!got.ok, "expected an error " << joined(want.categories) << ", but the call succeeded");
                 bool any = false;
-                for (const auto& c : want.categories) any = any || got_categories.contains(c);
-                BOOST_TEST(any, "expected an error of category " << joined(want.categories) << ", got errors " << joined(got_categories));
+                for (const auto& c : want.categories) any = any || got.categories.contains(c);
+                BOOST_TEST(any, "expected an error of category " << joined(want.categories) << ", got errors "
+                                                                  << joined(got.categories) << "\n" << got.detail);
                 BOOST_TEST(out.entries().empty(), "something was written on error");
-                case_ok = !ok && any && out.entries().empty();
+                case_ok = !got.ok && any && out.entries().empty();
             }
             (case_ok ? passed : failed)++;
         }
@@ -128,51 +129,47 @@ std::size_t run_conformance(const std::string& label, Generate&& generate) {
     return passed;
 }
 
-/// Runs every case through `kvcali generate --model model_of(case_dir) ...` and checks it like
-/// run_conformance (the error category from the error lines on stderr, exit status 1).
+/// Every case through the library: `generate(case_dir, config_file, quant_layers, quant_cfg)` must
+/// write config_file or throw kvcali::error.
+template <class Generate>
+std::size_t run_conformance(const std::string& label, Generate&& generate) {
+    return check_every_case(label, [&](const fs::path& dir, const fs::path& config_file) {
+        conformance_result r;
+        try {
+            std::optional<fs::path> cfg;
+            if (fs::exists(dir / "quant.cfg")) cfg = dir / "quant.cfg";
+            generate(dir, config_file, conformance_quant_layers(dir), cfg);
+            r.ok = true;
+        } catch (const kvcali::error& e) {
+            r.categories = error_categories_of(e.diagnostics());
+        }
+        return r;
+    });
+}
+
+/// Every case through `kvcali generate --model model_of(case_dir) ...`: exit status 0, or 1 with
+/// the expected category on one of its error lines (a warning line carrying it does not count).
 template <class ModelOf>
 std::size_t run_conformance_cli(const std::string& label, ModelOf&& model_of) {
-    const auto cases = conformance_case_dirs();
-    std::size_t passed = 0, failed = 0;
-    for (const auto& dir : cases) {
-        BOOST_TEST_CONTEXT("case " << dir.filename().string() << " (" << label << ")") {
-            const conformance_expectation want = conformance_expected(dir);
-            temp_dir out;
-            const fs::path config_file = out / "config.json";
-            std::vector<std::string> args{"generate", "--model", fs::path(model_of(dir)).string(), "-o", config_file.string(), "--quiet"};
-            if (fs::exists(dir / "quant.cfg")) {
-                args.push_back("--cfg");
-                args.push_back((dir / "quant.cfg").string());
-            }
-            if (fs::exists(dir / "quant_layers.json")) {
-                args.push_back("--quant-layers");
-                args.push_back((dir / "quant_layers.json").string());
-            }
-            const auto r = run_cli(args);
-            bool case_ok = false;
-            if (want.success) {
-                BOOST_TEST(r.status == 0, "exit " << r.status << ", stderr:\n" << r.err);
-                if (r.status == 0) {
-                    const std::string got = slurp(config_file);
-                    BOOST_TEST(got == want.bytes);
-                    case_ok = got == want.bytes;
-                }
-            } else {
-                BOOST_TEST(r.status == 1, "exit " << r.status << ", stderr:\n" << r.err);
-                // Only error lines count: a warning that carries the category is not the error.
-                const auto got_categories = cli_error_categories(r.err);
-                bool any = false;
-                for (const auto& c : want.categories) any = any || got_categories.contains(c);
-                BOOST_TEST(any, "no error line with [" << joined(want.categories) << "]:\n" << r.err);
-                BOOST_TEST(out.entries().empty());
-                case_ok = r.status == 1 && any && out.entries().empty();
-            }
-            (case_ok ? passed : failed)++;
+    return check_every_case(label, [&](const fs::path& dir, const fs::path& config_file) {
+        std::vector<std::string> args{"generate", "--model", fs::path(model_of(dir)).string(), "-o", config_file.string(), "--quiet"};
+        if (fs::exists(dir / "quant.cfg")) {
+            args.push_back("--cfg");
+            args.push_back((dir / "quant.cfg").string());
         }
-    }
-    std::cout << "conformance (" << label << "): " << cases.size() << " ran, " << passed << " passed, " << failed << " failed\n";
-    BOOST_TEST(passed == conformance_case_count);
-    return passed;
+        if (fs::exists(dir / "quant_layers.json")) {
+            args.push_back("--quant-layers");
+            args.push_back((dir / "quant_layers.json").string());
+        }
+        const auto p = run_cli(args);
+        conformance_result r;
+        r.ok = p.status == 0;
+        r.categories = cli_error_categories(p.err);
+        // An error is exit status 1: a crash or a usage error (2) matches no category.
+        if (p.status != 0 && p.status != 1) r.categories = {"(exit status " + std::to_string(p.status) + ")"};
+        r.detail = "exit " + std::to_string(p.status) + ", stderr:\n" + p.err;
+        return r;
+    });
 }
 
 }  // namespace kvcali_test

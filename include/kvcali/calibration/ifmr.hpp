@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <charconv>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -40,14 +41,23 @@ struct ifmr_options {
 /// The largest number of candidates IFMR accepts.
 inline constexpr double ifmr_max_candidates = 100000.0;
 
+namespace detail {
+/// The shortest decimal text that reads back as `v` (`0.7`, not `0.700000`), for messages.
+inline std::string shortest_text(double v) {
+    char buf[32];
+    const auto r = std::to_chars(buf, buf + sizeof buf, v);
+    return std::string(buf, r.ptr);
+}
+}  // namespace detail
+
 /// The candidate clip factors `float32(start + i * step)`, i = 0 .. ceil((end - start) / step) - 1.
 /// Throws `kvcali::error` (invalid_value) when there is no candidate or more than 100000.
 inline std::vector<float> ifmr_ratios(const ifmr_options& s) {
     const double count = std::ceil((s.search_end - s.search_start) / s.search_step);
     if (!(count >= 1.0)) {
         throw error(diagnostic{severity::error, errc::invalid_value,
-                               "the IFMR search range [" + std::to_string(s.search_start) + ", " + std::to_string(s.search_end) +
-                                   "] with step " + std::to_string(s.search_step) + " holds no candidate (expected search_range_start < search_range_end and search_step > 0)",
+                               "the IFMR search range [" + detail::shortest_text(s.search_start) + ", " + detail::shortest_text(s.search_end) +
+                                   "] with step " + detail::shortest_text(s.search_step) + " holds no candidate (expected search_range_start < search_range_end and search_step > 0)",
                                {}, {}, {}});
     }
     if (count > ifmr_max_candidates) {

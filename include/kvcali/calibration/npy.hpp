@@ -1,15 +1,21 @@
 // kvcali calibration: NumPy .npy files (format versions 1.0 to 3.0) of little-endian float32 or
-// float16, C order, as `kvcali calibrate` reads activations. Every header field is checked.
+// float16, C order, as `kvcali calibrate` reads activations. Every header field is checked; the
+// header alone can be read and checked (read_npy_header) before any data is.
 #pragma once
 
+#include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <ios>
 #include <span>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 #include "../error.hpp"
@@ -102,10 +108,52 @@ private:
 
 }  // namespace detail
 
-/// Parses the bytes of a .npy file. Throws `kvcali::error` (invalid_data) naming `file` and the byte
-/// column of any problem: magic, version, header length, dictionary syntax, keys, dtype (`<f4` or
-/// `<f2` only), `fortran_order` (False only), shape, data size.
-inline npy_array parse_npy(std::string_view bytes, const std::string& file = "<npy>") {
+/// What the header of a .npy file says: the element type, the shape, where the data starts and
+/// how many bytes it needs.
+struct npy_header {
+    dtype type = dtype::float32;
+    std::vector<std::int64_t> shape;
+    std::size_t data_offset = 0;  ///< the byte the elements start at
+    std::size_t data_bytes = 0;   ///< the bytes the shape and dtype need
+
+    std::size_t size() const noexcept { return data_bytes / size_of(type); }
+};
+
+namespace detail {
+
+/// NumPy's name of an array-protocol type string, for messages: `<f8` is "float64", `>f4`
+/// "big-endian float32", `|b1` "bool"; empty when it is none of the usual ones.
+inline std::string numpy_type_name(std::string_view descr) {
+    if (descr.size() < 3) return {};
+    const char order = descr[0], kind = descr[1];
+    std::string_view bytes = descr.substr(2);
+    unsigned width = 0;
+    const auto r = std::from_chars(bytes.data(), bytes.data() + bytes.size(), width);
+    if (r.ec != std::errc{} || r.ptr != bytes.data() + bytes.size() || width == 0 || width > 64) return {};
+    std::string name;
+    switch (kind) {
+        case 'f': name = "float"; break;
+        case 'i': name = "int"; break;
+        case 'u': name = "uint"; break;
+        case 'c': name = "complex"; break;
+        case 'b': return width == 1 ? "bool" : std::string();
+        default: return {};
+    }
+    name += std::to_string(width * 8);
+    if (order == '>' && width > 1) name = "big-endian " + name;
+    return name;
+}
+
+}  // namespace detail
+
+/// Parses the header of a .npy file: `bytes` holds the file's first bytes (at least the whole
+/// header; the whole file will do), `file_size` is the size of the whole file. Checks magic,
+/// version, header length, dictionary syntax, keys, dtype (`<f4` or `<f2` only), `fortran_order`
+/// (False only), shape, and that the file holds exactly the data they need.
+/// Errors: throws `kvcali::error` (invalid_data) naming `file` and the byte column of the problem;
+/// a dtype such as numpy's default float64 gets a message saying how to save the array instead.
+/// Example: `kvcali::npy_header h = kvcali::parse_npy_header(first_bytes, "0.npy", size);`
+inline npy_header parse_npy_header(std::string_view bytes, const std::string& file, std::uint64_t file_size) {
     auto fail_at = [&](std::size_t at, const std::string& what) {
         throw error(diagnostic{severity::error, errc::invalid_data, what, {file, 1, static_cast<std::uint32_t>(at + 1)}, {}, {}});
     };
@@ -123,7 +171,9 @@ inline npy_array parse_npy(std::string_view bytes, const std::string& file = "<n
         for (int k = 3; k >= 0; --k) header_len = (header_len << 8) | static_cast<unsigned char>(bytes[8 + static_cast<std::size_t>(k)]);
         header_at = 12;
     }
-    if (header_at + header_len > bytes.size()) fail_at(8, "npy header length " + std::to_string(header_len) + " runs past the end of the file");
+    if (header_at + header_len > bytes.size() || header_at + header_len > file_size) {
+        fail_at(8, "npy header length " + std::to_string(header_len) + " runs past the end of the file");
+    }
     const std::string_view header = bytes.substr(header_at, header_len);
     if (header.empty() || header.back() != '\n') fail_at(header_at + header_len, "npy header must end with a newline");
 
@@ -155,13 +205,15 @@ inline npy_array parse_npy(std::string_view bytes, const std::string& file = "<n
     }
     p.finish();
     if (!have_descr || !have_order || !have_shape) fail_at(header_at, "npy header lacks one of 'descr', 'fortran_order', 'shape'");
-    npy_array out;
+    npy_header out;
     if (descr == "<f4") {
         out.type = dtype::float32;
     } else if (descr == "<f2") {
         out.type = dtype::float16;
     } else {
-        fail_at(header_at, "npy dtype '" + descr + "' is not supported (expected little-endian float32 '<f4' or float16 '<f2')");
+        const std::string name = detail::numpy_type_name(descr);
+        fail_at(header_at, "the array has dtype " + (name.empty() ? "'" + descr + "'" : name + " ('" + descr + "')") +
+                               "; kvcali reads little-endian float32 ('<f4') or float16 ('<f2'): save it with .astype(np.float32)");
     }
     if (fortran) fail_at(header_at, "npy array is in Fortran order (expected C order)");
     if (shape.empty()) fail_at(header_at, "npy array has rank 0 (expected rank >= 1, the last dimension the channels)");
@@ -170,20 +222,73 @@ inline npy_array parse_npy(std::string_view bytes, const std::string& file = "<n
         if (d != 0 && count > (std::size_t{1} << 40) / static_cast<std::size_t>(d)) fail_at(header_at, "npy shape is too large");
         count *= static_cast<std::size_t>(d);
     }
-    const std::size_t data_at = header_at + header_len;
-    const std::size_t expected = count * size_of(out.type);
-    if (bytes.size() - data_at != expected) {
-        fail_at(data_at, "npy data has " + std::to_string(bytes.size() - data_at) + " bytes; the header's shape and dtype need " +
-                             std::to_string(expected));
+    out.data_offset = header_at + header_len;
+    out.data_bytes = count * size_of(out.type);
+    if (file_size - out.data_offset != out.data_bytes) {
+        fail_at(out.data_offset, "npy data has " + std::to_string(file_size - out.data_offset) + " bytes; the header's shape and dtype need " +
+                                     std::to_string(out.data_bytes));
     }
     out.shape = std::move(shape);
-    out.bytes.assign(reinterpret_cast<const unsigned char*>(bytes.data() + data_at),
+    return out;
+}
+
+/// Parses the bytes of a .npy file. Throws `kvcali::error` (invalid_data) naming `file` and the byte
+/// column of any problem (see `parse_npy_header`).
+inline npy_array parse_npy(std::string_view bytes, const std::string& file = "<npy>") {
+    npy_header h = parse_npy_header(bytes, file, bytes.size());
+    npy_array out;
+    out.type = h.type;
+    out.shape = std::move(h.shape);
+    out.bytes.assign(reinterpret_cast<const unsigned char*>(bytes.data() + h.data_offset),
                      reinterpret_cast<const unsigned char*>(bytes.data() + bytes.size()));
     return out;
 }
 
 /// Reads a .npy file. Throws io_error (missing or unreadable) or invalid_data (see `parse_npy`).
 inline npy_array read_npy(const std::filesystem::path& path) { return parse_npy(read_file(path), path.string()); }
+
+/// Reads only the header of a .npy file (a few hundred bytes, whatever the array's size) and checks
+/// it as `parse_npy_header` does, the data's size included: a file that passes is read by
+/// `read_npy` without a header or dtype error.
+/// Errors: throws `kvcali::error`: io_error (missing, a folder, unreadable), invalid_data (header).
+/// Example: `kvcali::read_npy_header("act/k_proj/0.npy").shape`
+inline npy_header read_npy_header(const std::filesystem::path& path) {
+    const std::string name = path.string();
+    auto io_fail = [&](const std::string& why) {
+        throw error(diagnostic{severity::error, errc::io_error, "cannot read " + name + ": " + why, {name, 0, 0}, {}, {}});
+    };
+    std::error_code ec;
+    const auto status = std::filesystem::status(path, ec);
+    if (ec || !std::filesystem::exists(status)) io_fail("no such file");
+    if (std::filesystem::is_directory(status)) io_fail("it is a directory");
+    std::ifstream in(path, std::ios::binary);
+    if (!in) io_fail(detail::errno_text(errno));
+    const std::uintmax_t size = std::filesystem::file_size(path, ec);
+    if (ec) io_fail(ec.message());
+    std::string bytes(static_cast<std::size_t>(std::min<std::uintmax_t>(size, 12)), '\0');
+    in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    if (static_cast<std::size_t>(in.gcount()) != bytes.size()) io_fail("read failed");
+    // The header's length, as parse_npy_header reads it; anything odd is left for it to report.
+    std::size_t want = bytes.size();
+    if (bytes.size() >= 10 && bytes.starts_with(std::string_view("\x93NUMPY", 6))) {
+        const auto major = static_cast<unsigned char>(bytes[6]);
+        std::size_t header_len = 0, header_at = 10;
+        if (major == 1) {
+            header_len = static_cast<unsigned char>(bytes[8]) | (static_cast<std::size_t>(static_cast<unsigned char>(bytes[9])) << 8);
+        } else if (bytes.size() >= 12) {
+            for (int k = 3; k >= 0; --k) header_len = (header_len << 8) | static_cast<unsigned char>(bytes[8 + static_cast<std::size_t>(k)]);
+            header_at = 12;
+        }
+        want = static_cast<std::size_t>(std::min<std::uintmax_t>(size, header_at + header_len));
+    }
+    if (want > bytes.size()) {
+        const std::size_t had = bytes.size();
+        bytes.resize(want);
+        in.read(bytes.data() + had, static_cast<std::streamsize>(want - had));
+        if (static_cast<std::size_t>(in.gcount()) != want - had) io_fail("read failed");
+    }
+    return parse_npy_header(bytes, name, size);
+}
 
 /// The bytes of a .npy file (format 1.0, or 2.0 when the header needs it) holding `bytes`
 /// elements of `type`, C order. Example: `spit("a.npy", format_npy(dtype::float32, {2, 3}, raw))`.
