@@ -35,26 +35,27 @@ run_suite() {  # run_suite NAME BUILD_DIR [meson setup args...]
   logs+=("$dir/meson-logs/testlog.json")
 }
 
-# Stage 1: g++ 12, every feature (torch and ONNX adapters, examples, benchmark smoke runs), -O2
-# without debug information (assertions stay on).
+# Stage 1: g++ 12, every feature (torch and ONNX adapters, the Python module, examples, benchmark
+# smoke runs), -O2 without debug information (assertions stay on).
 suite_args=()
-run_suite "g++ 12, all features" build-test -Dtorch=enabled -Donnx=enabled -Ddebug=false -Doptimization=2 -Db_ndebug=false
+run_suite "g++ 12, all features" build-test -Dtorch=enabled -Donnx=enabled -Dpython=enabled -Ddebug=false -Doptimization=2 -Db_ndebug=false
 
 # Stage 2: clang 14 (libstdc++ 12) at -O1: the library headers, the CLI and the core, CLI, cfg,
 # reader, calibration and hostile tests.
 suite_args=(--suite core --suite cli --suite cfg --suite reader --suite calibration --suite hostile)
-CXX=clang++ run_suite "clang 14, core" build-clang -Dtorch=disabled -Donnx=disabled -Dbenchmarks=false -Dexamples=false \
-  -Ddebug=false -Doptimization=1 -Db_ndebug=false
+CXX=clang++ run_suite "clang 14, core" build-clang -Dtorch=disabled -Donnx=disabled -Dpython=disabled -Dbenchmarks=false \
+  -Dexamples=false -Ddebug=false -Doptimization=1 -Db_ndebug=false
 
 # Stage 3: g++ 12 under AddressSanitizer + UndefinedBehaviorSanitizer: every test of the first stage
-# but the torch and ONNX adapter tests, the torch example and the benchmarks (libtorch and libonnx
-# are not built with the sanitizers); the first sanitizer report fails the test. -O0 with line
-# tables only: the quickest build (at -O2 it took four times as long).
+# but the torch and ONNX adapter tests, the torch example, the Python module and the benchmarks
+# (libtorch, libonnx and python3 are not built with the sanitizers); the first sanitizer report
+# fails the test. -O0 with line tables only: the quickest build (at -O2 it took four times as long).
 suite_args=(--timeout-multiplier 4)
 ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:detect_leaks=1 \
 UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1 \
   run_suite "g++ 12, ASan+UBSan" build-asan -Db_sanitize=address,undefined -Db_lundef=false -Ddebug=false \
-    -Doptimization=0 -Db_ndebug=false "-Dcpp_args=['-g1']" -Dtorch=disabled -Donnx=disabled -Dbenchmarks=false
+    -Doptimization=0 -Db_ndebug=false "-Dcpp_args=['-g1']" -Dtorch=disabled -Donnx=disabled -Dpython=disabled \
+    -Dbenchmarks=false
 
 echo "== stages (wall time, $(nproc) cores)"
 for line in "${stage_times[@]}"; do echo "   $line"; done
