@@ -3,12 +3,14 @@
 #include <kvcali/calibration/layout.hpp>
 #include <kvcali/calibration/npy.hpp>
 #include <kvcali/config_reader.hpp>
+#include <kvcali/io.hpp>
 
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 
 #include "cli.hpp"
 
@@ -45,54 +47,37 @@ private:
     clock::time_point start_, last_;
 };
 
-/// Checks everything calibration will read or write before any activation data is read: the
-/// output's folder, and every batch file of every layer (it exists and its npy header is valid,
-/// with a dtype kvcali reads). Errors: throws kvcali::error with one diagnostic per problem
-/// (io_error for a missing file or folder, invalid_data for a bad header or dtype, invalid_argument
-/// for an output that is one of the activation files).
-void check_inputs(const kvcali::resolved_config& config, const std::filesystem::path& dir, const std::string& output, bool to_stdout) {
+/// Where batch `k` of `layer` is: DIR/<the layer name as one escaped folder name>/<k>.npy, so that no
+/// layer name leads out of DIR (see kvcali::activation_dir_name).
+std::filesystem::path batch_file(const std::filesystem::path& dir, const std::string& layer, std::uint32_t k) {
+    return dir / kvcali::activation_dir_name(layer) / (std::to_string(k) + ".npy");
+}
+
+/// Checks every batch file of every layer before any activation data is read (it exists, and its
+/// npy header is valid with a dtype kvcali reads), adding one diagnostic per problem to `problems`:
+/// io_error for a missing file, invalid_data for a bad header or dtype, invalid_argument for an
+/// output that is one of the files.
+void check_batch_files(const kvcali::resolved_config& config, const std::filesystem::path& dir, const std::string& output,
+                       std::vector<kvcali::diagnostic>& problems) {
     namespace fs = std::filesystem;
-    std::vector<kvcali::diagnostic> problems;
-    auto problem = [&](kvcali::errc category, std::string message, const std::string& file) {
-        problems.push_back({kvcali::severity::error, category, std::move(message), {file, 0, 0}, {}, {}});
-    };
-    bool output_exists = false;
-    if (!to_stdout) {
-        std::error_code ec;
-        fs::path folder = fs::path(output).parent_path();
-        if (folder.empty()) folder = ".";
-        if (!fs::exists(folder, ec)) {
-            problem(kvcali::errc::io_error, "cannot write " + output + ": its folder " + folder.string() + " does not exist", output);
-        } else if (!fs::is_directory(folder, ec)) {
-            problem(kvcali::errc::io_error, "cannot write " + output + ": " + folder.string() + " is not a folder", output);
-        } else if (fs::is_directory(output, ec)) {
-            problem(kvcali::errc::io_error, "cannot write " + output + ": it is a folder", output);
-        }
-        output_exists = fs::exists(output, ec);
-    }
+    std::error_code ec;
+    const bool output_exists = fs::exists(output, ec);
     for (const auto& layer : config.layers) {
-        // One folder per layer, its name escaped so that no layer name leads out of DIR.
-        const fs::path folder = dir / kvcali::activation_dir_name(layer.name);
         for (std::uint32_t k = 0; k < config.batch_num; ++k) {
-            const fs::path file = folder / (std::to_string(k) + ".npy");
+            const fs::path file = batch_file(dir, layer.name, k);
             try {
                 (void)kvcali::read_npy_header(file);
             } catch (const kvcali::error& e) {
                 problems.insert(problems.end(), e.diagnostics().begin(), e.diagnostics().end());
                 continue;
             }
-            std::error_code ec;
             if (output_exists && fs::equivalent(file, output, ec) && !ec) {
-                problem(kvcali::errc::invalid_argument,
-                        "the output (-o " + output + ") is batch " + std::to_string(k) + " of layer \"" + layer.name +
-                            "\": writing it would destroy that file; choose another output path",
-                        output);
+                problems.push_back({kvcali::severity::error, kvcali::errc::invalid_argument,
+                                    "the output (-o " + output + ") is batch " + std::to_string(k) + " of layer \"" + layer.name +
+                                        "\": writing it would destroy that file; choose another output path",
+                                    {output, 0, 0}, {}, {}});
             }
         }
-    }
-    if (!problems.empty()) {
-        const kvcali::errc first = problems.front().category;
-        throw kvcali::error(first, std::move(problems));
     }
 }
 
@@ -116,9 +101,23 @@ int run_calibrate(const parsed_args& args) {
         throw kvcali::error(kvcali::diagnostic{kvcali::severity::error, kvcali::errc::io_error,
                                                "cannot read activations: " + dir.string() + " is not a folder", {dir.string(), 0, 0}, {}, {}});
     }
-    // Every file is checked before any is read: all problems are reported at once, and a missing
-    // last batch does not cost a whole calibration first.
-    check_inputs(config, dir, *output, to_stdout);
+    // Everything is checked before any data is read, and every problem reported at once: the record
+    // file (its writer is opened now: a missing folder does not cost a whole calibration first) and
+    // every batch file.
+    std::vector<kvcali::diagnostic> problems;
+    std::optional<kvcali::atomic_file_writer> record_file;
+    if (!to_stdout) {
+        try {
+            record_file.emplace(*output);
+        } catch (const kvcali::error& e) {
+            problems = e.diagnostics();
+        }
+    }
+    check_batch_files(config, dir, *output, problems);
+    if (!problems.empty()) {
+        const kvcali::errc first = problems.front().category;
+        throw kvcali::error(first, std::move(problems));
+    }
     progress_bar bar(::isatty(2) == 1 && !args.has("quiet"), config.layers.size());
     std::uint64_t values = 0;
     std::size_t done = 0;
@@ -126,7 +125,7 @@ int run_calibrate(const parsed_args& args) {
     // Layers in the config's order, so the record lists them in that order too.
     for (const auto& layer : config.layers) {
         for (std::uint32_t k = 0; k < config.batch_num; ++k) {
-            const std::filesystem::path file = dir / kvcali::activation_dir_name(layer.name) / (std::to_string(k) + ".npy");
+            const std::filesystem::path file = batch_file(dir, layer.name, k);
             const kvcali::npy_array a = kvcali::read_npy(file);
             try {
                 cal.observe(layer.name, a.bytes.data(), a.type, a.shape);
@@ -149,7 +148,8 @@ int run_calibrate(const parsed_args& args) {
         write_to_stdout(cal.record_text());
         return 0;
     }
-    cal.write_record(*output);
+    record_file->write(cal.record_text());
+    record_file->commit();
     if (!args.has("quiet")) {
         const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         std::printf("wrote %s: %zu layer%s (%s), %llu values read in %.2f s\n", output->c_str(), config.layers.size(),

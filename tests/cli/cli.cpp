@@ -462,7 +462,7 @@ BOOST_AUTO_TEST_CASE(calibrate_checks_every_file_first_and_reports_them_all) {
     const auto nofolder = run_cli(calibrate_args(dir, "no/record.txt"));
     BOOST_TEST(nofolder.status == 1);
     BOOST_TEST(count_of(nofolder.err, ": error: ") == 5u, nofolder.err);
-    BOOST_TEST(contains(nofolder.err, "cannot write " + (dir / "no/record.txt").string() + ": its folder " + (dir / "no").string() +
+    BOOST_TEST(contains(nofolder.err, "cannot write " + (dir / "no/record.txt").string() + ": the folder " + (dir / "no").string() +
                                           " does not exist [io_error]"),
                nofolder.err);
     BOOST_TEST(!fs::exists(dir / "no"));

@@ -92,24 +92,30 @@ struct spawned {
     std::chrono::steady_clock::time_point start;
 };
 
+/// Starts `argv` with stdin from /dev/null and stdout and stderr into the files `out` and `err`;
+/// the posix_spawn error number (0 on success).
+int spawn_redirected(std::vector<std::string> argv, const fs::path& out, const fs::path& err, pid_t& pid) {
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    std::vector<char*> cargs;
+    for (auto& a : argv) cargs.push_back(a.data());
+    cargs.push_back(nullptr);
+    const int rc = posix_spawn(&pid, cargs[0], &actions, nullptr, cargs.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    return rc;
+}
+
 spawned spawn_cli(const std::vector<std::string>& args, const temp_dir& io, const std::string& tag) {
     spawned s;
     s.out = io / (tag + ".stdout");
     s.err = io / (tag + ".stderr");
     std::vector<std::string> argv{kvcali_test::kvcali_exe().string()};
     argv.insert(argv.end(), args.begin(), args.end());
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 1, s.out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&actions, 2, s.err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    std::vector<char*> cargs;
-    for (auto& a : argv) cargs.push_back(a.data());
-    cargs.push_back(nullptr);
     s.start = std::chrono::steady_clock::now();
-    const int rc = posix_spawn(&s.pid, cargs[0], &actions, nullptr, cargs.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    if (rc != 0) throw std::runtime_error("cannot start " + argv[0]);
+    if (spawn_redirected(argv, s.out, s.err, s.pid) != 0) throw std::runtime_error("cannot start " + argv[0]);
     return s;
 }
 
@@ -218,19 +224,10 @@ private:
                 parts.push_back(request.substr(at, end - at));
                 at = end + 1;
             }
-            posix_spawn_file_actions_t actions;
-            posix_spawn_file_actions_init(&actions);
-            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-            posix_spawn_file_actions_addopen(&actions, 1, parts[0].c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-            posix_spawn_file_actions_addopen(&actions, 2, parts[1].c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-            std::vector<char*> args;
-            for (std::size_t i = 2; i < parts.size(); ++i) args.push_back(parts[i].data());
-            args.push_back(nullptr);
             answer a{};
             pid_t pid = -1;
             const auto start = std::chrono::steady_clock::now();
-            a.spawn_error = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
-            posix_spawn_file_actions_destroy(&actions);
+            a.spawn_error = spawn_redirected(std::vector<std::string>(parts.begin() + 2, parts.end()), parts[0], parts[1], pid);
             if (a.spawn_error == 0) {
                 int wstatus = 0;
                 rusage usage{};
