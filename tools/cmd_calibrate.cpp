@@ -1,5 +1,6 @@
 // kvcali calibrate: config.json + activations (npy files) -> the record file of scales and offsets.
 #include <kvcali/calibration/calibrator.hpp>
+#include <kvcali/calibration/activations.hpp>
 #include <kvcali/calibration/layout.hpp>
 #include <kvcali/calibration/npy.hpp>
 #include <kvcali/config_reader.hpp>
@@ -47,31 +48,20 @@ private:
     clock::time_point start_, last_;
 };
 
-/// Where batch `k` of `layer` is: DIR/<the layer name as one escaped folder name>/<k>.npy, so that no
-/// layer name leads out of DIR (see kvcali::activation_dir_name).
-std::filesystem::path batch_file(const std::filesystem::path& dir, const std::string& layer, std::uint32_t k) {
-    return dir / kvcali::activation_dir_name(layer) / (std::to_string(k) + ".npy");
-}
-
-/// Checks every batch file of every layer before any activation data is read (it exists, and its
-/// npy header is valid with a dtype kvcali reads), adding one diagnostic per problem to `problems`:
-/// io_error for a missing file, invalid_data for a bad header or dtype, invalid_argument for an
-/// output that is one of the files.
+/// Checks every batch file before any activation data is read (kvcali::check_activation_files), and
+/// that the output is none of them (invalid_argument: writing it would destroy that file), adding one
+/// diagnostic per problem to `problems`.
 void check_batch_files(const kvcali::resolved_config& config, const std::filesystem::path& dir, const std::string& output,
                        std::vector<kvcali::diagnostic>& problems) {
     namespace fs = std::filesystem;
+    auto found = kvcali::check_activation_files(config, dir);
+    problems.insert(problems.end(), found.begin(), found.end());
     std::error_code ec;
-    const bool output_exists = fs::exists(output, ec);
+    if (!fs::exists(output, ec)) return;
     for (const auto& layer : config.layers) {
         for (std::uint32_t k = 0; k < config.batch_num; ++k) {
-            const fs::path file = batch_file(dir, layer.name, k);
-            try {
-                (void)kvcali::read_npy_header(file);
-            } catch (const kvcali::error& e) {
-                problems.insert(problems.end(), e.diagnostics().begin(), e.diagnostics().end());
-                continue;
-            }
-            if (output_exists && fs::equivalent(file, output, ec) && !ec) {
+            const fs::path file = kvcali::activation_file(dir, layer.name, k);
+            if (fs::equivalent(file, output, ec) && !ec) {
                 problems.push_back({kvcali::severity::error, kvcali::errc::invalid_argument,
                                     "the output (-o " + output + ") is batch " + std::to_string(k) + " of layer \"" + layer.name +
                                         "\": writing it would destroy that file; choose another output path",
@@ -125,7 +115,7 @@ int run_calibrate(const parsed_args& args) {
     // Layers in the config's order, so the record lists them in that order too.
     for (const auto& layer : config.layers) {
         for (std::uint32_t k = 0; k < config.batch_num; ++k) {
-            const std::filesystem::path file = batch_file(dir, layer.name, k);
+            const std::filesystem::path file = kvcali::activation_file(dir, layer.name, k);
             const kvcali::npy_array a = kvcali::read_npy(file);
             try {
                 cal.observe(layer.name, a.bytes.data(), a.type, a.shape);

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <string>
 #include <string_view>
 
@@ -50,6 +51,13 @@ inline std::string activation_dir_name(std::string_view layer) {
     out += '~';
     for (int shift = 60; shift >= 0; shift -= 4) out += hex_lower[(h >> shift) & 0xF];
     return out;
+}
+
+/// Where batch `k` of `layer` is under the activations folder `dir`:
+/// `dir / activation_dir_name(layer) / "<k>.npy"`.
+/// Example: `activation_file("act", "model.layers.0.self_attn.k_proj", 1) == "act/model.layers.0.self_attn.k_proj/1.npy"`
+inline std::filesystem::path activation_file(const std::filesystem::path& dir, std::string_view layer, std::uint32_t k) {
+    return dir / activation_dir_name(layer) / (std::to_string(k) + ".npy");
 }
 
 }  // namespace kvcali
