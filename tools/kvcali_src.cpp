@@ -1,3 +1,3 @@
-// kvcali's non-template pipeline, compiled once (KVCALI_SEPARATE_COMPILATION): the static library
-// kvcali-separate that the CLI and the tests link (see tools/meson.build).
+// kvcali's non-template parts, compiled once (KVCALI_SEPARATE_COMPILATION): the static library
+// libkvcali.a that the CLI, the Python module and the tests link and `meson install` installs (meson.build).
 #include <kvcali/src.hpp>

@@ -551,15 +551,15 @@ struct layer_calibration {
     kvcali::granularity granularity = granularity::per_tensor;
     std::vector<calibration_param> params;  ///< every parameter with a value, in policy order
 
-    const calibration_param* find(std::string_view name) const noexcept {
+    const calibration_param* find(std::string_view param) const noexcept {
         for (const auto& p : params) {
-            if (p.name == name) return &p;
+            if (p.name == param) return &p;
         }
         return nullptr;
     }
     /// A float parameter as the double of its decimal (NaN when the layer has no such parameter).
-    double real(std::string_view name) const noexcept {
-        const auto* p = find(name);
+    double real(std::string_view param) const noexcept {
+        const auto* p = find(param);
         return p ? p->decimal : std::numeric_limits<double>::quiet_NaN();
     }
     /// IFMR's settings, when the layer's algorithm is IFMR (by its parameters' names).

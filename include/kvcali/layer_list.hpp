@@ -374,8 +374,8 @@ bool read_plain_layer_list(Source& source, layer_table& table, const type_predic
     // whole (anything else, or a cut entry, is read by the general code below).
     auto read_usual_object = [&](std::string_view& name, std::string_view& type) {
         constexpr std::string_view open = "{\"name\": \"", middle = "\", \"type\": \"", close = "\"}";
-        auto literal = [&](const char* at, std::string_view word) {
-            return static_cast<std::size_t>(end - at) >= word.size() && std::memcmp(at, word.data(), word.size()) == 0;
+        auto literal = [&](const char* from, std::string_view word) {
+            return static_cast<std::size_t>(end - from) >= word.size() && std::memcmp(from, word.data(), word.size()) == 0;
         };
         if (!literal(p, open)) return false;
         const char* const name_begin = p + open.size();

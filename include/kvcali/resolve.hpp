@@ -254,7 +254,7 @@ void select(selection_context& ctx, const std::string& written, const source_loc
         }
         ctx.diags.add({severity::error, errc::unknown_layer, std::move(message), where, written, {}});
     }
-    for (const std::size_t row : matched) each(listed_layer{row, &written, &where, false, true});
+    for (const std::size_t index : matched) each(listed_layer{index, &written, &where, false, true});
 }
 
 }  // namespace detail
