@@ -484,7 +484,7 @@ inline export_plan plan_export(std::span<const layer_record> records, const reso
                 }
                 if (count) {
                     diags.error(errc::incomplete_calibration,
-                                "decoder layer" + (count > 1 ? "s " : " ") + missing + (count > 8 ? ", ..." : "") +
+                                std::string("decoder layer") + (count > 1 ? "s " : " ") + missing + (count > 8 ? ", ..." : "") +
                                     " have no K or V scale (vllm-scales-json needs every layer from 0 to " + std::to_string(last) + ")",
                                 at, first_layer.rbegin()->second);
                 }
