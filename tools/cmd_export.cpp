@@ -68,7 +68,9 @@ command make_export() {
     command c;
     c.name = "export";
     c.summary = "write calibrated KV-cache scales into serving-engine checkpoints (MindIE/vLLM-Ascend, vLLM)";
-    c.usage = "kvcali export --record PATH --config PATH --format FORMAT (-o DIR | --into DIR) [--model PATH] [--strict]";
+    c.usage =
+        "kvcali export --record PATH --config PATH --format FORMAT -o DIR | --into DIR [--dtype DTYPE] [--kv-dtype DTYPE] "
+        "[--strategy STRATEGY] [--kv-heads H] [--model-type NAME] [--model PATH] [--strict] [--quiet]";
     c.description =
         "Formats (see README.md): ascend-c8 writes DIR/kv_cache_c8.safetensors (L.kv_cache_scale and L.kv_cache_offset\n"
         "per K or V layer L, --dtype, default float16) and DIR/quant_model_description.json (msModelSlim's C8 layout:\n"

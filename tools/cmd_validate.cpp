@@ -77,8 +77,9 @@ command make_validate() {
     command c;
     c.name = "validate";
     c.summary = "check a config.json as calibration reads it (exit 0 valid, 1 invalid)";
-    c.usage = "kvcali validate [--config] config.json [--model PATH] [--strict] [--quiet]\n"
-              "       kvcali validate --record PATH --config config.json [--format FORMAT ...] [--model PATH] [--strict]";
+    c.usage =
+        "kvcali validate [--config] config.json [--model PATH] [--strict] [--quiet] [--record PATH] [--format FORMAT] [--dtype DTYPE] "
+        "[--kv-dtype DTYPE] [--strategy STRATEGY] [--kv-heads H] [--model-type NAME]";
     c.description =
         "Checks what the reference's consumer checks: JSON syntax, duplicate keys at any depth, every top-level\n"
         "key other than batch_num and activation_offset a layer object holding kv_data_quant_config, JSON types\n"

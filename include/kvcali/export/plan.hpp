@@ -72,9 +72,9 @@ struct export_options {
     kv_cache_dtype kv_dtype = kv_cache_dtype::fp8;            ///< compressed-tensors
     kv_scale_strategy strategy = kv_scale_strategy::tensor;   ///< compressed-tensors
     std::uint32_t kv_heads = 0;                               ///< compressed-tensors attn_head: heads per K or V
-    std::optional<std::string> model_type;                    ///< vllm-scales-json: "model_type" (null when unset)
+    std::optional<std::string> model_type = std::nullopt;     ///< vllm-scales-json: "model_type" (null when unset)
     bool strict = false;                                      ///< warnings are errors
-    warning_sink on_warning;                                  ///< receives each warning (the library never prints)
+    warning_sink on_warning = {};                             ///< receives each warning (the library never prints)
     const layer_output_features* model = nullptr;             ///< when set: every layer must be there, channels must match
     std::string record_name = "record";                       ///< how messages name the record
 };
