@@ -266,6 +266,15 @@ BOOST_AUTO_TEST_CASE(plan_gives_tensors_before_writing) {
     // layer 1 k_proj: offset 10, scale 0.75: lo = -138 * 0.75 = -103.5.
     BOOST_TEST(ct.tensors[2].values.at(0) == 103.5f / 448.0f);
 
+    // The non-throwing form: the same plan, or the diagnostics.
+    const auto ok = kvcali::try_plan_export(records, config, o);
+    BOOST_TEST(ok.value.has_value());
+    auto broken = records;
+    broken[0].factors.scale[0] = 0.0f;
+    const auto failed = kvcali::try_plan_export(broken, config, o);
+    BOOST_TEST(!failed.value.has_value());
+    BOOST_TEST((failed.code() == kvcali::errc::invalid_data));
+
     o.strategy = kvcali::kv_scale_strategy::attn_head;
     o.kv_heads = 2;
     const auto heads = kvcali::plan_export(records, config, o);

@@ -511,6 +511,19 @@ inline export_plan plan_export(std::span<const layer_record> records, const reso
     return plan;
 }
 
+/// The non-throwing form of `plan_export`: the plan (with its warnings), or every diagnostic.
+/// Example: `if (auto r = kvcali::try_plan_export(records, config, opts); !r) print(r.diagnostics());`
+inline outcome<export_plan> try_plan_export(std::span<const layer_record> records, const resolved_config& config,
+                                            const export_options& opts) {
+    try {
+        export_plan plan = plan_export(records, config, opts);
+        std::vector<diagnostic> warnings = plan.warnings;
+        return outcome<export_plan>(std::move(plan), std::move(warnings));
+    } catch (const error& e) {
+        return outcome<export_plan>(e);
+    }
+}
+
 /// Output features of every layer of a layer-list model (`[{"name", "type", "in", "out"}, ...]`):
 /// `"out"` is the channel count; a layer without it is listed with none.
 /// Errors: `kvcali::error` (io_error, invalid_model) naming the file.
