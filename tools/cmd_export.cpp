@@ -36,6 +36,10 @@ int run_export(const parsed_args& args) {
     const kvcali::export_plan plan = kvcali::plan_export(records, config, opts);
     const std::filesystem::path dir = output ? *output : *into;
     const auto files = kvcali::prepare_export(plan, dir, into.has_value());
+    // No file of the export may be an input (a kvcali config.json named config.json in the --into folder).
+    std::vector<named_input> inputs{{"--record", record}, {"--config", config_path}};
+    if (auto m = args.get("model")) inputs.push_back({"--model", *m});
+    for (const auto& f : files) refuse_output_over_inputs(f.path.string(), inputs);
     kvcali::commit_export(files);
 
     if (args.has("quiet")) return 0;

@@ -515,6 +515,17 @@ BOOST_AUTO_TEST_CASE(into_merges_and_keeps_the_rest_byte_for_byte) {
     expect_failure(args, "invalid_argument", ckpt, "no such file");
 }
 
+BOOST_AUTO_TEST_CASE(output_over_an_input_is_refused) {
+    // kvcali's config.json inside the --into folder: merging the scheme into it would destroy it.
+    const auto l = two_modules();
+    export_case x(l);
+    const std::string config_before = slurp(x.config);
+    expect_failure({"export", "--record", x.record.string(), "--config", x.config.string(), "--format", "compressed-tensors", "--into",
+                    x.tmp.path().string()},
+                   "invalid_argument", x.tmp.path(), "--config");
+    BOOST_TEST(slurp(x.config) == config_before);
+}
+
 BOOST_AUTO_TEST_CASE(usage_errors) {
     const auto l = two_modules();
     export_case x(l);
