@@ -4,7 +4,7 @@
 #   scripts/fuzz.sh npy quant_cfg   only these targets
 #   FUZZ_SECONDS=300 scripts/fuzz.sh   longer runs
 # Targets (tests/fuzz/fuzz_<target>.cpp): quant_cfg (text format and JSON form), layer_list,
-# config_json, npy. Seeds: the conformance cases and calibration data (tests/conformance,
+# config_json, npy, safetensors. Seeds: the conformance cases and calibration data (tests/conformance,
 # tests/calibration/data), tests/fuzz/seeds/<target>, tests/fuzz/regressions/<target>.
 # Binaries, corpora and logs go to build-fuzz/. A crash leaves build-fuzz/<target>/crash-*; copy it
 # into tests/fuzz/regressions/<target>/ once fixed, and the test suite replays it from then on.
@@ -17,7 +17,7 @@ out=${FUZZ_DIR:-$root/build-fuzz}
 cxx=${FUZZ_CXX:-clang++-14}
 command -v "$cxx" >/dev/null || cxx=clang++
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(quant_cfg layer_list config_json npy)
+[ ${#targets[@]} -eq 0 ] && targets=(quant_cfg layer_list config_json npy safetensors)
 
 # libFuzzer's runtime ships in libclang-rt-14-dev.
 if ! echo 'extern "C" int LLVMFuzzerTestOneInput(const char*, unsigned long) { return 0; }' |

@@ -42,7 +42,7 @@ run_suite "g++ 12, all features" build-test -Dtorch=enabled -Donnx=enabled -Dpyt
 
 # Stage 2: clang 14 (libstdc++ 12) at -O1: the library headers, the CLI and the core, CLI, cfg,
 # reader, calibration and hostile tests.
-suite_args=(--suite core --suite cli --suite cfg --suite reader --suite calibration --suite hostile)
+suite_args=(--suite core --suite cli --suite cfg --suite reader --suite calibration --suite export --suite hostile)
 CXX=clang++ run_suite "clang 14, core" build-clang -Dtorch=disabled -Donnx=disabled -Dpython=disabled -Dbenchmarks=false \
   -Dexamples=false -Ddebug=false -Doptimization=1 -Db_ndebug=false
 

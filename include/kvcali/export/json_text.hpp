@@ -1,0 +1,102 @@
+// kvcali export: JSON documents as text, with numbers written as Python writes them (Boost.JSON
+// 1.81's own serializer writes doubles with more digits than they need).
+#pragma once
+
+#include <boost/json/value.hpp>
+
+#include <charconv>
+#include <cmath>
+#include <string>
+#include <string_view>
+
+#include "../json_format.hpp"
+
+namespace kvcali {
+
+namespace detail {
+
+/// The shortest decimal that round-trips `v`, as Python's repr: `1e-05`, `10000.0`, `0.1`.
+inline void append_double_repr(std::string& out, double v) {
+    if (std::isnan(v)) {
+        out += "NaN";
+        return;
+    }
+    if (std::isinf(v)) {
+        out += v < 0 ? "-Infinity" : "Infinity";
+        return;
+    }
+    char buf[64];
+    const auto r = std::to_chars(buf, buf + sizeof buf, v);
+    const std::string_view text(buf, static_cast<std::size_t>(r.ptr - buf));
+    out += text;
+    if (text.find_first_of(".e") == std::string_view::npos) out += ".0";
+}
+
+inline void append_json_text(std::string& out, const boost::json::value& v, int indent, int depth) {
+    auto newline = [&](int level) {
+        if (indent <= 0) return;
+        out += '\n';
+        out.append(static_cast<std::size_t>(indent * level), ' ');
+    };
+    switch (v.kind()) {
+        case boost::json::kind::null: out += "null"; break;
+        case boost::json::kind::bool_: out += v.get_bool() ? "true" : "false"; break;
+        case boost::json::kind::int64: out += std::to_string(v.get_int64()); break;
+        case boost::json::kind::uint64: out += std::to_string(v.get_uint64()); break;
+        case boost::json::kind::double_: append_double_repr(out, v.get_double()); break;
+        case boost::json::kind::string: append_json_string(out, v.get_string()); break;
+        case boost::json::kind::array: {
+            const auto& a = v.get_array();
+            if (a.empty()) {
+                out += "[]";
+                break;
+            }
+            out += '[';
+            bool first = true;
+            for (const auto& e : a) {
+                if (!first) out += ',';
+                first = false;
+                newline(depth + 1);
+                append_json_text(out, e, indent, depth + 1);
+            }
+            newline(depth);
+            out += ']';
+            break;
+        }
+        case boost::json::kind::object: {
+            const auto& o = v.get_object();
+            if (o.empty()) {
+                out += "{}";
+                break;
+            }
+            out += '{';
+            bool first = true;
+            for (const auto& kv : o) {
+                if (!first) out += ',';
+                first = false;
+                newline(depth + 1);
+                append_json_string(out, kv.key());
+                out += indent > 0 ? ": " : ":";
+                append_json_text(out, kv.value(), indent, depth + 1);
+            }
+            newline(depth);
+            out += '}';
+            break;
+        }
+    }
+}
+
+}  // namespace detail
+
+/// `v` as JSON text indented by `indent` spaces per level (0: one line), keys in the object's
+/// order, ending with a newline when indented. Doubles as Python's repr, strings as Python's json
+/// module writes them with ensure_ascii.
+/// Example: `kvcali::json_text(boost::json::object{{"num_bits", 8}})`.
+inline std::string json_text(const boost::json::value& v, int indent = 2) {
+    std::string out;
+    detail::append_json_text(out, v, indent, 0);
+    if (indent > 0) out += '\n';
+    return out;
+}
+
+}  // namespace kvcali

@@ -1,0 +1,578 @@
+// kvcali export: safetensors files (the tensor container serving engines read), written and read.
+//
+// Layout: 8 bytes little-endian uint64 N; N bytes of UTF-8 JSON, an object whose keys are tensor
+// names, each {"dtype", "shape", "data_offsets": [begin, end]} (offsets into the data after the
+// header), plus an optional "__metadata__" {string: string}; the header may be padded with spaces;
+// then the raw little-endian tensor data, with no gap and no overlap.
+#pragma once
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/json/object.hpp>
+#include <boost/json/parser.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "../error.hpp"
+#include "../io.hpp"
+#include "../version.hpp"
+
+namespace kvcali {
+
+// ---------------------------------------------------------------------------------------------
+// Floating-point element types and conversions
+
+/// The element types kvcali writes: F32, F16 (IEEE half) and BF16 (bfloat16).
+enum class tensor_dtype { float32, float16, bfloat16 };
+
+/// The safetensors name of a dtype: `F32`, `F16`, `BF16`.
+constexpr std::string_view safetensors_dtype_name(tensor_dtype t) noexcept {
+    switch (t) {
+        case tensor_dtype::float32: return "F32";
+        case tensor_dtype::float16: return "F16";
+        case tensor_dtype::bfloat16: return "BF16";
+    }
+    return "?";
+}
+
+/// The command-line name of a dtype: `float32`, `float16`, `bfloat16`.
+constexpr std::string_view to_string(tensor_dtype t) noexcept {
+    switch (t) {
+        case tensor_dtype::float32: return "float32";
+        case tensor_dtype::float16: return "float16";
+        case tensor_dtype::bfloat16: return "bfloat16";
+    }
+    return "?";
+}
+
+/// Bytes per element of a dtype.
+constexpr std::size_t element_size(tensor_dtype t) noexcept { return t == tensor_dtype::float32 ? 4 : 2; }
+
+/// float32 -> IEEE float16 bits, rounding to nearest even; values from 65520 up become infinity,
+/// values at or below 2^-25 become zero, NaN stays NaN (quiet).
+inline std::uint16_t float_to_half_bits(float value) noexcept {
+    const auto x = std::bit_cast<std::uint32_t>(value);
+    const auto sign = static_cast<std::uint16_t>((x >> 16) & 0x8000u);
+    const std::uint32_t abs = x & 0x7FFFFFFFu;
+    if (abs >= 0x7F800000u) return static_cast<std::uint16_t>(sign | (abs > 0x7F800000u ? 0x7E00u : 0x7C00u));
+    if (abs >= 0x477FF000u) return static_cast<std::uint16_t>(sign | 0x7C00u);  // >= 65520: rounds to infinity
+    const std::uint32_t exponent = abs >> 23;
+    if (exponent < 113) {  // below 2^-14: a half subnormal, in units of 2^-24
+        const std::uint32_t shift = 126 - exponent;
+        if (shift >= 25) return sign;
+        const std::uint32_t mantissa = (abs & 0x7FFFFFu) | 0x800000u;
+        std::uint32_t q = mantissa >> shift;
+        const std::uint32_t rest = mantissa & ((1u << shift) - 1);
+        const std::uint32_t half = 1u << (shift - 1);
+        if (rest > half || (rest == half && (q & 1u))) ++q;
+        return static_cast<std::uint16_t>(sign | q);
+    }
+    std::uint32_t q = ((exponent - 112) << 10) | ((abs & 0x7FFFFFu) >> 13);
+    const std::uint32_t rest = abs & 0x1FFFu;
+    if (rest > 0x1000u || (rest == 0x1000u && (q & 1u))) ++q;  // a carry moves into the exponent, as it should
+    return static_cast<std::uint16_t>(sign | q);
+}
+
+/// IEEE float16 bits -> float32 (exact).
+inline float half_bits_to_float(std::uint16_t h) noexcept {
+    const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
+    const std::uint32_t exponent = (h >> 10) & 0x1Fu;
+    const std::uint32_t mantissa = h & 0x3FFu;
+    if (exponent == 0) {
+        const float magnitude = std::ldexp(static_cast<float>(mantissa), -24);
+        return sign ? -magnitude : magnitude;
+    }
+    if (exponent == 31) return std::bit_cast<float>(sign | 0x7F800000u | (mantissa << 13));
+    return std::bit_cast<float>(sign | ((exponent + 112) << 23) | (mantissa << 13));
+}
+
+/// float32 -> bfloat16 bits, rounding to nearest even (NaN stays NaN, quiet).
+inline std::uint16_t float_to_bfloat16_bits(float value) noexcept {
+    const auto x = std::bit_cast<std::uint32_t>(value);
+    if ((x & 0x7FFFFFFFu) > 0x7F800000u) return static_cast<std::uint16_t>((x >> 16) | 0x0040u);
+    return static_cast<std::uint16_t>((x + 0x7FFFu + ((x >> 16) & 1u)) >> 16);
+}
+
+/// bfloat16 bits -> float32 (exact).
+inline float bfloat16_bits_to_float(std::uint16_t b) noexcept { return std::bit_cast<float>(static_cast<std::uint32_t>(b) << 16); }
+
+/// `value` as stored in `dtype` and read back as float32 (what an engine sees).
+inline float round_to_dtype(float value, tensor_dtype dtype) noexcept {
+    switch (dtype) {
+        case tensor_dtype::float32: return value;
+        case tensor_dtype::float16: return half_bits_to_float(float_to_half_bits(value));
+        case tensor_dtype::bfloat16: return bfloat16_bits_to_float(float_to_bfloat16_bits(value));
+    }
+    return value;
+}
+
+/// Why a finite value does not survive the conversion to `dtype`: "overflows to infinity",
+/// "underflows to zero", or nothing when it fits (zero stays zero).
+inline std::optional<std::string> dtype_conversion_problem(float value, tensor_dtype dtype) {
+    if (!std::isfinite(value)) return std::nullopt;
+    const float stored = round_to_dtype(value, dtype);
+    if (std::isinf(stored)) return "overflows to infinity in " + std::string(to_string(dtype));
+    if (stored == 0.0f && value != 0.0f) return "underflows to zero in " + std::string(to_string(dtype));
+    return std::nullopt;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing
+
+/// One tensor as data: its name, element type, shape and values (float32, converted when written).
+struct export_tensor {
+    std::string name;
+    tensor_dtype dtype = tensor_dtype::float32;
+    std::vector<std::uint64_t> shape;
+    std::vector<float> values;  ///< row-major, as many as the shape holds
+};
+
+/// A tensor whose bytes are already encoded (kept as they are when a file is rewritten).
+struct raw_tensor {
+    std::string name;
+    std::string dtype;  ///< the safetensors dtype name: F32, F16, BF16, I8, ...
+    std::vector<std::uint64_t> shape;
+    std::string bytes;
+};
+
+/// The little-endian bytes of `t`'s values in its dtype (round to nearest even).
+inline std::string encode_tensor(const export_tensor& t) {
+    std::string out;
+    out.resize(t.values.size() * element_size(t.dtype));
+    char* p = out.data();
+    for (const float v : t.values) {
+        if (t.dtype == tensor_dtype::float32) {
+            const auto bits = std::bit_cast<std::uint32_t>(v);
+            for (int i = 0; i < 4; ++i) *p++ = static_cast<char>((bits >> (8 * i)) & 0xFFu);
+        } else {
+            const std::uint16_t bits = t.dtype == tensor_dtype::float16 ? float_to_half_bits(v) : float_to_bfloat16_bits(v);
+            *p++ = static_cast<char>(bits & 0xFFu);
+            *p++ = static_cast<char>(bits >> 8);
+        }
+    }
+    return out;
+}
+
+/// `t` encoded, as a raw tensor.
+inline raw_tensor to_raw_tensor(const export_tensor& t) {
+    return raw_tensor{t.name, std::string(safetensors_dtype_name(t.dtype)), t.shape, encode_tensor(t)};
+}
+
+/// The metadata kvcali writes: {"format": "pt", "producer": "kvcali <version>"}.
+inline std::vector<std::pair<std::string, std::string>> default_safetensors_metadata() {
+    return {{"format", "pt"}, {"producer", std::string("kvcali ") + version_string}};
+}
+
+/// The bytes of a safetensors file holding `tensors` in the given order (data in that order too),
+/// the header led by `metadata` as "__metadata__" (none when empty) and padded with spaces to a
+/// multiple of 8 bytes. Requires: each tensor's bytes match its shape; names unique and not
+/// "__metadata__" (checked: `invalid_argument`).
+inline std::string safetensors_bytes(std::span<const raw_tensor> tensors,
+                                     const std::vector<std::pair<std::string, std::string>>& metadata = default_safetensors_metadata()) {
+    boost::json::object header;
+    if (!metadata.empty()) {
+        boost::json::object meta;
+        for (const auto& [k, v] : metadata) meta[k] = v;
+        header["__metadata__"] = std::move(meta);
+    }
+    std::uint64_t offset = 0;
+    for (const auto& t : tensors) {
+        if (t.name == "__metadata__" || header.contains(t.name)) {
+            throw error(diagnostic{severity::error, errc::invalid_argument,
+                                   "cannot write tensor \"" + t.name + "\" into a safetensors file: the name is taken", {}, t.name, {}});
+        }
+        boost::json::array shape;
+        for (auto d : t.shape) shape.emplace_back(d);
+        boost::json::array offsets;
+        offsets.emplace_back(offset);
+        offsets.emplace_back(offset + t.bytes.size());
+        offset += t.bytes.size();
+        header[t.name] = boost::json::object{{"dtype", t.dtype}, {"shape", std::move(shape)}, {"data_offsets", std::move(offsets)}};
+    }
+    std::string text = boost::json::serialize(header);  // integers and strings only: no doubles to format
+    text.append((8 - text.size() % 8) % 8, ' ');
+    std::string out;
+    out.reserve(8 + text.size() + offset);
+    const auto n = static_cast<std::uint64_t>(text.size());
+    for (int i = 0; i < 8; ++i) out += static_cast<char>((n >> (8 * i)) & 0xFFu);
+    out += text;
+    for (const auto& t : tensors) out += t.bytes;
+    return out;
+}
+
+/// As above for tensors given as float values.
+inline std::string safetensors_bytes(std::span<const export_tensor> tensors,
+                                     const std::vector<std::pair<std::string, std::string>>& metadata = default_safetensors_metadata()) {
+    std::vector<raw_tensor> raw;
+    raw.reserve(tensors.size());
+    for (const auto& t : tensors) raw.push_back(to_raw_tensor(t));
+    return safetensors_bytes(std::span<const raw_tensor>(raw), metadata);
+}
+
+/// Writes a safetensors file atomically (`write_file_atomic`). Errors: `kvcali::error` (io_error).
+/// Example: `kvcali::write_safetensors("scales.safetensors", tensors);`
+inline void write_safetensors(const std::filesystem::path& path, std::span<const export_tensor> tensors) {
+    write_file_atomic(path, safetensors_bytes(tensors));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading
+
+/// Bytes per element of a safetensors dtype name, or 0 when the name is unknown.
+inline std::size_t safetensors_element_size(std::string_view dtype) noexcept {
+    static constexpr std::pair<std::string_view, std::size_t> known[] = {
+        {"F64", 8}, {"F32", 4}, {"F16", 2}, {"BF16", 2}, {"I64", 8}, {"I32", 4}, {"I16", 2}, {"I8", 1}, {"U64", 8},
+        {"U32", 4}, {"U16", 2}, {"U8", 1},  {"BOOL", 1}, {"F8_E4M3", 1}, {"F8_E5M2", 1},
+    };
+    for (const auto& [name, size] : known) {
+        if (name == dtype) return size;
+    }
+    return 0;
+}
+
+/// One tensor of a safetensors header.
+struct safetensors_entry {
+    std::string name;
+    std::string dtype;  ///< F32, F16, BF16, I8, ... (a known safetensors dtype)
+    std::vector<std::uint64_t> shape;
+    std::uint64_t begin = 0;  ///< byte offsets into the data (after the header)
+    std::uint64_t end = 0;
+    std::uint64_t size() const noexcept { return end - begin; }
+};
+
+/// A checked safetensors header: tensors in the order of their data, the metadata, and where the
+/// data starts in the file.
+struct safetensors_header {
+    std::vector<safetensors_entry> tensors;                ///< sorted by data offset
+    std::vector<std::pair<std::string, std::string>> metadata;
+    std::uint64_t data_start = 0;                          ///< 8 + N
+    std::uint64_t file_size = 0;
+
+    const safetensors_entry* find(std::string_view name) const noexcept {
+        for (const auto& t : tensors) {
+            if (t.name == name) return &t;
+        }
+        return nullptr;
+    }
+};
+
+/// Headers longer than this are refused (the safetensors library's own limit is 100 MB).
+inline constexpr std::uint64_t max_safetensors_header = std::uint64_t{100} << 20;
+
+namespace detail {
+
+inline std::optional<std::uint64_t> json_uint(const boost::json::value& v) {
+    if (v.is_uint64()) return v.get_uint64();
+    if (v.is_int64() && v.get_int64() >= 0) return static_cast<std::uint64_t>(v.get_int64());
+    return std::nullopt;
+}
+
+}  // namespace detail
+
+/// Checks the header JSON `text` of a file of `file_size` bytes whose header is `text.size()` bytes
+/// long, recording every problem in `diags` as `invalid_data` naming `file` and the tensor: bad
+/// JSON or UTF-8, a non-object, an unknown dtype, a shape whose element count does not match the
+/// byte count, offsets out of range, overlapping or leaving gaps, metadata that is not
+/// {string: string}. The result is meaningful only when `diags` has no errors afterwards.
+inline safetensors_header parse_safetensors_header(std::string_view text, std::uint64_t file_size, const std::string& file,
+                                                   diagnostics& diags) {
+    safetensors_header out;
+    out.file_size = file_size;
+    out.data_start = 8 + static_cast<std::uint64_t>(text.size());
+    auto bad = [&](const std::string& tensor, std::string message) {
+        diags.add({severity::error, errc::invalid_data, std::move(message), {file, 0, 0}, tensor, {}});
+    };
+    if (out.data_start > file_size) {
+        bad({}, "the header (" + std::to_string(text.size()) + " bytes) is longer than the file (" + std::to_string(file_size) +
+                    " bytes)");
+        return out;
+    }
+    const std::uint64_t data_size = file_size - out.data_start;
+    boost::json::parse_options opts;
+    opts.max_depth = 16;
+    boost::json::parser parser(boost::json::storage_ptr(), opts);
+    boost::system::error_code ec;
+    parser.write(text.data(), text.size(), ec);
+    if (ec) {
+        bad({}, "the header is not valid JSON (" + ec.message() + ")");
+        return out;
+    }
+    const boost::json::value doc = parser.release();
+    const auto* object = doc.if_object();
+    if (object == nullptr) {
+        bad({}, "the header must be a JSON object of tensors");
+        return out;
+    }
+    for (const auto& kv : *object) {
+        const std::string name(kv.key());
+        if (name == "__metadata__") {
+            const auto* meta = kv.value().if_object();
+            if (meta == nullptr) {
+                bad({}, "\"__metadata__\" must be an object of strings");
+                continue;
+            }
+            for (const auto& m : *meta) {
+                if (!m.value().is_string()) {
+                    bad({}, "\"__metadata__\" value of \"" + std::string(m.key()) + "\" must be a string");
+                    continue;
+                }
+                out.metadata.emplace_back(std::string(m.key()), std::string(m.value().get_string()));
+            }
+            continue;
+        }
+        const std::string what = "tensor \"" + name + "\"";
+        const auto* t = kv.value().if_object();
+        if (t == nullptr) {
+            bad(name, what + " must be an object {\"dtype\", \"shape\", \"data_offsets\"}");
+            continue;
+        }
+        safetensors_entry e;
+        e.name = name;
+        const auto* dtype = t->if_contains("dtype");
+        const auto* shape = t->if_contains("shape");
+        const auto* offsets = t->if_contains("data_offsets");
+        if (dtype == nullptr || !dtype->is_string()) {
+            bad(name, what + " has no \"dtype\" string");
+            continue;
+        }
+        e.dtype = std::string(dtype->get_string());
+        const std::size_t elem = safetensors_element_size(e.dtype);
+        if (elem == 0) {
+            bad(name, what + " has an unknown dtype \"" + e.dtype + "\"");
+            continue;
+        }
+        bool ok = shape != nullptr && shape->is_array();
+        if (ok) {
+            for (const auto& d : shape->get_array()) {
+                const auto n = detail::json_uint(d);
+                if (!n) {
+                    ok = false;
+                    break;
+                }
+                e.shape.push_back(*n);
+            }
+        }
+        if (!ok) {
+            bad(name, what + " needs \"shape\": an array of non-negative integers");
+            continue;
+        }
+        ok = offsets != nullptr && offsets->is_array() && offsets->get_array().size() == 2;
+        if (ok) {
+            const auto b = detail::json_uint(offsets->get_array()[0]);
+            const auto en = detail::json_uint(offsets->get_array()[1]);
+            ok = b && en;
+            if (ok) e.begin = *b, e.end = *en;
+        }
+        if (!ok) {
+            bad(name, what + " needs \"data_offsets\": [begin, end], two non-negative integers");
+            continue;
+        }
+        if (e.begin > e.end || e.end > data_size) {
+            bad(name, what + " has data_offsets [" + std::to_string(e.begin) + ", " + std::to_string(e.end) +
+                          "] outside the data (" + std::to_string(data_size) + " bytes)");
+            continue;
+        }
+        // Element count times element size, without overflow.
+        std::uint64_t bytes = elem;
+        bool overflow = false;
+        for (auto d : e.shape) {
+            if (d != 0 && bytes > std::numeric_limits<std::uint64_t>::max() / d) overflow = true;
+            bytes *= d;
+        }
+        if (overflow || bytes != e.size()) {
+            std::string dims;
+            for (auto d : e.shape) dims += (dims.empty() ? "" : ", ") + std::to_string(d);
+            bad(name, what + " has shape [" + dims + "] of " + e.dtype + (overflow ? " (too large)" : " (" + std::to_string(bytes) + " bytes)") +
+                          " but data_offsets span " + std::to_string(e.size()) + " bytes");
+            continue;
+        }
+        out.tensors.push_back(std::move(e));
+    }
+    if (diags.has_errors()) return out;
+    std::stable_sort(out.tensors.begin(), out.tensors.end(),
+                     [](const safetensors_entry& a, const safetensors_entry& b) { return a.begin != b.begin ? a.begin < b.begin : a.end < b.end; });
+    std::uint64_t expected = 0;
+    const safetensors_entry* previous = nullptr;
+    for (const auto& e : out.tensors) {
+        if (e.begin < expected) {
+            bad(e.name, "tensor \"" + e.name + "\" overlaps tensor \"" + previous->name + "\" (data_offsets [" +
+                            std::to_string(e.begin) + ", " + std::to_string(e.end) + "])");
+        } else if (e.begin > expected) {
+            bad(e.name, "a gap of " + std::to_string(e.begin - expected) + " bytes before tensor \"" + e.name + "\" (data_offsets [" +
+                            std::to_string(e.begin) + ", " + std::to_string(e.end) + "])");
+        }
+        expected = std::max(expected, e.end);
+        previous = &e;
+    }
+    if (expected != data_size) {
+        bad(previous ? previous->name : std::string(),
+            std::to_string(data_size - expected) + " bytes of data after the last tensor" +
+                (previous ? " \"" + previous->name + "\"" : std::string()));
+    }
+    return out;
+}
+
+/// The header length N of a file's first 8 bytes.
+inline std::uint64_t safetensors_header_length(std::string_view first8) noexcept {
+    std::uint64_t n = 0;
+    for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<unsigned char>(first8[static_cast<std::size_t>(i)]);
+    return n;
+}
+
+namespace detail {
+inline void check_length_prefix(std::uint64_t n, std::uint64_t file_size, const std::string& file) {
+    if (file_size < 8) {
+        throw error(diagnostic{severity::error, errc::invalid_data,
+                               "too short for a safetensors file (" + std::to_string(file_size) + " bytes, the header length alone takes 8)",
+                               {file, 0, 0}, {}, {}});
+    }
+    if (n > file_size - 8 || n > max_safetensors_header) {
+        throw error(diagnostic{severity::error, errc::invalid_data,
+                               "the header length " + std::to_string(n) + " is longer than the file (" + std::to_string(file_size) +
+                                   " bytes)" + (n > max_safetensors_header && n <= file_size - 8 ? " or the limit of 100 MiB" : ""),
+                               {file, 0, 0}, {}, {}});
+    }
+}
+}  // namespace detail
+
+/// Checks a whole safetensors file held in memory (see `parse_safetensors_header`).
+/// Errors: `kvcali::error` (invalid_data) with every problem, naming `file` and the tensor.
+inline safetensors_header parse_safetensors(std::string_view bytes, const std::string& file = "<safetensors>") {
+    const auto size = static_cast<std::uint64_t>(bytes.size());
+    const std::uint64_t n = size < 8 ? 0 : safetensors_header_length(bytes.substr(0, 8));
+    detail::check_length_prefix(n, size, file);
+    diagnostics diags;
+    safetensors_header h = parse_safetensors_header(bytes.substr(8, static_cast<std::size_t>(n)), size, file, diags);
+    diags.throw_if_errors();
+    return h;
+}
+
+/// A safetensors file opened for reading: the header is read and checked when opened; a tensor's
+/// bytes are read only when asked for, with positioned reads of exactly those bytes.
+/// Errors: `kvcali::error`: io_error (cannot open or read), invalid_data (see
+/// `parse_safetensors_header`), invalid_argument (a tensor the file does not have).
+/// Example: `kvcali::safetensors_file f("model.safetensors"); auto s = f.read_floats("l.kv_cache_scale");`
+class safetensors_file {
+public:
+    explicit safetensors_file(const std::filesystem::path& path) : name_(path.string()) {
+        do {
+            fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        } while (fd_ < 0 && errno == EINTR);
+        if (fd_ < 0) io_fail("cannot open " + name_ + ": " + detail::errno_text(errno));
+        struct ::stat st {};
+        if (::fstat(fd_, &st) != 0) io_fail("cannot read " + name_ + ": " + detail::errno_text(errno));
+        if (!S_ISREG(st.st_mode)) io_fail("cannot read " + name_ + ": not a regular file");
+        const auto size = static_cast<std::uint64_t>(st.st_size);
+        std::string first(8, '\0');
+        if (size >= 8) read_at(0, first.data(), 8);
+        const std::uint64_t n = size < 8 ? 0 : safetensors_header_length(first);
+        detail::check_length_prefix(n, size, name_);
+        std::string text(static_cast<std::size_t>(n), '\0');
+        read_at(8, text.data(), text.size());
+        diagnostics diags;
+        header_ = parse_safetensors_header(text, size, name_, diags);
+        diags.throw_if_errors();
+    }
+    safetensors_file(const safetensors_file&) = delete;
+    safetensors_file& operator=(const safetensors_file&) = delete;
+    ~safetensors_file() {
+        if (fd_ >= 0) ::close(fd_);
+    }
+
+    const safetensors_header& header() const noexcept { return header_; }
+    const std::string& name() const noexcept { return name_; }
+    /// Bytes read from the file so far (the length prefix and header included).
+    std::uint64_t bytes_read() const noexcept { return bytes_read_; }
+
+    /// The tensor's raw bytes (exactly its data_offsets range).
+    std::string read_bytes(std::string_view tensor) { return read_bytes(entry(tensor)); }
+    std::string read_bytes(const safetensors_entry& e) {
+        std::string out(static_cast<std::size_t>(e.size()), '\0');
+        read_at(header_.data_start + e.begin, out.data(), out.size());
+        return out;
+    }
+
+    /// The tensor with its bytes, kept as they are.
+    raw_tensor read_raw(const safetensors_entry& e) { return raw_tensor{e.name, e.dtype, e.shape, read_bytes(e)}; }
+
+    /// A F32, F16 or BF16 tensor's values as float32 (other dtypes: invalid_data).
+    std::vector<float> read_floats(std::string_view tensor) {
+        const safetensors_entry& e = entry(tensor);
+        const std::string bytes = read_bytes(e);
+        std::vector<float> out;
+        const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
+        if (e.dtype == "F32") {
+            out.resize(bytes.size() / 4);
+            for (std::size_t i = 0; i < out.size(); ++i) {
+                const std::uint32_t b = p[4 * i] | (p[4 * i + 1] << 8) | (p[4 * i + 2] << 16) | (static_cast<std::uint32_t>(p[4 * i + 3]) << 24);
+                out[i] = std::bit_cast<float>(b);
+            }
+        } else if (e.dtype == "F16" || e.dtype == "BF16") {
+            out.resize(bytes.size() / 2);
+            for (std::size_t i = 0; i < out.size(); ++i) {
+                const auto b = static_cast<std::uint16_t>(p[2 * i] | (p[2 * i + 1] << 8));
+                out[i] = e.dtype == "F16" ? half_bits_to_float(b) : bfloat16_bits_to_float(b);
+            }
+        } else {
+            throw error(diagnostic{severity::error, errc::invalid_data,
+                                   "tensor \"" + e.name + "\" is " + e.dtype + ", not a float tensor (F32, F16, BF16)", {name_, 0, 0},
+                                   e.name, {}});
+        }
+        return out;
+    }
+
+    /// The entry of a tensor; throws invalid_argument when the file has none of that name.
+    const safetensors_entry& entry(std::string_view tensor) const {
+        const auto* e = header_.find(tensor);
+        if (e == nullptr) {
+            throw error(diagnostic{severity::error, errc::invalid_argument,
+                                   "the file has no tensor \"" + std::string(tensor) + "\"", {name_, 0, 0}, std::string(tensor), {}});
+        }
+        return *e;
+    }
+
+private:
+    [[noreturn]] void io_fail(const std::string& message) const {
+        throw error(diagnostic{severity::error, errc::io_error, message, {name_, 0, 0}, {}, {}});
+    }
+    void read_at(std::uint64_t offset, char* out, std::size_t size) {
+        while (size > 0) {
+            const ssize_t n = ::pread(fd_, out, size, static_cast<off_t>(offset));
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) io_fail("cannot read " + name_ + ": " + detail::errno_text(errno));
+            if (n == 0) {
+                throw error(diagnostic{severity::error, errc::invalid_data, "the file ended early (it changed while being read?)",
+                                       {name_, 0, 0}, {}, {}});
+            }
+            bytes_read_ += static_cast<std::uint64_t>(n);
+            out += n;
+            offset += static_cast<std::uint64_t>(n);
+            size -= static_cast<std::size_t>(n);
+        }
+    }
+
+    std::string name_;
+    int fd_ = -1;
+    safetensors_header header_;
+    std::uint64_t bytes_read_ = 0;
+};
+
+}  // namespace kvcali
