@@ -356,3 +356,18 @@ BOOST_AUTO_TEST_CASE(outputs_over_inputs_and_usage) {
     BOOST_TEST(u.status == 2);
     BOOST_TEST(contains(u.err, "missing -o PATH"), u.err);
 }
+
+BOOST_AUTO_TEST_CASE(library_without_exceptions) {
+    fixture_files f;
+    const kvcali::resolved_config doc = kvcali::read_quant_cali_config(f.config);
+    const auto ok = kvcali::try_build_quality_report(doc, f.act, {});
+    BOOST_TEST_REQUIRE(ok.value.has_value());
+    BOOST_TEST(ok.value->calibrated_here);
+    BOOST_TEST(ok.value->layers.size() == 2u);
+    BOOST_TEST(ok.value->layers[1].channels.size() == 4u);  // m.v_proj: per channel
+    fs::remove(f.batch("m.k_proj", 1));
+    const auto bad = kvcali::try_build_quality_report(doc, f.act, {});
+    BOOST_TEST(!bad);
+    BOOST_TEST((bad.code() == kvcali::errc::io_error));
+    BOOST_TEST(bad.diagnostics().front().layer == "m.k_proj");
+}

@@ -268,4 +268,15 @@ inline quality_report build_quality_report(const resolved_config& config, const 
     return out;
 }
 
+/// `build_quality_report` without exceptions: the report, or the diagnostics that stopped it
+/// (`code()` their category). Example: `if (auto r = kvcali::try_build_quality_report(doc, "act", {}); r) use(*r.value);`
+inline outcome<quality_report> try_build_quality_report(const resolved_config& config, const std::filesystem::path& dir,
+                                                        const report_request& request) {
+    try {
+        return outcome<quality_report>(build_quality_report(config, dir, request), {});
+    } catch (const error& e) {
+        return outcome<quality_report>(e);
+    }
+}
+
 }  // namespace kvcali

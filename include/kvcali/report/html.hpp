@@ -449,11 +449,27 @@ inline std::string quality_report_html(const quality_report& r) {
         }
         append_figures_row(out, "fp8", "", l.fp8.all, l.best == "fp8");
         out += "</tbody></table>";
-        if (l.per_channel && !l.channels.empty())
+        if (l.per_channel && !l.channels.empty()) {
             out +=
                 "<p class=\"legend\">Per channel: figures over all values, each "
                 "with its own channel's scale and offset; clip range: the widest "
                 "channel's.</p>";
+            // The channels with the lowest SQNR of the record.
+            std::vector<std::size_t> order(l.channels.size());
+            for (std::size_t c = 0; c < order.size(); ++c) order[c] = c;
+            std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+                return sqnr_rank(l.channels[a].record.sqnr_db) < sqnr_rank(l.channels[b].record.sqnr_db);
+            });
+            if (order.size() > 5) order.resize(5);
+            out += "<p class=\"legend worst-channels\">Lowest SQNR (record):";
+            for (std::size_t c : order) {
+                const channel_quality& ch = l.channels[c];
+                out += " channel " + std::to_string(c) + " " + show_number(ch.record.sqnr_db) + " dB (" +
+                       show_number(100.0 * ch.record.clip_fraction, 3) + "% clipped);";
+            }
+            out.back() = '.';
+            out += "</p>";
+        }
         out += "</div><div>";
         append_histogram_svg(out, l);
         if (l.per_channel && !l.channels.empty()) append_channel_svg(out, l);

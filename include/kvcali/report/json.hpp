@@ -220,6 +220,10 @@ inline std::string quality_report_json(const quality_report& r) {
         } else {
             j.null();
         }
+        if (!l.other_algorithm_error.empty()) {
+            j.key("other_algorithm_error");
+            j.str(l.other_algorithm_error);
+        }
         j.key("fp8");
         detail::write_method(j, l.fp8);
         j.key("best");
