@@ -146,9 +146,7 @@ int run_report(const parsed_args& args) {
 command make_report() {
     command c;
     c.name = "report";
-    c.summary =
-        "per-layer quality of calibrated scales: config.json + "
-        "activations + record -> HTML page (and JSON)";
+    c.summary = "per-layer quality of calibrated scales, as an HTML page (and JSON)";
     c.usage =
         "kvcali report --config PATH --activations DIR [--record PATH] -o "
         "PATH [--json PATH] [--quiet]";
@@ -173,7 +171,7 @@ command make_report() {
         "config); on any error nothing is written.";
     c.options.push_back({"config", 0, true, false, "the config.json (as `kvcali generate` or AMCT wrote it)", "PATH"});
     c.options.push_back({"activations", 'a', true, false, "the folder of activations", "DIR"});
-    c.options.push_back({"record", 'r', true, false, "the record file (`kvcali calibrate -o`); without it: calibrate first", "PATH"});
+    c.options.push_back({"record", 0, true, false, "the record file (`kvcali calibrate -o`); without it: calibrate first", "PATH"});
     c.options.push_back({"output", 'o', true, false, "the HTML page to write", "PATH"});
     c.options.push_back({"json", 0, true, false, "also write the figures as JSON", "PATH"});
     c.options.push_back({"quiet", 'q', false, false, "no progress bar, no notes and no summary line", ""});
