@@ -24,6 +24,7 @@ import jsonschema
 ROOT = os.environ["KVCALI_SOURCE_ROOT"]
 EXE = os.environ["KVCALI_EXE"]
 E2E = os.path.join(ROOT, "tests", "calibration", "data", "e2e")
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(ROOT, "tests", "calibration", "data"))
 import generator  # noqa: E402  (the reference data generator)
 
