@@ -6,7 +6,7 @@ set -euo pipefail
 
 core=(g++ meson ninja-build pkg-config libboost1.81-dev libboost-json1.81-dev libboost-test1.81-dev)
 full=("${core[@]}" clang libclang-rt-14-dev protobuf-compiler libprotobuf-dev python3 python3-protobuf
-      python3-jsonschema python3-numpy libonnx-dev python3-onnx libtorch-dev python3-torch pybind11-dev cmake)
+      python3-jsonschema python3-numpy libonnx-dev python3-onnx libtorch-dev python3-torch pybind11-dev cmake chromium)
 
 wanted=("${full[@]}")
 [ "${1:-}" = "--core" ] && wanted=("${core[@]}")
