@@ -327,6 +327,184 @@ inline scale_offset ifmr_choose(const ifmr_sorted_sample& sample, const ifmr_opt
 }
 
 // ---------------------------------------------------------------------------------------------
+// The cell walk: the sorted path for many small samples (per channel). The sample is sorted once;
+// prefix sums of x and x^2 (within blocks of 32 values, each shifted by its block's middle value
+// against cancellation) give any run's squared error in O(1 + run / 32), and a uniform grid from value to
+// index range finds where a cell ends in O(1). A cell's end is the first value whose level reaches
+// the next one: every value more than 2^-20 (relative) away from the rounding point
+// `(q - 0.5) * scale` is on a known side of it, so the reference's float32 level is evaluated
+// only for values inside that window (almost never) and once per gap of empty cells. The cost per
+// candidate is O(non-empty cells), with no binary search and no division per level.
+
+/// Buffers for `ifmr_choose_sorted`, reused from one sample to the next (per channel: one per layer).
+struct ifmr_walk_workspace {
+    std::vector<double> s1, s2;        ///< per block: prefix sums of (x - shift) and (x - shift)^2
+    std::vector<double> block_shift, block_s1, block_s2;  ///< per block: its shift and its sums
+    std::vector<std::uint32_t> grid;   ///< grid bucket -> the number of values in lower buckets
+    std::vector<std::uint32_t> bounds; ///< per cell of a candidate: its first index
+    std::vector<std::uint32_t> keys;   ///< sort keys (ifmr_sort_sample)
+    std::vector<float> sorted;         ///< the sorted sample (ifmr_sort_sample)
+};
+
+/// Sorts a sample into `ws.sorted` (radix sort on float_key) and returns it.
+inline std::span<const float> ifmr_sort_sample(std::span<const float> values, ifmr_walk_workspace& ws);
+
+/// IFMR over a sorted, non-empty sample by the cell walk (see above): the same choice as
+/// `ifmr_choose` (both sum the squared errors in double; they agree within 1e-9 relative, so only
+/// candidates tied that closely could be ordered differently). `errors`, when given, receives every
+/// candidate's squared error sum (not divided by the count). Returns nothing for a search the walk
+/// does not take (a candidate with a reversed range, from a negative search_range_start, or more
+/// than 65536 levels): use `ifmr_choose` then.
+inline std::optional<scale_offset> ifmr_choose_sorted(std::span<const float> x, const ifmr_options& s, ifmr_walk_workspace& ws,
+                                                      std::vector<double>* errors = nullptr) {
+    const std::size_t n = x.size();
+    if (n == 0 || n >= (std::size_t{1} << 32)) return std::nullopt;
+    const auto ratios = ifmr_ratios(s);
+    const ifmr_start start = ifmr_start_points(x, s);
+
+    // Prefix sums within blocks of 32 values, each shifted by its block's middle value, so that a
+    // run's sums keep their precision (no cancellation against far-away values); a cell of at most
+    // 8 values is summed directly, as the straightforward loss does.
+    constexpr std::size_t block = 32;
+    const std::size_t blocks = (n + block - 1) / block;
+    ws.s1.resize(n + 1);
+    ws.s2.resize(n + 1);
+    ws.block_shift.resize(blocks);
+    ws.block_s1.resize(blocks);
+    ws.block_s2.resize(blocks);
+    for (std::size_t k = 0; k < blocks; ++k) {
+        const std::size_t lo = k * block, hi = std::min(n, lo + block);
+        const double shift = x[(lo + hi) / 2];
+        double a1 = 0.0, a2 = 0.0;
+        for (std::size_t i = lo; i < hi; ++i) {
+            ws.s1[i] = a1;
+            ws.s2[i] = a2;
+            const double d = static_cast<double>(x[i]) - shift;
+            a1 += d;
+            a2 += d * d;
+        }
+        ws.block_shift[k] = shift;
+        ws.block_s1[k] = a1;
+        ws.block_s2[k] = a2;
+    }
+    ws.s1[n] = ws.s2[n] = 0.0;
+    const double* s1 = ws.s1.data();
+    const double* s2 = ws.s2.data();
+    const double* block_shift = ws.block_shift.data();
+    const double* block_s1 = ws.block_s1.data();
+    const double* block_s2 = ws.block_s2.data();
+    // The sum of (x - v)^2 over [b, e), a run inside block k (e at most the block's end).
+    auto block_error = [&](std::size_t k, std::size_t b, std::size_t e, double v) {
+        const bool to_end = e == std::min(n, (k + 1) * block);
+        const double r1 = (to_end ? block_s1[k] : s1[e]) - s1[b];
+        const double r2 = (to_end ? block_s2[k] : s2[e]) - s2[b];
+        const double d = v - block_shift[k];
+        return r2 - 2.0 * d * r1 + static_cast<double>(e - b) * d * d;
+    };
+    // The grid: two buckets per value over the central range (the 1/4096 most extreme values at
+    // either end share the end buckets). bucket(y) is monotone in y, so the values below a
+    // threshold t are all those of lower buckets plus some of bucket(t).
+    const std::size_t buckets = std::clamp<std::size_t>(2 * n, 1, std::size_t{1} << 24);
+    const std::size_t tail = n / 4096;
+    const float origin = x[tail];
+    const float range = x[n - 1 - tail] - origin;
+    float inverse_width = range > 0.0f ? static_cast<float>(buckets) / range : 0.0f;
+    if (!std::isfinite(inverse_width)) inverse_width = 0.0f;
+    const float last_bucket = static_cast<float>(buckets - 1);
+    auto bucket = [&](float y) -> std::size_t {
+        const float f = (y - origin) * inverse_width;  // NaN only as inf * 0: bucket 0
+        return f > 0.0f ? static_cast<std::size_t>(std::min(f, last_bucket)) : 0;
+    };
+    ws.grid.assign(buckets + 1, 0);
+    for (std::size_t i = 0; i < n; ++i) ++ws.grid[bucket(x[i]) + 1];
+    for (std::size_t g = 1; g <= buckets; ++g) ws.grid[g] += ws.grid[g - 1];
+    const std::uint32_t* grid = ws.grid.data();
+    // The first index whose value is >= t: a few steps without branches in a small bucket.
+    auto lower_bound = [&](float t) -> std::size_t {
+        const std::size_t g = bucket(t);
+        std::size_t i = grid[g];
+        const std::size_t end = grid[g + 1];
+        if (end - i <= 3) {
+            for (int k = 0; k < 3; ++k) i += static_cast<std::size_t>((i < end) & (x[std::min(i, n - 1)] < t));
+            return i;
+        }
+        return static_cast<std::size_t>(std::partition_point(x.begin() + static_cast<std::ptrdiff_t>(i), x.begin() + static_cast<std::ptrdiff_t>(end),
+                                                             [&](float v) { return v < t; }) -
+                                        x.begin());
+    };
+    auto run_error = [&](std::size_t b, std::size_t e, double v) {
+        if (e - b <= 8) {
+            double total = 0.0;
+            for (std::size_t i = b; i < e; ++i) {
+                const double d = static_cast<double>(x[i]) - v;
+                total += d * d;
+            }
+            return total;
+        }
+        const std::size_t kb = b / block, ke = (e - 1) / block;
+        if (kb == ke) return block_error(kb, b, e, v);
+        double total = block_error(kb, b, (kb + 1) * block, v) + block_error(ke, ke * block, e, v);
+        for (std::size_t k = kb + 1; k < ke; ++k) {
+            const double d = v - block_shift[k];
+            total += block_s2[k] - 2.0 * d * block_s1[k] + static_cast<double>(block) * d * d;
+        }
+        return total;
+    };
+
+    if (errors) errors->clear();
+    double best = std::numeric_limits<double>::infinity();
+    ifmr_candidate chosen{};
+    for (float r : ratios) {
+        const ifmr_candidate c = ifmr_candidate_at(start, r, s.with_offset);
+        // A reversed range, a huge level count or a range near the float limit: ifmr_choose.
+        if (!(c.lo <= c.hi) || !(std::fabs(c.lo) < 1e37f && c.hi < 1e37f)) return std::nullopt;
+        const float first = ifmr_level(c, x[0]), last = ifmr_level(c, x[n - 1]);
+        if (!(last - first <= 65536.0f)) return std::nullopt;
+        const double scale = c.scale;
+        // Where each cell starts: bound[j] is the first index whose level reaches first + j.
+        // Values more than 2^-20 (relative) below the rounding point (q - 0.5) * scale have a
+        // lower level, those as far above it level q or more; only the values between are
+        // quantized with the reference's arithmetic.
+        const std::size_t cells = static_cast<std::size_t>(last - first) + 1;
+        ws.bounds.resize(cells + 1);
+        std::uint32_t* bound = ws.bounds.data();
+        bound[0] = 0;
+        bound[cells] = static_cast<std::uint32_t>(n);
+        float q = first + 1.0f;
+        for (std::size_t j = 1; j < cells; ++j, q += 1.0f) {
+            const double a = (static_cast<double>(q) - 0.5) * scale;
+            const double margin = std::fabs(a) * 0x1p-19;  // 2^-20 after rounding to float
+            const auto below = static_cast<float>(a - margin), above = static_cast<float>(a + margin);
+            std::size_t i = lower_bound(below);
+            while (i < n && x[i] < above && ifmr_level(c, x[i]) < q) ++i;
+            bound[j] = static_cast<std::uint32_t>(i);
+        }
+        double total = 0.0;
+        float level = first;
+        for (std::size_t j = 0; j < cells; ++j, level += 1.0f) {
+            if (bound[j + 1] > bound[j]) total += run_error(bound[j], bound[j + 1], static_cast<double>(level * c.scale));
+        }
+        if (errors) errors->push_back(total);
+        if (total < best) {
+            best = total;
+            chosen = c;
+        }
+    }
+    scale_offset so{chosen.scale, 0};
+    if (s.with_offset) so.offset = static_cast<std::int32_t>(-round_half_even(start.min0 / chosen.scale)) - 128;
+    return finish_scale(so, s.with_offset);
+}
+
+inline std::span<const float> ifmr_sort_sample(std::span<const float> values, ifmr_walk_workspace& ws) {
+    ws.keys.resize(values.size());
+    for (std::size_t i = 0; i < values.size(); ++i) ws.keys[i] = float_key(values[i]);
+    sort_float_keys(ws.keys);
+    ws.sorted.resize(values.size());
+    for (std::size_t i = 0; i < values.size(); ++i) ws.sorted[i] = key_float(ws.keys[i]);
+    return ws.sorted;
+}
+
+// ---------------------------------------------------------------------------------------------
 // The unsorted path: no sort at all. Every candidate's quantization cells are bounded by float
 // thresholds (the smallest x whose level reaches q, found with the reference's own arithmetic),
 // computable without the data. One pass puts each value into the interval between consecutive
@@ -658,18 +836,26 @@ inline ifmr_sorted_sample ifmr_prepare(std::vector<std::uint32_t> keys) {
 }
 
 /// IFMR over one sample given as values in any order: the unsorted path for large samples
-/// (`ifmr_prefers_unsorted`), else the sorted one; both give the same losses within 1e-12.
+/// (`ifmr_prefers_unsorted`), else the sorted one (the cell walk, `ifmr_choose_sorted`); all
+/// give the same losses within 1e-9 relative.
 /// `high_keys` may hold `detail::add_high_key_histogram` of the values.
-inline scale_offset ifmr_calibrate(std::span<const float> values, const ifmr_options& s, std::vector<std::uint32_t> high_keys = {}) {
+/// `ws` holds the sorted path's buffers (reused by a caller with many samples, such as per channel).
+inline scale_offset ifmr_calibrate(std::span<const float> values, const ifmr_options& s, ifmr_walk_workspace& ws,
+                                   std::vector<std::uint32_t> high_keys = {}) {
     if (values.empty()) {
         throw error(diagnostic{severity::error, errc::invalid_data, "IFMR needs at least one value", {}, {}, {}});
     }
     if (ifmr_prefers_unsorted(values.size(), s)) {
         if (const auto so = ifmr_choose_unsorted(values, s, std::move(high_keys))) return *so;
     }
-    std::vector<std::uint32_t> keys(values.size());
-    for (std::size_t i = 0; i < values.size(); ++i) keys[i] = float_key(values[i]);
-    return ifmr_choose(ifmr_prepare(std::move(keys)), s);
+    const std::span<const float> sorted = ifmr_sort_sample(values, ws);
+    if (const auto so = ifmr_choose_sorted(sorted, s, ws)) return *so;
+    return ifmr_choose(ifmr_sorted_sample(std::vector<float>(sorted.begin(), sorted.end())), s);
+}
+
+inline scale_offset ifmr_calibrate(std::span<const float> values, const ifmr_options& s, std::vector<std::uint32_t> high_keys = {}) {
+    ifmr_walk_workspace ws;
+    return ifmr_calibrate(values, s, ws, std::move(high_keys));
 }
 
 /// The IFMR accumulator: keeps every value (per tensor, or per channel) until the last batch.
@@ -700,7 +886,7 @@ public:
     quant_factors finish() override {
         quant_factors out;
         for (auto& sample : samples_) {
-            const scale_offset so = ifmr_calibrate(sample, settings_, std::move(high_keys_));
+            const scale_offset so = ifmr_calibrate(sample, settings_, workspace_, std::move(high_keys_));
             high_keys_ = {};
             sample = {};
             out.scale.push_back(so.scale);
@@ -715,6 +901,7 @@ private:
     bool per_channel_;
     std::vector<std::vector<float>> samples_;
     std::vector<std::uint32_t> high_keys_;  // per tensor: histogram of the upper key bits
+    ifmr_walk_workspace workspace_;         // the sorted path's buffers, shared by the channels
 };
 
 }  // namespace kvcali
