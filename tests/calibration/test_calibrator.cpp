@@ -209,6 +209,18 @@ BOOST_AUTO_TEST_CASE(layers_fed_from_several_threads_at_once_give_the_single_thr
     }
 }
 
+BOOST_AUTO_TEST_CASE(branch_free_float16_widening_equals_half_to_float) {
+    for (std::uint32_t h = 0; h < 65536; ++h) {
+        const float a = kvcali::half_to_float(static_cast<std::uint16_t>(h));
+        const float b = kvcali::detail::widen_half(static_cast<std::uint16_t>(h));
+        if (std::isnan(a)) {
+            BOOST_TEST(std::isnan(b), h);
+        } else {
+            BOOST_TEST(std::bit_cast<std::uint32_t>(a) == std::bit_cast<std::uint32_t>(b), h);
+        }
+    }
+}
+
 BOOST_AUTO_TEST_CASE(invalid_data_and_unknown_layers) {
     const std::int64_t shape[2] = {2, 2};
     {

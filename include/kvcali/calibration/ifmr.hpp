@@ -858,28 +858,45 @@ inline scale_offset ifmr_calibrate(std::span<const float> values, const ifmr_opt
     return ifmr_calibrate(values, s, ws, std::move(high_keys));
 }
 
-/// The IFMR accumulator: keeps every value (per tensor, or per channel) until the last batch.
+/// The IFMR accumulator: keeps every value (per tensor, or per channel) until the last batch: the
+/// float32 values of all batches, and (per tensor) a 65536-entry histogram. `expected_batches`
+/// (batch_num, when known) lets it reserve room for all batches at the first, so that the storage
+/// is allocated once, not regrown (which would briefly hold the values twice).
 class ifmr_accumulator final : public accumulator {
 public:
-    ifmr_accumulator(const ifmr_options& settings, bool per_channel) : settings_(settings), per_channel_(per_channel) {
+    ifmr_accumulator(const ifmr_options& settings, bool per_channel, std::uint32_t expected_batches = 0)
+        : settings_(settings), per_channel_(per_channel), expected_batches_(expected_batches) {
         ifmr_ratios(settings_);  // refuse a search without candidates before any data is taken
     }
 
     void add_batch(std::span<const float> values, std::size_t channels) override {
         if (!per_channel_ || channels <= 1) {
-            if (samples_.empty()) samples_.resize(1);
+            if (samples_.empty()) {
+                samples_.resize(1);
+                samples_.front().reserve(values.size() * std::max<std::size_t>(1, expected_batches_));
+            }
             auto& sample = samples_.front();
             sample.insert(sample.end(), values.begin(), values.end());
             detail::add_high_key_histogram(high_keys_, values);  // the first selection pass, while the batch is warm
             return;
         }
-        if (samples_.empty()) samples_.resize(channels);
         const std::size_t rows = values.size() / channels;
-        for (std::size_t c = 0; c < channels; ++c) {
-            auto& sample = samples_[c];
-            const std::size_t at = sample.size();
-            sample.resize(at + rows);
-            for (std::size_t r = 0; r < rows; ++r) sample[at + r] = values[r * channels + c];
+        if (samples_.empty()) {
+            samples_.resize(channels);
+            for (auto& sample : samples_) sample.reserve(rows * std::max<std::size_t>(1, expected_batches_));
+        }
+        const std::size_t at = samples_.front().size();
+        for (auto& sample : samples_) sample.resize(at + rows);
+        // By blocks of 16 channels: each row gives one cache line to 16 sequential writers.
+        constexpr std::size_t block = 16;
+        float* out[block];
+        for (std::size_t c0 = 0; c0 < channels; c0 += block) {
+            const std::size_t width = std::min(block, channels - c0);
+            for (std::size_t c = 0; c < width; ++c) out[c] = samples_[c0 + c].data() + at;
+            for (std::size_t r = 0; r < rows; ++r) {
+                const float* row = values.data() + r * channels + c0;
+                for (std::size_t c = 0; c < width; ++c) out[c][r] = row[c];
+            }
         }
     }
 
@@ -899,6 +916,7 @@ public:
 private:
     ifmr_options settings_;
     bool per_channel_;
+    std::uint32_t expected_batches_;
     std::vector<std::vector<float>> samples_;
     std::vector<std::uint32_t> high_keys_;  // per tensor: histogram of the upper key bits
     ifmr_walk_workspace workspace_;         // the sorted path's buffers, shared by the channels
