@@ -7,7 +7,8 @@
 // in this process.
 //
 // Usage: bench_calibrate_dump --kvcali PATH [--layers 64] [--rows 2048] [--channels 1024]
-//                             [--batches 4] [--jobs 1,2] [--dir TMPDIR] [--repeat 1]
+//                             [--batches 4] [--jobs 1,2] [--dir TMPDIR] [--repeat 1] [--keep 1]
+// (--repeat: runs per --jobs, the best wall time shown; --keep 1: leave the dump, for profiling)
 #include <kvcali/calibration/ifmr.hpp>
 #include <kvcali/calibration/npy.hpp>
 #include <kvcali/calibration/scale.hpp>
@@ -40,6 +41,7 @@ namespace fs = std::filesystem;
 struct options {
     std::string kvcali;
     std::size_t layers = 64, rows = 2048, channels = 1024, batches = 4, repeat = 1;
+    bool keep = false;
     std::vector<unsigned> jobs = {1, 2};
     fs::path dir = fs::temp_directory_path();
 };
@@ -62,6 +64,8 @@ options parse(int argc, char** argv) {
             o.batches = std::stoul(v);
         } else if (a == "--repeat") {
             o.repeat = std::max<std::size_t>(1, std::stoul(v));
+        } else if (a == "--keep") {
+            o.keep = v == "1";
         } else if (a == "--dir") {
             o.dir = v;
         } else if (a == "--jobs") {
@@ -163,9 +167,14 @@ child_result run_child(const std::vector<std::string>& args) {
 /// Removes the dump however the benchmark ends.
 struct dump_dir {
     fs::path path;
+    bool keep = false;
     ~dump_dir() {
         std::error_code ec;
-        fs::remove_all(path, ec);
+        if (keep) {
+            std::printf("kept the dump in %s\n", path.c_str());
+        } else {
+            fs::remove_all(path, ec);
+        }
     }
 };
 
@@ -205,7 +214,7 @@ int main(int argc, char** argv) try {
                 o.layers, o.batches, o.rows, o.channels, gib, static_cast<unsigned long long>(values));
     std::fflush(stdout);
 
-    dump_dir dump{o.dir / ("kvcali-bench-dump-" + std::to_string(::getpid()))};
+    dump_dir dump{o.dir / ("kvcali-bench-dump-" + std::to_string(::getpid())), o.keep};
     fs::create_directories(dump.path / "act");
     const auto g0 = std::chrono::steady_clock::now();
     std::ofstream(dump.path / "config.json", std::ios::binary) << config_json(o);

@@ -304,6 +304,13 @@ BOOST_AUTO_TEST_CASE(cell_walk_ifmr_equals_the_straightforward_search) {
         BOOST_TEST(std::bit_cast<std::uint32_t>(walk->scale) == std::bit_cast<std::uint32_t>(expected.scale),
                    walk->scale << " vs " << expected.scale << " (n " << sorted.size() << ")");
         BOOST_TEST(walk->offset == expected.offset);
+        // Without `errors`, candidates are given up early, starting from the previous sample's
+        // winner (ws.hint, left by the sample before, unrelated): the same choice.
+        ws.hint = compared % 61;
+        const auto pruned = kvcali::ifmr_choose_sorted(sorted, o, ws);
+        BOOST_REQUIRE(pruned.has_value());
+        BOOST_TEST(std::bit_cast<std::uint32_t>(pruned->scale) == std::bit_cast<std::uint32_t>(expected.scale));
+        BOOST_TEST(pruned->offset == expected.offset);
         // ifmr_calibrate takes the same path for a sample of this size.
         if (!kvcali::ifmr_prefers_unsorted(values.size(), o)) BOOST_TEST((kvcali::ifmr_calibrate(values, o) == *walk));
         ++compared;

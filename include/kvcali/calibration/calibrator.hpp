@@ -172,7 +172,7 @@ public:
             rethrow_for(s, e);
         }
         s.acc.reset();
-        s.buffer = {};
+        std::vector<float>().swap(s.buffer);  // release the memory (`= {}` keeps the capacity)
         {
             const std::lock_guard<std::mutex> lock(*finished_lock_);
             s.finished = true;

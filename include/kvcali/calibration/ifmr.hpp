@@ -341,7 +341,8 @@ struct ifmr_walk_workspace {
     std::vector<double> s1, s2;        ///< per block: prefix sums of (x - shift) and (x - shift)^2
     std::vector<double> block_shift, block_s1, block_s2;  ///< per block: its shift and its sums
     std::vector<std::uint32_t> grid;   ///< grid bucket -> the number of values in lower buckets
-    std::vector<std::uint32_t> bounds; ///< per cell of a candidate: its first index
+    std::vector<ifmr_candidate> candidates;
+    std::size_t hint = 0;              ///< the previous sample's winner, tried first
     std::vector<std::uint32_t> keys;   ///< sort keys (ifmr_sort_sample)
     std::vector<float> sorted;         ///< the sorted sample (ifmr_sort_sample)
 };
@@ -451,47 +452,71 @@ inline std::optional<scale_offset> ifmr_choose_sorted(std::span<const float> x, 
         return total;
     };
 
-    if (errors) errors->clear();
-    double best = std::numeric_limits<double>::infinity();
-    ifmr_candidate chosen{};
+    // The candidates, checked up front (the walk needs lo <= hi and a bounded level count).
+    std::vector<ifmr_candidate>& candidates = ws.candidates;
+    candidates.clear();
     for (float r : ratios) {
         const ifmr_candidate c = ifmr_candidate_at(start, r, s.with_offset);
         // A reversed range, a huge level count or a range near the float limit: ifmr_choose.
         if (!(c.lo <= c.hi) || !(std::fabs(c.lo) < 1e37f && c.hi < 1e37f)) return std::nullopt;
+        if (!(ifmr_level(c, x[n - 1]) - ifmr_level(c, x[0]) <= 65536.0f)) return std::nullopt;
+        candidates.push_back(c);
+    }
+    // A candidate's squared error sum: its top cell (where clipping errors gather) first, then the
+    // cells from the bottom up. The partial sums only grow (the terms are not negative), so a
+    // candidate is given up (+inf) as soon as one exceeds `limit`: it cannot be the smallest.
+    auto candidate_error = [&](const ifmr_candidate& c, double limit) {
         const float first = ifmr_level(c, x[0]), last = ifmr_level(c, x[n - 1]);
-        if (!(last - first <= 65536.0f)) return std::nullopt;
         const double scale = c.scale;
-        // Where each cell starts: bound[j] is the first index whose level reaches first + j.
-        // Values more than 2^-20 (relative) below the rounding point (q - 0.5) * scale have a
-        // lower level, those as far above it level q or more; only the values between are
-        // quantized with the reference's arithmetic.
-        const std::size_t cells = static_cast<std::size_t>(last - first) + 1;
-        ws.bounds.resize(cells + 1);
-        std::uint32_t* bound = ws.bounds.data();
-        bound[0] = 0;
-        bound[cells] = static_cast<std::uint32_t>(n);
-        float q = first + 1.0f;
-        for (std::size_t j = 1; j < cells; ++j, q += 1.0f) {
+        // The first index whose level reaches q (first < q <= last). Values more than 2^-20
+        // (relative) below the rounding point (q - 0.5) * scale have a lower level, those as far
+        // above it level q or more; only the values between are quantized with the reference's
+        // arithmetic.
+        auto cell_start = [&](float q) {
             const double a = (static_cast<double>(q) - 0.5) * scale;
             const double margin = std::fabs(a) * 0x1p-19;  // 2^-20 after rounding to float
             const auto below = static_cast<float>(a - margin), above = static_cast<float>(a + margin);
             std::size_t i = lower_bound(below);
             while (i < n && x[i] < above && ifmr_level(c, x[i]) < q) ++i;
-            bound[j] = static_cast<std::uint32_t>(i);
-        }
-        double total = 0.0;
+            return i;
+        };
+        if (!(first < last)) return run_error(0, n, static_cast<double>(first * c.scale));
+        const std::size_t top = cell_start(last);
+        double total = run_error(top, n, static_cast<double>(last * c.scale));
+        if (total > limit) return std::numeric_limits<double>::infinity();
+        std::size_t begin = 0;
         float level = first;
-        for (std::size_t j = 0; j < cells; ++j, level += 1.0f) {
-            if (bound[j + 1] > bound[j]) total += run_error(bound[j], bound[j + 1], static_cast<double>(level * c.scale));
+        for (float q = first + 1.0f; q < last; q += 1.0f, level += 1.0f) {
+            const std::size_t end = cell_start(q);
+            if (end > begin) {
+                total += run_error(begin, end, static_cast<double>(level * c.scale));
+                if (total > limit) return std::numeric_limits<double>::infinity();
+                begin = end;
+            }
         }
-        if (errors) errors->push_back(total);
-        if (total < best) {
+        if (top > begin) total += run_error(begin, top, static_cast<double>(level * c.scale));
+        return total;
+    };
+
+    // The smallest error, the first candidate among equals. Without `errors`, the previous
+    // sample's winner (neighbouring channels are alike) is tried first, which lets most other
+    // candidates be given up early; the choice is the same in any order.
+    if (errors) errors->assign(candidates.size(), 0.0);
+    const std::size_t hint = !errors && ws.hint < candidates.size() ? ws.hint : 0;
+    double best = std::numeric_limits<double>::infinity();
+    std::size_t chosen = 0;
+    for (std::size_t step = 0; step < candidates.size(); ++step) {
+        const std::size_t k = step == 0 ? hint : (step <= hint ? step - 1 : step);
+        const double total = candidate_error(candidates[k], errors ? std::numeric_limits<double>::infinity() : best);
+        if (errors) (*errors)[k] = total;
+        if (total < best || (total == best && k < chosen)) {
             best = total;
-            chosen = c;
+            chosen = k;
         }
     }
-    scale_offset so{chosen.scale, 0};
-    if (s.with_offset) so.offset = static_cast<std::int32_t>(-round_half_even(start.min0 / chosen.scale)) - 128;
+    ws.hint = chosen;
+    scale_offset so{candidates[chosen].scale, 0};
+    if (s.with_offset) so.offset = static_cast<std::int32_t>(-round_half_even(start.min0 / candidates[chosen].scale)) - 128;
     return finish_scale(so, s.with_offset);
 }
 
@@ -905,7 +930,7 @@ public:
         for (auto& sample : samples_) {
             const scale_offset so = ifmr_calibrate(sample, settings_, workspace_, std::move(high_keys_));
             high_keys_ = {};
-            sample = {};
+            std::vector<float>().swap(sample);  // this channel's values are done with
             out.scale.push_back(so.scale);
             out.offset.push_back(so.offset);
         }
