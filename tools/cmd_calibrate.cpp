@@ -140,10 +140,11 @@ void calibrate_layers(kvcali::calibrator& cal, const kvcali::resolved_config& co
         std::unique_lock<std::mutex> g(lock);
         while (running > 0) {
             wake.wait_for(g, std::chrono::milliseconds(100));
-            progress(done.load(), values.load(), bytes.load());
+            if (running > 0) progress(done.load(), values.load(), bytes.load());
         }
     }
     for (auto& t : threads) t.join();
+    progress(done.load(), values.load(), bytes.load());  // the final figures, once
     if (failure) std::rethrow_exception(failure);
 }
 

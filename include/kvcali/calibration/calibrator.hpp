@@ -376,6 +376,10 @@ private:
             }
             out = s.buffer;
         }
+        // A pass that vectorises (all exponent bits set: inf or nan), then the first bad value's place.
+        std::uint32_t non_finite = 0;
+        for (float v : out) non_finite |= static_cast<std::uint32_t>((std::bit_cast<std::uint32_t>(v) & 0x7F800000u) == 0x7F800000u);
+        if (non_finite == 0) return out;
         for (std::size_t i = 0; i < out.size(); ++i) {
             if (!std::isfinite(out[i])) {
                 fail(s, "value " + std::to_string(i) + " of batch " + std::to_string(s.seen) + " is " +
