@@ -425,8 +425,8 @@ inline std::optional<scale_offset> ifmr_choose_sorted(std::span<const float> x, 
         const std::size_t g = bucket(t);
         std::size_t i = grid[g];
         const std::size_t end = grid[g + 1];
-        if (end - i <= 3) {
-            for (int k = 0; k < 3; ++k) i += static_cast<std::size_t>((i < end) & (x[std::min(i, n - 1)] < t));
+        if (end - i <= 2) {
+            for (int k = 0; k < 2; ++k) i += static_cast<std::size_t>((i < end) & (x[std::min(i, n - 1)] < t));
             return i;
         }
         return static_cast<std::size_t>(std::partition_point(x.begin() + static_cast<std::ptrdiff_t>(i), x.begin() + static_cast<std::ptrdiff_t>(end),
