@@ -329,12 +329,13 @@ inline scale_offset ifmr_choose(const ifmr_sorted_sample& sample, const ifmr_opt
 // ---------------------------------------------------------------------------------------------
 // The cell walk: the sorted path for many small samples (per channel). The sample is sorted once;
 // prefix sums of x and x^2 (within blocks of 32 values, each shifted by its block's middle value
-// against cancellation) give any run's squared error in O(1 + run / 32), and a uniform grid from value to
-// index range finds where a cell ends in O(1). A cell's end is the first value whose level reaches
-// the next one: every value more than 2^-20 (relative) away from the rounding point
-// `(q - 0.5) * scale` is on a known side of it, so the reference's float32 level is evaluated
-// only for values inside that window (almost never) and once per gap of empty cells. The cost per
-// candidate is O(non-empty cells), with no binary search and no division per level.
+// against cancellation; cells of at most 8 values summed directly) give any run's squared error in
+// O(1 + run / 32), and a uniform grid from value to index finds where a cell starts in O(1): the
+// first value whose level reaches q. Every value more than 2^-20 (relative) away from the rounding
+// point `(q - 0.5) * scale` is on a known side of it, so the reference's float32 level is evaluated
+// only for values inside that window (almost never). The cost per candidate is O(levels), with no
+// binary search and no division per level; a candidate is given up as soon as its partial sum
+// exceeds the best full one, and the previous sample's winner is tried first.
 
 /// Buffers for `ifmr_choose_sorted`, reused from one sample to the next (per channel: one per layer).
 struct ifmr_walk_workspace {
@@ -353,9 +354,11 @@ inline std::span<const float> ifmr_sort_sample(std::span<const float> values, if
 /// IFMR over a sorted, non-empty sample by the cell walk (see above): the same choice as
 /// `ifmr_choose` (both sum the squared errors in double; they agree within 1e-9 relative, so only
 /// candidates tied that closely could be ordered differently). `errors`, when given, receives every
-/// candidate's squared error sum (not divided by the count). Returns nothing for a search the walk
+/// candidate's squared error sum (not divided by the count; then no candidate is given up early and
+/// `ws.hint` is not used). Returns nothing for a search the walk
 /// does not take (a candidate with a reversed range, from a negative search_range_start, or more
-/// than 65536 levels): use `ifmr_choose` then.
+/// than 65536 levels): use `ifmr_choose` then. Throws like `ifmr_ratios`.
+/// Example: `kvcali::ifmr_walk_workspace ws; auto so = kvcali::ifmr_choose_sorted(kvcali::ifmr_sort_sample(v, ws), {}, ws);`
 inline std::optional<scale_offset> ifmr_choose_sorted(std::span<const float> x, const ifmr_options& s, ifmr_walk_workspace& ws,
                                                       std::vector<double>* errors = nullptr) {
     const std::size_t n = x.size();
