@@ -392,7 +392,7 @@ inline export_plan plan_export(std::span<const layer_record> records, const reso
                                         ")" + (asymmetric++ == 0 ? std::string(
                                         ", but int8 KV cache in compressed-tensors is symmetric (vLLM reads no zero points): calibrate "
                                         "symmetrically (\"activation_offset\": false in config.json, or \"asymmetric\": false for the layer; "
-                                        "activation_offset = false in quant.cfg) and export again, or export with --kv-dtype fp8") : std::string()),
+                                        "activation_offset: false in quant.cfg) and export again, or export with --kv-dtype fp8") : std::string()),
                                     at, name);
                     }
                 }
