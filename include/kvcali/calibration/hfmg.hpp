@@ -135,6 +135,12 @@ inline std::vector<std::int64_t>& histc_scratch() {
     return scratch;
 }
 
+/// A per-thread buffer for the new bins of the old bins' edges (see `hfmg_add`).
+inline std::vector<std::int32_t>& histc_edge_scratch() {
+    thread_local std::vector<std::int32_t> scratch;
+    return scratch;
+}
+
 }  // namespace detail
 
 /// Adds one batch (`count` values, every `stride`-th from `data`) to a histogram, merging the old
@@ -166,15 +172,39 @@ inline void hfmg_add(hfmg_histogram& h, std::uint32_t bins, const float* data, s
         const float nf = static_cast<float>(n);
         const float old_width = (h.hi - h.lo) / nf;
         const float width = (hi - lo) / nf;
+        // Every bin number a float: the new bins of each old bin's edges in a loop that vectorises
+        // (floor, then clamping the 64-bit truncation, is clamping in float and truncating, as in
+        // histc_into: NaN and 2^63 or more give 0).
+        const bool small = n <= (std::int64_t{1} << 24);
+        std::vector<std::int32_t>& edges = detail::histc_edge_scratch();
+        if (small) {
+            edges.resize(2 * static_cast<std::size_t>(n));
+            const float top = nf - 1.0f;
+            constexpr float too_large = 0x1p63f;
+            std::int32_t* ed = edges.data();
+            for (std::int32_t b = 0; b < static_cast<std::int32_t>(n); ++b) {
+                const float a = h.lo + static_cast<float>(b) * old_width;
+                const float e = a + old_width;
+                const float fa = (a - lo) / width, fe = (e - lo) / width;
+                const float ta = fa < too_large ? fa : 0.0f, te = fe < too_large ? fe : 0.0f;
+                const float ga = ta > 0.0f ? ta : 0.0f, ge = te > 0.0f ? te : 0.0f;
+                ed[2 * b] = static_cast<std::int32_t>(ga < top ? ga : top);
+                ed[2 * b + 1] = static_cast<std::int32_t>(ge < top ? ge : top);
+            }
+        }
         for (std::int64_t b = 0; b < n; ++b) {
             const std::int64_t c = h.counts[static_cast<std::size_t>(b)];
             if (c == 0) continue;
             const float a = h.lo + static_cast<float>(b) * old_width;
             const float e = a + old_width;
-            auto first = static_cast<std::int64_t>(std::floor((a - lo) / width));
-            auto last = static_cast<std::int64_t>(std::floor((e - lo) / width));
-            first = std::clamp<std::int64_t>(first, 0, n - 1);
-            last = std::clamp<std::int64_t>(last, 0, n - 1);
+            std::int64_t first, last;
+            if (small) {
+                first = edges[2 * static_cast<std::size_t>(b)];
+                last = edges[2 * static_cast<std::size_t>(b) + 1];
+            } else {
+                first = std::clamp<std::int64_t>(static_cast<std::int64_t>(std::floor((a - lo) / width)), 0, n - 1);
+                last = std::clamp<std::int64_t>(static_cast<std::int64_t>(std::floor((e - lo) / width)), 0, n - 1);
+            }
             if (first >= last || !(e > a)) {
                 merged[static_cast<std::size_t>(first)] += c;
                 continue;
