@@ -6,6 +6,7 @@
 #include <kvcali/calibration/hfmg.hpp>
 #include <kvcali/calibration/ifmr.hpp>
 
+#include <bit>
 #include <cmath>
 #include <random>
 
@@ -440,6 +441,45 @@ BOOST_AUTO_TEST_CASE(histc_rule_and_degenerate_range) {
     BOOST_TEST(g.counts[1023] == 1);  // the maximum lands in the last bin
     BOOST_TEST(g.counts[512] == 1);
     BOOST_TEST(g.counts[256] == 1);
+}
+
+// The contiguous histogram (vectorised bin numbers, lane-wise min and max, counting in place)
+// against the strided one (the plain loops), bit for bit: signed zeros, ties, huge values whose
+// bin number overflows, equal values, batches that widen the range and batches that do not.
+BOOST_AUTO_TEST_CASE(contiguous_histogram_equals_the_strided_one) {
+    std::mt19937 rng(21);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<std::vector<float>> cases;
+    for (std::size_t size : {1u, 7u, 64u, 100u, 1000u, 2500u}) {
+        std::vector<float> v(size);
+        for (auto& x : v) x = normal(rng);
+        cases.push_back(v);
+        for (std::size_t i = 0; i < size; i += 3) v[i] = (i / 3) % 2 ? 0.0f : -0.0f;  // zeros of both signs
+        cases.push_back(v);
+        for (auto& x : v) x = std::fabs(x);
+        cases.push_back(v);  // the minimum is a zero
+        for (auto& x : v) x = -x;
+        cases.push_back(v);  // the maximum is a zero
+        for (auto& x : v) x = x * 3e35f;
+        if (size > 1) v[size - 1] = 3e38f;
+        cases.push_back(v);  // bin numbers past 2^63 and inf
+        cases.push_back(std::vector<float>(size, 1.5f));
+    }
+    for (std::uint32_t bins : {1u, 3u, 1024u, 4096u}) {
+        for (std::size_t first = 0; first < cases.size(); ++first) {
+            kvcali::hfmg_histogram a, b;
+            for (std::size_t k : {first, (first + 5) % cases.size(), first, (first + 11) % cases.size()}) {
+                const auto& v = cases[k];
+                std::vector<float> strided(2 * v.size(), 99.0f);
+                for (std::size_t i = 0; i < v.size(); ++i) strided[2 * i] = v[i];
+                kvcali::hfmg_add(a, bins, v.data(), v.size(), 1);
+                kvcali::hfmg_add(b, bins, strided.data(), v.size(), 2);
+                BOOST_TEST_REQUIRE(std::bit_cast<std::uint32_t>(a.lo) == std::bit_cast<std::uint32_t>(b.lo));
+                BOOST_TEST_REQUIRE(std::bit_cast<std::uint32_t>(a.hi) == std::bit_cast<std::uint32_t>(b.hi));
+                BOOST_TEST_REQUIRE((a.counts == b.counts), "bins " << bins << ", case " << k);
+            }
+        }
+    }
 }
 
 BOOST_AUTO_TEST_CASE(scale_from_range_and_rounding) {

@@ -221,6 +221,35 @@ BOOST_AUTO_TEST_CASE(branch_free_float16_widening_equals_half_to_float) {
     }
 }
 
+BOOST_AUTO_TEST_CASE(bulk_float16_widening_equals_half_to_float) {
+    // Every binary16 value, at an odd address (a memory-mapped file need not be aligned), through
+    // the bulk conversion (F16C where the CPU has it) and the portable loop.
+    std::vector<unsigned char> bytes(2 * 65536 + 1);
+    for (std::uint32_t h = 0; h < 65536; ++h) {
+        bytes[1 + 2 * h] = static_cast<unsigned char>(h & 0xFFu);
+        bytes[2 + 2 * h] = static_cast<unsigned char>(h >> 8);
+    }
+    for (int path = 0; path < 2; ++path) {
+        std::vector<float> out(65536 + 1, 7.0f);
+        for (std::size_t count : {std::size_t{65536}, std::size_t{13}}) {
+            if (path == 0) {
+                kvcali::detail::widen_halves(bytes.data() + 1, out.data(), count);
+            } else {
+                kvcali::detail::widen_halves_portable(bytes.data() + 1, out.data(), count);
+            }
+            BOOST_TEST(out[count] == (count == 65536 ? 7.0f : kvcali::half_to_float(static_cast<std::uint16_t>(count))));
+        }
+        for (std::uint32_t h = 0; h < 65536; ++h) {
+            const float a = kvcali::half_to_float(static_cast<std::uint16_t>(h));
+            if (std::isnan(a)) {
+                BOOST_TEST(std::isnan(out[h]), h);
+            } else {
+                BOOST_TEST(std::bit_cast<std::uint32_t>(a) == std::bit_cast<std::uint32_t>(out[h]), h);
+            }
+        }
+    }
+}
+
 BOOST_AUTO_TEST_CASE(invalid_data_and_unknown_layers) {
     const std::int64_t shape[2] = {2, 2};
     {

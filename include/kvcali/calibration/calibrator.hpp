@@ -18,6 +18,12 @@
 #include <string_view>
 #include <vector>
 
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#include <immintrin.h>
+#define KVCALI_DETAIL_F16C 1
+#endif
+
 #include "../error.hpp"
 #include "../policy.hpp"
 #include "../resolved_config.hpp"
@@ -40,6 +46,52 @@ inline float widen_half(std::uint16_t h) noexcept {
     const float subnormal = std::bit_cast<float>(bits + (1u << 23)) - std::bit_cast<float>(113u << 23);
     const float f = exponent == 0 ? subnormal : normal;
     return std::bit_cast<float>(std::bit_cast<std::uint32_t>(f) | (static_cast<std::uint32_t>(h & 0x8000u) << 16));
+}
+
+/// `count` little-endian binary16 values at `in` (any alignment) to float32, by `widen_half`.
+inline void widen_halves_portable(const unsigned char* in, float* out, std::size_t count) noexcept {
+    for (std::size_t i = 0; i < count; ++i) {
+        std::uint16_t h;
+        std::memcpy(&h, in + i * 2, 2);
+        out[i] = widen_half(h);
+    }
+}
+
+#ifdef KVCALI_DETAIL_F16C
+/// The same by the F16C instruction (eight at a time; exact for every input but signalling NaNs,
+/// which come out quiet: a NaN either way). Call only where `cpu_has_f16c()`.
+__attribute__((target("avx,f16c"))) inline void widen_halves_f16c(const unsigned char* in, float* out, std::size_t count) noexcept {
+    std::size_t i = 0;
+    for (; i + 8 <= count; i += 8) {
+        const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i * 2));
+        _mm256_storeu_ps(out + i, _mm256_cvtph_ps(h));
+    }
+    widen_halves_portable(in + i * 2, out + i, count - i);
+}
+
+/// Whether the CPU has F16C and the OS keeps the AVX registers (checked once).
+inline bool cpu_has_f16c() noexcept {
+    static const bool has = [] {
+        unsigned a = 0, b = 0, c = 0, d = 0;
+        if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
+        if (!((c & bit_OSXSAVE) && (c & bit_AVX) && (c & bit_F16C))) return false;
+        unsigned lo = 0, hi = 0;
+        __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+        return (lo & 6u) == 6u;  // the SSE and AVX state
+    }();
+    return has;
+}
+#endif
+
+/// `count` binary16 values to float32: F16C where the CPU has it, else `widen_halves_portable`.
+inline void widen_halves(const unsigned char* in, float* out, std::size_t count) noexcept {
+#ifdef KVCALI_DETAIL_F16C
+    if (cpu_has_f16c()) {
+        widen_halves_f16c(in, out, count);
+        return;
+    }
+#endif
+    widen_halves_portable(in, out, count);
 }
 }  // namespace detail
 
@@ -341,13 +393,7 @@ private:
                 return 0.0f;
             };
             if (contiguous && type == dtype::float16) {
-                // Without branches, so that it vectorises: the bulk of a float16 dump's cost.
-                float* out_values = s.buffer.data();
-                for (std::size_t i = 0; i < count; ++i) {
-                    std::uint16_t h;
-                    std::memcpy(&h, bytes + i * 2, 2);
-                    out_values[i] = detail::widen_half(h);
-                }
+                detail::widen_halves(bytes, s.buffer.data(), count);  // the bulk of a float16 dump's cost
             } else if (contiguous) {
                 for (std::size_t i = 0; i < count; ++i) s.buffer[i] = load(i);
             } else {

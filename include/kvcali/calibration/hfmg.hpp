@@ -59,6 +59,28 @@ inline void histc_into(std::vector<std::int64_t>& counts, const float* data, std
     const float nf = static_cast<float>(n);
     const float range = hi - lo;
     std::int64_t* c = counts.data();
+    if (stride == 1 && n <= (std::int64_t{1} << 24)) {
+        // Contiguous, and every bin number a float: the bin numbers of a chunk in one loop that
+        // vectorises (the same float32 expression; clamping in float before the conversion gives
+        // what clamping the 64-bit truncation below gives: NaN and 2^63 or more, where x86's
+        // truncation yields INT64_MIN, give bin 0), then the counts.
+        const float top = nf - 1.0f;
+        constexpr float too_large = 0x1p63f;
+        constexpr std::size_t chunk = 1024;
+        std::int32_t index[chunk];
+        for (std::size_t begin = 0; begin < count; begin += chunk) {
+            const std::size_t m = std::min(chunk, count - begin);
+            const float* part = data + begin;
+            for (std::size_t i = 0; i < m; ++i) {
+                const float f = (part[i] - lo) * nf / range;
+                const float t = f < too_large ? f : 0.0f;
+                const float g = t > 0.0f ? t : 0.0f;
+                index[i] = static_cast<std::int32_t>(g < top ? g : top);
+            }
+            for (std::size_t i = 0; i < m; ++i) ++c[index[i]];
+        }
+        return;
+    }
     for (std::size_t i = 0; i < count; ++i) {
         const float x = data[i * stride];
         auto bin = static_cast<std::int64_t>((x - lo) * nf / range);
@@ -68,18 +90,64 @@ inline void histc_into(std::vector<std::int64_t>& counts, const float* data, std
     }
 }
 
+/// The smallest and largest of `count` values (every `stride`-th), the first of equals (so a -0
+/// and a +0 come out as the sequence has them).
+inline std::pair<float, float> histc_min_max(const float* data, std::size_t count, std::size_t stride) {
+    float mn = data[0], mx = data[0];
+    if (stride == 1 && count >= 64) {
+        // Eight independent lanes (vectorises); a zero result is then taken from the sequence
+        // itself, the only case where the lanes' order could change the answer (-0 against +0).
+        constexpr std::size_t lanes = 8;
+        float lmn[lanes], lmx[lanes];
+        for (std::size_t k = 0; k < lanes; ++k) lmn[k] = lmx[k] = data[k];
+        std::size_t i = lanes;
+        for (; i + lanes <= count; i += lanes) {
+            for (std::size_t k = 0; k < lanes; ++k) {
+                const float x = data[i + k];
+                lmn[k] = x < lmn[k] ? x : lmn[k];
+                lmx[k] = x > lmx[k] ? x : lmx[k];
+            }
+        }
+        for (std::size_t k = 0; k < lanes; ++k) {
+            mn = lmn[k] < mn ? lmn[k] : mn;
+            mx = lmx[k] > mx ? lmx[k] : mx;
+        }
+        for (; i < count; ++i) {
+            const float x = data[i];
+            mn = x < mn ? x : mn;
+            mx = x > mx ? x : mx;
+        }
+        if (mn == 0.0f) mn = *std::find(data, data + count, 0.0f);
+        if (mx == 0.0f) mx = *std::find(data, data + count, 0.0f);
+        return {mn, mx};
+    }
+    for (std::size_t i = 1; i < count; ++i) {
+        const float x = data[i * stride];
+        mn = x < mn ? x : mn;
+        mx = x > mx ? x : mx;
+    }
+    return {mn, mx};
+}
+
+/// A per-thread buffer for the merged counts (reused, not reallocated per batch).
+inline std::vector<std::int64_t>& histc_scratch() {
+    thread_local std::vector<std::int64_t> scratch;
+    return scratch;
+}
+
+/// A per-thread buffer for the new bins of the old bins' edges (see `hfmg_add`).
+inline std::vector<std::int32_t>& histc_edge_scratch() {
+    thread_local std::vector<std::int32_t> scratch;
+    return scratch;
+}
+
 }  // namespace detail
 
 /// Adds one batch (`count` values, every `stride`-th from `data`) to a histogram, merging the old
 /// counts into the widened range as the reference does.
 inline void hfmg_add(hfmg_histogram& h, std::uint32_t bins, const float* data, std::size_t count, std::size_t stride = 1) {
     if (count == 0) return;
-    float mn = data[0], mx = data[0];
-    for (std::size_t i = 1; i < count; ++i) {
-        const float x = data[i * stride];
-        mn = x < mn ? x : mn;
-        mx = x > mx ? x : mx;
-    }
+    const auto [mn, mx] = detail::histc_min_max(data, count, stride);
     if (h.empty()) {
         h.bins = bins;
         h.lo = mn;
@@ -89,24 +157,54 @@ inline void hfmg_add(hfmg_histogram& h, std::uint32_t bins, const float* data, s
         return;
     }
     const float lo = std::min(h.lo, mn), hi = std::max(h.hi, mx);
-    std::vector<std::int64_t> merged(h.bins, 0);
-    detail::histc_into(merged, data, count, stride, lo, hi);
     if (std::fabs(lo - h.lo) < flt_epsilon && std::fabs(hi - h.hi) < flt_epsilon) {
-        for (std::size_t b = 0; b < h.bins; ++b) merged[b] += h.counts[b];
-    } else {
+        // The new counts over [lo, hi] plus the old ones, bin by bin: counted in place.
+        detail::histc_into(h.counts, data, count, stride, lo, hi);
+        h.lo = lo;
+        h.hi = hi;
+        return;
+    }
+    std::vector<std::int64_t>& merged = detail::histc_scratch();
+    merged.assign(h.bins, 0);
+    detail::histc_into(merged, data, count, stride, lo, hi);
+    {
         const auto n = static_cast<std::int64_t>(h.bins);
         const float nf = static_cast<float>(n);
         const float old_width = (h.hi - h.lo) / nf;
         const float width = (hi - lo) / nf;
+        // Every bin number a float: the new bins of each old bin's edges in a loop that vectorises
+        // (floor, then clamping the 64-bit truncation, is clamping in float and truncating, as in
+        // histc_into: NaN and 2^63 or more give 0).
+        const bool small = n <= (std::int64_t{1} << 24);
+        std::vector<std::int32_t>& edges = detail::histc_edge_scratch();
+        if (small) {
+            edges.resize(2 * static_cast<std::size_t>(n));
+            const float top = nf - 1.0f;
+            constexpr float too_large = 0x1p63f;
+            std::int32_t* ed = edges.data();
+            for (std::int32_t b = 0; b < static_cast<std::int32_t>(n); ++b) {
+                const float a = h.lo + static_cast<float>(b) * old_width;
+                const float e = a + old_width;
+                const float fa = (a - lo) / width, fe = (e - lo) / width;
+                const float ta = fa < too_large ? fa : 0.0f, te = fe < too_large ? fe : 0.0f;
+                const float ga = ta > 0.0f ? ta : 0.0f, ge = te > 0.0f ? te : 0.0f;
+                ed[2 * b] = static_cast<std::int32_t>(ga < top ? ga : top);
+                ed[2 * b + 1] = static_cast<std::int32_t>(ge < top ? ge : top);
+            }
+        }
         for (std::int64_t b = 0; b < n; ++b) {
             const std::int64_t c = h.counts[static_cast<std::size_t>(b)];
             if (c == 0) continue;
             const float a = h.lo + static_cast<float>(b) * old_width;
             const float e = a + old_width;
-            auto first = static_cast<std::int64_t>(std::floor((a - lo) / width));
-            auto last = static_cast<std::int64_t>(std::floor((e - lo) / width));
-            first = std::clamp<std::int64_t>(first, 0, n - 1);
-            last = std::clamp<std::int64_t>(last, 0, n - 1);
+            std::int64_t first, last;
+            if (small) {
+                first = edges[2 * static_cast<std::size_t>(b)];
+                last = edges[2 * static_cast<std::size_t>(b) + 1];
+            } else {
+                first = std::clamp<std::int64_t>(static_cast<std::int64_t>(std::floor((a - lo) / width)), 0, n - 1);
+                last = std::clamp<std::int64_t>(static_cast<std::int64_t>(std::floor((e - lo) / width)), 0, n - 1);
+            }
             if (first >= last || !(e > a)) {
                 merged[static_cast<std::size_t>(first)] += c;
                 continue;
@@ -117,7 +215,7 @@ inline void hfmg_add(hfmg_histogram& h, std::uint32_t bins, const float* data, s
             merged[static_cast<std::size_t>(last)] += c - lower;
         }
     }
-    h.counts = std::move(merged);
+    h.counts.swap(merged);  // the old counts' storage becomes the next scratch
     h.lo = lo;
     h.hi = hi;
 }
@@ -153,6 +251,37 @@ public:
 
     explicit hfmg_error_model(const hfmg_histogram& h) : counts_(h.counts), width_((h.hi - h.lo) / static_cast<float>(h.bins)) {
         const std::size_t n = counts_.size();
+        // The double evaluation takes its moments from 64-bit prefix sums: exact while
+        // total * bins^2 stays below 2^60 (every intermediate below is bounded by twice that).
+        // Then the exact evaluation reads the same 64-bit sums (they are the 128-bit ones), and
+        // only otherwise are the prefix sums kept in 128 bits.
+        const wide limit = static_cast<wide>(1) << 60;
+        bool negative = false;
+        wide total = 0;
+        for (auto c : counts_) {
+            negative = negative || c < 0;
+            total += c;
+        }
+        fast_ = !negative && total * static_cast<wide>(n) * static_cast<wide>(n) < limit;
+        if (fast_) {
+            q0_.resize(n + 1);
+            q1_.resize(n + 1);
+            q2_.resize(n + 1);
+            std::int64_t a0 = 0, a1 = 0, a2 = 0;
+            for (std::size_t j = 0; j < n; ++j) {
+                q0_[j] = a0;
+                q1_[j] = a1;
+                q2_[j] = a2;
+                const std::int64_t c = counts_[j], jj = static_cast<std::int64_t>(j);
+                a0 += c;
+                a1 += c * jj;
+                a2 += c * jj * jj;
+            }
+            q0_[n] = a0;
+            q1_[n] = a1;
+            q2_[n] = a2;
+            return;
+        }
         p0_.assign(n + 1, 0);
         p1_.assign(n + 1, 0);
         p2_.assign(n + 1, 0);
@@ -161,22 +290,6 @@ public:
             p0_[j + 1] = p0_[j] + c;
             p1_[j + 1] = p1_[j] + c * jj;
             p2_[j + 1] = p2_[j] + c * jj * jj;
-        }
-        // The double evaluation takes its moments from 64-bit prefix sums: exact while
-        // total * bins^2 stays below 2^60 (every intermediate below is bounded by twice that).
-        const wide limit = static_cast<wide>(1) << 60;
-        bool negative = false;
-        for (auto c : counts_) negative = negative || c < 0;
-        fast_ = !negative && p0_[n] * static_cast<wide>(n) * static_cast<wide>(n) < limit;
-        if (fast_) {
-            q0_.resize(n + 1);
-            q1_.resize(n + 1);
-            q2_.resize(n + 1);
-            for (std::size_t j = 0; j <= n; ++j) {
-                q0_[j] = static_cast<std::int64_t>(p0_[j]);
-                q1_[j] = static_cast<std::int64_t>(p1_[j]);
-                q2_[j] = static_cast<std::int64_t>(p2_[j]);
-            }
         }
     }
 
@@ -328,10 +441,11 @@ private:
     /// Source bins [from, to) whose whole extent has one centre `centre` (relative to bin l's start).
     wide group(std::int64_t from, std::int64_t to, std::int64_t l, std::int64_t centre) const {
         if (to <= from) return 0;
-        const wide s0 = p0_[static_cast<std::size_t>(to)] - p0_[static_cast<std::size_t>(from)];
+        const auto f = static_cast<std::size_t>(from), t = static_cast<std::size_t>(to);
+        const wide s0 = fast_ ? static_cast<wide>(q0_[t] - q0_[f]) : p0_[t] - p0_[f];
         if (s0 == 0) return 0;
-        const wide s1 = p1_[static_cast<std::size_t>(to)] - p1_[static_cast<std::size_t>(from)];
-        const wide s2 = p2_[static_cast<std::size_t>(to)] - p2_[static_cast<std::size_t>(from)];
+        const wide s1 = fast_ ? static_cast<wide>(q1_[t] - q1_[f]) : p1_[t] - p1_[f];
+        const wide s2 = fast_ ? static_cast<wide>(q2_[t] - q2_[f]) : p2_[t] - p2_[f];
         // t_j = unit * j - k: the start of bin j relative to the centre.
         const wide k = static_cast<wide>(unit) * l + centre;
         const wide u = unit;
@@ -356,9 +470,9 @@ private:
 
     std::span<const std::int64_t> counts_;
     float width_;
-    std::vector<wide> p0_, p1_, p2_;
+    std::vector<wide> p0_, p1_, p2_;  // the prefix sums, when the 64-bit ones could overflow
     bool fast_ = false;
-    std::vector<std::int64_t> q0_, q1_, q2_;
+    std::vector<std::int64_t> q0_, q1_, q2_;  // the prefix sums in 64 bits (fast_)
 };
 
 /// The clip range HFMG chooses for a histogram: the first candidate with the smallest error.
@@ -434,7 +548,19 @@ public:
         }
         if (histograms_.empty()) histograms_.resize(channels);
         const std::size_t rows = values.size() / channels;
-        for (std::size_t c = 0; c < channels; ++c) hfmg_add(histograms_[c], settings_.num_of_bins, values.data() + c, rows, channels);
+        // By blocks of 16 channels copied out column by column (each row gives one cache line to
+        // 16 sequential writers), so that every channel's histogram reads contiguous values.
+        constexpr std::size_t block = 16;
+        columns_.resize(block * rows);
+        for (std::size_t c0 = 0; c0 < channels; c0 += block) {
+            const std::size_t width = std::min(block, channels - c0);
+            float* out = columns_.data();
+            for (std::size_t r = 0; r < rows; ++r) {
+                const float* row = values.data() + r * channels + c0;
+                for (std::size_t c = 0; c < width; ++c) out[c * rows + r] = row[c];
+            }
+            for (std::size_t c = 0; c < width; ++c) hfmg_add(histograms_[c0 + c], settings_.num_of_bins, out + c * rows, rows, 1);
+        }
     }
 
     quant_factors finish() override {
@@ -445,6 +571,7 @@ public:
             out.offset.push_back(so.offset);
         }
         histograms_.clear();
+        std::vector<float>().swap(columns_);
         return out;
     }
 
@@ -452,6 +579,7 @@ private:
     hfmg_options settings_;
     bool per_channel_;
     std::vector<hfmg_histogram> histograms_;
+    std::vector<float> columns_;  // per channel: a block of channels, one after the other
 };
 
 }  // namespace kvcali

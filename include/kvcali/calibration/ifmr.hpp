@@ -496,6 +496,16 @@ inline std::optional<scale_offset> ifmr_choose_sorted(std::span<const float> x, 
                 if (total > limit) return std::numeric_limits<double>::infinity();
                 begin = end;
             }
+            // Every level from q up to the level of x[end] starts at `end` (the levels are monotone
+            // in x): the cells between are empty, so the walk skips to that level (only tried when
+            // x[end] lies past the next level's centre, a hint; the skip itself is exact).
+            if (end < n && static_cast<double>(x[end]) > (static_cast<double>(q) + 1.5) * scale) {
+                const float to = std::min(ifmr_level(c, x[end]), last - 1.0f);
+                if (to > q) {
+                    level += to - q;
+                    q = to;
+                }
+            }
         }
         if (top > begin) total += run_error(begin, top, static_cast<double>(level * c.scale));
         return total;
