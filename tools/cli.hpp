@@ -3,7 +3,7 @@
 
 #include <kvcali/error.hpp>
 #include <kvcali/generate.hpp>
-#include <kvcali/model_graph.hpp>
+#include <kvcali/layer_table.hpp>
 #include <kvcali/resolved_config.hpp>
 #include <kvcali/simple_config.hpp>
 

@@ -27,7 +27,7 @@
 #include "error.hpp"
 #include "io.hpp"
 #include "json_format.hpp"
-#include "model_graph.hpp"
+#include "layer_table.hpp"
 #include "policy.hpp"
 #include "resolve.hpp"
 #include "resolved_config.hpp"

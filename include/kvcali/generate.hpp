@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "error.hpp"
-#include "model_graph.hpp"
+#include "layer_table.hpp"
 #include "policy.hpp"
 #include "resolved_config.hpp"
 #include "simple_config.hpp"

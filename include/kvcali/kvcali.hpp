@@ -10,6 +10,7 @@
 #include "io.hpp"                 // IWYU pragma: export
 #include "json_format.hpp"        // IWYU pragma: export
 #include "layer_list.hpp"         // IWYU pragma: export
+#include "layer_table.hpp"        // IWYU pragma: export
 #include "model_graph.hpp"        // IWYU pragma: export
 #include "policy.hpp"             // IWYU pragma: export
 #include "quant_cfg.hpp"          // IWYU pragma: export

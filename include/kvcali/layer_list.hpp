@@ -29,7 +29,7 @@
 #include "detail/swar.hpp"
 #include "error.hpp"
 #include "io.hpp"
-#include "model_graph.hpp"
+#include "layer_table.hpp"
 #include "suggest.hpp"
 
 namespace kvcali {
@@ -167,8 +167,7 @@ public:
             table_.append_hashed(name, type, eligible_(type), name_hash);
             is_explicit_.push_back(true);
         } else if (!is_explicit_[at]) {
-            table_[at].type = std::string(type);
-            table_[at].eligible = eligible_(type);
+            table_.retype(at, type, eligible_(type));
             is_explicit_[at] = true;
         } else {
             return false;

@@ -13,7 +13,7 @@
 
 #include "error.hpp"
 #include "json_format.hpp"
-#include "model_graph.hpp"
+#include "layer_table.hpp"
 #include "resolved_config.hpp"
 #include "selector.hpp"
 #include "simple_config.hpp"

@@ -15,7 +15,7 @@
 #include <string_view>
 #include <vector>
 
-#include "model_graph.hpp"
+#include "layer_table.hpp"
 
 namespace kvcali {
 

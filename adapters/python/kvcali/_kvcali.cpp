@@ -11,7 +11,7 @@
 #include <kvcali/config_reader.hpp>
 #include <kvcali/error.hpp>
 #include <kvcali/generate.hpp>
-#include <kvcali/model_graph.hpp>
+#include <kvcali/layer_table.hpp>
 #include <kvcali/quant_layers_json.hpp>
 
 #include <cstdint>

@@ -16,7 +16,7 @@
 #pragma once
 
 #include <kvcali/error.hpp>
-#include <kvcali/model_graph.hpp>
+#include <kvcali/layer_table.hpp>
 
 #include <cstddef>
 #include <optional>

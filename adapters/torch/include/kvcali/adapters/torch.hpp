@@ -22,7 +22,7 @@
 #include <torch/script.h>
 
 #include <kvcali/error.hpp>
-#include <kvcali/model_graph.hpp>
+#include <kvcali/layer_table.hpp>
 
 #include <concepts>
 #include <exception>
