@@ -8,6 +8,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <kvcali/config_writer.hpp>
+#include <kvcali/detail/json_reader.hpp>  // the number helpers tested below
 #include <kvcali/layer_list.hpp>
 
 #include <algorithm>

@@ -21,17 +21,10 @@
 #include <vector>
 
 #include "../error.hpp"
+#include "../simple_config.hpp"
 #include "swar.hpp"
 
 namespace kvcali {
-
-/// Bounds that keep a hostile config file from exhausting time or memory.
-struct simple_config_limits {
-    std::size_t max_bytes = std::size_t{64} << 20;  ///< larger files are refused (a 1M-layer config is ~45 MB)
-    std::size_t max_depth = 64;                     ///< nested messages and lists (the schema needs 4)
-    std::size_t max_nodes = 4'000'000;              ///< fields and list elements in the document
-    std::size_t max_errors = 100;                   ///< semantic errors reported before giving up
-};
 
 namespace detail {
 

@@ -1,5 +1,5 @@
-// kvcali: the definitions of the generator's non-template pipeline (declared in generate.hpp):
-// included by generate.hpp (header-only use, inline) or by <kvcali/src.hpp> (separate compilation).
+// kvcali: the generator's non-template pipeline (declared in generate.hpp): included at the end of
+// that header (header-only use) or by <kvcali/src.hpp> (separate compilation).
 #pragma once
 
 #include <filesystem>
@@ -13,7 +13,7 @@
 
 namespace kvcali::detail {
 
-KVCALI_PIPELINE_DECL resolved_config resolve_table(const layer_table& table, algorithm_registry algorithms,
+KVCALI_DECL resolved_config resolve_table(const layer_table& table, algorithm_registry algorithms,
                                                    const std::optional<quant_layers>& layers,
                                                    const std::optional<std::filesystem::path>& config_definition,
                                                    diagnostics& diags) {
@@ -28,7 +28,7 @@ KVCALI_PIPELINE_DECL resolved_config resolve_table(const layer_table& table, alg
     return resolved;
 }
 
-KVCALI_PIPELINE_DECL void write_config_file(const std::filesystem::path& path, const resolved_config& config) {
+KVCALI_DECL void write_config_file(const std::filesystem::path& path, const resolved_config& config) {
     write_config_json_file(path, config);
 }
 
