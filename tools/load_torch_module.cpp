@@ -31,8 +31,8 @@ namespace {
 constexpr const char* module_file = "libkvcali-torchscript.so";
 
 [[noreturn]] void fail(const std::string& model, const std::string& why) {
-    throw kvcali::error(kvcali::diagnostic{kvcali::severity::error, kvcali::errc::invalid_model,
-                                           "cannot read TorchScript model " + model + ": " + why, {model, 0, 0}, {}, {}});
+    throw kvcali::error(kvcali::diagnostic{.severity = kvcali::severity::error, .category = kvcali::errc::invalid_model,
+                                           .message = "cannot read TorchScript model " + model + ": " + why, .where = {model, 0, 0}, .layer = {}, .json_path = {}});
 }
 
 std::vector<std::filesystem::path> module_dirs() {

@@ -680,12 +680,12 @@ BOOST_AUTO_TEST_CASE(outcome_reads_like_error) {
     static_assert(std::is_same_v<decltype(std::declval<const kvcali::outcome<int>&>().diagnostics()), const std::vector<kvcali::diagnostic>&>);
     static_assert(std::is_same_v<decltype(std::declval<const kvcali::error&>().diagnostics()), const std::vector<kvcali::diagnostic>&>);
     static_assert(std::is_same_v<decltype(std::declval<const kvcali::outcome<int>&>().code()), std::optional<kvcali::errc>>);
-    const kvcali::outcome<int> ok(7, {{kvcali::severity::warning, kvcali::errc::invalid_value, "w", {}, {}, {}}});
+    const kvcali::outcome<int> ok(7, {{.severity = kvcali::severity::warning, .category = kvcali::errc::invalid_value, .message = "w", .where = {}, .layer = {}, .json_path = {}}});
     BOOST_TEST(static_cast<bool>(ok));
     BOOST_TEST(*ok.value == 7);
     BOOST_TEST(ok.diagnostics().size() == 1u);
     BOOST_TEST(!ok.code().has_value());
-    const kvcali::error e(kvcali::diagnostic{kvcali::severity::error, kvcali::errc::io_error, "e", {}, {}, {}});
+    const kvcali::error e(kvcali::diagnostic{.severity = kvcali::severity::error, .category = kvcali::errc::io_error, .message = "e", .where = {}, .layer = {}, .json_path = {}});
     const kvcali::outcome<int> failed(e);
     BOOST_TEST(!failed);
     BOOST_TEST((failed.code() == kvcali::errc::io_error));

@@ -80,8 +80,8 @@ void create(const std::string& config_file, const std::vector<std::string>& name
         kvcali::diagnostics dup;
         for (std::size_t i = 0; i < names.size(); ++i) {
             if (!table.add(names[i], types[i], types[i] == "Linear")) {
-                dup.add({kvcali::severity::error, kvcali::errc::invalid_model, "the model has two layers named \"" + names[i] + "\"", {},
-                         names[i], {}});
+                dup.add({.severity = kvcali::severity::error, .category = kvcali::errc::invalid_model, .message = "the model has two layers named \"" + names[i] + "\"", .where = {},
+                         .layer = names[i], .json_path = {}});
             }
         }
         dup.throw_if_errors();
@@ -159,10 +159,10 @@ public:
                 t = kvcali::dtype::bfloat16;
             } else {
                 (void)cal_.batches(layer);  // unknown_layer first, as observe does
-                throw kvcali::error(kvcali::diagnostic{kvcali::severity::error, kvcali::errc::invalid_data,
-                                                       "layer \"" + layer + "\": unsupported element type " + type +
+                throw kvcali::error(kvcali::diagnostic{.severity = kvcali::severity::error, .category = kvcali::errc::invalid_data,
+                                                       .message = "layer \"" + layer + "\": unsupported element type " + type +
                                                            "; expected float32, float16 or bfloat16",
-                                                       {}, layer, {}});
+                                                       .where = {}, .layer = layer, .json_path = {}});
             }
             const auto* data = reinterpret_cast<const void*>(address);  // NOLINT: an address from Python
             switch (cal_.observe(layer, data, t, shape, strides)) {

@@ -112,9 +112,9 @@ inline double decimal_double(float value) {
 
 namespace detail {
 [[noreturn]] inline void throw_bad_scale(float scale) {
-    throw error(diagnostic{severity::error, errc::invalid_data,
-                           "the calibrated scale " + float32_repr(scale) + " is not usable (expected a finite scale whose inverse is at least FLT_EPSILON)",
-                           {}, {}, {}});
+    throw error(diagnostic{.severity = severity::error, .category = errc::invalid_data,
+                           .message = "the calibrated scale " + float32_repr(scale) + " is not usable (expected a finite scale whose inverse is at least FLT_EPSILON)",
+                           .where = {}, .layer = {}, .json_path = {}});
 }
 }  // namespace detail
 

@@ -39,10 +39,10 @@ inline bool parse_json(std::string_view text, const std::string& file, errc cate
     const std::size_t consumed = p.write(text.data(), text.size(), ec);
     if (ec) {
         const bool bom = text.starts_with("\xEF\xBB\xBF");
-        diags.add({severity::error, category,
-                   std::string(what) + " is not valid JSON: " +
+        diags.add({.severity = severity::error, .category = category,
+                   .message = std::string(what) + " is not valid JSON: " +
                        (bom ? std::string("it starts with a UTF-8 byte order mark, which JSON does not allow; remove it") : ec.message()),
-                   location_of(text, bom ? 0 : consumed, file), {}, {}});
+                   .where = location_of(text, bom ? 0 : consumed, file), .layer = {}, .json_path = {}});
         return false;
     }
     out = p.release();

@@ -320,9 +320,9 @@ private:
         if (stopped_) return;
         if (level == severity::error || diags_.strict()) {
             if (errors_ == limits_.max_errors) {
-                diags_.add({severity::error, errc::parse_error,
-                            "too many errors (" + std::to_string(limits_.max_errors) + "); the rest of the file is not checked",
-                            where, {}, json_ ? path : std::string()});
+                diags_.add({.severity = severity::error, .category = errc::parse_error,
+                            .message = "too many errors (" + std::to_string(limits_.max_errors) + "); the rest of the file is not checked",
+                            .where = where, .layer = {}, .json_path = json_ ? path : std::string()});
                 stopped_ = true;
                 return;
             }

@@ -535,8 +535,8 @@ inline layer_output_features read_layer_output_features(const std::filesystem::p
     if (!detail::parse_json(text, path.string(), errc::invalid_model, "the layer list", doc, diags)) diags.throw_if_errors();
     const auto* array = doc.if_array();
     if (array == nullptr) {
-        throw error(diagnostic{severity::error, errc::invalid_model, path.string() + ": a layer list must be a JSON array of layer objects",
-                               {path.string(), 0, 0}, {}, {}});
+        throw error(diagnostic{.severity = severity::error, .category = errc::invalid_model, .message = path.string() + ": a layer list must be a JSON array of layer objects",
+                               .where = {path.string(), 0, 0}, .layer = {}, .json_path = {}});
     }
     for (const auto& item : *array) {
         const auto* o = item.if_object();

@@ -196,8 +196,8 @@ inline std::string safetensors_bytes(std::span<const raw_tensor> tensors,
     std::uint64_t offset = 0;
     for (const auto& t : tensors) {
         if (t.name == "__metadata__" || header.contains(t.name)) {
-            throw error(diagnostic{severity::error, errc::invalid_argument,
-                                   "cannot write tensor \"" + t.name + "\" into a safetensors file: the name is taken", {}, t.name, {}});
+            throw error(diagnostic{.severity = severity::error, .category = errc::invalid_argument,
+                                   .message = "cannot write tensor \"" + t.name + "\" into a safetensors file: the name is taken", .where = {}, .layer = t.name, .json_path = {}});
         }
         boost::json::array shape;
         for (auto d : t.shape) shape.emplace_back(d);
@@ -298,7 +298,7 @@ inline safetensors_header parse_safetensors_header(std::string_view text, std::u
     out.file_size = file_size;
     out.data_start = 8 + static_cast<std::uint64_t>(text.size());
     auto bad = [&](const std::string& tensor, std::string message) {
-        diags.add({severity::error, errc::invalid_data, std::move(message), {file, 0, 0}, tensor, {}});
+        diags.add({.severity = severity::error, .category = errc::invalid_data, .message = std::move(message), .where = {file, 0, 0}, .layer = tensor, .json_path = {}});
     };
     if (out.data_start > file_size) {
         bad({}, "the header (" + std::to_string(text.size()) + " bytes) is longer than the file (" + std::to_string(file_size) +
@@ -440,15 +440,15 @@ inline std::uint64_t safetensors_header_length(std::string_view first8) noexcept
 namespace detail {
 inline void check_length_prefix(std::uint64_t n, std::uint64_t file_size, const std::string& file) {
     if (file_size < 8) {
-        throw error(diagnostic{severity::error, errc::invalid_data,
-                               "too short for a safetensors file (" + std::to_string(file_size) + " bytes, the header length alone takes 8)",
-                               {file, 0, 0}, {}, {}});
+        throw error(diagnostic{.severity = severity::error, .category = errc::invalid_data,
+                               .message = "too short for a safetensors file (" + std::to_string(file_size) + " bytes, the header length alone takes 8)",
+                               .where = {file, 0, 0}, .layer = {}, .json_path = {}});
     }
     if (n > file_size - 8 || n > max_safetensors_header) {
-        throw error(diagnostic{severity::error, errc::invalid_data,
-                               "the header length " + std::to_string(n) + " is longer than the file (" + std::to_string(file_size) +
+        throw error(diagnostic{.severity = severity::error, .category = errc::invalid_data,
+                               .message = "the header length " + std::to_string(n) + " is longer than the file (" + std::to_string(file_size) +
                                    " bytes)" + (n > max_safetensors_header && n <= file_size - 8 ? " or the limit of 100 MiB" : ""),
-                               {file, 0, 0}, {}, {}});
+                               .where = {file, 0, 0}, .layer = {}, .json_path = {}});
     }
 }
 }  // namespace detail
@@ -532,9 +532,9 @@ public:
                 out[i] = e.dtype == "F16" ? half_bits_to_float(b) : bfloat16_bits_to_float(b);
             }
         } else {
-            throw error(diagnostic{severity::error, errc::invalid_data,
-                                   "tensor \"" + e.name + "\" is " + e.dtype + ", not a float tensor (F32, F16, BF16)", {name_, 0, 0},
-                                   e.name, {}});
+            throw error(diagnostic{.severity = severity::error, .category = errc::invalid_data,
+                                   .message = "tensor \"" + e.name + "\" is " + e.dtype + ", not a float tensor (F32, F16, BF16)", .where = {name_, 0, 0},
+                                   .layer = e.name, .json_path = {}});
         }
         return out;
     }
@@ -543,15 +543,15 @@ public:
     const safetensors_entry& entry(std::string_view tensor) const {
         const auto* e = header_.find(tensor);
         if (e == nullptr) {
-            throw error(diagnostic{severity::error, errc::invalid_argument,
-                                   "the file has no tensor \"" + std::string(tensor) + "\"", {name_, 0, 0}, std::string(tensor), {}});
+            throw error(diagnostic{.severity = severity::error, .category = errc::invalid_argument,
+                                   .message = "the file has no tensor \"" + std::string(tensor) + "\"", .where = {name_, 0, 0}, .layer = std::string(tensor), .json_path = {}});
         }
         return *e;
     }
 
 private:
     [[noreturn]] void io_fail(const std::string& message) const {
-        throw error(diagnostic{severity::error, errc::io_error, message, {name_, 0, 0}, {}, {}});
+        throw error(diagnostic{.severity = severity::error, .category = errc::io_error, .message = message, .where = {name_, 0, 0}, .layer = {}, .json_path = {}});
     }
     void read_at(std::uint64_t offset, char* out, std::size_t size) {
         while (size > 0) {
@@ -559,8 +559,8 @@ private:
             if (n < 0 && errno == EINTR) continue;
             if (n < 0) io_fail("cannot read " + name_ + ": " + detail::errno_text(errno));
             if (n == 0) {
-                throw error(diagnostic{severity::error, errc::invalid_data, "the file ended early (it changed while being read?)",
-                                       {name_, 0, 0}, {}, {}});
+                throw error(diagnostic{.severity = severity::error, .category = errc::invalid_data, .message = "the file ended early (it changed while being read?)",
+                                       .where = {name_, 0, 0}, .layer = {}, .json_path = {}});
             }
             bytes_read_ += static_cast<std::uint64_t>(n);
             out += n;

@@ -660,7 +660,7 @@ inline layer_table parse_layer_list_dom(std::string_view text, const std::string
     layer_list_positions where(text, file);
     const auto* array = doc.if_array();
     if (array == nullptr) {
-        diags.add({severity::error, errc::invalid_model, "a layer list must be a JSON array of layer objects", where.start(), {}, "$"});
+        diags.add({.severity = severity::error, .category = errc::invalid_model, .message = "a layer list must be a JSON array of layer objects", .where = where.start(), .layer = {}, .json_path = "$"});
         return table;
     }
     static constexpr std::string_view known_keys[] = {"name", "type", "in", "out"};
@@ -670,7 +670,7 @@ inline layer_table parse_layer_list_dom(std::string_view text, const std::string
         const std::string path = "[" + std::to_string(i) + "]";
         const auto* object = (*array)[i].if_object();
         if (object == nullptr) {
-            diags.add({severity::error, errc::invalid_model, path + " must be an object {\"name\", \"type\"}", where.element(i), {}, path});
+            diags.add({.severity = severity::error, .category = errc::invalid_model, .message = path + " must be an object {\"name\", \"type\"}", .where = where.element(i), .layer = {}, .json_path = path});
             continue;
         }
         // A required key that is missing: point at a misspelt key standing for it, when there is one.
@@ -687,7 +687,7 @@ inline layer_table parse_layer_list_dom(std::string_view text, const std::string
                 message = path + ": unknown key \"" + near.front() + "\"" + did_you_mean({std::string(key)});
                 at = where.key(i, near.front());
             }
-            diags.add({severity::error, errc::invalid_model, std::move(message), std::move(at), {}, path});
+            diags.add({.severity = severity::error, .category = errc::invalid_model, .message = std::move(message), .where = std::move(at), .layer = {}, .json_path = path});
         };
         const auto* name_value = object->if_contains("name");
         const auto* type_value = object->if_contains("type");
@@ -697,34 +697,34 @@ inline layer_table parse_layer_list_dom(std::string_view text, const std::string
             continue;
         }
         if (!name_value->is_string()) {
-            diags.add({severity::error, errc::invalid_model, path + ".name must be a string, not " + std::string(where.value_text(i, "name")),
-                       where.value(i, "name"), {}, path + ".name"});
+            diags.add({.severity = severity::error, .category = errc::invalid_model, .message = path + ".name must be a string, not " + std::string(where.value_text(i, "name")),
+                       .where = where.value(i, "name"), .layer = {}, .json_path = path + ".name"});
             continue;
         }
         const std::string_view name(name_value->get_string());
         if (!type_value->is_string()) {
-            diags.add({severity::error, errc::invalid_model,
-                       path + ".type of layer \"" + std::string(name) + "\" must be a string, not " + std::string(where.value_text(i, "type")),
-                       where.value(i, "type"), std::string(name), path + ".type"});
+            diags.add({.severity = severity::error, .category = errc::invalid_model,
+                       .message = path + ".type of layer \"" + std::string(name) + "\" must be a string, not " + std::string(where.value_text(i, "type")),
+                       .where = where.value(i, "type"), .layer = std::string(name), .json_path = path + ".type"});
             continue;
         }
         const std::string_view type(type_value->get_string());
         if (name.empty()) {
-            diags.add({severity::error, errc::invalid_model, path + ".name is empty (the root module is not a layer)",
-                       where.value(i, "name"), {}, path + ".name"});
+            diags.add({.severity = severity::error, .category = errc::invalid_model, .message = path + ".name is empty (the root module is not a layer)",
+                       .where = where.value(i, "name"), .layer = {}, .json_path = path + ".name"});
             continue;
         }
         for (const std::string_view key : {std::string_view("in"), std::string_view("out")}) {
             const auto* v = object->if_contains(key);
             if (v == nullptr || v->is_uint64() || (v->is_int64() && v->get_int64() >= 0)) continue;
-            diags.add({severity::error, errc::invalid_model,
-                       path + "." + std::string(key) + " of layer \"" + std::string(name) + "\" must be a non-negative integer, not " +
+            diags.add({.severity = severity::error, .category = errc::invalid_model,
+                       .message = path + "." + std::string(key) + " of layer \"" + std::string(name) + "\" must be a non-negative integer, not " +
                            std::string(where.value_text(i, key)),
-                       where.value(i, key), std::string(name), path + "." + std::string(key)});
+                       .where = where.value(i, key), .layer = std::string(name), .json_path = path + "." + std::string(key)});
         }
         if (!builder.add(name, type)) {
-            diags.add({severity::error, errc::invalid_model, path + ".name: layer \"" + std::string(name) + "\" is listed twice",
-                       where.value(i, "name"), std::string(name), path + ".name"});
+            diags.add({.severity = severity::error, .category = errc::invalid_model, .message = path + ".name: layer \"" + std::string(name) + "\" is listed twice",
+                       .where = where.value(i, "name"), .layer = std::string(name), .json_path = path + ".name"});
         }
     }
     return table;

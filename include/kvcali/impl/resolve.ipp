@@ -99,7 +99,7 @@ inline std::size_t check_layer(const layer_table& table, std::size_t row, const 
                 std::string message = "layer name " + quote_name(name) + " is ambiguous: it is the path of several nodes (";
                 for (std::size_t i = 0; i < targets->size(); ++i) message += (i ? ", " : "") + quote_name(table[(*targets)[i]].name);
                 message += "); name one of them";
-                diags.add({severity::error, errc::unknown_layer, std::move(message), where, name, {}});
+                diags.add({.severity = severity::error, .category = errc::unknown_layer, .message = std::move(message), .where = where, .layer = name, .json_path = {}});
                 return layer_table::npos;
             }
         }
@@ -113,14 +113,14 @@ inline std::size_t check_layer(const layer_table& table, std::size_t row, const 
             message += did_you_mean(closest_names(
                 name, table, [](const layer_info& l) -> std::string_view { return l.eligible ? std::string_view(l.name) : std::string_view(); }));
         }
-        diags.add({severity::error, errc::unknown_layer, std::move(message), where, name, {}});
+        diags.add({.severity = severity::error, .category = errc::unknown_layer, .message = std::move(message), .where = where, .layer = name, .json_path = {}});
         return layer_table::npos;
     }
     const layer_info& layer = table[row];
     if (!layer.eligible) {
-        diags.add({severity::error, errc::unsupported_layer_type,
-                   "layer " + quote_name(layer.name) + " is of type " + layer.type + ", which does not support KV-cache quantization",
-                   where, name, {}});
+        diags.add({.severity = severity::error, .category = errc::unsupported_layer_type,
+                   .message = "layer " + quote_name(layer.name) + " is of type " + layer.type + ", which does not support KV-cache quantization",
+                   .where = where, .layer = name, .json_path = {}});
     }
     return row;
 }
@@ -182,7 +182,7 @@ struct layer_list {
             const std::string_view name = name_of(table, l);
             std::string message = "layer " + quote_name(name) + " is listed more than once in " + list_name;
             if (*first.written != *l.written) message += " (as " + quote_name(*first.written) + " and " + quote_name(*l.written) + ")";
-            diags.add({severity::error, errc::duplicate_layer, std::move(message), *l.where, std::string(name), {}});
+            diags.add({.severity = severity::error, .category = errc::duplicate_layer, .message = std::move(message), .where = *l.where, .layer = std::string(name), .json_path = {}});
         }
     }
 };
@@ -207,7 +207,7 @@ void select(selection_context& ctx, const std::string& written, const source_loc
     std::string problem;
     const auto compiled = selector::compile(written, problem);
     if (!compiled) {
-        ctx.diags.add({severity::error, errc::invalid_argument, "selector " + quote_name(written) + ": " + problem, where, written, {}});
+        ctx.diags.add({.severity = severity::error, .category = errc::invalid_argument, .message = "selector " + quote_name(written) + ": " + problem, .where = where, .layer = written, .json_path = {}});
         return;
     }
     std::vector<std::size_t> matched;  // rows, in model order (given to `each` after this selector's own reports)
@@ -224,7 +224,7 @@ void select(selection_context& ctx, const std::string& written, const source_loc
     if (fused != 0) {
         std::string message = "auto:kv selected " + std::to_string(fused) + " fused QKV projection" + (fused == 1 ? "" : "s") + " (" +
                               quote_name(first_fused) + (fused > 1 ? ", ..." : "") + "): their output holds Q as well as K and V";
-        ctx.diags.add({severity::warning, errc::unsupported_layer_type, std::move(message), where, std::string(first_fused), {}});
+        ctx.diags.add({.severity = severity::warning, .category = errc::unsupported_layer_type, .message = std::move(message), .where = where, .layer = std::string(first_fused), .json_path = {}});
     }
     if (matched.empty()) {
         std::string message = "selector " + quote_name(written) + " matches no KV-quantizable layer of the model";
@@ -234,7 +234,7 @@ void select(selection_context& ctx, const std::string& written, const source_loc
             message += did_you_mean(closest_names(
                 pattern, ctx.table, [](const layer_info& l) -> std::string_view { return l.eligible ? std::string_view(l.name) : std::string_view(); }));
         }
-        ctx.diags.add({severity::error, errc::unknown_layer, std::move(message), where, written, {}});
+        ctx.diags.add({.severity = severity::error, .category = errc::unknown_layer, .message = std::move(message), .where = where, .layer = written, .json_path = {}});
     }
     for (const std::size_t index : matched) each(listed_layer{index, &written, &where, false, true});
 }
@@ -261,8 +261,8 @@ KVCALI_DECL resolved_config resolve_config(const layer_table& table, algorithm_r
             return out;
         }
         if (arg->names.empty()) {
-            diags.add({severity::error, errc::no_quant_layers,
-                       "no layer to quantize: the " + arg->origin + " list (kv_cache_quant_layers) is empty", {}, {}, {}});
+            diags.add({.severity = severity::error, .category = errc::no_quant_layers,
+                       .message = "no layer to quantize: the " + arg->origin + " list (kv_cache_quant_layers) is empty", .where = {}, .layer = {}, .json_path = {}});
             return out;
         }
         detail::layer_list list(table);
@@ -297,7 +297,7 @@ KVCALI_DECL resolved_config resolve_config(const layer_table& table, algorithm_r
         out.batch_num = *cfg.batch_num;
         out.batch_num_source = {origin::config_file, cfg.batch_num_where};
         if (out.batch_num == 0) {
-            diags.add({severity::error, errc::invalid_value, "batch_num = 0: batch_num must be at least 1", cfg.batch_num_where, {}, {}});
+            diags.add({.severity = severity::error, .category = errc::invalid_value, .message = "batch_num = 0: batch_num must be at least 1", .where = cfg.batch_num_where, .layer = {}, .json_path = {}});
         }
     }
     if (cfg.activation_offset) {
@@ -333,13 +333,13 @@ KVCALI_DECL resolved_config resolve_config(const layer_table& table, algorithm_r
         }
         const override_config& o = cfg.overrides[k];
         if (!o.layer_name) {
-            diags.add({severity::error, errc::unknown_layer,
-                       "override_layers_configs entry has no layer_name (a required field)", o.where, {}, {}});
+            diags.add({.severity = severity::error, .category = errc::unknown_layer,
+                       .message = "override_layers_configs entry has no layer_name (a required field)", .where = o.where, .layer = {}, .json_path = {}});
             // The reference reads a missing name as the empty one: a second such entry duplicates it.
             if (unnamed_overrides++ > 0) {
-                diags.add({severity::error, errc::duplicate_layer,
-                           "override_layers_configs has more than one entry without layer_name (each stands for the empty name)",
-                           o.where, {}, {}});
+                diags.add({.severity = severity::error, .category = errc::duplicate_layer,
+                           .message = "override_layers_configs has more than one entry without layer_name (each stands for the empty name)",
+                           .where = o.where, .layer = {}, .json_path = {}});
             }
             continue;
         }
@@ -355,19 +355,19 @@ KVCALI_DECL resolved_config resolve_config(const layer_table& table, algorithm_r
             if (slot.entry != nullptr) {
                 const std::string_view name = detail::name_of(table, chosen);
                 if (slot.exact && chosen.exact) {
-                    diags.add({severity::error, errc::duplicate_layer,
-                               "layer " + detail::quote_name(name) + " has more than one override_layers_configs entry" +
+                    diags.add({.severity = severity::error, .category = errc::duplicate_layer,
+                               .message = "layer " + detail::quote_name(name) + " has more than one override_layers_configs entry" +
                                    (*slot.written != *chosen.written ? " (as " + detail::quote_name(*slot.written) + " and " +
                                                                            detail::quote_name(*chosen.written) + ")"
                                                                      : std::string()),
-                               *chosen.where, std::string(name), {}});
+                               .where = *chosen.where, .layer = std::string(name), .json_path = {}});
                     return;
                 }
-                diags.add({severity::warning, errc::duplicate_layer,
-                           "layer " + detail::quote_name(name) + " is matched by two overrides, " +
+                diags.add({.severity = severity::warning, .category = errc::duplicate_layer,
+                           .message = "layer " + detail::quote_name(name) + " is matched by two overrides, " +
                                detail::quote_name(*slot.written) + " and " + detail::quote_name(*chosen.written) +
                                "; the later one applies",
-                           *chosen.where, std::string(name), {}});
+                           .where = *chosen.where, .layer = std::string(name), .json_path = {}});
             }
             slot = {&o, chosen.exact, chosen.written, chosen.where};
         });
@@ -439,10 +439,10 @@ KVCALI_DECL resolved_config resolve_config(const layer_table& table, algorithm_r
     // else to quantize is "no layers" only when it named no layer at all.
     bool any_override = !cfg.overrides.empty();
     if (out.layers.empty() && !any_override) {
-        diags.add({severity::error, errc::no_quant_layers,
-                   "no layer to quantize: the config file names no layer (kv_cache_quant_config.quant_layers and "
+        diags.add({.severity = severity::error, .category = errc::no_quant_layers,
+                   .message = "no layer to quantize: the config file names no layer (kv_cache_quant_config.quant_layers and "
                    "override_layers_configs are empty)",
-                   {cfg.file, 0, 0}, {}, {}});
+                   .where = {cfg.file, 0, 0}, .layer = {}, .json_path = {}});
     }
     return out;
 }

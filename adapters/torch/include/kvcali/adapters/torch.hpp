@@ -173,7 +173,7 @@ inline std::string first_line(const char* what) {
 inline torch::jit::Module load_script_module(const std::filesystem::path& path) {
     const std::string name = path.string();
     auto fail = [&](errc category, const std::string& message) -> torch::jit::Module {
-        throw kvcali::error(diagnostic{severity::error, category, message, {name, 0, 0}, {}, {}});
+        throw kvcali::error(diagnostic{.severity = severity::error, .category = category, .message = message, .where = {name, 0, 0}, .layer = {}, .json_path = {}});
     };
     std::error_code ec;
     const auto status = std::filesystem::status(path, ec);
@@ -199,8 +199,8 @@ inline layer_table load_script_layers(const std::filesystem::path& path, eligibi
     const std::string name = path.string();
     diagnostics diags;
     layer_table table = extract_layers(graph, [&](std::string_view layer_name) {
-        diags.add({severity::error, errc::invalid_model, "the model has two layers named \"" + std::string(layer_name) + "\"",
-                   {name, 0, 0}, std::string(layer_name), {}});
+        diags.add({.severity = severity::error, .category = errc::invalid_model, .message = "the model has two layers named \"" + std::string(layer_name) + "\"",
+                   .where = {name, 0, 0}, .layer = std::string(layer_name), .json_path = {}});
     });
     diags.throw_if_errors();
     return table;
