@@ -180,15 +180,15 @@ int bench_compile_once(const std::vector<std::string>& command, const char* mode
     }
     std::string shown;
     for (const auto& a : command) shown += (shown.empty() ? "" : " ") + fs::path(a).filename().string();
-    std::printf("compile time of one TU including <kvcali/generate.hpp> and calling the generator, %s: %.2f s CPU, %.2f s wall "
+    std::printf("compile time of one TU including <kvcali/kvcali.hpp> and calling the generator on its own graph type and on a layer list, %s: %.2f s CPU, %.2f s wall "
                 "(best of %d), compiler peak RSS %.0f MiB\n  (%s)\n",
                 mode, best_cpu, best, repeats, peak / 1024.0, shown.c_str());
     std::fflush(stdout);
     return 0;
 }
 
-/// The TU header-only (the default), then with KVCALI_SEPARATE_COMPILATION (the pipeline only
-/// declared; <kvcali/src.hpp> would define it in another TU, compiled once).
+/// The TU header-only (the default), then with KVCALI_SEPARATE_COMPILATION (the library's
+/// non-template functions only declared; <kvcali/src.hpp> would define them in another TU, compiled once).
 int bench_compile(const std::vector<std::string>& command, int repeats, const fs::path& scratch) {
     int failures = bench_compile_once(command, "header-only", repeats, scratch);
     std::vector<std::string> separate = command;
