@@ -18,6 +18,7 @@
 
 #include "../error.hpp"
 #include "../json_format.hpp"
+#include "numbers.hpp"
 
 namespace kvcali::detail {
 
@@ -452,46 +453,10 @@ inline double json_number_to_double(std::string_view text) {
     if (text == "NaN") return std::numeric_limits<double>::quiet_NaN();
     if (text == "Infinity") return std::numeric_limits<double>::infinity();
     if (text == "-Infinity") return -std::numeric_limits<double>::infinity();
-    double value = 0.0;
-    const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (ec == std::errc() && ptr == text.data() + text.size()) return value;
-    const bool negative = !text.empty() && text.front() == '-';
-    if (ec != std::errc::result_out_of_range) return std::numeric_limits<double>::quiet_NaN();  // not JSON syntax
-    // Out of range: overflow or underflow? The decimal exponent of the first significant digit says.
-    long long exponent = 0;
-    const auto e_pos = text.find_first_of("eE");
-    if (e_pos != std::string_view::npos) {
-        bool neg = false;
-        std::size_t i = e_pos + 1;
-        if (i < text.size() && (text[i] == '+' || text[i] == '-')) neg = text[i++] == '-';
-        for (; i < text.size(); ++i) exponent = std::min<long long>(exponent * 10 + (text[i] - '0'), 1'000'000'000'000LL);
-        if (neg) exponent = -exponent;
-    }
-    const std::string_view mantissa = text.substr(negative ? 1 : 0, e_pos == std::string_view::npos ? std::string_view::npos : e_pos - (negative ? 1 : 0));
-    const auto dot = mantissa.find('.');
-    const std::size_t int_digits = dot == std::string_view::npos ? mantissa.size() : dot;
-    long long first_significant = 0;  // decimal exponent of the first non-zero digit
-    bool found = false;
-    for (std::size_t i = 0; i < mantissa.size() && !found; ++i) {
-        if (mantissa[i] == '.' || mantissa[i] == '0') continue;
-        found = true;
-        first_significant = i < int_digits ? static_cast<long long>(int_digits - i - 1) : -static_cast<long long>(i - int_digits);
-    }
-    const bool overflow = found && first_significant + exponent > 0;
-    const double magnitude = overflow ? std::numeric_limits<double>::infinity() : 0.0;
-    return negative ? -magnitude : magnitude;
+    return decimal_to_double(text).value_or(std::numeric_limits<double>::quiet_NaN());  // NaN: not JSON syntax
 }
 
-/// float32 of a double, rounding to nearest (ties to even), ±inf beyond float's range, with no
-/// undefined conversion.
-inline float double_to_float32(double d) {
-    constexpr double float_max = static_cast<double>(std::numeric_limits<float>::max());
-    constexpr double overflow_at = 0x1.ffffffp127;  // halfway from FLT_MAX to 2^128: rounds up (even)
-    if (std::isnan(d)) return std::numeric_limits<float>::quiet_NaN();
-    const double a = std::fabs(d);
-    if (a >= overflow_at) return d < 0 ? -std::numeric_limits<float>::infinity() : std::numeric_limits<float>::infinity();
-    if (a > float_max) return d < 0 ? -std::numeric_limits<float>::max() : std::numeric_limits<float>::max();
-    return static_cast<float>(d);
-}
+/// config.json's float32: Python's rounding (see float32_round_nearest).
+inline float double_to_float32(double d) { return float32_round_nearest(d); }
 
 }  // namespace kvcali::detail

@@ -22,6 +22,7 @@
 #include "../policy.hpp"
 #include "../simple_config.hpp"
 #include "../suggest.hpp"
+#include "numbers.hpp"
 #include "text_format.hpp"
 
 namespace kvcali::detail {
@@ -105,42 +106,17 @@ inline std::optional<double> parse_decimal_float(std::string_view t) {
         while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i, ++frac_digits;
     }
     if (int_digits + frac_digits == 0) return std::nullopt;
-    const std::size_t mantissa_end = i;
-    long long exponent = 0;
     if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
         ++i;
-        bool exp_negative = false;
-        if (i < s.size() && (s[i] == '+' || s[i] == '-')) exp_negative = s[i++] == '-';
+        if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
         const std::size_t exp_start = i;
-        while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
-            if (exponent < 100000) exponent = exponent * 10 + (s[i] - '0');
-            ++i;
-        }
+        while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
         if (i == exp_start) return std::nullopt;
-        if (exp_negative) exponent = -exponent;
     }
     if (i != s.size()) return std::nullopt;
-    double value = 0.0;
-    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value, std::chars_format::general);
-    if (ec == std::errc::result_out_of_range) {
-        // Decide by the decimal exponent of the first significant digit.
-        long long lead = 0;
-        bool found = false;
-        long long position = static_cast<long long>(int_digits);  // digits before the point
-        for (std::size_t k = 0; k < mantissa_end; ++k) {
-            if (s[k] == '.') continue;
-            --position;
-            if (s[k] != '0') {
-                lead = position;
-                found = true;
-                break;
-            }
-        }
-        value = (found && lead + exponent > 0) ? HUGE_VAL : 0.0;
-    } else if (ec != std::errc() || end != s.data() + s.size()) {
-        return std::nullopt;
-    }
-    return negative ? -value : value;
+    const std::optional<double> value = decimal_to_double(s);  // the one decimal-to-double (numbers.hpp)
+    if (!value) return std::nullopt;
+    return negative ? -*value : *value;
 }
 
 /// A float field's token as the reference reads it: a decimal or inf/nan spelling, then the
@@ -163,12 +139,8 @@ inline std::optional<double> parse_float_token(std::string_view t) {
     return std::nullopt;
 }
 
-/// The float32 a float field stores: nearest double, then float32 (ties to even); beyond
-/// ±FLT_MAX, ±inf.
-inline float to_float32(double d) noexcept {
-    if (std::isfinite(d) && std::fabs(d) > static_cast<double>(FLT_MAX)) return d > 0 ? HUGE_VALF : -HUGE_VALF;
-    return static_cast<float>(d);
-}
+/// The float32 a float field stores: protobuf's text-format rule (see float32_protobuf_text).
+inline float to_float32(double d) noexcept { return float32_protobuf_text(d); }
 
 /// The text format's bool literals (true/True/t/1, false/False/f/0), or nullopt for any other word.
 inline std::optional<bool> text_bool_literal(std::string_view t) noexcept {
