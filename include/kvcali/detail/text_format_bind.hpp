@@ -301,7 +301,7 @@ private:
             ++errors_;
         }
         if (json_) message = path + ": " + message;
-        diags_.add({level, errc::parse_error, std::move(message), where, {}, json_ ? path : std::string()});
+        diags_.add({.severity = level, .category = errc::parse_error, .message = std::move(message), .where = where, .layer = {}, .json_path = json_ ? path : std::string()});
     }
     void error_at_value(const field_ref& f, const cfg_scalar& v, std::string message) {
         report(severity::error, value_location(v), element_path(f, v), std::move(message));

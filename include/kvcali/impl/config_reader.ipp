@@ -120,7 +120,7 @@ public:
 private:
     void report(severity level, errc category, const std::string& path, std::size_t offset, std::string message,
                 std::string layer = {}) {
-        diags_.add({level, category, path + ": " + message, lines_.at(offset, file_), std::move(layer), path});
+        diags_.add({.severity = level, .category = category, .message = path + ": " + message, .where = lines_.at(offset, file_), .layer = std::move(layer), .json_path = path});
     }
 
     /// Reads one value of a declared type; reports and returns empty when the JSON does not fit.

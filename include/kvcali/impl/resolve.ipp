@@ -65,7 +65,7 @@ inline block_values resolve_block(const algorithm_config* block, origin from, al
         if (!r.level) return;
         const bool as_error = used && *r.level == severity::error;
         if (!used) message += " (not used by any layer)";
-        diags.add({as_error ? severity::error : severity::warning, errc::invalid_value, std::move(message), where, {}, {}});
+        diags.add({.severity = as_error ? severity::error : severity::warning, .category = errc::invalid_value, .message = std::move(message), .where = where, .layer = {}, .json_path = {}});
     };
     for (std::size_t i = 0; i < algo.params.size(); ++i) {
         const param_desc& p = algo.params[i];
