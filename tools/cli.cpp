@@ -307,10 +307,10 @@ kvcali::resolved_config read_config_json(const std::string& path, const kvcali::
     } catch (const kvcali::error& e) {
         if (!e.has(kvcali::errc::parse_error) || !looks_like_quant_cfg(path)) throw;
         throw kvcali::error(kvcali::diagnostic{
-            kvcali::severity::error, kvcali::errc::parse_error,
-            "this looks like a quant.cfg (the simple config file, protobuf text format), not a config.json: check it with "
-            "`kvcali check --model MODEL --cfg " + path + "`, and write the config.json from it with `kvcali generate`",
-            {path, 0, 0}, {}, {}});
+            .severity = kvcali::severity::error, .category = kvcali::errc::parse_error,
+            .message = "this looks like a quant.cfg (the simple config file, protobuf text format), not a config.json: check it with "
+                       "`kvcali check --model MODEL --cfg " + path + "`, and write the config.json from it with `kvcali generate`",
+            .where = {path, 0, 0}, .layer = {}, .json_path = {}});
     }
 }
 
