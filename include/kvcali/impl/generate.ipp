@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <optional>
+#include <utility>
 
 #include "../config_writer.hpp"
 #include "../generate.hpp"
@@ -23,7 +24,8 @@ KVCALI_DECL resolved_config resolve_table(const layer_table& table, algorithm_re
         diags.throw_if_errors();  // a file that does not parse has nothing worth resolving
     }
     // The config is this call's own: the result takes its strings rather than copies.
-    resolved_config resolved = resolve_config(table, algorithms, cfg ? &*cfg : nullptr, cfg ? &*cfg : nullptr, layers ? &*layers : nullptr, diags);
+    resolved_config resolved = cfg ? resolve(table, algorithms, std::move(*cfg), layers ? &*layers : nullptr, diags)
+                                   : resolve(table, algorithms, nullptr, layers ? &*layers : nullptr, diags);
     diags.throw_if_errors();
     return resolved;
 }

@@ -133,6 +133,9 @@ struct listed_layer {
     const source_location* where = nullptr;
     bool exact = true;  ///< chosen by an exact name (or alias), not by a pattern
     bool in_common = true;
+    /// The same written name reached through the config this call consumes (resolve(simple_config&&)),
+    /// or null: its string and place may be moved into the result.
+    located_string* owned = nullptr;
 };
 
 /// The concrete layer name of a chosen layer (the written name when it stands for none).
@@ -316,7 +319,10 @@ KVCALI_DECL resolved_config resolve_config(const layer_table& table, algorithm_r
     for (std::size_t k = 0; k < cfg.quant_layers.size(); ++k) {
         if (k + lookahead < cfg.quant_layers.size()) table.prefetch(layer_table::hash_of(cfg.quant_layers[k + lookahead].value));
         const located_string& name = cfg.quant_layers[k];
-        detail::select(ctx, name.value, name.where, [&](const detail::listed_layer& chosen) { list.add(chosen, common_list_name, diags); });
+        detail::select(ctx, name.value, name.where, [&](detail::listed_layer chosen) {
+            if (consumed != nullptr) chosen.owned = &consumed->quant_layers[k];
+            list.add(chosen, common_list_name, diags);
+        });
     }
     // Which override applies to each listed layer, and whether it was named exactly.
     struct applied {
@@ -348,6 +354,7 @@ KVCALI_DECL resolved_config resolve_config(const layer_table& table, algorithm_r
             if (at == layer_table::npos) {
                 detail::listed_layer copy = chosen;
                 copy.in_common = false;
+                if (consumed != nullptr) copy.owned = &*consumed->overrides[k].layer_name;
                 at = list.append(copy);
                 override_of.emplace_back();
             }
@@ -404,10 +411,9 @@ KVCALI_DECL resolved_config resolve_config(const layer_table& table, algorithm_r
         resolved_layer& layer = out.layers.emplace_back();
         layer.name = std::string(detail::name_of(table, e));
         // An exact name's string and place serve only its own entry: taken when they may be.
-        if (consumed != nullptr && e.exact) {
-            layer.selector = std::move(*const_cast<std::string*>(e.written));
-            layer.listed = {e.in_common ? origin::common_config : origin::override_config,
-                            std::move(*const_cast<source_location*>(e.where))};
+        if (e.owned != nullptr && e.exact) {
+            layer.selector = std::move(e.owned->value);
+            layer.listed = {e.in_common ? origin::common_config : origin::override_config, std::move(e.owned->where)};
         } else {
             layer.selector = *e.written;
             layer.listed = {e.in_common ? origin::common_config : origin::override_config, *e.where};
@@ -452,6 +458,11 @@ KVCALI_DECL resolved_config resolve_config(const layer_table& table, algorithm_r
 KVCALI_DECL resolved_config resolve(const layer_table& table, algorithm_registry algorithms, const simple_config* config,
                                const quant_layers* arg, diagnostics& diags) {
     return detail::resolve_config(table, algorithms, config, nullptr, arg, diags);
+}
+
+KVCALI_DECL resolved_config resolve(const layer_table& table, algorithm_registry algorithms, simple_config&& config, const quant_layers* arg,
+                                    diagnostics& diags) {
+    return detail::resolve_config(table, algorithms, &config, &config, arg, diags);
 }
 
 }  // namespace kvcali
