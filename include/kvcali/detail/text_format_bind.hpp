@@ -195,16 +195,16 @@ public:
         static constexpr std::string_view fields[] = {"batch_num", "activation_offset", "kv_cache_quant_config",
                                                       "override_layers_configs"};
         const context here{"$", "AMCTQuantCaliConfig (the top level)", fields};
-        for (const auto& entry : root) {
+        for (auto& entry : root) {
             const std::string& key = entry.first;
-            const cfg_document& child = entry.second;
+            cfg_document& child = entry.second;
             // A field repeated on consecutive lines is one node with its later occurrences as
             // repeats (see cfg_node): each occurrence is bound as its own field.
             for (std::size_t occurrence = 0; occurrence <= child.data().repeats.size(); ++occurrence) {
                 if (stopped_) return;
                 const field_ref f{here, key, child, occurrence == 0 ? nullptr : &child.data().repeats[occurrence - 1]};
                 if (key == "batch_num") {
-                    for_each_scalar(f, false, [&](const cfg_scalar& v, const std::string&) {
+                    for_each_scalar(f, false, [&](cfg_scalar& v, const std::string&) {
                         if (auto x = uint32_value(f, v)) {
                             if (out.batch_num) duplicate_scalar(f, v, v.text);
                             out.batch_num = *x;
@@ -212,7 +212,7 @@ public:
                         }
                     });
                 } else if (key == "activation_offset") {
-                    for_each_scalar(f, false, [&](const cfg_scalar& v, const std::string&) {
+                    for_each_scalar(f, false, [&](cfg_scalar& v, const std::string&) {
                         if (auto x = bool_value(f, v)) {
                             if (out.activation_offset) duplicate_scalar(f, v, v.text);
                             out.activation_offset = *x;
@@ -220,7 +220,7 @@ public:
                         }
                     });
                 } else if (key == "kv_cache_quant_config") {
-                    for_each_message(f, false, [&](const cfg_document& m, const std::string& path) {
+                    for_each_message(f, false, [&](cfg_document& m, const std::string& path) {
                         if (out.has_common) {
                             duplicate_message(f);
                         } else {
@@ -230,7 +230,7 @@ public:
                         bind_common(m, path, out);
                     });
                 } else if (key == "override_layers_configs") {
-                    for_each_message(f, true, [&](const cfg_document& m, const std::string& path) {
+                    for_each_message(f, true, [&](cfg_document& m, const std::string& path) {
                         override_config& o = out.overrides.emplace_back();
                         o.where = name_location(&m == &child ? at(f) : m.data());
                         bind_override(m, path, o, out.discarded);
@@ -254,12 +254,12 @@ private:
     struct field_ref {
         const context& in;
         const std::string& key;
-        const cfg_document& node;            ///< the field's node
-        const cfg_scalar* repeat = nullptr;  ///< a later occurrence grouped into `node`, or null for the node itself
+        cfg_document& node;            ///< the field's node
+        cfg_scalar* repeat = nullptr;  ///< a later occurrence grouped into `node`, or null for the node itself
     };
 
     /// The field occurrence's data: the node's own, or the grouped repeat's.
-    static const cfg_scalar& at(const field_ref& f) noexcept { return f.repeat != nullptr ? *f.repeat : f.node.data(); }
+    static cfg_scalar& at(const field_ref& f) noexcept { return f.repeat != nullptr ? *f.repeat : f.node.data(); }
 
     // -- locations and reports ---------------------------------------------------------------
 
@@ -374,7 +374,7 @@ private:
                 error_at_value(f, at(f), f.key + " is not a repeated field: expected one value, found " + found(at(f)));
                 return;
             }
-            for (const auto& [k, e] : f.node) {
+            for (auto& [k, e] : f.node) {
                 if (stopped_) return;
                 if (!is_scalar(e.data().kind)) {
                     error_at_value(f, e.data(), "expected a value in the list " + f.key + ", found " + found(e.data()));
@@ -398,7 +398,7 @@ private:
         }
         if (n.kind == cfg_kind::list && repeated) {
             std::size_t index = 0;
-            for (const auto& [k, e] : f.node) {
+            for (auto& [k, e] : f.node) {
                 if (stopped_) return;
                 const std::string element = path + "[" + std::to_string(index++) + "]";
                 if (e.data().kind != cfg_kind::message) {
@@ -494,9 +494,8 @@ private:
 
     /// The string of a string node, moved out of the document (bind() owns it; a string value is
     /// read once), or empty after reporting a type error.
-    std::optional<std::string> string_value(const field_ref& f, const cfg_scalar& v) {
-        const cfg_scalar& n = v;
-        if (n.kind == cfg_kind::string || n.kind == cfg_kind::json_string) return std::move(const_cast<cfg_scalar&>(n).text);
+    std::optional<std::string> string_value(const field_ref& f, cfg_scalar& v) {
+        if (v.kind == cfg_kind::string || v.kind == cfg_kind::json_string) return std::move(v.text);
         error_at_value(f, v, f.key + " expects a string (a layer name in quotes), found " + found(v));
         return std::nullopt;
     }
@@ -521,26 +520,26 @@ private:
 
     // -- messages ----------------------------------------------------------------------------------
 
-    void bind_common(const cfg_document& m, const std::string& path, simple_config& out) {
+    void bind_common(cfg_document& m, const std::string& path, simple_config& out) {
         static constexpr std::string_view fields[] = {"quant_layers", "calibration_config"};
         const context here{path, "kv_cache_quant_config", fields};
         std::size_t occurrences = 0;  // an upper bound of the layers added below (a list grows it further)
-        for (const auto& entry : m) occurrences += 1 + entry.second.data().repeats.size();
+        for (auto& entry : m) occurrences += 1 + entry.second.data().repeats.size();
         out.quant_layers.reserve(out.quant_layers.size() + occurrences);
-        for (const auto& entry : m) {
+        for (auto& entry : m) {
             const std::string& key = entry.first;
-            const cfg_document& child = entry.second;
+            cfg_document& child = entry.second;
             // A field repeated on consecutive lines is one node with its later occurrences as
             // repeats (see cfg_node): each occurrence is bound as its own field.
             for (std::size_t occurrence = 0; occurrence <= child.data().repeats.size(); ++occurrence) {
                 if (stopped_) return;
                 const field_ref f{here, key, child, occurrence == 0 ? nullptr : &child.data().repeats[occurrence - 1]};
                 if (key == "quant_layers") {
-                    for_each_scalar(f, true, [&](const cfg_scalar& v, const std::string&) {
+                    for_each_scalar(f, true, [&](cfg_scalar& v, const std::string&) {
                         if (auto s = string_value(f, v)) out.quant_layers.push_back({std::move(*s), value_location(v)});
                     });
                 } else if (key == "calibration_config") {
-                    for_each_message(f, false, [&](const cfg_document& c, const std::string& p) {
+                    for_each_message(f, false, [&](cfg_document& c, const std::string& p) {
                         if (out.common) {
                             duplicate_message(f);
                         } else {
@@ -556,27 +555,27 @@ private:
         }
     }
 
-    void bind_override(const cfg_document& m, const std::string& path, override_config& o,
+    void bind_override(cfg_document& m, const std::string& path, override_config& o,
                        std::vector<algorithm_config>& discarded) {
         static constexpr std::string_view fields[] = {"layer_name", "kv_data_quant_config"};
         const context here{path, "override_layers_configs", fields};
-        for (const auto& entry : m) {
+        for (auto& entry : m) {
             const std::string& key = entry.first;
-            const cfg_document& child = entry.second;
+            cfg_document& child = entry.second;
             // A field repeated on consecutive lines is one node with its later occurrences as
             // repeats (see cfg_node): each occurrence is bound as its own field.
             for (std::size_t occurrence = 0; occurrence <= child.data().repeats.size(); ++occurrence) {
                 if (stopped_) return;
                 const field_ref f{here, key, child, occurrence == 0 ? nullptr : &child.data().repeats[occurrence - 1]};
                 if (key == "layer_name") {
-                    for_each_scalar(f, false, [&](const cfg_scalar& v, const std::string&) {
+                    for_each_scalar(f, false, [&](cfg_scalar& v, const std::string&) {
                         if (auto s = string_value(f, v)) {
                             if (o.layer_name) duplicate_scalar(f, v, *s);
                             o.layer_name = located_string{std::move(*s), value_location(v)};
                         }
                     });
                 } else if (key == "kv_data_quant_config") {
-                    for_each_message(f, false, [&](const cfg_document& c, const std::string& p) {
+                    for_each_message(f, false, [&](cfg_document& c, const std::string& p) {
                         if (o.config) {
                             duplicate_message(f);
                         } else {
@@ -592,13 +591,13 @@ private:
         }
     }
 
-    void bind_calibration(const cfg_document& m, const std::string& path, std::string_view name, algorithm_config& cfg,
+    void bind_calibration(cfg_document& m, const std::string& path, std::string_view name, algorithm_config& cfg,
                           std::vector<algorithm_config>& discarded) {
         const std::span<const std::string_view> blocks = block_names_;
         const context here{path, name, blocks};
-        for (const auto& entry : m) {
+        for (auto& entry : m) {
             const std::string& key = entry.first;
-            const cfg_document& child = entry.second;
+            cfg_document& child = entry.second;
             // A field repeated on consecutive lines is one node with its later occurrences as
             // repeats (see cfg_node): each occurrence is bound as its own field.
             for (std::size_t occurrence = 0; occurrence <= child.data().repeats.size(); ++occurrence) {
@@ -621,7 +620,7 @@ private:
                     unknown_field(f, blocks, extra);
                     continue;
                 }
-                for_each_message(f, false, [&](const cfg_document& block, const std::string& p) {
+                for_each_message(f, false, [&](cfg_document& block, const std::string& p) {
                     if (cfg.algorithm && *cfg.algorithm == index) {
                         duplicate_message(f);
                     } else {
@@ -643,12 +642,12 @@ private:
         }
     }
 
-    void bind_algorithm(const cfg_document& m, const std::string& path, const algorithm_desc& algo, algorithm_config& cfg) {
+    void bind_algorithm(cfg_document& m, const std::string& path, const algorithm_desc& algo, algorithm_config& cfg) {
         const std::span<const std::string_view> names = param_names_[static_cast<std::size_t>(&algo - algorithms_.data())];
         const context here{path, algo.cfg_block, names};
-        for (const auto& entry : m) {
+        for (auto& entry : m) {
             const std::string& key = entry.first;
-            const cfg_document& child = entry.second;
+            cfg_document& child = entry.second;
             // A field repeated on consecutive lines is one node with its later occurrences as
             // repeats (see cfg_node): each occurrence is bound as its own field.
             for (std::size_t occurrence = 0; occurrence <= child.data().repeats.size(); ++occurrence) {
@@ -673,7 +672,7 @@ private:
                     continue;
                 }
                 const auto i = static_cast<std::size_t>(index);
-                for_each_scalar(f, false, [&](const cfg_scalar& v, const std::string&) {
+                for_each_scalar(f, false, [&](cfg_scalar& v, const std::string&) {
                     if (auto value = param_of(f, v, algo.params[i])) {
                         if (cfg.values[i]) duplicate_scalar(f, v, v.text);
                         cfg.values[i] = *value;
