@@ -292,7 +292,7 @@ struct basic_ifmr_policy {
         p.search_end = decimal_double(s.params->real("search_range_end"));
         p.search_step = decimal_double(s.params->real("search_step"));
         p.with_offset = s.with_offset;
-        return std::make_unique<ifmr_accumulator>(p, s.per_channel);
+        return std::make_unique<ifmr_accumulator>(p, s.per_channel, s.batch_num);
     }
 };
 

@@ -278,6 +278,95 @@ BOOST_AUTO_TEST_CASE(unsorted_ifmr_equals_the_sorted_one_and_the_straightforward
     BOOST_TEST(!kvcali::ifmr_prefers_unsorted(8192, kvcali::ifmr_options{}));
 }
 
+BOOST_AUTO_TEST_CASE(cell_walk_ifmr_equals_the_straightforward_search) {
+    // The cell walk (the sorted path, per channel) against the block-hierarchy search
+    // (ifmr_choose, one binary search per level) and the straightforward losses: the same scale
+    // bit for bit and the same offset, on every IFMR sample of cases.json and on varied data.
+    const json cases = load_cases();
+    std::size_t compared = 0;
+    kvcali::ifmr_walk_workspace ws;
+    auto compare = [&](const std::vector<float>& values, const kvcali::ifmr_options& o) {
+        const auto sorted_span = kvcali::ifmr_sort_sample(values, ws);
+        const std::vector<float> sorted(sorted_span.begin(), sorted_span.end());
+        BOOST_REQUIRE(std::is_sorted(sorted.begin(), sorted.end()));
+        std::vector<double> errors;
+        const auto walk = kvcali::ifmr_choose_sorted(sorted, o, ws, &errors);
+        BOOST_REQUIRE(walk.has_value());
+        const auto slow = slow_ifmr_losses(sorted, o);
+        BOOST_REQUIRE_EQUAL(errors.size(), slow.size());
+        for (std::size_t k = 0; k < slow.size(); ++k) {
+            const double loss = errors[k] / static_cast<double>(sorted.size());
+            BOOST_TEST_INFO("candidate " << k << ": " << slow[k] << " vs " << loss << " (n " << sorted.size() << ", from " << sorted.front()
+                                          << " to " << sorted.back() << ")");
+            BOOST_TEST((std::fabs(slow[k] - loss) <= 1e-9 * std::fabs(slow[k]) + 1e-30));
+        }
+        const auto expected = kvcali::ifmr_choose(kvcali::ifmr_sorted_sample(sorted), o);
+        BOOST_TEST(std::bit_cast<std::uint32_t>(walk->scale) == std::bit_cast<std::uint32_t>(expected.scale),
+                   walk->scale << " vs " << expected.scale << " (n " << sorted.size() << ")");
+        BOOST_TEST(walk->offset == expected.offset);
+        // Without `errors`, candidates are given up early, starting from the previous sample's
+        // winner (ws.hint, left by the sample before, unrelated): the same choice.
+        ws.hint = compared % 61;
+        const auto pruned = kvcali::ifmr_choose_sorted(sorted, o, ws);
+        BOOST_REQUIRE(pruned.has_value());
+        BOOST_TEST(std::bit_cast<std::uint32_t>(pruned->scale) == std::bit_cast<std::uint32_t>(expected.scale));
+        BOOST_TEST(pruned->offset == expected.offset);
+        // ifmr_calibrate takes the same path for a sample of this size.
+        if (!kvcali::ifmr_prefers_unsorted(values.size(), o)) BOOST_TEST((kvcali::ifmr_calibrate(values, o) == *walk));
+        ++compared;
+    };
+    for (const json& c : cases.items) {
+        if (c["params"]["act_algo"].string != "ifmr") continue;
+        const auto batches = cali_test::generate_batches(c["data"], static_cast<std::uint32_t>(c["batch_num"].number));
+        const bool per_channel = c["params"]["quant_granularity"].number == 1;
+        for (const auto& s : samples_of(batches, static_cast<std::size_t>(c["data"]["shape"].items[1].number), per_channel)) {
+            compare(s, ifmr_options_of(c["params"], c["with_offset"].boolean));
+        }
+    }
+    std::mt19937 rng(23);
+    auto as_float16 = [](float x) {  // float16's 11 significant bits: many equal values
+        int e = 0;
+        const float m = std::frexp(x, &e);
+        return std::ldexp(std::nearbyint(m * 2048.0f) / 2048.0f, e);
+    };
+    std::vector<std::vector<float>> data_sets;
+    for (std::size_t n : {1u, 2u, 3u, 17u, 255u, 1000u, 8192u, 15000u}) {
+        for (int kind = 0; kind < 9; ++kind) {
+            std::normal_distribution<float> normal(kind % 2 ? 0.3f : -0.2f, kind < 3 ? 1.5f : 0.02f);
+            std::uniform_real_distribution<float> uniform(-3.0f, 5.0f);
+            std::vector<float> v(n);
+            for (std::size_t i = 0; i < n; ++i) {
+                switch (kind) {
+                    case 0: v[i] = normal(rng); break;
+                    case 1: v[i] = normal(rng) * (i % 97 == 5 ? 12.0f : 1.0f); break;         // outliers
+                    case 2: v[i] = as_float16(normal(rng)); break;                             // float16 data
+                    case 3: v[i] = 1000.0f + normal(rng); break;                               // far from zero
+                    case 4: v[i] = std::fabs(normal(rng)) * 1e-6f; break;                      // tiny: scale 1.0
+                    case 5: v[i] = uniform(rng); break;
+                    case 6: v[i] = -std::fabs(normal(rng)); break;                             // no positive value
+                    case 7: v[i] = std::round(uniform(rng) * 4.0f) / 4.0f; break;              // few distinct values
+                    default: v[i] = 0.75f; break;                                              // constant
+                }
+            }
+            data_sets.push_back(std::move(v));
+        }
+    }
+    for (const auto& data : data_sets) {
+        for (bool with_offset : {true, false}) {
+            kvcali::ifmr_options o;
+            o.with_offset = with_offset;
+            compare(data, o);
+            o.max_percentile = 0.99;  // starting points inside the data
+            o.min_percentile = 0.9;
+            o.search_start = 0.5;
+            o.search_end = 2.0;
+            o.search_step = 0.05;
+            compare(data, o);
+        }
+    }
+    BOOST_TEST(compared > 300u);
+}
+
 BOOST_AUTO_TEST_CASE(radix_sort_sorts) {
     std::mt19937 rng(3);
     std::uniform_real_distribution<float> u(-1e6f, 1e6f);

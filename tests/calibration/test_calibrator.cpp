@@ -13,10 +13,12 @@
 #include <kvcali/layer_list.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <thread>
 
 #include "../support/test_support.hpp"
 #include "cali_support.hpp"
@@ -133,6 +135,90 @@ BOOST_AUTO_TEST_CASE(layers_finish_in_any_order_and_interleaving) {
     BOOST_TEST(records[1].factors.scale.size() == 4u);  // per channel
     BOOST_TEST(records[1].factors.offset.size() == 4u);
     BOOST_TEST((records == cal.records()));
+}
+
+BOOST_AUTO_TEST_CASE(layers_fed_from_several_threads_at_once_give_the_single_threaded_results) {
+    // 16 layers (IFMR and HFMG, per tensor and per channel, float32 and float16 batches), fed by 4
+    // threads at once (each thread its own layers, interleaved), against one thread feeding all.
+    kvcali::resolved_config cfg;
+    cfg.algorithms = kvcali::default_policies::algorithms;
+    cfg.batch_num = 3;
+    const char* params[] = {R"({"act_algo":"ifmr"})", R"({"act_algo":"ifmr","quant_granularity":1})",
+                            R"({"act_algo":"hfmg","num_of_bins":512})", R"({"act_algo":"hfmg","num_of_bins":1024,"quant_granularity":1})"};
+    for (int i = 0; i < 16; ++i) {
+        cfg.layers.push_back(cali_test::layer_from_params("layer" + std::to_string(i), cali_test::parse_json(params[i % 4]), cfg.algorithms));
+    }
+    const std::int64_t shape[2] = {512, 16};
+    auto batch = [](int layer, int k) {
+        std::vector<float> v(512 * 16);
+        std::uint32_t h = static_cast<std::uint32_t>(layer * 7919 + k * 104729 + 1);
+        for (auto& x : v) {
+            h = h * 1664525u + 1013904223u;
+            x = (static_cast<float>(h >> 8) / 16777216.0f - 0.45f) * static_cast<float>(1 + layer % 5);
+        }
+        return v;
+    };
+    auto feed = [&](kvcali::calibrator& cal, int layer) {
+        for (int k = 0; k < 4; ++k) {  // one batch past batch_num: ignored
+            const auto v = batch(layer, k);
+            if (layer % 2) {
+                std::vector<std::uint16_t> half(v.size());
+                for (std::size_t i = 0; i < v.size(); ++i) half[i] = kvcali::float_to_half(v[i]);
+                cal.observe("layer" + std::to_string(layer), half.data(), kvcali::dtype::float16, shape);
+            } else {
+                cal.observe("layer" + std::to_string(layer), v, shape);
+            }
+        }
+    };
+    kvcali::calibrator single(cfg);
+    for (int layer = 0; layer < 16; ++layer) feed(single, layer);
+    BOOST_REQUIRE(single.complete());
+    for (int round = 0; round < 3; ++round) {
+        kvcali::calibrator shared(cfg);
+        std::vector<std::thread> threads;
+        std::atomic<int> polls{0};
+        for (int t = 0; t < 4; ++t) {
+            threads.emplace_back([&, t] {
+                for (int layer = t; layer < 16; layer += 4) feed(shared, layer);
+            });
+        }
+        // Queries while the layers are fed.
+        std::thread watcher([&] {
+            while (!shared.complete()) {
+                (void)shared.finished_layers();
+                (void)shared.pending_layers();
+                (void)shared.done("layer3");
+                ++polls;
+            }
+        });
+        for (auto& th : threads) th.join();
+        watcher.join();
+        BOOST_REQUIRE(shared.complete());
+        BOOST_TEST(polls.load() >= 0);
+        for (int layer = 0; layer < 16; ++layer) {
+            const std::string name = "layer" + std::to_string(layer);
+            BOOST_TEST((shared.result(name) == single.result(name)), name);
+            BOOST_TEST(shared.batches(name) == 3u);
+            BOOST_TEST(shared.ignored_batches(name) == 1u);
+        }
+        auto finished = shared.finished_layers();
+        BOOST_TEST(finished.size() == 16u);
+        std::sort(finished.begin(), finished.end());
+        BOOST_TEST((std::adjacent_find(finished.begin(), finished.end()) == finished.end()));
+        BOOST_TEST(shared.records().size() == 16u);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(branch_free_float16_widening_equals_half_to_float) {
+    for (std::uint32_t h = 0; h < 65536; ++h) {
+        const float a = kvcali::half_to_float(static_cast<std::uint16_t>(h));
+        const float b = kvcali::detail::widen_half(static_cast<std::uint16_t>(h));
+        if (std::isnan(a)) {
+            BOOST_TEST(std::isnan(b), h);
+        } else {
+            BOOST_TEST(std::bit_cast<std::uint32_t>(a) == std::bit_cast<std::uint32_t>(b), h);
+        }
+    }
 }
 
 BOOST_AUTO_TEST_CASE(invalid_data_and_unknown_layers) {

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <set>
 #include <sstream>
@@ -271,6 +272,67 @@ BOOST_AUTO_TEST_CASE(calibrate_progress_bar_on_a_terminal_and_quiet) {
     BOOST_TEST(quiet.out.empty(), quiet.out);
     BOOST_TEST(slurp(dir / "r1.txt") == slurp(dir / "r2.txt"));
     BOOST_TEST(slurp(dir / "r1.txt") == slurp(dir / "r3.txt"));
+}
+
+BOOST_AUTO_TEST_CASE(calibrate_jobs_give_the_same_record_in_the_config_order) {
+    temp_dir dir;
+    write_example_activations(dir, true);
+    const auto one = run_cli([&] { auto a = calibrate_args(dir, "r1.txt"); a.insert(a.end(), {"--jobs", "1"}); return a; }());
+    BOOST_REQUIRE_EQUAL(one.status, 0);
+    const std::string want = slurp(dir / "r1.txt");
+    // The records in the config's order, whatever order the threads finish in.
+    std::vector<std::string> keys;
+    for (std::size_t at = want.find("key: \""); at != std::string::npos; at = want.find("key: \"", at + 1)) {
+        keys.push_back(want.substr(at + 6, want.find('"', at + 6) - at - 6));
+    }
+    const auto doc = boost::json::parse(slurp(dir / "config.json")).as_object();
+    std::vector<std::string> config_order;
+    for (const auto& kv : doc) {
+        if (kv.value().is_object()) config_order.emplace_back(kv.key());
+    }
+    BOOST_TEST((keys == config_order));
+    for (const char* jobs : {"2", "3", "8", "64"}) {
+        for (int round = 0; round < 3; ++round) {
+            const auto r = run_cli([&] { auto a = calibrate_args(dir, "rn.txt"); a.insert(a.end(), {"-j", jobs}); return a; }());
+            BOOST_TEST(r.status == 0, r.err);
+            BOOST_TEST(slurp(dir / "rn.txt") == want, "--jobs " << jobs);
+        }
+    }
+    // Without --jobs (the number of cores): the same.
+    const auto dflt = run_cli(calibrate_args(dir, "rd.txt"));
+    BOOST_TEST(dflt.status == 0, dflt.err);
+    BOOST_TEST(slurp(dir / "rd.txt") == want);
+    for (const char* bad : {"0", "x", "-1", "2000", ""}) {
+        const auto r = run_cli([&] { auto a = calibrate_args(dir, "bad.txt"); a.insert(a.end(), {"--jobs", bad}); return a; }());
+        BOOST_TEST(r.status != 0, bad);
+        BOOST_TEST(contains(r.err, "--jobs"), r.err);
+        BOOST_TEST(!fs::exists(dir / "bad.txt"));
+    }
+}
+
+BOOST_AUTO_TEST_CASE(calibrate_jobs_report_the_earliest_layers_error) {
+    // Non-finite values in two layers (found only while calibrating): every --jobs reports the
+    // earlier layer in the config's order, as one thread does, and writes nothing.
+    temp_dir dir;
+    write_example_activations(dir, false);
+    const auto doc = boost::json::parse(slurp(dir / "config.json")).as_object();
+    std::vector<std::string> names;
+    for (const auto& kv : doc) {
+        if (kv.value().is_object()) names.emplace_back(kv.key());
+    }
+    BOOST_REQUIRE_EQUAL(names.size(), 8u);
+    std::vector<float> v(64, 0.5f);
+    v[10] = std::numeric_limits<float>::quiet_NaN();
+    spit(dir.path() / "act" / names[2] / "1.npy", npy_bytes("<f4", {16, 4}, f32_bytes(v)));
+    spit(dir.path() / "act" / names[6] / "0.npy", npy_bytes("<f4", {16, 4}, f32_bytes(v)));
+    for (const char* jobs : {"1", "2", "8"}) {
+        const auto r = run_cli([&] { auto a = calibrate_args(dir, "r.txt"); a.insert(a.end(), {"--jobs", jobs}); return a; }());
+        BOOST_TEST(r.status == 1, jobs);
+        BOOST_TEST(contains(r.err, "layer \"" + names[2] + "\""), r.err);
+        BOOST_TEST(!contains(r.err, "layer \"" + names[6] + "\""), r.err);
+        BOOST_TEST(contains(r.err, (dir.path() / "act" / names[2] / "1.npy").string()), r.err);
+        BOOST_TEST(!fs::exists(dir / "r.txt"));
+    }
 }
 
 BOOST_AUTO_TEST_CASE(calibrate_reads_float16_npy_files) {

@@ -3,6 +3,7 @@
 // batches; writes the record file.
 #pragma once
 
+#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -10,6 +11,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -25,6 +27,22 @@
 
 namespace kvcali {
 
+namespace detail {
+/// IEEE binary16 to float32 without branches (half_to_float's result for every input): the
+/// exponent is rebased by adding to the bit pattern; infinities and NaNs get the rest of the float
+/// exponent range, and subnormals are normalised by one float subtraction.
+inline float widen_half(std::uint16_t h) noexcept {
+    const std::uint32_t magnitude = static_cast<std::uint32_t>(h & 0x7FFFu) << 13;
+    const std::uint32_t exponent = magnitude & 0x0F800000u;
+    std::uint32_t bits = magnitude + ((127u - 15u) << 23);
+    bits += exponent == 0x0F800000u ? ((128u - 16u) << 23) : 0u;
+    const float normal = std::bit_cast<float>(bits);
+    const float subnormal = std::bit_cast<float>(bits + (1u << 23)) - std::bit_cast<float>(113u << 23);
+    const float f = exponent == 0 ? subnormal : normal;
+    return std::bit_cast<float>(std::bit_cast<std::uint32_t>(f) | (static_cast<std::uint32_t>(h & 0x8000u) << 16));
+}
+}  // namespace detail
+
 /// What `calibrator::observe` did with a batch.
 enum class batch_outcome {
     accepted,  ///< taken; the layer needs more batches
@@ -39,13 +57,20 @@ enum class batch_outcome {
 /// `unknown_layer`, `invalid_data` (dtype, non-finite values, shapes, changing channel counts),
 /// `invalid_value` (an IFMR search without candidates), `incomplete_calibration` when a record is
 /// requested with layers unfinished.
+/// Threads: `observe` may be called from several threads at once for different layers (each
+/// layer's state is its own; the list of finished layers is locked). Calls for the same layer
+/// must not overlap (the caller orders them: batches are counted in the order they arrive).
+/// `complete`, `finished_layers`, `pending_layers`, `done`, `records`, `record_text` and
+/// `write_record` may run while other threads feed layers: they see each layer either finished
+/// with its result or not. `result`, `batches` and `ignored_batches` of a layer must not overlap
+/// an `observe` of that same layer.
 /// Example:
 ///   kvcali::calibrator cal(kvcali::read_quant_cali_config("config.json"));
 ///   cal.observe("model.layers.0.self_attn.k_proj", values, shape);   // one batch
 ///   cal.write_record("record.txt");
 class calibrator {
 public:
-    explicit calibrator(const resolved_config& config) : batch_num_(config.batch_num) {
+    explicit calibrator(const resolved_config& config) : batch_num_(config.batch_num), finished_lock_(std::make_unique<std::mutex>()) {
         if (batch_num_ == 0) {
             throw error(diagnostic{severity::error, errc::invalid_value, "batch_num must be at least 1", {}, {}, {}});
         }
@@ -147,14 +172,26 @@ public:
             rethrow_for(s, e);
         }
         s.acc.reset();
-        finished_.push_back(index_.at(s.name));
+        std::vector<float>().swap(s.buffer);  // release the memory (`= {}` keeps the capacity)
+        {
+            const std::lock_guard<std::mutex> lock(*finished_lock_);
+            s.finished = true;
+            finished_.push_back(index_.at(s.name));
+        }
         return batch_outcome::finished;
     }
 
     /// Whether `layer` has its result (throws unknown_layer for a name the config does not have).
-    bool done(std::string_view layer) const { return find(layer).result.has_value(); }
+    bool done(std::string_view layer) const {
+        const state& s = find(layer);
+        const std::lock_guard<std::mutex> lock(*finished_lock_);
+        return s.finished;
+    }
     /// Whether every layer has its result.
-    bool complete() const noexcept { return finished_.size() == layers_.size(); }
+    bool complete() const {
+        const std::lock_guard<std::mutex> lock(*finished_lock_);
+        return finished_.size() == layers_.size();
+    }
     /// Batches `layer` has taken (at most batch_num), and batches passed over.
     std::uint32_t batches(std::string_view layer) const { return find(layer).seen; }
     std::uint64_t ignored_batches(std::string_view layer) const { return find(layer).ignored; }
@@ -163,15 +200,17 @@ public:
 
     /// The layers with results, in the order they finished.
     std::vector<std::string> finished_layers() const {
+        const std::lock_guard<std::mutex> lock(*finished_lock_);
         std::vector<std::string> out;
         for (std::size_t i : finished_) out.push_back(layers_[i].name);
         return out;
     }
     /// The layers still lacking batches, in the config's order.
     std::vector<std::string> pending_layers() const {
+        const std::lock_guard<std::mutex> lock(*finished_lock_);
         std::vector<std::string> out;
         for (const auto& s : layers_) {
-            if (!s.result) out.push_back(s.name);
+            if (!s.finished) out.push_back(s.name);
         }
         return out;
     }
@@ -182,6 +221,7 @@ public:
     /// The records of every layer in the order they finished. Throws `incomplete_calibration`
     /// listing the unfinished layers (one diagnostic each) when any is unfinished.
     std::vector<layer_record> records() const {
+        const std::lock_guard<std::mutex> lock(*finished_lock_);
         require_complete();
         std::vector<layer_record> out;
         for (std::size_t i : finished_) out.push_back({layers_[i].name, *layers_[i].result});
@@ -209,13 +249,16 @@ private:
         std::size_t channels = 0;
         std::optional<quant_factors> result;
         std::optional<param_view> view;
+        std::vector<float> buffer;  // the batch widened to float32, when it is not already
+        bool finished = false;      // under finished_lock_
     };
 
+    /// Requires finished_lock_ held.
     void require_complete() const {
-        if (complete()) return;
+        if (finished_.size() == layers_.size()) return;
         std::vector<diagnostic> ds;
         for (const auto& s : layers_) {
-            if (s.result) continue;
+            if (s.finished) continue;
             ds.push_back({severity::error, errc::incomplete_calibration,
                           "layer \"" + s.name + "\" has " + std::to_string(s.seen) + " of " + std::to_string(batch_num_) +
                               " batches; expected batch_num batches for every layer before the record is written",
@@ -264,7 +307,7 @@ private:
     }
 
     /// The batch as contiguous finite float32 values (no copy for contiguous float32).
-    std::span<const float> widen(const state& s, const void* data, dtype type, std::span<const std::int64_t> shape,
+    static std::span<const float> widen(state& s, const void* data, dtype type, std::span<const std::int64_t> shape,
                                  std::span<const std::int64_t> strides, std::size_t count) {
         bool contiguous = true;
         if (!strides.empty()) {
@@ -276,10 +319,11 @@ private:
         }
         const auto* bytes = static_cast<const unsigned char*>(data);
         std::span<const float> out;
-        if (type == dtype::float32 && contiguous) {
+        // Contiguous float32 is used in place when aligned (a memory-mapped file may not be).
+        if (type == dtype::float32 && contiguous && reinterpret_cast<std::uintptr_t>(data) % alignof(float) == 0) {
             out = {static_cast<const float*>(data), count};
         } else {
-            buffer_.resize(count);
+            s.buffer.resize(count);
             auto load = [&](std::size_t element) -> float {
                 switch (type) {
                     case dtype::float32: {
@@ -296,8 +340,16 @@ private:
                 }
                 return 0.0f;
             };
-            if (contiguous) {
-                for (std::size_t i = 0; i < count; ++i) buffer_[i] = load(i);
+            if (contiguous && type == dtype::float16) {
+                // Without branches, so that it vectorises: the bulk of a float16 dump's cost.
+                float* out_values = s.buffer.data();
+                for (std::size_t i = 0; i < count; ++i) {
+                    std::uint16_t h;
+                    std::memcpy(&h, bytes + i * 2, 2);
+                    out_values[i] = detail::widen_half(h);
+                }
+            } else if (contiguous) {
+                for (std::size_t i = 0; i < count; ++i) s.buffer[i] = load(i);
             } else {
                 // Walk the index space in C order; offsets may be negative.
                 const std::size_t rank = shape.size();
@@ -313,7 +365,7 @@ private:
                         std::memcpy(&h, bytes + at, 2);
                         f = type == dtype::float16 ? half_to_float(h) : bfloat16_to_float(h);
                     }
-                    buffer_[i] = f;
+                    s.buffer[i] = f;
                     for (std::size_t d = rank; d-- > 0;) {
                         offset += strides[d];
                         if (++index[d] < shape[d]) break;
@@ -322,8 +374,12 @@ private:
                     }
                 }
             }
-            out = buffer_;
+            out = s.buffer;
         }
+        // A pass that vectorises (all exponent bits set: inf or nan), then the first bad value's place.
+        std::uint32_t non_finite = 0;
+        for (float v : out) non_finite |= static_cast<std::uint32_t>((std::bit_cast<std::uint32_t>(v) & 0x7F800000u) == 0x7F800000u);
+        if (non_finite == 0) return out;
         for (std::size_t i = 0; i < out.size(); ++i) {
             if (!std::isfinite(out[i])) {
                 fail(s, "value " + std::to_string(i) + " of batch " + std::to_string(s.seen) + " is " +
@@ -336,8 +392,8 @@ private:
     std::uint32_t batch_num_;
     std::vector<state> layers_;
     std::map<std::string, std::size_t, std::less<>> index_;
+    std::unique_ptr<std::mutex> finished_lock_;  // a pointer: the calibrator stays movable
     std::vector<std::size_t> finished_;
-    std::vector<float> buffer_;
 };
 
 }  // namespace kvcali

@@ -327,6 +327,212 @@ inline scale_offset ifmr_choose(const ifmr_sorted_sample& sample, const ifmr_opt
 }
 
 // ---------------------------------------------------------------------------------------------
+// The cell walk: the sorted path for many small samples (per channel). The sample is sorted once;
+// prefix sums of x and x^2 (within blocks of 32 values, each shifted by its block's middle value
+// against cancellation; cells of at most 8 values summed directly) give any run's squared error in
+// O(1 + run / 32), and a uniform grid from value to index finds where a cell starts in O(1): the
+// first value whose level reaches q. Every value more than 2^-20 (relative) away from the rounding
+// point `(q - 0.5) * scale` is on a known side of it, so the reference's float32 level is evaluated
+// only for values inside that window (almost never). The cost per candidate is O(levels), with no
+// binary search and no division per level; a candidate is given up as soon as its partial sum
+// exceeds the best full one, and the previous sample's winner is tried first.
+
+/// Buffers for `ifmr_choose_sorted`, reused from one sample to the next (per channel: one per layer).
+struct ifmr_walk_workspace {
+    std::vector<double> s1, s2;        ///< per block: prefix sums of (x - shift) and (x - shift)^2
+    std::vector<double> block_shift, block_s1, block_s2;  ///< per block: its shift and its sums
+    std::vector<std::uint32_t> grid;   ///< grid bucket -> the number of values in lower buckets
+    std::vector<ifmr_candidate> candidates;
+    std::size_t hint = 0;              ///< the previous sample's winner, tried first
+    std::vector<std::uint32_t> keys;   ///< sort keys (ifmr_sort_sample)
+    std::vector<float> sorted;         ///< the sorted sample (ifmr_sort_sample)
+};
+
+/// Sorts a sample into `ws.sorted` (radix sort on float_key) and returns it.
+inline std::span<const float> ifmr_sort_sample(std::span<const float> values, ifmr_walk_workspace& ws);
+
+/// IFMR over a sorted, non-empty sample by the cell walk (see above): the same choice as
+/// `ifmr_choose` (both sum the squared errors in double; they agree within 1e-9 relative, so only
+/// candidates tied that closely could be ordered differently). `errors`, when given, receives every
+/// candidate's squared error sum (not divided by the count; then no candidate is given up early and
+/// `ws.hint` is not used). Returns nothing for a search the walk
+/// does not take (a candidate with a reversed range, from a negative search_range_start, or more
+/// than 65536 levels): use `ifmr_choose` then. Throws like `ifmr_ratios`.
+/// Example: `kvcali::ifmr_walk_workspace ws; auto so = kvcali::ifmr_choose_sorted(kvcali::ifmr_sort_sample(v, ws), {}, ws);`
+inline std::optional<scale_offset> ifmr_choose_sorted(std::span<const float> x, const ifmr_options& s, ifmr_walk_workspace& ws,
+                                                      std::vector<double>* errors = nullptr) {
+    const std::size_t n = x.size();
+    if (n == 0 || n >= (std::size_t{1} << 32)) return std::nullopt;
+    const auto ratios = ifmr_ratios(s);
+    const ifmr_start start = ifmr_start_points(x, s);
+
+    // Prefix sums within blocks of 32 values, each shifted by its block's middle value, so that a
+    // run's sums keep their precision (no cancellation against far-away values); a cell of at most
+    // 8 values is summed directly, as the straightforward loss does.
+    constexpr std::size_t block = 32;
+    const std::size_t blocks = (n + block - 1) / block;
+    ws.s1.resize(n + 1);
+    ws.s2.resize(n + 1);
+    ws.block_shift.resize(blocks);
+    ws.block_s1.resize(blocks);
+    ws.block_s2.resize(blocks);
+    for (std::size_t k = 0; k < blocks; ++k) {
+        const std::size_t lo = k * block, hi = std::min(n, lo + block);
+        const double shift = x[(lo + hi) / 2];
+        double a1 = 0.0, a2 = 0.0;
+        for (std::size_t i = lo; i < hi; ++i) {
+            ws.s1[i] = a1;
+            ws.s2[i] = a2;
+            const double d = static_cast<double>(x[i]) - shift;
+            a1 += d;
+            a2 += d * d;
+        }
+        ws.block_shift[k] = shift;
+        ws.block_s1[k] = a1;
+        ws.block_s2[k] = a2;
+    }
+    ws.s1[n] = ws.s2[n] = 0.0;
+    const double* s1 = ws.s1.data();
+    const double* s2 = ws.s2.data();
+    const double* block_shift = ws.block_shift.data();
+    const double* block_s1 = ws.block_s1.data();
+    const double* block_s2 = ws.block_s2.data();
+    // The sum of (x - v)^2 over [b, e), a run inside block k (e at most the block's end).
+    auto block_error = [&](std::size_t k, std::size_t b, std::size_t e, double v) {
+        const bool to_end = e == std::min(n, (k + 1) * block);
+        const double r1 = (to_end ? block_s1[k] : s1[e]) - s1[b];
+        const double r2 = (to_end ? block_s2[k] : s2[e]) - s2[b];
+        const double d = v - block_shift[k];
+        return r2 - 2.0 * d * r1 + static_cast<double>(e - b) * d * d;
+    };
+    // The grid: two buckets per value over the central range (the 1/4096 most extreme values at
+    // either end share the end buckets). bucket(y) is monotone in y, so the values below a
+    // threshold t are all those of lower buckets plus some of bucket(t).
+    const std::size_t buckets = std::clamp<std::size_t>(2 * n, 1, std::size_t{1} << 24);
+    const std::size_t tail = n / 4096;
+    const float origin = x[tail];
+    const float range = x[n - 1 - tail] - origin;
+    float inverse_width = range > 0.0f ? static_cast<float>(buckets) / range : 0.0f;
+    if (!std::isfinite(inverse_width)) inverse_width = 0.0f;
+    const float last_bucket = static_cast<float>(buckets - 1);
+    auto bucket = [&](float y) -> std::size_t {
+        const float f = (y - origin) * inverse_width;  // NaN only as inf * 0: bucket 0
+        return f > 0.0f ? static_cast<std::size_t>(std::min(f, last_bucket)) : 0;
+    };
+    ws.grid.assign(buckets + 1, 0);
+    for (std::size_t i = 0; i < n; ++i) ++ws.grid[bucket(x[i]) + 1];
+    for (std::size_t g = 1; g <= buckets; ++g) ws.grid[g] += ws.grid[g - 1];
+    const std::uint32_t* grid = ws.grid.data();
+    // The first index whose value is >= t: a few steps without branches in a small bucket.
+    auto lower_bound = [&](float t) -> std::size_t {
+        const std::size_t g = bucket(t);
+        std::size_t i = grid[g];
+        const std::size_t end = grid[g + 1];
+        if (end - i <= 2) {
+            for (int k = 0; k < 2; ++k) i += static_cast<std::size_t>((i < end) & (x[std::min(i, n - 1)] < t));
+            return i;
+        }
+        return static_cast<std::size_t>(std::partition_point(x.begin() + static_cast<std::ptrdiff_t>(i), x.begin() + static_cast<std::ptrdiff_t>(end),
+                                                             [&](float v) { return v < t; }) -
+                                        x.begin());
+    };
+    auto run_error = [&](std::size_t b, std::size_t e, double v) {
+        if (e - b <= 8) {
+            double total = 0.0;
+            for (std::size_t i = b; i < e; ++i) {
+                const double d = static_cast<double>(x[i]) - v;
+                total += d * d;
+            }
+            return total;
+        }
+        const std::size_t kb = b / block, ke = (e - 1) / block;
+        if (kb == ke) return block_error(kb, b, e, v);
+        double total = block_error(kb, b, (kb + 1) * block, v) + block_error(ke, ke * block, e, v);
+        for (std::size_t k = kb + 1; k < ke; ++k) {
+            const double d = v - block_shift[k];
+            total += block_s2[k] - 2.0 * d * block_s1[k] + static_cast<double>(block) * d * d;
+        }
+        return total;
+    };
+
+    // The candidates, checked up front (the walk needs lo <= hi and a bounded level count).
+    std::vector<ifmr_candidate>& candidates = ws.candidates;
+    candidates.clear();
+    for (float r : ratios) {
+        const ifmr_candidate c = ifmr_candidate_at(start, r, s.with_offset);
+        // A reversed range, a huge level count or a range near the float limit: ifmr_choose.
+        if (!(c.lo <= c.hi) || !(std::fabs(c.lo) < 1e37f && c.hi < 1e37f)) return std::nullopt;
+        if (!(ifmr_level(c, x[n - 1]) - ifmr_level(c, x[0]) <= 65536.0f)) return std::nullopt;
+        candidates.push_back(c);
+    }
+    // A candidate's squared error sum: its top cell (where clipping errors gather) first, then the
+    // cells from the bottom up. The partial sums only grow (the terms are not negative), so a
+    // candidate is given up (+inf) as soon as one exceeds `limit`: it cannot be the smallest.
+    auto candidate_error = [&](const ifmr_candidate& c, double limit) {
+        const float first = ifmr_level(c, x[0]), last = ifmr_level(c, x[n - 1]);
+        const double scale = c.scale;
+        // The first index whose level reaches q (first < q <= last). Values more than 2^-20
+        // (relative) below the rounding point (q - 0.5) * scale have a lower level, those as far
+        // above it level q or more; only the values between are quantized with the reference's
+        // arithmetic.
+        auto cell_start = [&](float q) {
+            const double a = (static_cast<double>(q) - 0.5) * scale;
+            const double margin = std::fabs(a) * 0x1p-19;  // 2^-20 after rounding to float
+            const auto below = static_cast<float>(a - margin), above = static_cast<float>(a + margin);
+            std::size_t i = lower_bound(below);
+            while (i < n && x[i] < above && ifmr_level(c, x[i]) < q) ++i;
+            return i;
+        };
+        if (!(first < last)) return run_error(0, n, static_cast<double>(first * c.scale));
+        const std::size_t top = cell_start(last);
+        double total = run_error(top, n, static_cast<double>(last * c.scale));
+        if (total > limit) return std::numeric_limits<double>::infinity();
+        std::size_t begin = 0;
+        float level = first;
+        for (float q = first + 1.0f; q < last; q += 1.0f, level += 1.0f) {
+            const std::size_t end = cell_start(q);
+            if (end > begin) {
+                total += run_error(begin, end, static_cast<double>(level * c.scale));
+                if (total > limit) return std::numeric_limits<double>::infinity();
+                begin = end;
+            }
+        }
+        if (top > begin) total += run_error(begin, top, static_cast<double>(level * c.scale));
+        return total;
+    };
+
+    // The smallest error, the first candidate among equals. Without `errors`, the previous
+    // sample's winner (neighbouring channels are alike) is tried first, which lets most other
+    // candidates be given up early; the choice is the same in any order.
+    if (errors) errors->assign(candidates.size(), 0.0);
+    const std::size_t hint = !errors && ws.hint < candidates.size() ? ws.hint : 0;
+    double best = std::numeric_limits<double>::infinity();
+    std::size_t chosen = 0;
+    for (std::size_t step = 0; step < candidates.size(); ++step) {
+        const std::size_t k = step == 0 ? hint : (step <= hint ? step - 1 : step);
+        const double total = candidate_error(candidates[k], errors ? std::numeric_limits<double>::infinity() : best);
+        if (errors) (*errors)[k] = total;
+        if (total < best || (total == best && k < chosen)) {
+            best = total;
+            chosen = k;
+        }
+    }
+    ws.hint = chosen;
+    scale_offset so{candidates[chosen].scale, 0};
+    if (s.with_offset) so.offset = static_cast<std::int32_t>(-round_half_even(start.min0 / candidates[chosen].scale)) - 128;
+    return finish_scale(so, s.with_offset);
+}
+
+inline std::span<const float> ifmr_sort_sample(std::span<const float> values, ifmr_walk_workspace& ws) {
+    ws.keys.resize(values.size());
+    for (std::size_t i = 0; i < values.size(); ++i) ws.keys[i] = float_key(values[i]);
+    sort_float_keys(ws.keys);
+    ws.sorted.resize(values.size());
+    for (std::size_t i = 0; i < values.size(); ++i) ws.sorted[i] = key_float(ws.keys[i]);
+    return ws.sorted;
+}
+
+// ---------------------------------------------------------------------------------------------
 // The unsorted path: no sort at all. Every candidate's quantization cells are bounded by float
 // thresholds (the smallest x whose level reaches q, found with the reference's own arithmetic),
 // computable without the data. One pass puts each value into the interval between consecutive
@@ -658,51 +864,76 @@ inline ifmr_sorted_sample ifmr_prepare(std::vector<std::uint32_t> keys) {
 }
 
 /// IFMR over one sample given as values in any order: the unsorted path for large samples
-/// (`ifmr_prefers_unsorted`), else the sorted one; both give the same losses within 1e-12.
+/// (`ifmr_prefers_unsorted`), else the sorted one (the cell walk, `ifmr_choose_sorted`); all
+/// give the same losses within 1e-9 relative.
 /// `high_keys` may hold `detail::add_high_key_histogram` of the values.
-inline scale_offset ifmr_calibrate(std::span<const float> values, const ifmr_options& s, std::vector<std::uint32_t> high_keys = {}) {
+/// `ws` holds the sorted path's buffers (reused by a caller with many samples, such as per channel).
+inline scale_offset ifmr_calibrate(std::span<const float> values, const ifmr_options& s, ifmr_walk_workspace& ws,
+                                   std::vector<std::uint32_t> high_keys = {}) {
     if (values.empty()) {
         throw error(diagnostic{severity::error, errc::invalid_data, "IFMR needs at least one value", {}, {}, {}});
     }
     if (ifmr_prefers_unsorted(values.size(), s)) {
         if (const auto so = ifmr_choose_unsorted(values, s, std::move(high_keys))) return *so;
     }
-    std::vector<std::uint32_t> keys(values.size());
-    for (std::size_t i = 0; i < values.size(); ++i) keys[i] = float_key(values[i]);
-    return ifmr_choose(ifmr_prepare(std::move(keys)), s);
+    const std::span<const float> sorted = ifmr_sort_sample(values, ws);
+    if (const auto so = ifmr_choose_sorted(sorted, s, ws)) return *so;
+    return ifmr_choose(ifmr_sorted_sample(std::vector<float>(sorted.begin(), sorted.end())), s);
 }
 
-/// The IFMR accumulator: keeps every value (per tensor, or per channel) until the last batch.
+inline scale_offset ifmr_calibrate(std::span<const float> values, const ifmr_options& s, std::vector<std::uint32_t> high_keys = {}) {
+    ifmr_walk_workspace ws;
+    return ifmr_calibrate(values, s, ws, std::move(high_keys));
+}
+
+/// The IFMR accumulator: keeps every value (per tensor, or per channel) until the last batch: the
+/// float32 values of all batches, and (per tensor) a 65536-entry histogram. `expected_batches`
+/// (batch_num, when known) lets it reserve room for all batches at the first, so that the storage
+/// is allocated once, not regrown (which would briefly hold the values twice).
 class ifmr_accumulator final : public accumulator {
 public:
-    ifmr_accumulator(const ifmr_options& settings, bool per_channel) : settings_(settings), per_channel_(per_channel) {
+    ifmr_accumulator(const ifmr_options& settings, bool per_channel, std::uint32_t expected_batches = 0)
+        : settings_(settings), per_channel_(per_channel), expected_batches_(expected_batches) {
         ifmr_ratios(settings_);  // refuse a search without candidates before any data is taken
     }
 
     void add_batch(std::span<const float> values, std::size_t channels) override {
         if (!per_channel_ || channels <= 1) {
-            if (samples_.empty()) samples_.resize(1);
+            if (samples_.empty()) {
+                samples_.resize(1);
+                samples_.front().reserve(values.size() * std::max<std::size_t>(1, expected_batches_));
+            }
             auto& sample = samples_.front();
             sample.insert(sample.end(), values.begin(), values.end());
             detail::add_high_key_histogram(high_keys_, values);  // the first selection pass, while the batch is warm
             return;
         }
-        if (samples_.empty()) samples_.resize(channels);
         const std::size_t rows = values.size() / channels;
-        for (std::size_t c = 0; c < channels; ++c) {
-            auto& sample = samples_[c];
-            const std::size_t at = sample.size();
-            sample.resize(at + rows);
-            for (std::size_t r = 0; r < rows; ++r) sample[at + r] = values[r * channels + c];
+        if (samples_.empty()) {
+            samples_.resize(channels);
+            for (auto& sample : samples_) sample.reserve(rows * std::max<std::size_t>(1, expected_batches_));
+        }
+        const std::size_t at = samples_.front().size();
+        for (auto& sample : samples_) sample.resize(at + rows);
+        // By blocks of 16 channels: each row gives one cache line to 16 sequential writers.
+        constexpr std::size_t block = 16;
+        float* out[block];
+        for (std::size_t c0 = 0; c0 < channels; c0 += block) {
+            const std::size_t width = std::min(block, channels - c0);
+            for (std::size_t c = 0; c < width; ++c) out[c] = samples_[c0 + c].data() + at;
+            for (std::size_t r = 0; r < rows; ++r) {
+                const float* row = values.data() + r * channels + c0;
+                for (std::size_t c = 0; c < width; ++c) out[c][r] = row[c];
+            }
         }
     }
 
     quant_factors finish() override {
         quant_factors out;
         for (auto& sample : samples_) {
-            const scale_offset so = ifmr_calibrate(sample, settings_, std::move(high_keys_));
+            const scale_offset so = ifmr_calibrate(sample, settings_, workspace_, std::move(high_keys_));
             high_keys_ = {};
-            sample = {};
+            std::vector<float>().swap(sample);  // this channel's values are done with
             out.scale.push_back(so.scale);
             out.offset.push_back(so.offset);
         }
@@ -713,8 +944,10 @@ public:
 private:
     ifmr_options settings_;
     bool per_channel_;
+    std::uint32_t expected_batches_;
     std::vector<std::vector<float>> samples_;
     std::vector<std::uint32_t> high_keys_;  // per tensor: histogram of the upper key bits
+    ifmr_walk_workspace workspace_;         // the sorted path's buffers, shared by the channels
 };
 
 }  // namespace kvcali

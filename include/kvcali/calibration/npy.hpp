@@ -16,11 +16,20 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "../error.hpp"
 #include "../io.hpp"
 #include "scale.hpp"
+
+#if __has_include(<sys/mman.h>) && __has_include(<unistd.h>)
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#define KVCALI_NPY_MMAP 1
+#endif
 
 namespace kvcali {
 
@@ -246,6 +255,98 @@ inline npy_array parse_npy(std::string_view bytes, const std::string& file = "<n
 
 /// Reads a .npy file. Throws io_error (missing or unreadable) or invalid_data (see `parse_npy`).
 inline npy_array read_npy(const std::filesystem::path& path) { return parse_npy(read_file(path), path.string()); }
+
+/// A .npy file's array, memory-mapped read-only (no copy: the pages are read as they are used
+/// and can be dropped again by the system), or read into memory where mapping is not possible
+/// (no mmap on the platform, a file that is not a regular file). Move-only; unmaps on destruction.
+/// The file must not be truncated while the view lives (reading a vanished page is SIGBUS).
+class npy_view {
+public:
+    npy_view() = default;
+    npy_view(npy_view&& o) noexcept { *this = std::move(o); }
+    npy_view& operator=(npy_view&& o) noexcept {
+        if (this != &o) {
+            release();
+            type = o.type;
+            shape = std::move(o.shape);
+            map_ = std::exchange(o.map_, nullptr);
+            map_size_ = std::exchange(o.map_size_, 0);
+            data_ = std::exchange(o.data_, nullptr);
+            bytes_ = std::exchange(o.bytes_, 0);
+            copy_ = std::move(o.copy_);
+        }
+        return *this;
+    }
+    npy_view(const npy_view&) = delete;
+    npy_view& operator=(const npy_view&) = delete;
+    ~npy_view() { release(); }
+
+    dtype type = dtype::float32;
+    std::vector<std::int64_t> shape;
+
+    /// The elements, little-endian, C order (`size_bytes()` bytes).
+    const unsigned char* data() const noexcept { return data_; }
+    std::size_t size_bytes() const noexcept { return bytes_; }
+    std::size_t size() const noexcept { return bytes_ / size_of(type); }
+    /// Whether the data is mapped (true) or was read into memory (false).
+    bool mapped() const noexcept { return map_ != nullptr; }
+
+private:
+    friend npy_view map_npy(const std::filesystem::path& path);
+    void release() noexcept {
+#ifdef KVCALI_NPY_MMAP
+        if (map_) ::munmap(map_, map_size_);
+#endif
+        map_ = nullptr;
+        map_size_ = 0;
+    }
+
+    void* map_ = nullptr;
+    std::size_t map_size_ = 0;
+    const unsigned char* data_ = nullptr;
+    std::size_t bytes_ = 0;
+    npy_array copy_;  // when not mapped
+};
+
+/// Opens a .npy file as `read_npy` reads it, with the same checks and errors (io_error for a
+/// missing or unreadable file, invalid_data naming the file and byte column of a bad header), but
+/// memory-mapped instead of copied where possible (see npy_view). Example:
+/// `auto a = kvcali::map_npy("act/k_proj/0.npy"); cal.observe("k_proj", a.data(), a.type, a.shape);`
+inline npy_view map_npy(const std::filesystem::path& path) {
+    npy_view out;
+#ifdef KVCALI_NPY_MMAP
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        struct stat st {};
+        void* map = MAP_FAILED;
+        std::size_t size = 0;
+        if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+            size = static_cast<std::size_t>(st.st_size);
+            map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+        }
+        ::close(fd);
+        if (map != MAP_FAILED) {
+            out.map_ = map;
+            out.map_size_ = size;
+            (void)::madvise(map, size, MADV_SEQUENTIAL);
+            const std::string_view bytes(static_cast<const char*>(map), size);
+            npy_header h = parse_npy_header(bytes, path.string(), size);  // throws; `out` unmaps
+            out.type = h.type;
+            out.shape = std::move(h.shape);
+            out.data_ = static_cast<const unsigned char*>(map) + h.data_offset;
+            out.bytes_ = h.data_bytes;
+            return out;
+        }
+    }
+#endif
+    // Not mappable (or an error to report): read it, with read_npy's errors.
+    out.copy_ = read_npy(path);
+    out.type = out.copy_.type;
+    out.shape = out.copy_.shape;
+    out.data_ = out.copy_.bytes.data();
+    out.bytes_ = out.copy_.bytes.size();
+    return out;
+}
 
 /// Reads only the header of a .npy file (a few hundred bytes, whatever the array's size) and checks
 /// it as `parse_npy_header` does, the data's size included: a file that passes is read by
