@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "calibration/settings.hpp"
 #include "detail/config.hpp"
 #include "detail/show_value.hpp"
 #include "error.hpp"
@@ -133,19 +134,9 @@ struct calibration_param {
     double decimal = 0.0;
 };
 
-/// IFMR's parameters as doubles of config.json's decimals.
-struct ifmr_settings {
-    double max_percentile = 0.0;
-    double min_percentile = 0.0;
-    double search_range_start = 0.0;
-    double search_range_end = 0.0;
-    double search_step = 0.0;
-};
-
-/// HFMG's parameters.
-struct hfmg_settings {
-    std::uint32_t num_of_bins = 0;
-};
+/// IFMR's and HFMG's settings: the one struct each (calibration/settings.hpp), by their former names.
+using ifmr_settings = ifmr_options;
+using hfmg_settings = hfmg_options;
 
 /// Everything calibration needs of one layer, resolved.
 struct layer_calibration {
@@ -169,21 +160,21 @@ struct layer_calibration {
         return p ? p->decimal : std::numeric_limits<double>::quiet_NaN();
     }
     /// IFMR's settings, when the layer's algorithm is IFMR (by its parameters' names).
-    std::optional<ifmr_settings> ifmr() const {
+    std::optional<ifmr_options> ifmr() const {
         if (act_algo != "ifmr") return std::nullopt;
         const char* names[] = {"max_percentile", "min_percentile", "search_range_start", "search_range_end", "search_step"};
         for (const char* n : names) {
             if (find(n) == nullptr) return std::nullopt;
         }
-        return ifmr_settings{real("max_percentile"), real("min_percentile"), real("search_range_start"), real("search_range_end"),
-                             real("search_step")};
+        return ifmr_options{real("max_percentile"), real("min_percentile"), real("search_range_start"), real("search_range_end"),
+                            real("search_step"), with_offset};
     }
     /// HFMG's settings, when the layer's algorithm is HFMG.
-    std::optional<hfmg_settings> hfmg() const {
+    std::optional<hfmg_options> hfmg() const {
         if (act_algo != "hfmg") return std::nullopt;
         const auto* bins = find("num_of_bins");
         if (bins == nullptr) return std::nullopt;
-        return hfmg_settings{bins->value.uint};
+        return hfmg_options{bins->value.uint, with_offset};
     }
 };
 

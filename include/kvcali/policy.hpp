@@ -20,8 +20,6 @@
 #include <string>
 #include <string_view>
 
-#include "calibration/hfmg.hpp"
-#include "calibration/ifmr.hpp"
 #include "error.hpp"
 #include "json_format.hpp"
 
@@ -125,8 +123,6 @@ struct algorithm_desc {
     std::string_view cfg_block;  ///< block name in CalibrationConfig (`ifmr_quantize`)
     std::span<const param_desc> params;
     cross_check check = nullptr;
-    /// Makes the accumulator that calibrates a layer (nullptr: the policy cannot calibrate).
-    accumulator_factory make_accumulator = nullptr;
 
     /// The parameter position of a cfg field name, or -1.
     int find_param(std::string_view cfg_name) const noexcept {
@@ -149,14 +145,7 @@ concept algorithm_policy = requires(const param_view& view, std::vector<check_re
 
 template <algorithm_policy P>
 constexpr algorithm_desc describe() noexcept {
-    algorithm_desc d{P::act_algo, P::cfg_block, std::span<const param_desc>(P::params), &P::cross_check, nullptr};
-    // Optional: `static std::unique_ptr<accumulator> make_accumulator(const accumulator_settings&)`.
-    if constexpr (requires(const accumulator_settings& s) {
-                      { P::make_accumulator(s) } -> std::convertible_to<std::unique_ptr<accumulator>>;
-                  }) {
-        d.make_accumulator = &P::make_accumulator;
-    }
-    return d;
+    return algorithm_desc{P::act_algo, P::cfg_block, std::span<const param_desc>(P::params), &P::cross_check};
 }
 
 /// An ordered list of algorithm policies; the first is the default algorithm.
@@ -282,18 +271,6 @@ struct basic_ifmr_policy {
             out.push_back(check_result::warn("the search range holds more than 100000 steps: calibration will refuse it"));
         }
     }
-
-    /// Calibration: the IFMR accumulator, with the parameters as the decimals config.json shows.
-    static std::unique_ptr<accumulator> make_accumulator(const accumulator_settings& s) {
-        ifmr_options p;
-        p.max_percentile = decimal_double(s.params->real("max_percentile"));
-        p.min_percentile = decimal_double(s.params->real("min_percentile"));
-        p.search_start = decimal_double(s.params->real("search_range_start"));
-        p.search_end = decimal_double(s.params->real("search_range_end"));
-        p.search_step = decimal_double(s.params->real("search_step"));
-        p.with_offset = s.with_offset;
-        return std::make_unique<ifmr_accumulator>(p, s.per_channel, s.batch_num);
-    }
 };
 
 using ifmr_policy = basic_ifmr_policy<>;
@@ -323,11 +300,6 @@ struct basic_hfmg_policy {
     }};
 
     static void cross_check(const param_view&, std::vector<check_result>&) {}
-
-    /// Calibration: the HFMG accumulator.
-    static std::unique_ptr<accumulator> make_accumulator(const accumulator_settings& s) {
-        return std::make_unique<hfmg_accumulator>(hfmg_options{s.params->uint("num_of_bins"), s.with_offset}, s.per_channel);
-    }
 };
 
 using hfmg_policy = basic_hfmg_policy<>;

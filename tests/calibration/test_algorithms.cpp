@@ -32,8 +32,8 @@ kvcali::ifmr_options ifmr_options_of(const json& params, bool with_offset) {
     auto dec = [](double v) { return kvcali::decimal_double(static_cast<float>(v)); };
     o.max_percentile = dec(params["max_percentile"].number);
     o.min_percentile = dec(params["min_percentile"].number);
-    o.search_start = dec(params["search_range"].items[0].number);
-    o.search_end = dec(params["search_range"].items[1].number);
+    o.search_range_start = dec(params["search_range"].items[0].number);
+    o.search_range_end = dec(params["search_range"].items[1].number);
     o.search_step = dec(params["search_step"].number);
     o.with_offset = with_offset;
     return o;
@@ -358,8 +358,8 @@ BOOST_AUTO_TEST_CASE(cell_walk_ifmr_equals_the_straightforward_search) {
             compare(data, o);
             o.max_percentile = 0.99;  // starting points inside the data
             o.min_percentile = 0.9;
-            o.search_start = 0.5;
-            o.search_end = 2.0;
+            o.search_range_start = 0.5;
+            o.search_range_end = 2.0;
             o.search_step = 0.05;
             compare(data, o);
         }
@@ -459,21 +459,21 @@ BOOST_AUTO_TEST_CASE(scale_from_range_and_rounding) {
 
 BOOST_AUTO_TEST_CASE(ifmr_candidate_grid) {
     kvcali::ifmr_options o;
-    o.search_start = kvcali::decimal_double(0.7f);
-    o.search_end = kvcali::decimal_double(1.3f);
+    o.search_range_start = kvcali::decimal_double(0.7f);
+    o.search_range_end = kvcali::decimal_double(1.3f);
     o.search_step = kvcali::decimal_double(0.01f);
     const auto r = kvcali::ifmr_ratios(o);
     BOOST_TEST(r.size() == 61u);
     BOOST_TEST(r.front() == 0.7f);
     BOOST_TEST(r.back() == 1.3f);
-    o.search_end = o.search_start;
+    o.search_range_end = o.search_range_start;
     try {
         kvcali::ifmr_ratios(o);
         BOOST_FAIL("expected an error");
     } catch (const kvcali::error& e) {
         BOOST_TEST((e.code() == kvcali::errc::invalid_value));
     }
-    o.search_end = 2000.0;
+    o.search_range_end = 2000.0;
     o.search_step = 0.001;
     BOOST_CHECK_THROW(kvcali::ifmr_ratios(o), kvcali::error);
 }

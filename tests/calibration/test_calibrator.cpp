@@ -657,8 +657,8 @@ BOOST_AUTO_TEST_CASE(unsupported_dtypes_say_how_to_fix_them) {
 
 BOOST_AUTO_TEST_CASE(ifmr_messages_show_the_shortest_decimals) {
     kvcali::ifmr_options s;
-    s.search_start = 1.5;
-    s.search_end = 0.7;
+    s.search_range_start = 1.5;
+    s.search_range_end = 0.7;
     try {
         (void)kvcali::ifmr_ratios(s);
         BOOST_FAIL("an empty search was accepted");

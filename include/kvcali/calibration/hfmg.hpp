@@ -27,14 +27,10 @@
 #include "../error.hpp"
 #include "accumulator.hpp"
 #include "scale.hpp"
+#include "settings.hpp"
 
 namespace kvcali {
 
-/// HFMG parameters.
-struct hfmg_options {
-    std::uint32_t num_of_bins = 4096;
-    bool with_offset = true;
-};
 
 /// The histogram of one sample: `bins` equal bins over [lo, hi] (the stored range).
 struct hfmg_histogram {
@@ -411,7 +407,7 @@ inline std::pair<float, float> hfmg_clip_range(const hfmg_histogram& h) {
 
 /// Scale and offset of one histogram.
 inline scale_offset hfmg_calibrate(const hfmg_histogram& h, bool with_offset) {
-    if (h.empty()) throw error(diagnostic{severity::error, errc::invalid_data, "HFMG needs at least one value", {}, {}, {}});
+    if (h.empty()) throw error(diagnostic{.severity = severity::error, .category = errc::invalid_data, .message = "HFMG needs at least one value", .where = {}, .layer = {}, .json_path = {}});
     const auto [lo, hi] = hfmg_clip_range(h);
     return scale_offset_from_range(lo, hi, with_offset);
 }
@@ -421,7 +417,7 @@ class hfmg_accumulator final : public accumulator {
 public:
     hfmg_accumulator(const hfmg_options& settings, bool per_channel) : settings_(settings), per_channel_(per_channel) {
         if (settings_.num_of_bins == 0) {
-            throw error(diagnostic{severity::error, errc::invalid_value, "num_of_bins must be positive", {}, {}, {}});
+            throw error(diagnostic{.severity = severity::error, .category = errc::invalid_value, .message = "num_of_bins must be positive", .where = {}, .layer = {}, .json_path = {}});
         }
     }
 

@@ -25,18 +25,10 @@
 #include "../error.hpp"
 #include "accumulator.hpp"
 #include "scale.hpp"
+#include "settings.hpp"
 
 namespace kvcali {
 
-/// IFMR parameters, as the doubles of the decimals written in config.json.
-struct ifmr_options {
-    double max_percentile = 0.999999;
-    double min_percentile = 0.999999;
-    double search_start = 0.7;
-    double search_end = 1.3;
-    double search_step = 0.01;
-    bool with_offset = true;
-};
 
 /// The largest number of candidates IFMR accepts.
 inline constexpr double ifmr_max_candidates = 100000.0;
@@ -53,23 +45,23 @@ inline std::string shortest_text(double v) {
 /// The candidate clip factors `float32(start + i * step)`, i = 0 .. ceil((end - start) / step) - 1.
 /// Throws `kvcali::error` (invalid_value) when there is no candidate or more than 100000.
 inline std::vector<float> ifmr_ratios(const ifmr_options& s) {
-    const double count = std::ceil((s.search_end - s.search_start) / s.search_step);
+    const double count = std::ceil((s.search_range_end - s.search_range_start) / s.search_step);
     if (!(count >= 1.0)) {
-        throw error(diagnostic{severity::error, errc::invalid_value,
-                               "the IFMR search range [" + detail::shortest_text(s.search_start) + ", " + detail::shortest_text(s.search_end) +
+        throw error(diagnostic{.severity = severity::error, .category = errc::invalid_value,
+                               .message = "the IFMR search range [" + detail::shortest_text(s.search_range_start) + ", " + detail::shortest_text(s.search_range_end) +
                                    "] with step " + detail::shortest_text(s.search_step) + " holds no candidate (expected search_range_start < search_range_end and search_step > 0)",
-                               {}, {}, {}});
+                               .where = {}, .layer = {}, .json_path = {}});
     }
     if (count > ifmr_max_candidates) {
-        throw error(diagnostic{severity::error, errc::invalid_value,
-                               "the IFMR search holds " + std::to_string(static_cast<long long>(count)) +
+        throw error(diagnostic{.severity = severity::error, .category = errc::invalid_value,
+                               .message = "the IFMR search holds " + std::to_string(static_cast<long long>(count)) +
                                    " candidates (expected at most 100000: raise search_step)",
-                               {}, {}, {}});
+                               .where = {}, .layer = {}, .json_path = {}});
     }
     std::vector<float> ratios;
     ratios.reserve(static_cast<std::size_t>(count));
     for (std::size_t i = 0; i < static_cast<std::size_t>(count); ++i) {
-        ratios.push_back(static_cast<float>(s.search_start + static_cast<double>(i) * s.search_step));
+        ratios.push_back(static_cast<float>(s.search_range_start + static_cast<double>(i) * s.search_step));
     }
     return ratios;
 }
@@ -840,7 +832,7 @@ inline scale_offset ifmr_scale_offset(const ifmr_start& start, const ifmr_candid
 /// Whether `ifmr_calibrate` takes the unsorted path for `count` values: when the values outnumber
 /// the thresholds (the candidates times 257), so the per-threshold work does not dominate.
 inline bool ifmr_prefers_unsorted(std::size_t count, const ifmr_options& s) {
-    const double thresholds = std::ceil((s.search_end - s.search_start) / s.search_step) * 257.0;
+    const double thresholds = std::ceil((s.search_range_end - s.search_range_start) / s.search_step) * 257.0;
     return count < (std::size_t{1} << 32) && static_cast<double>(count) >= thresholds;
 }
 
@@ -871,7 +863,7 @@ inline ifmr_sorted_sample ifmr_prepare(std::vector<std::uint32_t> keys) {
 inline scale_offset ifmr_calibrate(std::span<const float> values, const ifmr_options& s, ifmr_walk_workspace& ws,
                                    std::vector<std::uint32_t> high_keys = {}) {
     if (values.empty()) {
-        throw error(diagnostic{severity::error, errc::invalid_data, "IFMR needs at least one value", {}, {}, {}});
+        throw error(diagnostic{.severity = severity::error, .category = errc::invalid_data, .message = "IFMR needs at least one value", .where = {}, .layer = {}, .json_path = {}});
     }
     if (ifmr_prefers_unsorted(values.size(), s)) {
         if (const auto so = ifmr_choose_unsorted(values, s, std::move(high_keys))) return *so;

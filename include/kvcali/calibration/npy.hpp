@@ -49,8 +49,8 @@ public:
     npy_header_parser(std::string_view text, std::size_t base, std::string file) : t_(text), base_(base), file_(std::move(file)) {}
 
     [[noreturn]] void fail(const std::string& what) const {
-        throw error(diagnostic{severity::error, errc::invalid_data, what,
-                               {file_, 1, static_cast<std::uint32_t>(base_ + i_ + 1)}, {}, {}});
+        throw error(diagnostic{.severity = severity::error, .category = errc::invalid_data, .message = what,
+                               .where = {file_, 1, static_cast<std::uint32_t>(base_ + i_ + 1)}, .layer = {}, .json_path = {}});
     }
     void ws() {
         while (i_ < t_.size() && (t_[i_] == ' ' || t_[i_] == '\t')) ++i_;
@@ -164,7 +164,7 @@ inline std::string numpy_type_name(std::string_view descr) {
 /// Example: `kvcali::npy_header h = kvcali::parse_npy_header(first_bytes, "0.npy", size);`
 inline npy_header parse_npy_header(std::string_view bytes, const std::string& file, std::uint64_t file_size) {
     auto fail_at = [&](std::size_t at, const std::string& what) {
-        throw error(diagnostic{severity::error, errc::invalid_data, what, {file, 1, static_cast<std::uint32_t>(at + 1)}, {}, {}});
+        throw error(diagnostic{.severity = severity::error, .category = errc::invalid_data, .message = what, .where = {file, 1, static_cast<std::uint32_t>(at + 1)}, .layer = {}, .json_path = {}});
     };
     if (bytes.size() < 10 || bytes.substr(0, 6) != std::string_view("\x93NUMPY", 6)) fail_at(0, "not a .npy file (expected the magic \\x93NUMPY)");
     const auto major = static_cast<unsigned char>(bytes[6]), minor = static_cast<unsigned char>(bytes[7]);
@@ -356,7 +356,7 @@ inline npy_view map_npy(const std::filesystem::path& path) {
 inline npy_header read_npy_header(const std::filesystem::path& path) {
     const std::string name = path.string();
     auto io_fail = [&](const std::string& why) {
-        throw error(diagnostic{severity::error, errc::io_error, "cannot read " + name + ": " + why, {name, 0, 0}, {}, {}});
+        throw error(diagnostic{.severity = severity::error, .category = errc::io_error, .message = "cannot read " + name + ": " + why, .where = {name, 0, 0}, .layer = {}, .json_path = {}});
     };
     std::error_code ec;
     const auto status = std::filesystem::status(path, ec);

@@ -304,12 +304,7 @@ inline double sqnr_rank(double db) noexcept { return std::isnan(db) ? std::numer
 /// The IFMR options of the policy defaults (`ifmr_defaults`), as the decimals
 /// config.json would show.
 inline ifmr_options default_ifmr_options(bool with_offset) {
-    ifmr_options o;
-    o.max_percentile = decimal_double(ifmr_defaults::max_percentile);
-    o.min_percentile = decimal_double(ifmr_defaults::min_percentile);
-    o.search_start = decimal_double(ifmr_defaults::search_range_start);
-    o.search_end = decimal_double(ifmr_defaults::search_range_end);
-    o.search_step = decimal_double(ifmr_defaults::search_step);
+    ifmr_options o;  // the defaults are the policy's (calibration/settings.hpp)
     o.with_offset = with_offset;
     return o;
 }
