@@ -12,6 +12,7 @@
 #include "calibration/npy.hpp"          // IWYU pragma: export
 #include "calibration/record.hpp"       // IWYU pragma: export
 #include "calibration/scale.hpp"        // IWYU pragma: export
+#include "calibration/settings.hpp"     // IWYU pragma: export
 #include "config_reader.hpp"            // IWYU pragma: export
 #include "config_writer.hpp"      // IWYU pragma: export
 #include "customization.hpp"      // IWYU pragma: export
