@@ -20,6 +20,7 @@
 #include <string>
 #include <string_view>
 
+#include "detail/config.hpp"
 #include "error.hpp"
 #include "json_format.hpp"
 
@@ -199,15 +200,7 @@ inline check_result positive(const param_value& v) {
     return check_result::fail("must be greater than zero");
 }
 
-inline check_result histogram_bins(const param_value& v) {
-    switch (v.uint) {
-        case 1024:
-        case 2048:
-        case 4096:
-        case 8192: return check_result::ok();
-        default: return check_result::fail("must be one of 1024, 2048, 4096, 8192");
-    }
-}
+KVCALI_DECL check_result histogram_bins(const param_value& v);
 
 }  // namespace checks
 
@@ -215,6 +208,11 @@ inline constexpr std::array<enumerator_desc, 2> quant_granularity_values = {{{"p
 
 // ---------------------------------------------------------------------------------------------
 // IFMR
+
+namespace detail {
+/// IFMR's cross-field checks (the search range and step), the same for any defaults.
+KVCALI_DECL void ifmr_cross_check(const param_view& v, std::vector<check_result>& out);
+}  // namespace detail
 
 /// IFMR defaults; derive and shadow members to change them at compile time.
 struct ifmr_defaults {
@@ -250,27 +248,7 @@ struct basic_ifmr_policy {
          "per_tensor (0) or per_channel (1)"},
     }};
 
-    static void cross_check(const param_view& v, std::vector<check_result>& out) {
-        const float start = v.real("search_range_start"), end = v.real("search_range_end"), step = v.real("search_step");
-        if (!std::isfinite(start) || !std::isfinite(end) || !std::isfinite(step)) return;
-        if (start > end) {
-            out.push_back(check_result::fail("search_range_start (" + checks::show(start) +
-                                             ") must not be greater than search_range_end (" + checks::show(end) + ")"));
-            return;
-        }
-        if (step <= 0.0f) return;
-        const double range = static_cast<double>(end) - static_cast<double>(start);
-        if (range == 0.0) {
-            out.push_back(check_result::warn("search_range_start equals search_range_end: the search has no candidate "
-                                             "and calibration will fail"));
-        } else if (static_cast<double>(step) > range) {
-            // The range as its two ends: their float32 difference would show rounding noise (0.59999996).
-            out.push_back(check_result::warn("search_step (" + checks::show(step) + ") is larger than the search range [" +
-                                             checks::show(start) + ", " + checks::show(end) + "]: only one candidate is tried"));
-        } else if (std::ceil(range / static_cast<double>(step)) > 100000.0) {
-            out.push_back(check_result::warn("the search range holds more than 100000 steps: calibration will refuse it"));
-        }
-    }
+    static void cross_check(const param_view& v, std::vector<check_result>& out) { detail::ifmr_cross_check(v, out); }
 };
 
 using ifmr_policy = basic_ifmr_policy<>;
@@ -308,3 +286,7 @@ using hfmg_policy = basic_hfmg_policy<>;
 using default_policies = policy_list<ifmr_policy, hfmg_policy>;
 
 }  // namespace kvcali
+
+#if !defined(KVCALI_SEPARATE_COMPILATION)
+#include "impl/policy.ipp"  // IWYU pragma: export
+#endif

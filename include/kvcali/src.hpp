@@ -10,8 +10,11 @@
 
 #include "impl/config_reader.ipp"      // IWYU pragma: export
 #include "impl/config_writer.ipp"      // IWYU pragma: export
+#include "impl/error.ipp"              // IWYU pragma: export
 #include "impl/generate.ipp"           // IWYU pragma: export
+#include "impl/json_format.ipp"        // IWYU pragma: export
 #include "impl/layer_list.ipp"         // IWYU pragma: export
+#include "impl/policy.ipp"             // IWYU pragma: export
 #include "impl/quant_cfg.ipp"          // IWYU pragma: export
 #include "impl/quant_layers_json.ipp"  // IWYU pragma: export
 #include "impl/resolve.ipp"            // IWYU pragma: export
