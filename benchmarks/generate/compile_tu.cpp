@@ -26,7 +26,8 @@ int main(int argc, char** argv) {
     const auto doc = kvcali::resolve_quant_cali_config(g, kvcali::quant_layers{"k_proj", "v_proj"});
     if (argc > 1) {
         const kvcali::layer_table model = kvcali::load_layer_list(argv[1]);
-        kvcali::create_quant_cali_config("config.json", model, std::nullopt, argc > 2 ? std::optional<std::filesystem::path>(argv[2]) : std::nullopt);
+        kvcali::create_quant_cali_config("config.json", model, std::nullopt,
+                                         argc > 2 ? std::optional<std::filesystem::path>(argv[2]) : std::nullopt);
     }
     return static_cast<int>(doc.layers.size()) == 2 ? 0 : 1;
 }

@@ -34,14 +34,13 @@ namespace kvcali {
 
 /// Options of the reader.
 struct reader_options {
-    bool strict = false;       ///< warnings are errors
-    warning_sink on_warning;   ///< receives each warning as it is found (the library never prints)
+    bool strict = false;      ///< warnings are errors
+    warning_sink on_warning;  ///< receives each warning as it is found (the library never prints)
     /// When set, every layer must exist in this model and support KV-cache quantization.
     const layer_table* model = nullptr;
     /// How messages name the text of `parse_quant_cali_config` (the file forms use the path).
     std::string source_name = "config.json";
 };
-
 
 /// The non-throwing core: reads config.json text into the resolved document, recording every problem
 /// in `diags` (errors and warnings, each with its JSON path and `file:line:column`). The result is
@@ -83,8 +82,8 @@ resolved_config read_quant_cali_config(const std::filesystem::path& path, const 
 /// As above, checking every layer against a model graph (it must exist and be eligible).
 /// Example: `auto doc = kvcali::read_quant_cali_config("config.json", model);`
 template <policy_list_type Policies = default_policies, class G>
-    requires model_graph<G>
-resolved_config read_quant_cali_config(const std::filesystem::path& path, const G& model, reader_options opts = {}) {
+requires model_graph<G> resolved_config read_quant_cali_config(const std::filesystem::path& path, const G& model,
+                                                               reader_options opts = {}) {
     if constexpr (detail::is_layer_table<G>) {
         // Already a table: checked against as it is, not copied.
         opts.model = &model;
@@ -92,8 +91,12 @@ resolved_config read_quant_cali_config(const std::filesystem::path& path, const 
     } else {
         diagnostics diags(opts.strict, opts.on_warning);
         const layer_table table = extract_layers(model, [&](std::string_view name) {
-            diags.add({.severity = severity::error, .category = errc::invalid_model, .message = "the model has two layers named " + detail::quote_name(name), .where = {},
-                       .layer = std::string(name), .json_path = {}});
+            diags.add({.severity = severity::error,
+                       .category = errc::invalid_model,
+                       .message = "the model has two layers named " + detail::quote_name(name),
+                       .where = {},
+                       .layer = std::string(name),
+                       .json_path = {}});
         });
         diags.throw_if_errors();
         opts.model = &table;
@@ -144,7 +147,7 @@ struct layer_calibration {
     std::string_view act_algo;  ///< "ifmr", "hfmg", ... (a view of the policy's name)
     std::size_t algorithm = 0;  ///< index into the document's `algorithms`
     std::uint32_t batch_num = 1;
-    bool with_offset = true;    ///< the layer's `asymmetric` if set, else `activation_offset`
+    bool with_offset = true;  ///< the layer's `asymmetric` if set, else `activation_offset`
     kvcali::granularity granularity = granularity::per_tensor;
     std::vector<calibration_param> params;  ///< every parameter with a value, in policy order
 
@@ -166,8 +169,8 @@ struct layer_calibration {
         for (const char* n : names) {
             if (find(n) == nullptr) return std::nullopt;
         }
-        return ifmr_options{real("max_percentile"), real("min_percentile"), real("search_range_start"), real("search_range_end"),
-                            real("search_step"), with_offset};
+        return ifmr_options{real("max_percentile"),   real("min_percentile"), real("search_range_start"),
+                            real("search_range_end"), real("search_step"),    with_offset};
     }
     /// HFMG's settings, when the layer's algorithm is HFMG.
     std::optional<hfmg_options> hfmg() const {

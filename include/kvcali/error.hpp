@@ -142,11 +142,21 @@ public:
     }
 
     void error(errc category, std::string message, source_location where = {}, std::string layer = {}) {
-        add({.severity = severity::error, .category = category, .message = std::move(message), .where = std::move(where), .layer = std::move(layer), .json_path = {}});
+        add({.severity = severity::error,
+             .category = category,
+             .message = std::move(message),
+             .where = std::move(where),
+             .layer = std::move(layer),
+             .json_path = {}});
     }
 
     void warning(errc category, std::string message, source_location where = {}, std::string layer = {}) {
-        add({.severity = severity::warning, .category = category, .message = std::move(message), .where = std::move(where), .layer = std::move(layer), .json_path = {}});
+        add({.severity = severity::warning,
+             .category = category,
+             .message = std::move(message),
+             .where = std::move(where),
+             .layer = std::move(layer),
+             .json_path = {}});
     }
 
     bool has_errors() const noexcept { return errors_ != 0; }

@@ -31,8 +31,8 @@ namespace kvcali {
 
 /// Options of a call.
 struct options {
-    bool strict = false;       ///< warnings are errors
-    warning_sink on_warning;   ///< receives each warning as it is found (the library never prints)
+    bool strict = false;      ///< warnings are errors
+    warning_sink on_warning;  ///< receives each warning as it is found (the library never prints)
 };
 
 namespace detail {
@@ -41,16 +41,20 @@ template <class G>
 layer_table table_of(const G& model, diagnostics& diags) {
     require_model_graph<G>();  // a message naming the missing piece of the model_graph requirement
     return extract_layers(model, [&](std::string_view name) {
-        diags.add({.severity = severity::error, .category = errc::invalid_model, .message = "the model has two layers named \"" + std::string(name) + "\"", .where = {}, .layer = std::string(name), .json_path = {}});
+        diags.add({.severity = severity::error,
+                   .category = errc::invalid_model,
+                   .message = "the model has two layers named \"" + std::string(name) + "\"",
+                   .where = {},
+                   .layer = std::string(name),
+                   .json_path = {}});
     });
 }
 
 /// The non-template pipeline after the graph is extracted: reads the config definition (if any),
 /// resolves every layer's algorithm, throws on errors. Defined in impl/generate.ipp.
 KVCALI_DECL resolved_config resolve_table(const layer_table& table, algorithm_registry algorithms,
-                                                   const std::optional<quant_layers>& layers,
-                                                   const std::optional<std::filesystem::path>& config_definition,
-                                                   diagnostics& diags);
+                                          const std::optional<quant_layers>& layers,
+                                          const std::optional<std::filesystem::path>& config_definition, diagnostics& diags);
 
 /// write_config_json_file (config_writer.hpp) behind the same switch.
 KVCALI_DECL void write_config_file(const std::filesystem::path& path, const resolved_config& config);

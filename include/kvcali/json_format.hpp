@@ -19,9 +19,7 @@ namespace kvcali {
 /// Non-finite values come out as Python's json writes them (`NaN`, `Infinity`, `-Infinity`).
 KVCALI_DECL void append_float32_repr(std::string& out, float value);
 
-
 KVCALI_DECL std::string float32_repr(float value);
-
 
 namespace detail {
 
@@ -81,12 +79,10 @@ inline std::uint32_t decode_utf8(std::string_view s, std::size_t& i) {
 /// On failure `bad_offset` receives the offset of the first bad byte.
 KVCALI_DECL bool is_valid_utf8(std::string_view s, std::size_t* bad_offset = nullptr);
 
-
 /// Appends `s` as a JSON string literal the way Python's json module writes it with ensure_ascii:
 /// `\"`, `\\`, `\n`, `\r`, `\t`, `\b`, `\f`; every other character outside U+0020..U+007E as
 /// `\u` + 4 lowercase hex digits (surrogate pairs above U+FFFF). Invalid UTF-8 bytes become U+FFFD.
 KVCALI_DECL void append_json_string(std::string& out, std::string_view s);
-
 
 }  // namespace kvcali
 

@@ -47,8 +47,7 @@ concept has_supports_kv_quant_member = requires(const G& g, std::string_view typ
 template <class G>
 concept graph_with_members =
     has_layers_member<G> && has_name_member<std::ranges::range_value_t<decltype(std::declval<const G&>().layers())>> &&
-    has_type_name_member<std::ranges::range_value_t<decltype(std::declval<const G&>().layers())>> &&
-    has_supports_kv_quant_member<G>;
+    has_type_name_member<std::ranges::range_value_t<decltype(std::declval<const G&>().layers())>> && has_supports_kv_quant_member<G>;
 }  // namespace detail
 
 /// How kvcali sees a model graph. The primary template reads the members listed at the top of this
@@ -57,11 +56,7 @@ concept graph_with_members =
 /// stays a value, a reference a reference).
 template <class G>
 struct model_graph_traits {
-    static decltype(auto) layers(const G& g)
-        requires detail::has_layers_member<G>
-    {
-        return g.layers();
-    }
+    static decltype(auto) layers(const G& g) requires detail::has_layers_member<G> { return g.layers(); }
     template <detail::has_name_member Layer>
     static decltype(auto) name(const Layer& layer) {
         return layer.name();
@@ -70,9 +65,7 @@ struct model_graph_traits {
     static decltype(auto) type_name(const Layer& layer) {
         return layer.type_name();
     }
-    static bool supports_kv_quant(const G& g, std::string_view type_name)
-        requires detail::has_supports_kv_quant_member<G>
-    {
+    static bool supports_kv_quant(const G& g, std::string_view type_name) requires detail::has_supports_kv_quant_member<G> {
         return static_cast<bool>(g.supports_kv_quant(type_name));
     }
 };
@@ -104,8 +97,8 @@ concept graph_has_kv_quant_check = requires(const G& g, std::string_view type) {
 /// name (convertible to std::string_view: a reference, a string_view, or a std::string by value),
 /// and say which types support KV-cache quantization.
 template <class G>
-concept model_graph = detail::graph_has_layers<G> && detail::graph_layers_have_names<G> &&
-                      detail::graph_layers_have_type_names<G> && detail::graph_has_kv_quant_check<G>;
+concept model_graph = detail::graph_has_layers<G> && detail::graph_layers_have_names<G> && detail::graph_layers_have_type_names<G> &&
+    detail::graph_has_kv_quant_check<G>;
 
 namespace detail {
 

@@ -89,7 +89,7 @@ struct param_desc {
     std::string_view json_name;  ///< key in config.json (`search_range`)
     int json_slot = -1;          ///< >= 0: element of the JSON array shared by the fields of that key
     param_type type = param_type::float32;
-    std::optional<param_value> default_value;    ///< empty: written only when set (`asymmetric`)
+    std::optional<param_value> default_value;      ///< empty: written only when set (`asymmetric`)
     std::span<const enumerator_desc> enumerators;  ///< for enumeration parameters
     field_check check = nullptr;
     std::string_view doc;
@@ -98,8 +98,7 @@ struct param_desc {
 /// The values of one algorithm block, by parameter position; unset optional ones are empty.
 class param_view {
 public:
-    param_view(std::span<const param_desc> params, std::span<const std::optional<param_value>> values)
-        : params_(params), values_(values) {}
+    param_view(std::span<const param_desc> params, std::span<const std::optional<param_value>> values) : params_(params), values_(values) {}
     /// The value of a parameter by its cfg name (or empty when unset or unknown).
     std::optional<param_value> get(std::string_view cfg_name) const {
         for (std::size_t i = 0; i < params_.size(); ++i) {
@@ -140,7 +139,7 @@ template <class P>
 concept algorithm_policy = requires(const param_view& view, std::vector<check_result>& out) {
     { P::act_algo } -> std::convertible_to<std::string_view>;
     { P::cfg_block } -> std::convertible_to<std::string_view>;
-    { std::span<const param_desc>(P::params) };
+    {std::span<const param_desc>(P::params)};
     P::cross_check(view, out);
 };
 
@@ -231,21 +230,49 @@ struct basic_ifmr_policy {
     static constexpr std::string_view cfg_block = "ifmr_quantize";
     // In JSON order: the writer lays the keys out as listed here.
     static constexpr std::array<param_desc, 7> params = {{
-        {"max_percentile", "max_percentile", -1, param_type::float32, param_value::of_float(Defaults::max_percentile), {},
-         &checks::max_percentile, "percentile giving the initial upper bound"},
-        {"min_percentile", "min_percentile", -1, param_type::float32, param_value::of_float(Defaults::min_percentile), {},
-         &checks::min_percentile, "percentile giving the initial lower bound"},
-        {"search_range_start", "search_range", 0, param_type::float32, param_value::of_float(Defaults::search_range_start), {},
-         &checks::finite, "clip-bound search range, lower factor"},
-        {"search_range_end", "search_range", 1, param_type::float32, param_value::of_float(Defaults::search_range_end), {},
-         &checks::finite, "clip-bound search range, upper factor"},
-        {"search_step", "search_step", -1, param_type::float32, param_value::of_float(Defaults::search_step), {},
-         &checks::positive, "step of the search"},
-        {"asymmetric", "asymmetric", -1, param_type::boolean, std::nullopt, {}, nullptr,
-         "per-layer override of activation_offset"},
-        {"quant_granularity", "quant_granularity", -1, param_type::enumeration,
-         param_value::of_enum(Defaults::quant_granularity), quant_granularity_values, nullptr,
-         "per_tensor (0) or per_channel (1)"},
+        {"max_percentile",
+         "max_percentile",
+         -1,
+         param_type::float32,
+         param_value::of_float(Defaults::max_percentile),
+         {},
+         &checks::max_percentile,
+         "percentile giving the initial upper bound"},
+        {"min_percentile",
+         "min_percentile",
+         -1,
+         param_type::float32,
+         param_value::of_float(Defaults::min_percentile),
+         {},
+         &checks::min_percentile,
+         "percentile giving the initial lower bound"},
+        {"search_range_start",
+         "search_range",
+         0,
+         param_type::float32,
+         param_value::of_float(Defaults::search_range_start),
+         {},
+         &checks::finite,
+         "clip-bound search range, lower factor"},
+        {"search_range_end",
+         "search_range",
+         1,
+         param_type::float32,
+         param_value::of_float(Defaults::search_range_end),
+         {},
+         &checks::finite,
+         "clip-bound search range, upper factor"},
+        {"search_step",
+         "search_step",
+         -1,
+         param_type::float32,
+         param_value::of_float(Defaults::search_step),
+         {},
+         &checks::positive,
+         "step of the search"},
+        {"asymmetric", "asymmetric", -1, param_type::boolean, std::nullopt, {}, nullptr, "per-layer override of activation_offset"},
+        {"quant_granularity", "quant_granularity", -1, param_type::enumeration, param_value::of_enum(Defaults::quant_granularity),
+         quant_granularity_values, nullptr, "per_tensor (0) or per_channel (1)"},
     }};
 
     static void cross_check(const param_view& v, std::vector<check_result>& out) { detail::ifmr_cross_check(v, out); }
@@ -268,13 +295,17 @@ struct basic_hfmg_policy {
     static constexpr std::string_view act_algo = "hfmg";
     static constexpr std::string_view cfg_block = "hfmg_quantize";
     static constexpr std::array<param_desc, 3> params = {{
-        {"num_of_bins", "num_of_bins", -1, param_type::uint32, param_value::of_uint(Defaults::num_of_bins), {},
-         &checks::histogram_bins, "histogram bins: 1024, 2048, 4096 or 8192"},
-        {"asymmetric", "asymmetric", -1, param_type::boolean, std::nullopt, {}, nullptr,
-         "per-layer override of activation_offset"},
-        {"quant_granularity", "quant_granularity", -1, param_type::enumeration,
-         param_value::of_enum(Defaults::quant_granularity), quant_granularity_values, nullptr,
-         "per_tensor (0) or per_channel (1)"},
+        {"num_of_bins",
+         "num_of_bins",
+         -1,
+         param_type::uint32,
+         param_value::of_uint(Defaults::num_of_bins),
+         {},
+         &checks::histogram_bins,
+         "histogram bins: 1024, 2048, 4096 or 8192"},
+        {"asymmetric", "asymmetric", -1, param_type::boolean, std::nullopt, {}, nullptr, "per-layer override of activation_offset"},
+        {"quant_granularity", "quant_granularity", -1, param_type::enumeration, param_value::of_enum(Defaults::quant_granularity),
+         quant_granularity_values, nullptr, "per_tensor (0) or per_channel (1)"},
     }};
 
     static void cross_check(const param_view&, std::vector<check_result>&) {}

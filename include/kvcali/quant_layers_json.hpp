@@ -15,8 +15,7 @@ namespace kvcali {
 /// then fails with no_quant_layers); a non-empty object without `kv_cache_quant_layers`, a value
 /// that is not an array of strings, or a non-object is `invalid_argument`; other keys beside
 /// `kv_cache_quant_layers` are ignored with a warning. `origin` names the argument in messages.
-KVCALI_DECL std::optional<quant_layers> parse_quant_layers_json(std::string_view text, const std::string& origin,
-                                                           diagnostics& diags);
+KVCALI_DECL std::optional<quant_layers> parse_quant_layers_json(std::string_view text, const std::string& origin, diagnostics& diags);
 
 /// Parses a bare JSON array of layer names, `["a", "b"]`: the command line's shorthand for
 /// `{"kv_cache_quant_layers": ["a", "b"]}` (the call's argument itself is always the object).

@@ -20,7 +20,7 @@ namespace detail {
 /// resolve(); when `consumed` is not null it is `config`, owned by the caller and given up: the
 /// strings the result needs are moved out of it (through `consumed`) instead of copied.
 KVCALI_DECL resolved_config resolve_config(const layer_table& table, algorithm_registry algorithms, const simple_config* config,
-                                      simple_config* consumed, const quant_layers* arg, diagnostics& diags);
+                                           simple_config* consumed, const quant_layers* arg, diagnostics& diags);
 
 }  // namespace detail
 
@@ -29,12 +29,12 @@ KVCALI_DECL resolved_config resolve_config(const layer_table& table, algorithm_r
 /// `invalid_model` error ("the model has no layers") and nothing else is checked.
 /// `config`: the parsed simple config file, or null; `arg`: the quant_layers argument, or null.
 KVCALI_DECL resolved_config resolve(const layer_table& table, algorithm_registry algorithms, const simple_config* config,
-                               const quant_layers* arg, diagnostics& diags);
+                                    const quant_layers* arg, diagnostics& diags);
 
 /// As above, consuming the parsed config: the strings the result needs (the names as written, their
 /// places) are moved out of it rather than copied.
-KVCALI_DECL resolved_config resolve(const layer_table& table, algorithm_registry algorithms, simple_config&& config, const quant_layers* arg,
-                                    diagnostics& diags);
+KVCALI_DECL resolved_config resolve(const layer_table& table, algorithm_registry algorithms, simple_config&& config,
+                                    const quant_layers* arg, diagnostics& diags);
 
 }  // namespace kvcali
 

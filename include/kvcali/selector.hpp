@@ -142,8 +142,8 @@ inline kv_role kv_role_of(std::string_view name) {
         return kv_role::value;
     }
     if ((last == "k" || last == "v") && in_attention()) return last == "k" ? kv_role::key : kv_role::value;
-    if (last == "qkv_proj" || last == "query_key_value" || last == "c_attn" || last == "Wqkv" || last == "qkv" ||
-        last == "in_proj" || last == "W_pack") {
+    if (last == "qkv_proj" || last == "query_key_value" || last == "c_attn" || last == "Wqkv" || last == "qkv" || last == "in_proj" ||
+        last == "W_pack") {
         return kv_role::fused_qkv;
     }
     return kv_role::none;

@@ -297,7 +297,7 @@ BOOST_AUTO_TEST_CASE(cell_walk_ifmr_equals_the_straightforward_search) {
         for (std::size_t k = 0; k < slow.size(); ++k) {
             const double loss = errors[k] / static_cast<double>(sorted.size());
             BOOST_TEST_INFO("candidate " << k << ": " << slow[k] << " vs " << loss << " (n " << sorted.size() << ", from " << sorted.front()
-                                          << " to " << sorted.back() << ")");
+                                         << " to " << sorted.back() << ")");
             BOOST_TEST((std::fabs(slow[k] - loss) <= 1e-9 * std::fabs(slow[k]) + 1e-30));
         }
         const auto expected = kvcali::ifmr_choose(kvcali::ifmr_sorted_sample(sorted), o);
@@ -338,14 +338,14 @@ BOOST_AUTO_TEST_CASE(cell_walk_ifmr_equals_the_straightforward_search) {
             for (std::size_t i = 0; i < n; ++i) {
                 switch (kind) {
                     case 0: v[i] = normal(rng); break;
-                    case 1: v[i] = normal(rng) * (i % 97 == 5 ? 12.0f : 1.0f); break;         // outliers
-                    case 2: v[i] = as_float16(normal(rng)); break;                             // float16 data
-                    case 3: v[i] = 1000.0f + normal(rng); break;                               // far from zero
-                    case 4: v[i] = std::fabs(normal(rng)) * 1e-6f; break;                      // tiny: scale 1.0
+                    case 1: v[i] = normal(rng) * (i % 97 == 5 ? 12.0f : 1.0f); break;  // outliers
+                    case 2: v[i] = as_float16(normal(rng)); break;                     // float16 data
+                    case 3: v[i] = 1000.0f + normal(rng); break;                       // far from zero
+                    case 4: v[i] = std::fabs(normal(rng)) * 1e-6f; break;              // tiny: scale 1.0
                     case 5: v[i] = uniform(rng); break;
-                    case 6: v[i] = -std::fabs(normal(rng)); break;                             // no positive value
-                    case 7: v[i] = std::round(uniform(rng) * 4.0f) / 4.0f; break;              // few distinct values
-                    default: v[i] = 0.75f; break;                                              // constant
+                    case 6: v[i] = -std::fabs(normal(rng)); break;                 // no positive value
+                    case 7: v[i] = std::round(uniform(rng) * 4.0f) / 4.0f; break;  // few distinct values
+                    default: v[i] = 0.75f; break;                                  // constant
                 }
             }
             data_sets.push_back(std::move(v));

@@ -19,14 +19,14 @@
 
 namespace kvcali {
 
-class param_view;         // policy.hpp
+class param_view;          // policy.hpp
 struct layer_calibration;  // config_reader.hpp
 
 /// What an accumulator is made for: one layer's resolved settings.
 struct accumulator_settings {
-    std::string_view layer;     ///< the layer's name (for messages)
-    bool with_offset = true;    ///< asymmetric quantization (`asymmetric`, else `activation_offset`)
-    bool per_channel = false;   ///< `quant_granularity` 1: one result per channel (the last dimension)
+    std::string_view layer;    ///< the layer's name (for messages)
+    bool with_offset = true;   ///< asymmetric quantization (`asymmetric`, else `activation_offset`)
+    bool per_channel = false;  ///< `quant_granularity` 1: one result per channel (the last dimension)
     std::uint32_t batch_num = 1;
     const param_view* params = nullptr;  ///< the layer's parameter values, by cfg name
     /// Everything calibration needs of the layer, derived once (`calibration_of`, config_reader.hpp):

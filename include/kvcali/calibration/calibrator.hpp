@@ -112,7 +112,12 @@ public:
     explicit calibrator(const resolved_config& config, std::vector<accumulator_entry> accumulators = {})
         : batch_num_(config.batch_num), finished_lock_(std::make_unique<std::mutex>()) {
         if (batch_num_ == 0) {
-            throw error(diagnostic{.severity = severity::error, .category = errc::invalid_value, .message = "batch_num must be at least 1", .where = {}, .layer = {}, .json_path = {}});
+            throw error(diagnostic{.severity = severity::error,
+                                   .category = errc::invalid_value,
+                                   .message = "batch_num must be at least 1",
+                                   .where = {},
+                                   .layer = {},
+                                   .json_path = {}});
         }
         diagnostics diags;
         layers_.reserve(config.layers.size());
@@ -120,14 +125,22 @@ public:
             const algorithm_desc& algo = config.algorithm_of(layer);
             const accumulator_factory factory = factory_for(accumulators, algo.act_algo);
             if (factory == nullptr) {
-                diags.add({.severity = severity::error, .category = errc::invalid_argument,
+                diags.add({.severity = severity::error,
+                           .category = errc::invalid_argument,
                            .message = "the algorithm \"" + std::string(algo.act_algo) + "\" of layer \"" + layer.name +
-                               "\" cannot calibrate (the calibrator has no accumulator for it: pass one to its constructor)",
-                           .where = {}, .layer = layer.name, .json_path = {}});
+                                      "\" cannot calibrate (the calibrator has no accumulator for it: pass one to its constructor)",
+                           .where = {},
+                           .layer = layer.name,
+                           .json_path = {}});
                 continue;
             }
             if (index_.contains(layer.name)) {
-                diags.add({.severity = severity::error, .category = errc::duplicate_layer, .message = "layer \"" + layer.name + "\" is listed twice", .where = {}, .layer = layer.name, .json_path = {}});
+                diags.add({.severity = severity::error,
+                           .category = errc::duplicate_layer,
+                           .message = "layer \"" + layer.name + "\" is listed twice",
+                           .where = {},
+                           .layer = layer.name,
+                           .json_path = {}});
                 continue;
             }
             index_.emplace(layer.name, layers_.size());
@@ -300,10 +313,13 @@ private:
         std::vector<diagnostic> ds;
         for (const auto& s : layers_) {
             if (s.finished) continue;
-            ds.push_back({.severity = severity::error, .category = errc::incomplete_calibration,
+            ds.push_back({.severity = severity::error,
+                          .category = errc::incomplete_calibration,
                           .message = "layer \"" + s.name + "\" has " + std::to_string(s.seen) + " of " + std::to_string(batch_num_) +
-                              " batches; expected batch_num batches for every layer before the record is written",
-                          .where = {}, .layer = s.name, .json_path = {}});
+                                     " batches; expected batch_num batches for every layer before the record is written",
+                          .where = {},
+                          .layer = s.name,
+                          .json_path = {}});
         }
         throw error(errc::incomplete_calibration, std::move(ds));
     }
@@ -329,14 +345,23 @@ private:
     std::size_t index_of(std::string_view layer) const {
         const auto it = index_.find(std::string(layer));
         if (it == index_.end()) {
-            throw error(diagnostic{.severity = severity::error, .category = errc::unknown_layer,
-                                   .message = "layer \"" + std::string(layer) + "\" is not in the calibration config", .where = {}, .layer = std::string(layer), .json_path = {}});
+            throw error(diagnostic{.severity = severity::error,
+                                   .category = errc::unknown_layer,
+                                   .message = "layer \"" + std::string(layer) + "\" is not in the calibration config",
+                                   .where = {},
+                                   .layer = std::string(layer),
+                                   .json_path = {}});
         }
         return it->second;
     }
 
     [[noreturn]] static void fail(const state& s, const std::string& what) {
-        throw error(diagnostic{.severity = severity::error, .category = errc::invalid_data, .message = "layer \"" + s.name + "\": " + what, .where = {}, .layer = s.name, .json_path = {}});
+        throw error(diagnostic{.severity = severity::error,
+                               .category = errc::invalid_data,
+                               .message = "layer \"" + s.name + "\": " + what,
+                               .where = {},
+                               .layer = s.name,
+                               .json_path = {}});
     }
     [[noreturn]] static void rethrow_for(const state& s, const error& e) {
         std::vector<diagnostic> ds = e.diagnostics();
@@ -360,7 +385,7 @@ private:
 
     /// The batch as contiguous finite float32 values (no copy for contiguous float32).
     static std::span<const float> widen(state& s, const void* data, dtype type, std::span<const std::int64_t> shape,
-                                 std::span<const std::int64_t> strides, std::size_t count) {
+                                        std::span<const std::int64_t> strides, std::size_t count) {
         bool contiguous = true;
         if (!strides.empty()) {
             std::int64_t expect = 1;

@@ -29,7 +29,6 @@
 
 namespace kvcali {
 
-
 /// The largest number of candidates IFMR accepts.
 inline constexpr double ifmr_max_candidates = 100000.0;
 
@@ -47,16 +46,24 @@ inline std::string shortest_text(double v) {
 inline std::vector<float> ifmr_ratios(const ifmr_options& s) {
     const double count = std::ceil((s.search_range_end - s.search_range_start) / s.search_step);
     if (!(count >= 1.0)) {
-        throw error(diagnostic{.severity = severity::error, .category = errc::invalid_value,
-                               .message = "the IFMR search range [" + detail::shortest_text(s.search_range_start) + ", " + detail::shortest_text(s.search_range_end) +
-                                   "] with step " + detail::shortest_text(s.search_step) + " holds no candidate (expected search_range_start < search_range_end and search_step > 0)",
-                               .where = {}, .layer = {}, .json_path = {}});
+        throw error(diagnostic{.severity = severity::error,
+                               .category = errc::invalid_value,
+                               .message = "the IFMR search range [" + detail::shortest_text(s.search_range_start) + ", " +
+                                          detail::shortest_text(s.search_range_end) + "] with step " +
+                                          detail::shortest_text(s.search_step) +
+                                          " holds no candidate (expected search_range_start < search_range_end and search_step > 0)",
+                               .where = {},
+                               .layer = {},
+                               .json_path = {}});
     }
     if (count > ifmr_max_candidates) {
-        throw error(diagnostic{.severity = severity::error, .category = errc::invalid_value,
+        throw error(diagnostic{.severity = severity::error,
+                               .category = errc::invalid_value,
                                .message = "the IFMR search holds " + std::to_string(static_cast<long long>(count)) +
-                                   " candidates (expected at most 100000: raise search_step)",
-                               .where = {}, .layer = {}, .json_path = {}});
+                                          " candidates (expected at most 100000: raise search_step)",
+                               .where = {},
+                               .layer = {},
+                               .json_path = {}});
     }
     std::vector<float> ratios;
     ratios.reserve(static_cast<std::size_t>(count));
@@ -331,13 +338,13 @@ inline scale_offset ifmr_choose(const ifmr_sorted_sample& sample, const ifmr_opt
 
 /// Buffers for `ifmr_choose_sorted`, reused from one sample to the next (per channel: one per layer).
 struct ifmr_walk_workspace {
-    std::vector<double> s1, s2;        ///< per block: prefix sums of (x - shift) and (x - shift)^2
+    std::vector<double> s1, s2;                           ///< per block: prefix sums of (x - shift) and (x - shift)^2
     std::vector<double> block_shift, block_s1, block_s2;  ///< per block: its shift and its sums
-    std::vector<std::uint32_t> grid;   ///< grid bucket -> the number of values in lower buckets
+    std::vector<std::uint32_t> grid;                      ///< grid bucket -> the number of values in lower buckets
     std::vector<ifmr_candidate> candidates;
-    std::size_t hint = 0;              ///< the previous sample's winner, tried first
-    std::vector<std::uint32_t> keys;   ///< sort keys (ifmr_sort_sample)
-    std::vector<float> sorted;         ///< the sorted sample (ifmr_sort_sample)
+    std::size_t hint = 0;             ///< the previous sample's winner, tried first
+    std::vector<std::uint32_t> keys;  ///< sort keys (ifmr_sort_sample)
+    std::vector<float> sorted;        ///< the sorted sample (ifmr_sort_sample)
 };
 
 /// Sorts a sample into `ws.sorted` (radix sort on float_key) and returns it.
@@ -424,8 +431,8 @@ inline std::optional<scale_offset> ifmr_choose_sorted(std::span<const float> x, 
             for (int k = 0; k < 2; ++k) i += static_cast<std::size_t>((i < end) & (x[std::min(i, n - 1)] < t));
             return i;
         }
-        return static_cast<std::size_t>(std::partition_point(x.begin() + static_cast<std::ptrdiff_t>(i), x.begin() + static_cast<std::ptrdiff_t>(end),
-                                                             [&](float v) { return v < t; }) -
+        return static_cast<std::size_t>(std::partition_point(x.begin() + static_cast<std::ptrdiff_t>(i),
+                                                             x.begin() + static_cast<std::ptrdiff_t>(end), [&](float v) { return v < t; }) -
                                         x.begin());
     };
     auto run_error = [&](std::size_t b, std::size_t e, double v) {
@@ -543,7 +550,8 @@ inline void add_high_key_histogram(std::vector<std::uint32_t>& high, std::span<c
 /// The values of 0-based ranks `r1` and `r2` in float_key order, by a 16-bit + 16-bit radix
 /// selection (two passes, no copy; one when `high` already holds the first pass's histogram of
 /// these values). Requires r1, r2 < values.size() < 2^32.
-inline std::pair<float, float> select_two(std::span<const float> values, std::size_t r1, std::size_t r2, std::vector<std::uint32_t> high = {}) {
+inline std::pair<float, float> select_two(std::span<const float> values, std::size_t r1, std::size_t r2,
+                                          std::vector<std::uint32_t> high = {}) {
     if (high.size() != 65536) add_high_key_histogram(high, values);
     auto locate = [](const std::vector<std::uint32_t>& counts, std::size_t& rank) {
         std::size_t b = 0;
@@ -658,10 +666,10 @@ private:
 
 /// The cells of every candidate as runs of threshold intervals, and a locator for the intervals.
 struct ifmr_cells {
-    std::vector<float> thresholds;                 // sorted, distinct; +inf sentinel at the end
+    std::vector<float> thresholds;                   // sorted, distinct; +inf sentinel at the end
     std::vector<std::vector<std::uint32_t>> bounds;  // per candidate: interval index where each cell starts, then the end
-    std::vector<float> first_level;                // per candidate: the level of its first cell
-    std::vector<std::uint32_t> grid;               // grid bucket -> index of its first threshold
+    std::vector<float> first_level;                  // per candidate: the level of its first cell
+    std::vector<std::uint32_t> grid;                 // grid bucket -> index of its first threshold
     float origin = 0.0f, inverse_width = 0.0f, last_bucket = 0.0f;
 
     /// Monotone in x (float subtraction, multiplication by a non-negative factor and clamping all
@@ -863,7 +871,12 @@ inline ifmr_sorted_sample ifmr_prepare(std::vector<std::uint32_t> keys) {
 inline scale_offset ifmr_calibrate(std::span<const float> values, const ifmr_options& s, ifmr_walk_workspace& ws,
                                    std::vector<std::uint32_t> high_keys = {}) {
     if (values.empty()) {
-        throw error(diagnostic{.severity = severity::error, .category = errc::invalid_data, .message = "IFMR needs at least one value", .where = {}, .layer = {}, .json_path = {}});
+        throw error(diagnostic{.severity = severity::error,
+                               .category = errc::invalid_data,
+                               .message = "IFMR needs at least one value",
+                               .where = {},
+                               .layer = {},
+                               .json_path = {}});
     }
     if (ifmr_prefers_unsorted(values.size(), s)) {
         if (const auto so = ifmr_choose_unsorted(values, s, std::move(high_keys))) return *so;

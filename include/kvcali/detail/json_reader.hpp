@@ -30,10 +30,10 @@ struct json_node {
 
     kind type = kind::null;
     bool boolean = false;
-    bool integer_syntax = false;  ///< a number without fraction or exponent (`1`, `-0`), not `1.0`
-    std::string_view number;      ///< a number's text, a view into the document
-    std::string string;           ///< a string's decoded value
-    std::size_t offset = 0;       ///< byte offset of the value's first character
+    bool integer_syntax = false;       ///< a number without fraction or exponent (`1`, `-0`), not `1.0`
+    std::string_view number;           ///< a number's text, a view into the document
+    std::string string;                ///< a string's decoded value
+    std::size_t offset = 0;            ///< byte offset of the value's first character
     std::vector<json_member> members;  ///< an object's members in document order (duplicates dropped)
     std::vector<json_node> items;      ///< an array's elements
 
@@ -69,9 +69,9 @@ constexpr std::string_view to_string(json_node::kind k) noexcept {
 struct json_duplicate_key {
     std::string object_path;  ///< JSON path of the object holding it
     std::string key;
-    std::size_t depth = 0;           ///< 1: a member of the top-level object
-    std::size_t offset = 0;          ///< the repeated key
-    std::size_t first_offset = 0;    ///< its first occurrence
+    std::size_t depth = 0;         ///< 1: a member of the top-level object
+    std::size_t offset = 0;        ///< the repeated key
+    std::size_t first_offset = 0;  ///< its first occurrence
 };
 
 /// Byte offset -> 1-based line and byte column, by binary search over line starts.
@@ -95,10 +95,9 @@ private:
 
 /// `.key` for identifier-like keys, else `["key"]` (JSON-escaped, ASCII only).
 inline void append_json_path_key(std::string& path, std::string_view key) {
-    const bool identifier = !key.empty() && !(key[0] >= '0' && key[0] <= '9') &&
-                            std::all_of(key.begin(), key.end(), [](char c) {
-                                return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
-                            });
+    const bool identifier = !key.empty() && !(key[0] >= '0' && key[0] <= '9') && std::all_of(key.begin(), key.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+    });
     if (identifier) {
         path += '.';
         path += key;
@@ -333,10 +332,12 @@ private:
                         if (unit >= 0xDC00 && unit <= 0xDFFF) return fail(escape, "a lone low surrogate \\u escape is not a character");
                         if (unit >= 0xD800 && unit <= 0xDBFF) {
                             std::uint32_t low = 0;
-                            if (text_.substr(pos_, 2) != "\\u") return fail(escape, "a high surrogate \\u escape must be followed by a low one");
+                            if (text_.substr(pos_, 2) != "\\u")
+                                return fail(escape, "a high surrogate \\u escape must be followed by a low one");
                             pos_ += 2;
                             if (!hex4(low)) return false;
-                            if (low < 0xDC00 || low > 0xDFFF) return fail(escape, "a high surrogate \\u escape must be followed by a low one");
+                            if (low < 0xDC00 || low > 0xDFFF)
+                                return fail(escape, "a high surrogate \\u escape must be followed by a low one");
                             unit = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
                         }
                         append_utf8(out, unit);
@@ -443,9 +444,7 @@ private:
 };
 
 /// Parses `text` (one JSON value). The tree's number views point into `text`.
-inline json_document parse_json_document(std::string_view text, std::size_t max_depth = 64) {
-    return json_parser(text, max_depth).parse();
-}
+inline json_document parse_json_document(std::string_view text, std::size_t max_depth = 64) { return json_parser(text, max_depth).parse(); }
 
 /// The double nearest to a JSON number's text (correctly rounded, as Python's float()):
 /// `NaN`, `Infinity`, `-Infinity` as such; beyond the double range ±inf; below it ±0.

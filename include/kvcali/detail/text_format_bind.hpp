@@ -192,8 +192,7 @@ public:
 
     /// Binds `root` into `out`. String values are moved out of `root`.
     void bind(cfg_document& root, simple_config& out) {
-        static constexpr std::string_view fields[] = {"batch_num", "activation_offset", "kv_cache_quant_config",
-                                                      "override_layers_configs"};
+        static constexpr std::string_view fields[] = {"batch_num", "activation_offset", "kv_cache_quant_config", "override_layers_configs"};
         const context here{"$", "AMCTQuantCaliConfig (the top level)", fields};
         for (auto& entry : root) {
             const std::string& key = entry.first;
@@ -271,9 +270,9 @@ private:
     }
     static std::string member_path(std::string_view parent, std::string_view key) {
         std::string p(parent);
-        const bool plain = !key.empty() && !(key[0] >= '0' && key[0] <= '9') &&
-                           key.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") ==
-                               std::string_view::npos;
+        const bool plain =
+            !key.empty() && !(key[0] >= '0' && key[0] <= '9') &&
+            key.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") == std::string_view::npos;
         if (plain) {
             p += '.';
             p += key;
@@ -292,16 +291,24 @@ private:
         if (stopped_) return;
         if (level == severity::error || diags_.strict()) {
             if (errors_ == limits_.max_errors) {
-                diags_.add({.severity = severity::error, .category = errc::parse_error,
+                diags_.add({.severity = severity::error,
+                            .category = errc::parse_error,
                             .message = "too many errors (" + std::to_string(limits_.max_errors) + "); the rest of the file is not checked",
-                            .where = where, .layer = {}, .json_path = json_ ? path : std::string()});
+                            .where = where,
+                            .layer = {},
+                            .json_path = json_ ? path : std::string()});
                 stopped_ = true;
                 return;
             }
             ++errors_;
         }
         if (json_) message = path + ": " + message;
-        diags_.add({.severity = level, .category = errc::parse_error, .message = std::move(message), .where = where, .layer = {}, .json_path = json_ ? path : std::string()});
+        diags_.add({.severity = level,
+                    .category = errc::parse_error,
+                    .message = std::move(message),
+                    .where = where,
+                    .layer = {},
+                    .json_path = json_ ? path : std::string()});
     }
     void error_at_value(const field_ref& f, const cfg_scalar& v, std::string message) {
         report(severity::error, value_location(v), element_path(f, v), std::move(message));
@@ -414,8 +421,9 @@ private:
             error_at_value(f, at(f), f.key + " is not a repeated field: expected one message, found " + found(at(f)));
             return;
         }
-        error_at_value(f, at(f), f.key + " is a message: expected \"" + f.key + (json_ ? "\" to be an object" : " { ... }\"") +
-                                      ", found " + found(at(f)));
+        error_at_value(
+            f, at(f),
+            f.key + " is a message: expected \"" + f.key + (json_ ? "\" to be an object" : " { ... }\"") + ", found " + found(at(f)));
     }
 
     // -- scalar values ---------------------------------------------------------------------------
@@ -442,8 +450,9 @@ private:
         if (is_token(n)) {
             if (const auto b = text_bool_literal(n.text)) return b;
         }
-        error_at_value(f, v, f.key + " expects a bool (" + std::string(json_ ? "true or false" : "true/false, True/False, t/f, 1/0") +
-                                 "), found " + found(v));
+        error_at_value(f, v,
+                       f.key + " expects a bool (" + std::string(json_ ? "true or false" : "true/false, True/False, t/f, 1/0") +
+                           "), found " + found(v));
         return std::nullopt;
     }
 
@@ -458,8 +467,11 @@ private:
             if (n.text == "-Infinity") d = -HUGE_VAL;
         }
         if (!d) {
-            error_at_value(f, v, f.key + " expects a float (" + std::string(json_ ? "a number, \"NaN\", \"Infinity\" or \"-Infinity\"" : "like 0.5, .5, 1e-3, 0.5f, inf, nan") +
-                                     "), found " + found(v));
+            error_at_value(
+                f, v,
+                f.key + " expects a float (" +
+                    std::string(json_ ? "a number, \"NaN\", \"Infinity\" or \"-Infinity\"" : "like 0.5, .5, 1e-3, 0.5f, inf, nan") +
+                    "), found " + found(v));
             return std::nullopt;
         }
         return to_float32(*d);
@@ -469,8 +481,10 @@ private:
         const cfg_scalar& n = v;
         std::string known;
         for (std::size_t i = 0; i < p.enumerators.size(); ++i) {
-            known += (i == 0 ? "" : i + 1 == p.enumerators.size() ? " or " : ", ") + std::string(p.enumerators[i].name) + " (" +
-                     std::to_string(p.enumerators[i].number) + ")";
+            known += (i == 0                          ? ""
+                      : i + 1 == p.enumerators.size() ? " or "
+                                                      : ", ") +
+                     std::string(p.enumerators[i].name) + " (" + std::to_string(p.enumerators[i].number) + ")";
         }
         const bool by_name = json_ ? n.kind == cfg_kind::json_string : is_token(n);
         if (by_name) {
@@ -555,8 +569,7 @@ private:
         }
     }
 
-    void bind_override(cfg_document& m, const std::string& path, override_config& o,
-                       std::vector<algorithm_config>& discarded) {
+    void bind_override(cfg_document& m, const std::string& path, override_config& o, std::vector<algorithm_config>& discarded) {
         static constexpr std::string_view fields[] = {"layer_name", "kv_data_quant_config"};
         const context here{path, "override_layers_configs", fields};
         for (auto& entry : m) {
@@ -658,7 +671,8 @@ private:
                     std::string extra;
                     for (const auto& other : algorithms_) {
                         if (other.cfg_block != algo.cfg_block && other.find_param(key) >= 0) {
-                            extra = "; " + key + " is a field of " + std::string(other.cfg_block) + ", not of " + std::string(algo.cfg_block);
+                            extra =
+                                "; " + key + " is a field of " + std::string(other.cfg_block) + ", not of " + std::string(algo.cfg_block);
                             break;
                         }
                     }

@@ -36,8 +36,7 @@ inline std::string describe_json(const json_node& n) {
     switch (n.type) {
         case json_node::kind::null: return "null";
         case json_node::kind::boolean: return n.boolean ? "true" : "false";
-        case json_node::kind::number:
-            return (n.integer_syntax ? "the integer " : "the number ") + std::string(n.number);
+        case json_node::kind::number: return (n.integer_syntax ? "the integer " : "the number ") + std::string(n.number);
         case json_node::kind::string: {
             std::string s = "the string ";
             append_json_string(s, n.string);
@@ -58,8 +57,8 @@ inline std::string json_quoted(std::string_view s) {
 /// Binds a parsed config.json to the schema the policies describe, checking as it goes.
 class config_json_binder {
 public:
-    config_json_binder(std::string_view text, const std::string& file, algorithm_registry algorithms,
-                       const layer_table* model, diagnostics& diags)
+    config_json_binder(std::string_view text, const std::string& file, algorithm_registry algorithms, const layer_table* model,
+                       diagnostics& diags)
         : text_(text), file_(file), algorithms_(algorithms), model_(model), diags_(diags), lines_(text) {}
 
     resolved_config bind() {
@@ -70,8 +69,7 @@ public:
         for (const auto& d : doc.duplicates) {
             const bool layer_key = d.depth == 1 && d.key != "batch_num" && d.key != "activation_offset";
             const auto first = lines_.at(d.first_offset, file_);
-            report(severity::error, layer_key ? errc::duplicate_layer : errc::parse_error, json_path_member(d.object_path, d.key),
-                   d.offset,
+            report(severity::error, layer_key ? errc::duplicate_layer : errc::parse_error, json_path_member(d.object_path, d.key), d.offset,
                    (layer_key ? "layer " + json_quoted(d.key) + " is given twice" : "duplicate key " + json_quoted(d.key)) + " (first at " +
                        std::to_string(first.line) + ":" + std::to_string(first.column) + ")",
                    layer_key ? d.key : std::string());
@@ -93,7 +91,8 @@ public:
                 out.batch_num_source = {origin::config_file, lines_.at(m.value.offset, file_)};
                 if (auto v = read_value(param_type::uint32, {}, m.value, path, "batch_num")) {
                     out.batch_num = v->uint;
-                    if (v->uint == 0) report(severity::error, errc::invalid_value, path, m.value.offset, "batch_num = 0: batch_num must be at least 1");
+                    if (v->uint == 0)
+                        report(severity::error, errc::invalid_value, path, m.value.offset, "batch_num = 0: batch_num must be at least 1");
                 }
             } else if (m.key == "activation_offset") {
                 has_activation_offset = true;
@@ -118,9 +117,13 @@ public:
     }
 
 private:
-    void report(severity level, errc category, const std::string& path, std::size_t offset, std::string message,
-                std::string layer = {}) {
-        diags_.add({.severity = level, .category = category, .message = path + ": " + message, .where = lines_.at(offset, file_), .layer = std::move(layer), .json_path = path});
+    void report(severity level, errc category, const std::string& path, std::size_t offset, std::string message, std::string layer = {}) {
+        diags_.add({.severity = level,
+                    .category = category,
+                    .message = path + ": " + message,
+                    .where = lines_.at(offset, file_),
+                    .layer = std::move(layer),
+                    .json_path = path});
     }
 
     /// Reads one value of a declared type; reports and returns empty when the JSON does not fit.
@@ -128,7 +131,8 @@ private:
                                           const std::string& path, std::string_view name, const std::string& layer = {}) {
         const std::string what(name);
         auto wrong = [&](const std::string& expected) -> std::optional<param_value> {
-            report(severity::error, errc::parse_error, path, n.offset, what + " must be " + expected + ", found " + describe_json(n), layer);
+            report(severity::error, errc::parse_error, path, n.offset, what + " must be " + expected + ", found " + describe_json(n),
+                   layer);
             return std::nullopt;
         };
         switch (type) {
@@ -152,8 +156,8 @@ private:
                 if (n.type != json_node::kind::number) return wrong("a float");
                 if (n.integer_syntax) {
                     report(severity::error, errc::parse_error, path, n.offset,
-                           what + " must be a float written with a decimal point or an exponent (" + std::string(n.number) +
-                               ".0, not " + std::string(n.number) + "), as the reference's consumer requires",
+                           what + " must be a float written with a decimal point or an exponent (" + std::string(n.number) + ".0, not " +
+                               std::string(n.number) + "), as the reference's consumer requires",
                            layer);
                     return std::nullopt;
                 }
@@ -253,7 +257,8 @@ private:
                    name);
         }
         if (config == nullptr) {
-            report(severity::error, errc::parse_error, path, body.offset, "layer " + json_quoted(name) + " has no kv_data_quant_config", name);
+            report(severity::error, errc::parse_error, path, body.offset, "layer " + json_quoted(name) + " has no kv_data_quant_config",
+                   name);
             return;
         }
         const std::string config_path = path + ".kv_data_quant_config";
@@ -282,8 +287,7 @@ private:
         if (!algorithm) {
             report(severity::error, errc::parse_error, algo_path, act_algo->value.offset,
                    "unknown act_algo " + json_quoted(act_algo->value.string) + ": expected " + known_algorithms() +
-                       did_you_mean(closest_names(act_algo->value.string, algorithms_,
-                                                  [](const algorithm_desc& a) { return a.act_algo; })),
+                       did_you_mean(closest_names(act_algo->value.string, algorithms_, [](const algorithm_desc& a) { return a.act_algo; })),
                    name);
             return;
         }
@@ -340,16 +344,16 @@ private:
             std::string fields;
             for (std::size_t k = 0; k < matching.size(); ++k) {
                 for (std::size_t i : matching) {
-                    if (algo.params[i].json_slot == static_cast<int>(k)) fields += (fields.empty() ? "" : ", ") + std::string(algo.params[i].cfg_name);
+                    if (algo.params[i].json_slot == static_cast<int>(k))
+                        fields += (fields.empty() ? "" : ", ") + std::string(algo.params[i].cfg_name);
                 }
             }
             if (member.value.type != json_node::kind::array || member.value.items.size() != matching.size()) {
                 report(severity::error, errc::parse_error, value_path, member.value.offset,
                        std::string(first.json_name) + " must be an array of " + std::to_string(matching.size()) + " values [" + fields +
                            "], found " +
-                           (member.value.type == json_node::kind::array
-                                ? "an array of " + std::to_string(member.value.items.size())
-                                : describe_json(member.value)),
+                           (member.value.type == json_node::kind::array ? "an array of " + std::to_string(member.value.items.size())
+                                                                        : describe_json(member.value)),
                        name);
                 any_failed = true;
                 continue;
@@ -360,7 +364,9 @@ private:
                 if (slot >= member.value.items.size()) continue;
                 const json_node& item = member.value.items[slot];
                 const std::string item_path = json_path_index(value_path, slot);
-                if (auto v = read_value(p.type, p.enumerators, item, item_path, std::string(first.json_name) + "[" + std::to_string(slot) + "] (" + std::string(p.cfg_name) + ")", name)) {
+                if (auto v = read_value(p.type, p.enumerators, item, item_path,
+                                        std::string(first.json_name) + "[" + std::to_string(slot) + "] (" + std::string(p.cfg_name) + ")",
+                                        name)) {
                     layer.values[i] = v;
                     layer.sources[i] = {origin::config_file, lines_.at(item.offset, file_)};
                     value_offsets[i] = item.offset;
@@ -383,7 +389,8 @@ private:
             warned.push_back(p.json_name);
             std::string shown;
             for (std::size_t k = i; k < algo.params.size() && algo.params[k].json_name == p.json_name; ++k) {
-                if (algo.params[k].default_value) shown += (shown.empty() ? "" : ", ") + show_value(algo.params[k], *algo.params[k].default_value);
+                if (algo.params[k].default_value)
+                    shown += (shown.empty() ? "" : ", ") + show_value(algo.params[k], *algo.params[k].default_value);
             }
             if (p.json_slot >= 0) shown = "[" + shown + "]";
             report(severity::warning, errc::parse_error, config_path, block.offset,

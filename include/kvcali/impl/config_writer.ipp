@@ -38,7 +38,7 @@ inline void newline_indent(std::string& out, int level) {
 /// Appends the `kv_data_quant_config` object body of one layer: `{"act_algo":...,...}`, indented
 /// for nesting `level` (the level of the object's own braces).
 KVCALI_DECL void append_algorithm_object(std::string& out, const algorithm_desc& algo,
-                                    const std::vector<std::optional<param_value>>& values, int level) {
+                                         const std::vector<std::optional<param_value>>& values, int level) {
     out += '{';
     detail::newline_indent(out, level + 1);
     out += "\"act_algo\":";

@@ -15,9 +15,8 @@
 namespace kvcali::detail {
 
 KVCALI_DECL resolved_config resolve_table(const layer_table& table, algorithm_registry algorithms,
-                                                   const std::optional<quant_layers>& layers,
-                                                   const std::optional<std::filesystem::path>& config_definition,
-                                                   diagnostics& diags) {
+                                          const std::optional<quant_layers>& layers,
+                                          const std::optional<std::filesystem::path>& config_definition, diagnostics& diags) {
     std::optional<simple_config> cfg;
     if (config_definition) {
         cfg = load_simple_config(*config_definition, algorithms, diags);

@@ -170,7 +170,7 @@ public:
 private:
     layer_table& table_;
     eligibility_cache eligible_;
-    std::vector<bool> is_explicit_;  ///< per table row: listed itself, or only an implicit container so far
+    std::vector<bool> is_explicit_;             ///< per table row: listed itself, or only an implicit container so far
     std::size_t previous_ = layer_table::npos;  ///< the row of the last name added (it and its prefixes are in the table)
 };
 
@@ -251,7 +251,7 @@ public:
 private:
     std::ifstream in_;
     std::size_t piece_;
-    std::unique_ptr<char[]> buffer_;  ///< (not zero-filled: read into)
+    std::unique_ptr<char[]> buffer_;                  ///< (not zero-filled: read into)
     std::size_t capacity_ = 0, start_ = 0, end_ = 0;  ///< the window is [start_, end_)
     std::uintmax_t size_ = 0, total_ = 0;
     bool exhausted_ = false, failed_ = false;
@@ -495,8 +495,7 @@ bool read_plain_layer_list(Source& source, layer_table& table, const type_predic
                 }
                 ok = read_entry(duplicate);
                 break;
-            case stage::close:
-                return false;  // something after the closing bracket
+            case stage::close: return false;  // something after the closing bracket
         }
         if (ok) {
             source.consume(static_cast<std::size_t>(p - window.data()));
@@ -558,7 +557,8 @@ private:
             }
         }
         offset = std::min(offset, text_.size());
-        const auto line = static_cast<std::size_t>(std::upper_bound(line_starts_.begin(), line_starts_.end(), offset) - line_starts_.begin());
+        const auto line =
+            static_cast<std::size_t>(std::upper_bound(line_starts_.begin(), line_starts_.end(), offset) - line_starts_.begin());
         return {file_, static_cast<std::uint32_t>(line), static_cast<std::uint32_t>(offset - line_starts_[line - 1] + 1)};
     }
     std::size_t skip_space(std::size_t i) const {
@@ -660,7 +660,12 @@ inline layer_table parse_layer_list_dom(std::string_view text, const std::string
     layer_list_positions where(text, file);
     const auto* array = doc.if_array();
     if (array == nullptr) {
-        diags.add({.severity = severity::error, .category = errc::invalid_model, .message = "a layer list must be a JSON array of layer objects", .where = where.start(), .layer = {}, .json_path = "$"});
+        diags.add({.severity = severity::error,
+                   .category = errc::invalid_model,
+                   .message = "a layer list must be a JSON array of layer objects",
+                   .where = where.start(),
+                   .layer = {},
+                   .json_path = "$"});
         return table;
     }
     static constexpr std::string_view known_keys[] = {"name", "type", "in", "out"};
@@ -670,7 +675,12 @@ inline layer_table parse_layer_list_dom(std::string_view text, const std::string
         const std::string path = "[" + std::to_string(i) + "]";
         const auto* object = (*array)[i].if_object();
         if (object == nullptr) {
-            diags.add({.severity = severity::error, .category = errc::invalid_model, .message = path + " must be an object {\"name\", \"type\"}", .where = where.element(i), .layer = {}, .json_path = path});
+            diags.add({.severity = severity::error,
+                       .category = errc::invalid_model,
+                       .message = path + " must be an object {\"name\", \"type\"}",
+                       .where = where.element(i),
+                       .layer = {},
+                       .json_path = path});
             continue;
         }
         // A required key that is missing: point at a misspelt key standing for it, when there is one.
@@ -682,12 +692,18 @@ inline layer_table parse_layer_list_dom(std::string_view text, const std::string
             }
             std::string message = path + " has no \"" + std::string(key) + "\" (a layer is {\"name\": string, \"type\": string})";
             source_location at = where.element(i);
-            const auto near = closest_names(key, unknown, [](std::string_view k) { return k; }, 1);
+            const auto near = closest_names(
+                key, unknown, [](std::string_view k) { return k; }, 1);
             if (!near.empty()) {
                 message = path + ": unknown key \"" + near.front() + "\"" + did_you_mean({std::string(key)});
                 at = where.key(i, near.front());
             }
-            diags.add({.severity = severity::error, .category = errc::invalid_model, .message = std::move(message), .where = std::move(at), .layer = {}, .json_path = path});
+            diags.add({.severity = severity::error,
+                       .category = errc::invalid_model,
+                       .message = std::move(message),
+                       .where = std::move(at),
+                       .layer = {},
+                       .json_path = path});
         };
         const auto* name_value = object->if_contains("name");
         const auto* type_value = object->if_contains("type");
@@ -697,34 +713,53 @@ inline layer_table parse_layer_list_dom(std::string_view text, const std::string
             continue;
         }
         if (!name_value->is_string()) {
-            diags.add({.severity = severity::error, .category = errc::invalid_model, .message = path + ".name must be a string, not " + std::string(where.value_text(i, "name")),
-                       .where = where.value(i, "name"), .layer = {}, .json_path = path + ".name"});
+            diags.add({.severity = severity::error,
+                       .category = errc::invalid_model,
+                       .message = path + ".name must be a string, not " + std::string(where.value_text(i, "name")),
+                       .where = where.value(i, "name"),
+                       .layer = {},
+                       .json_path = path + ".name"});
             continue;
         }
         const std::string_view name(name_value->get_string());
         if (!type_value->is_string()) {
-            diags.add({.severity = severity::error, .category = errc::invalid_model,
-                       .message = path + ".type of layer \"" + std::string(name) + "\" must be a string, not " + std::string(where.value_text(i, "type")),
-                       .where = where.value(i, "type"), .layer = std::string(name), .json_path = path + ".type"});
+            diags.add({.severity = severity::error,
+                       .category = errc::invalid_model,
+                       .message = path + ".type of layer \"" + std::string(name) + "\" must be a string, not " +
+                                  std::string(where.value_text(i, "type")),
+                       .where = where.value(i, "type"),
+                       .layer = std::string(name),
+                       .json_path = path + ".type"});
             continue;
         }
         const std::string_view type(type_value->get_string());
         if (name.empty()) {
-            diags.add({.severity = severity::error, .category = errc::invalid_model, .message = path + ".name is empty (the root module is not a layer)",
-                       .where = where.value(i, "name"), .layer = {}, .json_path = path + ".name"});
+            diags.add({.severity = severity::error,
+                       .category = errc::invalid_model,
+                       .message = path + ".name is empty (the root module is not a layer)",
+                       .where = where.value(i, "name"),
+                       .layer = {},
+                       .json_path = path + ".name"});
             continue;
         }
         for (const std::string_view key : {std::string_view("in"), std::string_view("out")}) {
             const auto* v = object->if_contains(key);
             if (v == nullptr || v->is_uint64() || (v->is_int64() && v->get_int64() >= 0)) continue;
-            diags.add({.severity = severity::error, .category = errc::invalid_model,
-                       .message = path + "." + std::string(key) + " of layer \"" + std::string(name) + "\" must be a non-negative integer, not " +
-                           std::string(where.value_text(i, key)),
-                       .where = where.value(i, key), .layer = std::string(name), .json_path = path + "." + std::string(key)});
+            diags.add({.severity = severity::error,
+                       .category = errc::invalid_model,
+                       .message = path + "." + std::string(key) + " of layer \"" + std::string(name) +
+                                  "\" must be a non-negative integer, not " + std::string(where.value_text(i, key)),
+                       .where = where.value(i, key),
+                       .layer = std::string(name),
+                       .json_path = path + "." + std::string(key)});
         }
         if (!builder.add(name, type)) {
-            diags.add({.severity = severity::error, .category = errc::invalid_model, .message = path + ".name: layer \"" + std::string(name) + "\" is listed twice",
-                       .where = where.value(i, "name"), .layer = std::string(name), .json_path = path + ".name"});
+            diags.add({.severity = severity::error,
+                       .category = errc::invalid_model,
+                       .message = path + ".name: layer \"" + std::string(name) + "\" is listed twice",
+                       .where = where.value(i, "name"),
+                       .layer = std::string(name),
+                       .json_path = path + ".name"});
         }
     }
     return table;
@@ -732,7 +767,8 @@ inline layer_table parse_layer_list_dom(std::string_view text, const std::string
 
 }  // namespace detail
 
-KVCALI_DECL layer_table parse_layer_list(std::string_view text, const std::string& file, diagnostics& diags, const type_predicate& eligible) {
+KVCALI_DECL layer_table parse_layer_list(std::string_view text, const std::string& file, diagnostics& diags,
+                                         const type_predicate& eligible) {
     {
         layer_table table;
         detail::layer_list_text source(text);

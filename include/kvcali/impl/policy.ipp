@@ -25,15 +25,16 @@ KVCALI_DECL void detail::ifmr_cross_check(const param_view& v, std::vector<check
     const float start = v.real("search_range_start"), end = v.real("search_range_end"), step = v.real("search_step");
     if (!std::isfinite(start) || !std::isfinite(end) || !std::isfinite(step)) return;
     if (start > end) {
-        out.push_back(check_result::fail("search_range_start (" + checks::show(start) +
-                                         ") must not be greater than search_range_end (" + checks::show(end) + ")"));
+        out.push_back(check_result::fail("search_range_start (" + checks::show(start) + ") must not be greater than search_range_end (" +
+                                         checks::show(end) + ")"));
         return;
     }
     if (step <= 0.0f) return;
     const double range = static_cast<double>(end) - static_cast<double>(start);
     if (range == 0.0) {
-        out.push_back(check_result::warn("search_range_start equals search_range_end: the search has no candidate "
-                                         "and calibration will fail"));
+        out.push_back(
+            check_result::warn("search_range_start equals search_range_end: the search has no candidate "
+                               "and calibration will fail"));
     } else if (static_cast<double>(step) > range) {
         // The range as its two ends: their float32 difference would show rounding noise (0.59999996).
         out.push_back(check_result::warn("search_step (" + checks::show(step) + ") is larger than the search range [" +

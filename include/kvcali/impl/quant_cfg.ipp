@@ -22,7 +22,7 @@
 namespace kvcali {
 
 KVCALI_DECL simple_config parse_simple_config(std::string_view text, const std::string& file, algorithm_registry algorithms,
-                                         diagnostics& diags, const simple_config_limits& limits) {
+                                              diagnostics& diags, const simple_config_limits& limits) {
     {
         // Most files are plain (see text_format_plain.hpp): read straight into the result.
         simple_config cfg;
@@ -39,12 +39,12 @@ KVCALI_DECL simple_config parse_simple_config(std::string_view text, const std::
 }
 
 KVCALI_DECL simple_config parse_simple_config(std::string_view text, const std::string& file, algorithm_registry algorithms,
-                                         diagnostics& diags) {
+                                              diagnostics& diags) {
     return parse_simple_config(text, file, algorithms, diags, simple_config_limits{});
 }
 
 KVCALI_DECL simple_config parse_simple_config_json(std::string_view text, const std::string& file, algorithm_registry algorithms,
-                                              diagnostics& diags, const simple_config_limits& limits) {
+                                                   diagnostics& diags, const simple_config_limits& limits) {
     simple_config cfg;
     cfg.file = file;
     detail::cfg_document doc;
@@ -55,17 +55,20 @@ KVCALI_DECL simple_config parse_simple_config_json(std::string_view text, const 
 }
 
 KVCALI_DECL simple_config load_simple_config(const std::filesystem::path& path, algorithm_registry algorithms, diagnostics& diags,
-                                        const simple_config_limits& limits) {
+                                             const simple_config_limits& limits) {
     const std::string name = path.string();
     std::error_code ec;
     const std::uintmax_t size = std::filesystem::file_size(path, ec);
     if (!ec && size > limits.max_bytes) {
         simple_config cfg;
         cfg.file = name;
-        diags.add({.severity = severity::error, .category = errc::parse_error,
-                   .message = "the file is " + std::to_string(size) + " bytes, larger than the limit of " + std::to_string(limits.max_bytes) +
-                       " bytes",
-                   .where = {name, 0, 0}, .layer = {}, .json_path = {}});
+        diags.add({.severity = severity::error,
+                   .category = errc::parse_error,
+                   .message = "the file is " + std::to_string(size) + " bytes, larger than the limit of " +
+                              std::to_string(limits.max_bytes) + " bytes",
+                   .where = {name, 0, 0},
+                   .layer = {},
+                   .json_path = {}});
         return cfg;
     }
     const std::string text = read_file(path, limits.max_bytes);

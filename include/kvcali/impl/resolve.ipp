@@ -41,13 +41,12 @@ struct block_values {
 
 /// Fills defaults into a block and checks it. `used`: errors are errors; otherwise the block is
 /// not used by any layer, so its problems are warnings (strict mode still makes them errors).
-inline block_values resolve_block(const algorithm_config* block, origin from, algorithm_registry algorithms,
-                                  bool used, const source_location& fallback, diagnostics& diags) {
+inline block_values resolve_block(const algorithm_config* block, origin from, algorithm_registry algorithms, bool used,
+                                  const source_location& fallback, diagnostics& diags) {
     block_values out;
     out.algorithm = block && block->algorithm ? *block->algorithm : 0;
     const algorithm_desc& algo = algorithms[out.algorithm];
-    out.algorithm_source = block && block->algorithm ? provenance{from, block->algorithm_where}
-                                                     : provenance{origin::policy_default, {}};
+    out.algorithm_source = block && block->algorithm ? provenance{from, block->algorithm_where} : provenance{origin::policy_default, {}};
     out.values.resize(algo.params.size());
     out.sources.resize(algo.params.size());
     const source_location& block_where = block && block->algorithm ? block->algorithm_where : fallback;
@@ -65,7 +64,12 @@ inline block_values resolve_block(const algorithm_config* block, origin from, al
         if (!r.level) return;
         const bool as_error = used && *r.level == severity::error;
         if (!used) message += " (not used by any layer)";
-        diags.add({.severity = as_error ? severity::error : severity::warning, .category = errc::invalid_value, .message = std::move(message), .where = where, .layer = {}, .json_path = {}});
+        diags.add({.severity = as_error ? severity::error : severity::warning,
+                   .category = errc::invalid_value,
+                   .message = std::move(message),
+                   .where = where,
+                   .layer = {},
+                   .json_path = {}});
     };
     for (std::size_t i = 0; i < algo.params.size(); ++i) {
         const param_desc& p = algo.params[i];
@@ -99,28 +103,43 @@ inline std::size_t check_layer(const layer_table& table, std::size_t row, const 
                 std::string message = "layer name " + quote_name(name) + " is ambiguous: it is the path of several nodes (";
                 for (std::size_t i = 0; i < targets->size(); ++i) message += (i ? ", " : "") + quote_name(table[(*targets)[i]].name);
                 message += "); name one of them";
-                diags.add({.severity = severity::error, .category = errc::unknown_layer, .message = std::move(message), .where = where, .layer = name, .json_path = {}});
+                diags.add({.severity = severity::error,
+                           .category = errc::unknown_layer,
+                           .message = std::move(message),
+                           .where = where,
+                           .layer = name,
+                           .json_path = {}});
                 return layer_table::npos;
             }
         }
     }
     if (row == layer_table::npos) {
         std::string message = name.empty() ? std::string("the empty layer name is the model's root, not a layer")
-                                            : "layer " + quote_name(name) + " does not exist in the model";
+                                           : "layer " + quote_name(name) + " does not exist in the model";
         if (!name.empty() && suggestions_left > 0) {
             --suggestions_left;
             // Suggest among the layers that could be named (KV-quantizable ones).
-            message += did_you_mean(closest_names(
-                name, table, [](const layer_info& l) -> std::string_view { return l.eligible ? std::string_view(l.name) : std::string_view(); }));
+            message += did_you_mean(closest_names(name, table, [](const layer_info& l) -> std::string_view {
+                return l.eligible ? std::string_view(l.name) : std::string_view();
+            }));
         }
-        diags.add({.severity = severity::error, .category = errc::unknown_layer, .message = std::move(message), .where = where, .layer = name, .json_path = {}});
+        diags.add({.severity = severity::error,
+                   .category = errc::unknown_layer,
+                   .message = std::move(message),
+                   .where = where,
+                   .layer = name,
+                   .json_path = {}});
         return layer_table::npos;
     }
     const layer_info& layer = table[row];
     if (!layer.eligible) {
-        diags.add({.severity = severity::error, .category = errc::unsupported_layer_type,
-                   .message = "layer " + quote_name(layer.name) + " is of type " + layer.type + ", which does not support KV-cache quantization",
-                   .where = where, .layer = name, .json_path = {}});
+        diags.add(
+            {.severity = severity::error,
+             .category = errc::unsupported_layer_type,
+             .message = "layer " + quote_name(layer.name) + " is of type " + layer.type + ", which does not support KV-cache quantization",
+             .where = where,
+             .layer = name,
+             .json_path = {}});
     }
     return row;
 }
@@ -128,8 +147,8 @@ inline std::size_t check_layer(const layer_table& table, std::size_t row, const 
 /// A layer chosen by a written name or selector. It views what the user wrote (a string of the
 /// simple config or of the quant_layers argument, alive while resolving).
 struct listed_layer {
-    std::size_t row = layer_table::npos;    ///< the concrete layer's table row; npos: the written name stands for none
-    const std::string* written = nullptr;   ///< what the user wrote: the exact name, alias or selector
+    std::size_t row = layer_table::npos;   ///< the concrete layer's table row; npos: the written name stands for none
+    const std::string* written = nullptr;  ///< what the user wrote: the exact name, alias or selector
     const source_location* where = nullptr;
     bool exact = true;  ///< chosen by an exact name (or alias), not by a pattern
     bool in_common = true;
@@ -185,7 +204,12 @@ struct layer_list {
             const std::string_view name = name_of(table, l);
             std::string message = "layer " + quote_name(name) + " is listed more than once in " + list_name;
             if (*first.written != *l.written) message += " (as " + quote_name(*first.written) + " and " + quote_name(*l.written) + ")";
-            diags.add({.severity = severity::error, .category = errc::duplicate_layer, .message = std::move(message), .where = *l.where, .layer = std::string(name), .json_path = {}});
+            diags.add({.severity = severity::error,
+                       .category = errc::duplicate_layer,
+                       .message = std::move(message),
+                       .where = *l.where,
+                       .layer = std::string(name),
+                       .json_path = {}});
         }
     }
 };
@@ -210,7 +234,12 @@ void select(selection_context& ctx, const std::string& written, const source_loc
     std::string problem;
     const auto compiled = selector::compile(written, problem);
     if (!compiled) {
-        ctx.diags.add({.severity = severity::error, .category = errc::invalid_argument, .message = "selector " + quote_name(written) + ": " + problem, .where = where, .layer = written, .json_path = {}});
+        ctx.diags.add({.severity = severity::error,
+                       .category = errc::invalid_argument,
+                       .message = "selector " + quote_name(written) + ": " + problem,
+                       .where = where,
+                       .layer = written,
+                       .json_path = {}});
         return;
     }
     std::vector<std::size_t> matched;  // rows, in model order (given to `each` after this selector's own reports)
@@ -227,17 +256,29 @@ void select(selection_context& ctx, const std::string& written, const source_loc
     if (fused != 0) {
         std::string message = "auto:kv selected " + std::to_string(fused) + " fused QKV projection" + (fused == 1 ? "" : "s") + " (" +
                               quote_name(first_fused) + (fused > 1 ? ", ..." : "") + "): their output holds Q as well as K and V";
-        ctx.diags.add({.severity = severity::warning, .category = errc::unsupported_layer_type, .message = std::move(message), .where = where, .layer = std::string(first_fused), .json_path = {}});
+        ctx.diags.add({.severity = severity::warning,
+                       .category = errc::unsupported_layer_type,
+                       .message = std::move(message),
+                       .where = where,
+                       .layer = std::string(first_fused),
+                       .json_path = {}});
     }
     if (matched.empty()) {
         std::string message = "selector " + quote_name(written) + " matches no KV-quantizable layer of the model";
         if (ctx.suggestions_left > 0 && kind != selector_kind::auto_kv) {
             --ctx.suggestions_left;
-            const std::string_view pattern = kind == selector_kind::glob ? std::string_view(written).substr(5) : std::string_view(written).substr(3);
-            message += did_you_mean(closest_names(
-                pattern, ctx.table, [](const layer_info& l) -> std::string_view { return l.eligible ? std::string_view(l.name) : std::string_view(); }));
+            const std::string_view pattern =
+                kind == selector_kind::glob ? std::string_view(written).substr(5) : std::string_view(written).substr(3);
+            message += did_you_mean(closest_names(pattern, ctx.table, [](const layer_info& l) -> std::string_view {
+                return l.eligible ? std::string_view(l.name) : std::string_view();
+            }));
         }
-        ctx.diags.add({.severity = severity::error, .category = errc::unknown_layer, .message = std::move(message), .where = where, .layer = written, .json_path = {}});
+        ctx.diags.add({.severity = severity::error,
+                       .category = errc::unknown_layer,
+                       .message = std::move(message),
+                       .where = where,
+                       .layer = written,
+                       .json_path = {}});
     }
     for (const std::size_t index : matched) each(listed_layer{index, &written, &where, false, true});
 }
@@ -247,7 +288,7 @@ void select(selection_context& ctx, const std::string& written, const source_loc
 namespace detail {
 
 KVCALI_DECL resolved_config resolve_config(const layer_table& table, algorithm_registry algorithms, const simple_config* config,
-                                      simple_config* consumed, const quant_layers* arg, diagnostics& diags) {
+                                           simple_config* consumed, const quant_layers* arg, diagnostics& diags) {
     resolved_config out;
     out.algorithms = algorithms;
     std::size_t suggestions_left = max_suggested_names;
@@ -264,8 +305,12 @@ KVCALI_DECL resolved_config resolve_config(const layer_table& table, algorithm_r
             return out;
         }
         if (arg->names.empty()) {
-            diags.add({.severity = severity::error, .category = errc::no_quant_layers,
-                       .message = "no layer to quantize: the " + arg->origin + " list (kv_cache_quant_layers) is empty", .where = {}, .layer = {}, .json_path = {}});
+            diags.add({.severity = severity::error,
+                       .category = errc::no_quant_layers,
+                       .message = "no layer to quantize: the " + arg->origin + " list (kv_cache_quant_layers) is empty",
+                       .where = {},
+                       .layer = {},
+                       .json_path = {}});
             return out;
         }
         detail::layer_list list(table);
@@ -274,8 +319,7 @@ KVCALI_DECL resolved_config resolve_config(const layer_table& table, algorithm_r
         for (const auto& name : arg->names) {
             detail::select(ctx, name, nowhere, [&](const detail::listed_layer& chosen) { list.add(chosen, arg->origin, diags); });
         }
-        const detail::block_values defaults =
-            detail::resolve_block(nullptr, origin::policy_default, algorithms, true, {}, diags);
+        const detail::block_values defaults = detail::resolve_block(nullptr, origin::policy_default, algorithms, true, {}, diags);
         out.layers.reserve(list.entries.size());
         for (const auto& e : list.entries) {
             resolved_layer layer;
@@ -300,7 +344,12 @@ KVCALI_DECL resolved_config resolve_config(const layer_table& table, algorithm_r
         out.batch_num = *cfg.batch_num;
         out.batch_num_source = {origin::config_file, cfg.batch_num_where};
         if (out.batch_num == 0) {
-            diags.add({.severity = severity::error, .category = errc::invalid_value, .message = "batch_num = 0: batch_num must be at least 1", .where = cfg.batch_num_where, .layer = {}, .json_path = {}});
+            diags.add({.severity = severity::error,
+                       .category = errc::invalid_value,
+                       .message = "batch_num = 0: batch_num must be at least 1",
+                       .where = cfg.batch_num_where,
+                       .layer = {},
+                       .json_path = {}});
         }
     }
     if (cfg.activation_offset) {
@@ -339,13 +388,20 @@ KVCALI_DECL resolved_config resolve_config(const layer_table& table, algorithm_r
         }
         const override_config& o = cfg.overrides[k];
         if (!o.layer_name) {
-            diags.add({.severity = severity::error, .category = errc::unknown_layer,
-                       .message = "override_layers_configs entry has no layer_name (a required field)", .where = o.where, .layer = {}, .json_path = {}});
+            diags.add({.severity = severity::error,
+                       .category = errc::unknown_layer,
+                       .message = "override_layers_configs entry has no layer_name (a required field)",
+                       .where = o.where,
+                       .layer = {},
+                       .json_path = {}});
             // The reference reads a missing name as the empty one: a second such entry duplicates it.
             if (unnamed_overrides++ > 0) {
-                diags.add({.severity = severity::error, .category = errc::duplicate_layer,
+                diags.add({.severity = severity::error,
+                           .category = errc::duplicate_layer,
                            .message = "override_layers_configs has more than one entry without layer_name (each stands for the empty name)",
-                           .where = o.where, .layer = {}, .json_path = {}});
+                           .where = o.where,
+                           .layer = {},
+                           .json_path = {}});
             }
             continue;
         }
@@ -362,19 +418,25 @@ KVCALI_DECL resolved_config resolve_config(const layer_table& table, algorithm_r
             if (slot.entry != nullptr) {
                 const std::string_view name = detail::name_of(table, chosen);
                 if (slot.exact && chosen.exact) {
-                    diags.add({.severity = severity::error, .category = errc::duplicate_layer,
+                    diags.add({.severity = severity::error,
+                               .category = errc::duplicate_layer,
                                .message = "layer " + detail::quote_name(name) + " has more than one override_layers_configs entry" +
-                                   (*slot.written != *chosen.written ? " (as " + detail::quote_name(*slot.written) + " and " +
-                                                                           detail::quote_name(*chosen.written) + ")"
-                                                                     : std::string()),
-                               .where = *chosen.where, .layer = std::string(name), .json_path = {}});
+                                          (*slot.written != *chosen.written ? " (as " + detail::quote_name(*slot.written) + " and " +
+                                                                                  detail::quote_name(*chosen.written) + ")"
+                                                                            : std::string()),
+                               .where = *chosen.where,
+                               .layer = std::string(name),
+                               .json_path = {}});
                     return;
                 }
-                diags.add({.severity = severity::warning, .category = errc::duplicate_layer,
+                diags.add({.severity = severity::warning,
+                           .category = errc::duplicate_layer,
                            .message = "layer " + detail::quote_name(name) + " is matched by two overrides, " +
-                               detail::quote_name(*slot.written) + " and " + detail::quote_name(*chosen.written) +
-                               "; the later one applies",
-                           .where = *chosen.where, .layer = std::string(name), .json_path = {}});
+                                      detail::quote_name(*slot.written) + " and " + detail::quote_name(*chosen.written) +
+                                      "; the later one applies",
+                           .where = *chosen.where,
+                           .layer = std::string(name),
+                           .json_path = {}});
             }
             slot = {&o, chosen.exact, chosen.written, chosen.where};
         });
@@ -445,10 +507,13 @@ KVCALI_DECL resolved_config resolve_config(const layer_table& table, algorithm_r
     // else to quantize is "no layers" only when it named no layer at all.
     bool any_override = !cfg.overrides.empty();
     if (out.layers.empty() && !any_override) {
-        diags.add({.severity = severity::error, .category = errc::no_quant_layers,
+        diags.add({.severity = severity::error,
+                   .category = errc::no_quant_layers,
                    .message = "no layer to quantize: the config file names no layer (kv_cache_quant_config.quant_layers and "
-                   "override_layers_configs are empty)",
-                   .where = {cfg.file, 0, 0}, .layer = {}, .json_path = {}});
+                              "override_layers_configs are empty)",
+                   .where = {cfg.file, 0, 0},
+                   .layer = {},
+                   .json_path = {}});
     }
     return out;
 }
@@ -456,12 +521,12 @@ KVCALI_DECL resolved_config resolve_config(const layer_table& table, algorithm_r
 }  // namespace detail
 
 KVCALI_DECL resolved_config resolve(const layer_table& table, algorithm_registry algorithms, const simple_config* config,
-                               const quant_layers* arg, diagnostics& diags) {
+                                    const quant_layers* arg, diagnostics& diags) {
     return detail::resolve_config(table, algorithms, config, nullptr, arg, diags);
 }
 
-KVCALI_DECL resolved_config resolve(const layer_table& table, algorithm_registry algorithms, simple_config&& config, const quant_layers* arg,
-                                    diagnostics& diags) {
+KVCALI_DECL resolved_config resolve(const layer_table& table, algorithm_registry algorithms, simple_config&& config,
+                                    const quant_layers* arg, diagnostics& diags) {
     return detail::resolve_config(table, algorithms, &config, &config, arg, diags);
 }
 

@@ -45,8 +45,6 @@ KVCALI_DECL std::optional<selector> selector::compile(std::string_view written, 
     return s;
 }
 
-KVCALI_DECL bool selector::matches_regex(std::string_view name) const {
-    return std::regex_match(name.begin(), name.end(), regex_->regex);
-}
+KVCALI_DECL bool selector::matches_regex(std::string_view name) const { return std::regex_match(name.begin(), name.end(), regex_->regex); }
 
 }  // namespace kvcali

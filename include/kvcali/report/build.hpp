@@ -71,7 +71,12 @@ inline std::vector<diagnostic> check_report_inputs(const resolved_config& config
                                                    const report_request& request) {
     std::vector<diagnostic> problems;
     auto add = [&](errc category, const std::string& message, const std::string& file, const std::string& layer) {
-        problems.push_back({.severity = severity::error, .category = category, .message = message, .where = {file, 0, 0}, .layer = layer, .json_path = {}});
+        problems.push_back({.severity = severity::error,
+                            .category = category,
+                            .message = message,
+                            .where = {file, 0, 0},
+                            .layer = layer,
+                            .json_path = {}});
     };
     std::map<std::string, const layer_record*, std::less<>> records;
     if (request.record) {
@@ -176,8 +181,9 @@ inline void append_batch(std::vector<float>& out, const npy_array& a, const std:
         if (!std::isfinite(dst[i])) {
             throw error(diagnostic{.severity = severity::error,
                                    .category = errc::invalid_data,
-                                   .message = "layer \"" + layer + "\": value " + std::to_string(i) + " of batch " + std::to_string(k) + " is " +
-                                       (std::isnan(dst[i]) ? "nan" : (dst[i] > 0 ? "inf" : "-inf")) + "; expected finite values",
+                                   .message = "layer \"" + layer + "\": value " + std::to_string(i) + " of batch " + std::to_string(k) +
+                                              " is " + (std::isnan(dst[i]) ? "nan" : (dst[i] > 0 ? "inf" : "-inf")) +
+                                              "; expected finite values",
                                    .where = {file, 0, 0},
                                    .layer = layer,
                                    .json_path = {}});

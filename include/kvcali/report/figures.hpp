@@ -367,7 +367,12 @@ inline layer_quality assess_layer(const layer_calibration& layer, const layer_va
     q.with_offset = layer.with_offset;
     q.channel_count = data.channels;
     auto fail = [&](const std::string& what) {
-        throw error(diagnostic{.severity = severity::error, .category = errc::invalid_data, .message = "layer \"" + layer.name + "\": " + what, .where = {}, .layer = layer.name, .json_path = {}});
+        throw error(diagnostic{.severity = severity::error,
+                               .category = errc::invalid_data,
+                               .message = "layer \"" + layer.name + "\": " + what,
+                               .where = {},
+                               .layer = layer.name,
+                               .json_path = {}});
     };
     const std::span<const float> v = data.values;
     if (v.empty()) fail("no values");
