@@ -1,6 +1,7 @@
 // A downstream algorithm that calibrates with its own accumulator: plain min/max clipping.
-// The policy describes its parameters like the built-in ones and adds `make_accumulator`; the
-// calibrator then runs it like IFMR and HFMG, and the record file comes out the same way.
+// The policy describes its parameters like the built-in ones; the accumulator's factory goes into
+// the calibrator's table (`{"minmax", &make_minmax_accumulator}`), which then runs it like IFMR and
+// HFMG, and the record file comes out the same way.
 #include <kvcali/calibration/calibrator.hpp>
 #include <kvcali/policy.hpp>
 
@@ -53,14 +54,14 @@ struct minmax_policy {
          kvcali::quant_granularity_values, nullptr, "per_tensor (0) or per_channel (1)"},
     }};
     static void cross_check(const kvcali::param_view&, std::vector<kvcali::check_result>&) {}
-
-    static std::unique_ptr<kvcali::accumulator> make_accumulator(const kvcali::accumulator_settings& s) {
-        return std::make_unique<minmax_accumulator>(s.with_offset, s.per_channel);
-    }
 };
 
+/// The accumulator of one layer, with its settings (offset and granularity already derived).
+std::unique_ptr<kvcali::accumulator> make_minmax_accumulator(const kvcali::accumulator_settings& s) {
+    return std::make_unique<minmax_accumulator>(s.with_offset, s.per_channel);
+}
+
 using my_policies = kvcali::policy_list<kvcali::ifmr_policy, kvcali::hfmg_policy, minmax_policy>;
-static_assert(my_policies::algorithms[2].make_accumulator != nullptr, "describe<P>() picks up make_accumulator");
 
 }  // namespace
 
@@ -76,7 +77,7 @@ int main() {
     layer.values = {std::nullopt, kvcali::param_value::of_enum(1)};
     config.layers.push_back(layer);
 
-    kvcali::calibrator cal(config);
+    kvcali::calibrator cal(config, {{minmax_policy::act_algo, &make_minmax_accumulator}});
     const std::int64_t shape[2] = {2, 3};  // [tokens, channels]
     cal.observe(layer.name, std::vector<float>{-1.0f, 0.0f, 2.0f, 1.0f, 4.0f, -2.0f}, shape);
     cal.observe(layer.name, std::vector<float>{-3.0f, 1.0f, 0.5f, 0.0f, 2.0f, 1.0f}, shape);

@@ -18,8 +18,14 @@ struct minmax_policy {
     static constexpr std::string_view act_algo = "minmax";
     static constexpr std::string_view cfg_block = "minmax_quantize";
     static constexpr std::array<kvcali::param_desc, 2> params = {{
-        {"clip_ratio", "clip_ratio", -1, kvcali::param_type::float32, kvcali::param_value::of_float(1.0f), {},
-         &kvcali::checks::positive, "fraction of the observed range kept"},
+        {"clip_ratio",
+         "clip_ratio",
+         -1,
+         kvcali::param_type::float32,
+         kvcali::param_value::of_float(1.0f),
+         {},
+         &kvcali::checks::positive,
+         "fraction of the observed range kept"},
         {"asymmetric", "asymmetric", -1, kvcali::param_type::boolean, std::nullopt, {}, nullptr, "per-layer override"},
     }};
     static void cross_check(const kvcali::param_view& v, std::vector<kvcali::check_result>& out) {
@@ -49,14 +55,15 @@ int main(int argc, char** argv) {
     {
         std::FILE* f = std::fopen((dir + "/custom_policies.cfg").c_str(), "wb");
         if (!f) return 1;
-        std::fputs("kv_cache_quant_config { quant_layers: 'attn.k_proj' }\n"
-                   "override_layers_configs { layer_name: 'attn.v_proj' kv_data_quant_config { minmax_quantize { clip_ratio: 0.95 } } }\n",
-                   f);
+        std::fputs(
+            "kv_cache_quant_config { quant_layers: 'attn.k_proj' }\n"
+            "override_layers_configs { layer_name: 'attn.v_proj' kv_data_quant_config { minmax_quantize { clip_ratio: 0.95 } } }\n",
+            f);
         std::fclose(f);
     }
     try {
         kvcali::create_quant_cali_config<myframework::policies>(dir + "/custom_policies.json", model, std::nullopt,
-                                                                 dir + "/custom_policies.cfg");
+                                                                dir + "/custom_policies.cfg");
     } catch (const kvcali::error& e) {
         for (const auto& d : e.diagnostics()) std::fprintf(stderr, "%s\n", d.to_string().c_str());
         return 1;
@@ -64,8 +71,7 @@ int main(int argc, char** argv) {
     const std::string json = kvcali::read_file(dir + "/custom_policies.json");
     std::printf("%s\n", json.c_str());
     // The changed defaults and the own algorithm reach the JSON.
-    const bool ok = json.find("\"search_step\":0.005") != std::string::npos &&
-                    json.find("\"quant_granularity\":1") != std::string::npos &&
+    const bool ok = json.find("\"search_step\":0.005") != std::string::npos && json.find("\"quant_granularity\":1") != std::string::npos &&
                     json.find("\"act_algo\":\"minmax\",\n            \"clip_ratio\":0.95") != std::string::npos;
     return ok ? 0 : 1;
 }

@@ -24,8 +24,8 @@ struct Attention : torch::nn::Module {
 struct DecoderLayer : torch::nn::Module {
     explicit DecoderLayer(int64_t hidden) {
         register_module("self_attn", std::make_shared<Attention>(hidden));
-        register_module("mlp", torch::nn::Sequential(torch::nn::Linear(hidden, 4 * hidden), torch::nn::SiLU(),
-                                                     torch::nn::Linear(4 * hidden, hidden)));
+        register_module(
+            "mlp", torch::nn::Sequential(torch::nn::Linear(hidden, 4 * hidden), torch::nn::SiLU(), torch::nn::Linear(4 * hidden, hidden)));
         register_module("input_layernorm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({hidden})));
     }
 };

@@ -144,8 +144,10 @@ std::string help_text(const command& cmd) {
         left += o.short_name ? std::string("-") + o.short_name + ", " : std::string("    ");
         left += "--" + o.long_name;
         if (o.takes_value) left += " " + o.value_name;
-        if (left.size() < 30) left.append(30 - left.size(), ' ');
-        else left += "  ";
+        if (left.size() < 30)
+            left.append(30 - left.size(), ' ');
+        else
+            left += "  ";
         out += left + o.help + "\n";
     }
     out += "  -h, --help                  this help\n";
@@ -197,18 +199,25 @@ kvcali::layer_table load_model(const std::string& path, bool strict) {
     if (ends_with(path, ".json")) return kvcali::load_layer_list(path);
     if (ends_with(path, ".pt") || ends_with(path, ".pth") || ends_with(path, ".ts")) return load_torchscript_model(path);
     if (ends_with(path, ".onnx")) return load_onnx_model(path, strict);
-    throw kvcali::error(kvcali::diagnostic{kvcali::severity::error, kvcali::errc::invalid_argument,
-                                           "cannot tell the model format of " + path +
-                                               " from its name: expected .json (layer list), .pt/.pth/.ts (TorchScript) or .onnx",
-                                           {path, 0, 0}, {}, {}});
+    throw kvcali::error(kvcali::diagnostic{.severity = kvcali::severity::error,
+                                           .category = kvcali::errc::invalid_argument,
+                                           .message = "cannot tell the model format of " + path +
+                                                      " from its name: expected .json (layer list), .pt/.pth/.ts (TorchScript) or .onnx",
+                                           .where = {path, 0, 0},
+                                           .layer = {},
+                                           .json_path = {}});
 }
 
 std::optional<kvcali::quant_layers> quant_layers_from(const parsed_args& args) {
     const auto json = args.get("quant-layers");
     const auto names = args.all("layer");
     if (json && !names.empty()) {
-        throw kvcali::error(kvcali::diagnostic{kvcali::severity::error, kvcali::errc::invalid_argument,
-                                               "give the layers either with --quant-layers or with --layer, not both", {}, {}, {}});
+        throw kvcali::error(kvcali::diagnostic{.severity = kvcali::severity::error,
+                                               .category = kvcali::errc::invalid_argument,
+                                               .message = "give the layers either with --quant-layers or with --layer, not both",
+                                               .where = {},
+                                               .layer = {},
+                                               .json_path = {}});
     }
     if (!names.empty()) {
         kvcali::quant_layers q(names);
@@ -258,18 +267,25 @@ void refuse_output_over_inputs(const std::string& output, const std::vector<name
             same = normal(output) == normal(in.path);
         }
         if (!same) continue;
-        found.push_back({kvcali::severity::error, kvcali::errc::invalid_argument,
-                         "the output (-o " + output + ") is the input given with " + in.option + " " + in.path +
-                             ": writing it would destroy that file; choose another output path",
-                         {output, 0, 0}, {}, {}});
+        found.push_back({.severity = kvcali::severity::error,
+                         .category = kvcali::errc::invalid_argument,
+                         .message = "the output (-o " + output + ") is the input given with " + in.option + " " + in.path +
+                                    ": writing it would destroy that file; choose another output path",
+                         .where = {output, 0, 0},
+                         .layer = {},
+                         .json_path = {}});
     }
     if (!found.empty()) throw kvcali::error(kvcali::errc::invalid_argument, std::move(found));
 }
 
 void require_layers(const kvcali::layer_table& model, const std::string& path) {
     if (!model.empty()) return;
-    throw kvcali::error(kvcali::diagnostic{kvcali::severity::error, kvcali::errc::invalid_model,
-                                           std::string(kvcali::model_has_no_layers), {path, 0, 0}, {}, {}});
+    throw kvcali::error(kvcali::diagnostic{.severity = kvcali::severity::error,
+                                           .category = kvcali::errc::invalid_model,
+                                           .message = std::string(kvcali::model_has_no_layers),
+                                           .where = {path, 0, 0},
+                                           .layer = {},
+                                           .json_path = {}});
 }
 
 /// Whether a file that is not JSON reads like a quant.cfg: after blank lines and `#` comments,
@@ -307,10 +323,14 @@ kvcali::resolved_config read_config_json(const std::string& path, const kvcali::
     } catch (const kvcali::error& e) {
         if (!e.has(kvcali::errc::parse_error) || !looks_like_quant_cfg(path)) throw;
         throw kvcali::error(kvcali::diagnostic{
-            kvcali::severity::error, kvcali::errc::parse_error,
-            "this looks like a quant.cfg (the simple config file, protobuf text format), not a config.json: check it with "
-            "`kvcali check --model MODEL --cfg " + path + "`, and write the config.json from it with `kvcali generate`",
-            {path, 0, 0}, {}, {}});
+            .severity = kvcali::severity::error,
+            .category = kvcali::errc::parse_error,
+            .message = "this looks like a quant.cfg (the simple config file, protobuf text format), not a config.json: check it with "
+                       "`kvcali check --model MODEL --cfg " +
+                       path + "`, and write the config.json from it with `kvcali generate`",
+            .where = {path, 0, 0},
+            .layer = {},
+            .json_path = {}});
     }
 }
 
@@ -318,7 +338,8 @@ std::vector<option_spec> resolve_options() {
     return {
         {"model", 'm', true, false, "the model: .json layer list, .pt/.pth/.ts TorchScript, .onnx", "PATH"},
         {"cfg", 'c', true, false, "the simple config file (quant.cfg, or its JSON form ending in .json)", "PATH"},
-        {"quant-layers", 0, true, false, "the layers: {\"kv_cache_quant_layers\": [...]} or [\"name\", ...] inline, or a file holding either", "JSON|PATH"},
+        {"quant-layers", 0, true, false,
+         "the layers: {\"kv_cache_quant_layers\": [...]} or [\"name\", ...] inline, or a file holding either", "JSON|PATH"},
         {"layer", 'l', true, true, "a layer to quantize (repeatable; instead of --quant-layers)", "NAME"},
         {"strict", 0, false, false, "treat warnings as errors", ""},
     };
@@ -334,10 +355,14 @@ resolve_request read_resolve_request(const parsed_args& args) {
     const std::string model_path = required(args, "model", "missing --model PATH");
     if (!args.has("cfg") && !args.has("quant-layers") && !args.has("layer")) {
         // The library's message names its own arguments (quant_layers, the simple config file).
-        throw kvcali::error(kvcali::diagnostic{kvcali::severity::error, kvcali::errc::no_quant_layers,
-                                               "no layer to quantize: give a quant.cfg with --cfg PATH, or the layers with --layer NAME "
-                                               "(repeatable) or --quant-layers JSON|PATH",
-                                               {}, {}, {}});
+        throw kvcali::error(
+            kvcali::diagnostic{.severity = kvcali::severity::error,
+                               .category = kvcali::errc::no_quant_layers,
+                               .message = "no layer to quantize: give a quant.cfg with --cfg PATH, or the layers with --layer NAME "
+                                          "(repeatable) or --quant-layers JSON|PATH",
+                               .where = {},
+                               .layer = {},
+                               .json_path = {}});
     }
     resolve_request r;
     r.opts.strict = args.has("strict");
@@ -376,7 +401,8 @@ std::string summary_of(const kvcali::resolved_config& doc) {
 
 bool names_stdout(const std::string& path) {
     if (path == "-") return true;
-    struct ::stat out {}, named {};
+    struct ::stat out {
+    }, named{};
     if (::fstat(1, &out) != 0 || ::stat(path.c_str(), &named) != 0) return false;
     return out.st_dev == named.st_dev && out.st_ino == named.st_ino;
 }
@@ -388,8 +414,12 @@ void write_to_stdout(std::string_view bytes) {
         if (n < 0) {
             if (errno == EINTR) continue;
             const std::string why = std::strerror(errno);
-            throw kvcali::error(kvcali::diagnostic{kvcali::severity::error, kvcali::errc::io_error, "cannot write <stdout>: " + why,
-                                                   {"<stdout>", 0, 0}, {}, {}});
+            throw kvcali::error(kvcali::diagnostic{.severity = kvcali::severity::error,
+                                                   .category = kvcali::errc::io_error,
+                                                   .message = "cannot write <stdout>: " + why,
+                                                   .where = {"<stdout>", 0, 0},
+                                                   .layer = {},
+                                                   .json_path = {}});
         }
         bytes.remove_prefix(static_cast<std::size_t>(n));
     }
@@ -407,7 +437,12 @@ int guarded(const std::function<int()>& body) {
     } catch (const usage_error&) {
         throw;
     } catch (const std::bad_alloc&) {
-        print_diagnostic({kvcali::severity::error, kvcali::errc::io_error, "out of memory", {}, {}, {}});
+        print_diagnostic({.severity = kvcali::severity::error,
+                          .category = kvcali::errc::io_error,
+                          .message = "out of memory",
+                          .where = {},
+                          .layer = {},
+                          .json_path = {}});
         return 1;
     }
 }

@@ -3,7 +3,7 @@
 
 #include <kvcali/error.hpp>
 #include <kvcali/generate.hpp>
-#include <kvcali/model_graph.hpp>
+#include <kvcali/layer_table.hpp>
 #include <kvcali/resolved_config.hpp>
 #include <kvcali/simple_config.hpp>
 
@@ -29,8 +29,8 @@ struct usage_error : std::runtime_error {
 
 /// One option a command accepts.
 struct option_spec {
-    std::string long_name;   ///< without dashes: "model"
-    char short_name = 0;     ///< 'o', or 0
+    std::string long_name;  ///< without dashes: "model"
+    char short_name = 0;    ///< 'o', or 0
     bool takes_value = true;
     bool repeatable = false;
     std::string help;

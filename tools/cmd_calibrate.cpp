@@ -47,7 +47,8 @@ public:
         if (done == layers_) {
             std::snprintf(left, sizeof left, "done in %.1f s", seconds);
         } else if (bytes > 0 && seconds > 0.2) {
-            const double remaining = seconds * static_cast<double>(total_bytes_ - std::min(bytes, total_bytes_)) / static_cast<double>(bytes);
+            const double remaining =
+                seconds * static_cast<double>(total_bytes_ - std::min(bytes, total_bytes_)) / static_cast<double>(bytes);
             std::snprintf(left, sizeof left, "%.0f s left", remaining);
         }
         std::fprintf(stderr, "\rcalibrate [%s] %zu/%zu layers, %.1f M values/s, %s   ", bar.c_str(), done, layers_, rate / 1e6, left);
@@ -162,10 +163,13 @@ void check_batch_files(const kvcali::resolved_config& config, const std::filesys
         for (std::uint32_t k = 0; k < config.batch_num; ++k) {
             const fs::path file = kvcali::activation_file(dir, layer.name, k);
             if (fs::equivalent(file, output, ec) && !ec) {
-                problems.push_back({kvcali::severity::error, kvcali::errc::invalid_argument,
-                                    "the output (-o " + output + ") is batch " + std::to_string(k) + " of layer \"" + layer.name +
-                                        "\": writing it would destroy that file; choose another output path",
-                                    {output, 0, 0}, {}, {}});
+                problems.push_back({.severity = kvcali::severity::error,
+                                    .category = kvcali::errc::invalid_argument,
+                                    .message = "the output (-o " + output + ") is batch " + std::to_string(k) + " of layer \"" +
+                                               layer.name + "\": writing it would destroy that file; choose another output path",
+                                    .where = {output, 0, 0},
+                                    .layer = {},
+                                    .json_path = {}});
             }
         }
     }
@@ -188,8 +192,12 @@ int run_calibrate(const parsed_args& args) {
     kvcali::calibrator cal(config);
     const std::filesystem::path dir = *activations;
     if (!std::filesystem::is_directory(dir)) {
-        throw kvcali::error(kvcali::diagnostic{kvcali::severity::error, kvcali::errc::io_error,
-                                               "cannot read activations: " + dir.string() + " is not a folder", {dir.string(), 0, 0}, {}, {}});
+        throw kvcali::error(kvcali::diagnostic{.severity = kvcali::severity::error,
+                                               .category = kvcali::errc::io_error,
+                                               .message = "cannot read activations: " + dir.string() + " is not a folder",
+                                               .where = {dir.string(), 0, 0},
+                                               .layer = {},
+                                               .json_path = {}});
     }
     // Everything is checked before any data is read, and every problem reported at once: the record
     // file (its writer is opened now: a missing folder does not cost a whole calibration first) and

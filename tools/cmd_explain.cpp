@@ -64,7 +64,8 @@ void append_json_source(std::string& out, const kvcali::provenance& p) {
     if (!p.where.file.empty()) {
         out += ", \"file\": ";
         kvcali::append_json_string(out, p.where.file);
-        if (p.where.has_position()) out += ", \"line\": " + std::to_string(p.where.line) + ", \"column\": " + std::to_string(p.where.column);
+        if (p.where.has_position())
+            out += ", \"line\": " + std::to_string(p.where.line) + ", \"column\": " + std::to_string(p.where.column);
     }
     out += ", \"text\": ";
     kvcali::append_json_string(out, describe(p));
@@ -176,8 +177,9 @@ std::string explain_text(const kvcali::resolved_config& doc) {
     }
     out += "; argument = the quant_layers argument (--layer, --quant-layers)\n";
     if (any_unset) {
-        out += "unset (activation_offset) = set nowhere, so not written to config.json: calibration then takes the value of "
-               "activation_offset (an offset when it is true)\n";
+        out +=
+            "unset (activation_offset) = set nowhere, so not written to config.json: calibration then takes the value of "
+            "activation_offset (an offset when it is true)\n";
     }
     return out;
 }

@@ -53,9 +53,11 @@ int run_export(const parsed_args& args) {
             const std::size_t n = plan.tensors.size();
             line += ": " + std::to_string(n) + (n == 1 ? " tensor (" : " tensors (");
             if (plan.format == kvcali::export_format::compressed_tensors) {
-                line += std::to_string(plan.modules) + (plan.modules == 1 ? " attention module), float32, " : " attention modules), float32, ");
+                line +=
+                    std::to_string(plan.modules) + (plan.modules == 1 ? " attention module), float32, " : " attention modules), float32, ");
                 line += opts.kv_dtype == kvcali::kv_cache_dtype::fp8 ? "fp8" : "int8";
-                line += opts.strategy == kvcali::kv_scale_strategy::tensor ? " per tensor" : " per attention head (" + std::to_string(opts.kv_heads) + ")";
+                line += opts.strategy == kvcali::kv_scale_strategy::tensor ? " per tensor"
+                                                                           : " per attention head (" + std::to_string(opts.kv_heads) + ")";
             } else {
                 line += std::to_string(plan.layers) + (plan.layers == 1 ? " layer), " : " layers), ");
                 line += std::string(kvcali::to_string(opts.dtype));

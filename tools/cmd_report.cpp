@@ -107,12 +107,12 @@ int run_report(const parsed_args& args) {
     }
     const std::filesystem::path dir = *activations;
     if (!std::filesystem::is_directory(dir)) {
-        problems.push_back({kvcali::severity::error,
-                            kvcali::errc::io_error,
-                            "cannot read activations: " + dir.string() + " is not a folder",
-                            {dir.string(), 0, 0},
-                            {},
-                            {}});
+        problems.push_back({.severity = kvcali::severity::error,
+                            .category = kvcali::errc::io_error,
+                            .message = "cannot read activations: " + dir.string() + " is not a folder",
+                            .where = {dir.string(), 0, 0},
+                            .layer = {},
+                            .json_path = {}});
     } else {
         auto found = kvcali::check_report_inputs(config, dir, request);
         problems.insert(problems.end(), found.begin(), found.end());

@@ -34,24 +34,35 @@ inline kvcali::export_options export_options_from(const parsed_args& args, const
     if (!f) throw usage_error("unknown --format " + format + " (ascend-c8, compressed-tensors or vllm-scales-json)");
     o.format = *f;
     if (auto d = args.get("dtype")) {
-        if (*d == "float16") o.dtype = kvcali::tensor_dtype::float16;
-        else if (*d == "bfloat16") o.dtype = kvcali::tensor_dtype::bfloat16;
-        else if (*d == "float32") o.dtype = kvcali::tensor_dtype::float32;
-        else throw usage_error("unknown --dtype " + *d + " (float16, bfloat16 or float32)");
-        if (o.format != kvcali::export_format::ascend_c8) throw usage_error("--dtype is for --format ascend-c8 (compressed-tensors writes float32)");
+        if (*d == "float16")
+            o.dtype = kvcali::tensor_dtype::float16;
+        else if (*d == "bfloat16")
+            o.dtype = kvcali::tensor_dtype::bfloat16;
+        else if (*d == "float32")
+            o.dtype = kvcali::tensor_dtype::float32;
+        else
+            throw usage_error("unknown --dtype " + *d + " (float16, bfloat16 or float32)");
+        if (o.format != kvcali::export_format::ascend_c8)
+            throw usage_error("--dtype is for --format ascend-c8 (compressed-tensors writes float32)");
     }
     const bool ct = o.format == kvcali::export_format::compressed_tensors;
     if (auto d = args.get("kv-dtype")) {
         if (!ct) throw usage_error("--kv-dtype is for --format compressed-tensors");
-        if (*d == "fp8") o.kv_dtype = kvcali::kv_cache_dtype::fp8;
-        else if (*d == "int8") o.kv_dtype = kvcali::kv_cache_dtype::int8;
-        else throw usage_error("unknown --kv-dtype " + *d + " (fp8 or int8)");
+        if (*d == "fp8")
+            o.kv_dtype = kvcali::kv_cache_dtype::fp8;
+        else if (*d == "int8")
+            o.kv_dtype = kvcali::kv_cache_dtype::int8;
+        else
+            throw usage_error("unknown --kv-dtype " + *d + " (fp8 or int8)");
     }
     if (auto s = args.get("strategy")) {
         if (!ct) throw usage_error("--strategy is for --format compressed-tensors");
-        if (*s == "tensor") o.strategy = kvcali::kv_scale_strategy::tensor;
-        else if (*s == "attn_head") o.strategy = kvcali::kv_scale_strategy::attn_head;
-        else throw usage_error("unknown --strategy " + *s + " (tensor or attn_head)");
+        if (*s == "tensor")
+            o.strategy = kvcali::kv_scale_strategy::tensor;
+        else if (*s == "attn_head")
+            o.strategy = kvcali::kv_scale_strategy::attn_head;
+        else
+            throw usage_error("unknown --strategy " + *s + " (tensor or attn_head)");
     }
     if (auto h = args.get("kv-heads")) {
         if (o.strategy != kvcali::kv_scale_strategy::attn_head) throw usage_error("--kv-heads is for --strategy attn_head");

@@ -11,8 +11,6 @@ extern "C" {
 
 const char* kvcali_cli_torchscript_abi() { return KVCALI_CLI_TORCHSCRIPT_ABI; }
 
-void kvcali_cli_load_torchscript(const std::string* path, kvcali::layer_table* out) {
-    *out = kvcali::libtorch::load_script_layers(*path);
-}
+void kvcali_cli_load_torchscript(const std::string* path, kvcali::layer_table* out) { *out = kvcali::libtorch::load_script_layers(*path); }
 
 }  // extern "C"

@@ -31,8 +31,12 @@ namespace {
 constexpr const char* module_file = "libkvcali-torchscript.so";
 
 [[noreturn]] void fail(const std::string& model, const std::string& why) {
-    throw kvcali::error(kvcali::diagnostic{kvcali::severity::error, kvcali::errc::invalid_model,
-                                           "cannot read TorchScript model " + model + ": " + why, {model, 0, 0}, {}, {}});
+    throw kvcali::error(kvcali::diagnostic{.severity = kvcali::severity::error,
+                                           .category = kvcali::errc::invalid_model,
+                                           .message = "cannot read TorchScript model " + model + ": " + why,
+                                           .where = {model, 0, 0},
+                                           .layer = {},
+                                           .json_path = {}});
 }
 
 std::vector<std::filesystem::path> module_dirs() {
@@ -71,8 +75,8 @@ load_fn open_module(const std::string& model) {
         auto load = reinterpret_cast<load_fn>(::dlsym(handle, "kvcali_cli_load_torchscript"));
         if (!abi || !load) fail(model, "its loader module " + file.string() + " is not a kvcali TorchScript module");
         if (std::strcmp(abi(), KVCALI_CLI_TORCHSCRIPT_ABI) != 0) {
-            fail(model, "its loader module " + file.string() + " belongs to another kvcali build (" + abi() +
-                            ", expected " + KVCALI_CLI_TORCHSCRIPT_ABI + ")");
+            fail(model, "its loader module " + file.string() + " belongs to another kvcali build (" + abi() + ", expected " +
+                            KVCALI_CLI_TORCHSCRIPT_ABI + ")");
         }
         cached = load;  // the module stays loaded until exit
         return cached;

@@ -7,10 +7,13 @@ namespace kvcali_cli {
 
 namespace {
 [[noreturn, maybe_unused]] void unsupported(const std::string& path, const char* what, const char* feature) {
-    throw kvcali::error(kvcali::diagnostic{kvcali::severity::error, kvcali::errc::invalid_model,
-                                           std::string("this kvcali was built without ") + what + " support (meson option -D" +
-                                               feature + "=enabled); cannot read " + path,
-                                           {path, 0, 0}, {}, {}});
+    throw kvcali::error(kvcali::diagnostic{.severity = kvcali::severity::error,
+                                           .category = kvcali::errc::invalid_model,
+                                           .message = std::string("this kvcali was built without ") + what + " support (meson option -D" +
+                                                      feature + "=enabled); cannot read " + path,
+                                           .where = {path, 0, 0},
+                                           .layer = {},
+                                           .json_path = {}});
 }
 }  // namespace
 

@@ -12,16 +12,18 @@
 namespace {
 
 void print_program_help() {
-    std::string out = "Usage: kvcali COMMAND [OPTIONS]\n\n"
-                      "KV-cache quantization configs (AMCT-compatible) and calibration, for any model graph.\n\n"
-                      "Commands:\n";
+    std::string out =
+        "Usage: kvcali COMMAND [OPTIONS]\n\n"
+        "KV-cache quantization configs (AMCT-compatible) and calibration, for any model graph.\n\n"
+        "Commands:\n";
     for (const auto& c : kvcali_cli::commands()) {
         std::string left = "  " + c.name;
         if (left.size() < 14) left.append(14 - left.size(), ' ');
         out += left + c.summary + "\n";
     }
-    out += "\nRun 'kvcali COMMAND --help' for a command's options. 'kvcali --version' prints the version.\n"
-           "Exit status: 0 success, 1 any failure (invalid input, I/O), 2 command-line syntax.\n";
+    out +=
+        "\nRun 'kvcali COMMAND --help' for a command's options. 'kvcali --version' prints the version.\n"
+        "Exit status: 0 success, 1 any failure (invalid input, I/O), 2 command-line syntax.\n";
     std::fputs(out.c_str(), stdout);
 }
 

@@ -2,7 +2,7 @@
 // heavy to compile) and is replaced by a stub when the feature is off.
 #pragma once
 
-#include <kvcali/model_graph.hpp>
+#include <kvcali/layer_table.hpp>
 
 #include <string>
 

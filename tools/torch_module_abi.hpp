@@ -3,7 +3,7 @@
 // throw kvcali::error. The ABI string guards against a module left over from another build.
 #pragma once
 
-#include <kvcali/model_graph.hpp>
+#include <kvcali/layer_table.hpp>
 #include <kvcali/version.hpp>
 
 #include <string>

@@ -123,7 +123,8 @@ std::vector<unsigned char> batch_bytes(std::size_t layer, std::size_t batch, std
         h ^= h << 17;
         return h;
     };
-    for (std::size_t c = 0; c < channels; ++c) channel_scale[c] = (c % 97 == 3 ? 20.0f : 1.0f) * (0.2f + static_cast<float>(next() % 1000) / 500.0f);
+    for (std::size_t c = 0; c < channels; ++c)
+        channel_scale[c] = (c % 97 == 3 ? 20.0f : 1.0f) * (0.2f + static_cast<float>(next() % 1000) / 500.0f);
     h ^= 0xD1B54A32D192ED03ull * (batch + 1);
     std::vector<unsigned char> out(rows * channels * 2);
     for (std::size_t r = 0; r < rows; ++r) {
@@ -158,7 +159,8 @@ child_result run_child(const std::vector<std::string>& args) {
     struct rusage usage {};
     ::wait4(pid, &status, 0, &usage);
     out.wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    out.cpu = static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+    out.cpu = static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+              static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
     out.peak_kib = usage.ru_maxrss;
     out.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     return out;
@@ -210,8 +212,10 @@ int main(int argc, char** argv) try {
     const options o = parse(argc, argv);
     const std::uint64_t values = static_cast<std::uint64_t>(o.layers) * o.batches * o.rows * o.channels;
     const double gib = static_cast<double>(values) * 2.0 / (1024.0 * 1024.0 * 1024.0);
-    std::printf("calibrate dump: %zu layers (IFMR/HFMG x per tensor/per channel), batch_num %zu, [%zu, %zu] float16 per batch: %.3f GiB, %llu values\n",
-                o.layers, o.batches, o.rows, o.channels, gib, static_cast<unsigned long long>(values));
+    std::printf(
+        "calibrate dump: %zu layers (IFMR/HFMG x per tensor/per channel), batch_num %zu, [%zu, %zu] float16 per batch: %.3f GiB, %llu "
+        "values\n",
+        o.layers, o.batches, o.rows, o.channels, gib, static_cast<unsigned long long>(values));
     std::fflush(stdout);
 
     dump_dir dump{o.dir / ("kvcali-bench-dump-" + std::to_string(::getpid())), o.keep};

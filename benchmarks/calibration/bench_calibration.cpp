@@ -90,8 +90,8 @@ figure measure(const std::function<void()>& setup, const std::function<void()>& 
 }
 
 void report(const char* what, std::size_t values, const figure& f, long baseline_kib) {
-    std::printf("%-42s wall %7.3f s  cpu %7.3f s  %8.1f M values/s (cpu)  peak RSS %7.1f MiB (data alone %6.1f MiB)\n", what,
-                f.seconds, f.cpu_seconds, static_cast<double>(values) / f.cpu_seconds / 1e6, static_cast<double>(f.peak_kib) / 1024.0,
+    std::printf("%-42s wall %7.3f s  cpu %7.3f s  %8.1f M values/s (cpu)  peak RSS %7.1f MiB (data alone %6.1f MiB)\n", what, f.seconds,
+                f.cpu_seconds, static_cast<double>(values) / f.cpu_seconds / 1e6, static_cast<double>(f.peak_kib) / 1024.0,
                 static_cast<double>(baseline_kib) / 1024.0);
     std::fflush(stdout);
 }
@@ -158,6 +158,7 @@ int main(int argc, char** argv) {
         }
     });
     report("HFMG histogram build + merge (16 batches)", n, hfmg_merge, tensor_only.peak_kib);
-    std::printf("targets (reference on this machine): IFMR 16M values 4.3 s -> under 0.2 s; HFMG per channel 8192 x 128 132 s -> under 1 s\n");
+    std::printf(
+        "targets (reference on this machine): IFMR 16M values 4.3 s -> under 0.2 s; HFMG per channel 8192 x 128 132 s -> under 1 s\n");
     return 0;
 }

@@ -16,9 +16,10 @@ inline std::string generated_quant_cfg(std::size_t layers) {
     for (std::size_t i = 0; i < layers; ++i) {
         out += "    quant_layers: 'model.layers." + std::to_string(i / 2) + (i % 2 ? ".self_attn.v_proj'\n" : ".self_attn.k_proj'\n");
     }
-    out += "    calibration_config {\n        ifmr_quantize {\n            search_range_start: 0.7\n"
-           "            search_range_end: 1.3\n            search_step: 0.01\n            max_percentile: 0.999999\n"
-           "            min_percentile: 0.999999\n            quant_granularity: per_tensor\n        }\n    }\n}\n";
+    out +=
+        "    calibration_config {\n        ifmr_quantize {\n            search_range_start: 0.7\n"
+        "            search_range_end: 1.3\n            search_step: 0.01\n            max_percentile: 0.999999\n"
+        "            min_percentile: 0.999999\n            quant_granularity: per_tensor\n        }\n    }\n}\n";
     for (std::size_t i = 0; i < layers; i += 10) {
         out += "override_layers_configs {\n    layer_name: 'model.layers." + std::to_string(i / 2) +
                (i % 2 ? ".self_attn.v_proj'\n" : ".self_attn.k_proj'\n");

@@ -61,8 +61,7 @@ int main(int argc, char** argv) {
     std::size_t checksum = 0;
     auto run_kvcali = [&] {
         kvcali::diagnostics diags;
-        const kvcali::simple_config cfg =
-            kvcali::parse_simple_config(text, "bench.cfg", kvcali::default_policies::algorithms, diags);
+        const kvcali::simple_config cfg = kvcali::parse_simple_config(text, "bench.cfg", kvcali::default_policies::algorithms, diags);
         if (diags.has_errors()) {
             std::fprintf(stderr, "kvcali rejected the generated file: %s\n", diags.items().front().to_string().c_str());
             std::exit(1);
@@ -97,7 +96,8 @@ int main(int argc, char** argv) {
     std::printf("kvcali parse_simple_config: %8.1f MB/s (%.1f ms wall, %.1f ms CPU)\n", mb / kvcali_s, kvcali_s * 1e3, kvcali_cpu * 1e3);
 #ifdef KVCALI_BENCH_PROTOBUF
     const double protobuf_s = median(pb_wall), protobuf_cpu = median(pb_cpu);
-    std::printf("protobuf TextFormat::Merge: %8.1f MB/s (%.1f ms wall, %.1f ms CPU)\n", mb / protobuf_s, protobuf_s * 1e3, protobuf_cpu * 1e3);
+    std::printf("protobuf TextFormat::Merge: %8.1f MB/s (%.1f ms wall, %.1f ms CPU)\n", mb / protobuf_s, protobuf_s * 1e3,
+                protobuf_cpu * 1e3);
     std::printf("ratio kvcali / TextFormat:  %8.2fx wall, %.2fx CPU %s\n", protobuf_s / kvcali_s, protobuf_cpu / kvcali_cpu,
                 kvcali_cpu < protobuf_cpu ? "(faster)" : "(slower)");
 #else

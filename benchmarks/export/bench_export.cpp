@@ -85,7 +85,8 @@ int main(int argc, char** argv) {
     config += "\n}";
     kvcali::write_file_atomic(dir / "config.json", config);
     kvcali::write_file_atomic(dir / "record.txt", record);
-    std::printf("export of %zu layers x %zu channels (record %.1f MiB)\n", layers, channels, static_cast<double>(record.size()) / (1 << 20));
+    std::printf("export of %zu layers x %zu channels (record %.1f MiB)\n", layers, channels,
+                static_cast<double>(record.size()) / (1 << 20));
     // The texts are in their files now: the children measured below start without them.
     std::string().swap(record);
     std::string().swap(config);
@@ -101,7 +102,8 @@ int main(int argc, char** argv) {
     measure("  ascend-c8 (float16)", [&] { export_to(kvcali::export_format::ascend_c8, "c8"); });
     measure("  compressed-tensors (fp8, per tensor)", [&] { export_to(kvcali::export_format::compressed_tensors, "ct"); });
     measure("  vllm-scales-json", [&] { export_to(kvcali::export_format::vllm_scales_json, "vllm"); });
-    std::printf("  kv_cache_c8.safetensors: %.1f MiB\n", static_cast<double>(fs::file_size(dir / "c8" / "kv_cache_c8.safetensors")) / (1 << 20));
+    std::printf("  kv_cache_c8.safetensors: %.1f MiB\n",
+                static_cast<double>(fs::file_size(dir / "c8" / "kv_cache_c8.safetensors")) / (1 << 20));
 
     // A large safetensors file: 16 big F32 tensors (sparse: never written) and a small one at the end.
     const std::uint64_t big_bytes = (file_mib << 20) / 16 / 4 * 4;

@@ -113,8 +113,8 @@ int bench_generate(const std::string& self, const std::vector<std::size_t>& size
     const run_result idle = run({self, "--idle"}, scratch);
     std::printf("generate on synthetic LLaMA-shaped models (best of %d; peak RSS of a fresh process, idle %.1f MiB)\n", repeats,
                 idle.max_rss_kb / 1024.0);
-    std::printf("%9s %8s %9s %9s %9s %9s %9s %9s %11s %9s %9s %8s\n", "layers", "KV", "model MB", "cfg MB", "out MB", "load s",
-                "gen s", "cpu s", "us/KV layer", "wall s", "peak MiB", "peak/io");
+    std::printf("%9s %8s %9s %9s %9s %9s %9s %9s %11s %9s %9s %8s\n", "layers", "KV", "model MB", "cfg MB", "out MB", "load s", "gen s",
+                "cpu s", "us/KV layer", "wall s", "peak MiB", "peak/io");
     int failures = 0;
     for (const std::size_t requested : sizes) {
         // A size below 100 means "this many thousand KV-cache layers" (e.g. 20: the reference's 20k).
@@ -154,9 +154,10 @@ int bench_generate(const std::string& self, const std::vector<std::size_t>& size
                     best_gen, best_total, best_total / static_cast<double>(2 * blocks) * 1e6, best_wall, peak / 1024.0, above_idle / io);
         std::fflush(stdout);
     }
-    std::printf("(load s, gen s, cpu s: CPU time (user + system) of loading the layer list, of parsing quant.cfg + resolving + writing\n"
-                " config.json atomically (fsync included), and their sum; wall s: elapsed time of both, which includes waiting for the\n"
-                " disk and for a core; peak/io: peak RSS above idle / (model + cfg + output))\n");
+    std::printf(
+        "(load s, gen s, cpu s: CPU time (user + system) of loading the layer list, of parsing quant.cfg + resolving + writing\n"
+        " config.json atomically (fsync included), and their sum; wall s: elapsed time of both, which includes waiting for the\n"
+        " disk and for a core; peak/io: peak RSS above idle / (model + cfg + output))\n");
     return failures;
 }
 
@@ -180,15 +181,17 @@ int bench_compile_once(const std::vector<std::string>& command, const char* mode
     }
     std::string shown;
     for (const auto& a : command) shown += (shown.empty() ? "" : " ") + fs::path(a).filename().string();
-    std::printf("compile time of one TU including <kvcali/generate.hpp> and calling the generator, %s: %.2f s CPU, %.2f s wall "
-                "(best of %d), compiler peak RSS %.0f MiB\n  (%s)\n",
-                mode, best_cpu, best, repeats, peak / 1024.0, shown.c_str());
+    std::printf(
+        "compile time of one TU including <kvcali/kvcali.hpp> and calling the generator on its own graph type and on a layer list, %s: "
+        "%.2f s CPU, %.2f s wall "
+        "(best of %d), compiler peak RSS %.0f MiB\n  (%s)\n",
+        mode, best_cpu, best, repeats, peak / 1024.0, shown.c_str());
     std::fflush(stdout);
     return 0;
 }
 
-/// The TU header-only (the default), then with KVCALI_SEPARATE_COMPILATION (the pipeline only
-/// declared; <kvcali/src.hpp> would define it in another TU, compiled once).
+/// The TU header-only (the default), then with KVCALI_SEPARATE_COMPILATION (the library's
+/// non-template functions only declared; <kvcali/src.hpp> would define them in another TU, compiled once).
 int bench_compile(const std::vector<std::string>& command, int repeats, const fs::path& scratch) {
     int failures = bench_compile_once(command, "header-only", repeats, scratch);
     std::vector<std::string> separate = command;

@@ -66,8 +66,10 @@ std::string config_text(std::size_t layers, bool per_channel) {
     std::string out = "{\"batch_num\":" + std::to_string(batches) + ",\"activation_offset\":true";
     for (std::size_t i = 0; i < layers; ++i) {
         out += ",\"model.layers." + std::to_string(i / 2) + ".self_attn." + (i % 2 ? "v" : "k") + "_proj\":{\"kv_data_quant_config\":";
-        out += per_channel ? R"({"act_algo":"ifmr","max_percentile":0.999999,"min_percentile":0.999999,"search_range":[0.7,1.3],"search_step":0.01,"quant_granularity":1}})"
-                           : R"({"act_algo":"hfmg","num_of_bins":4096}})";
+        out +=
+            per_channel
+                ? R"({"act_algo":"ifmr","max_percentile":0.999999,"min_percentile":0.999999,"search_range":[0.7,1.3],"search_step":0.01,"quant_granularity":1}})"
+                : R"({"act_algo":"hfmg","num_of_bins":4096}})";
     }
     return out + "}";
 }
@@ -121,9 +123,12 @@ int main(int argc, char** argv) {
     fs::path base = fs::temp_directory_path();
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string a = argv[i];
-        if (a == "--layers") layers = std::strtoull(argv[i + 1], nullptr, 10);
-        else if (a == "--rows") rows = std::strtoull(argv[i + 1], nullptr, 10);
-        else if (a == "--dir") base = argv[i + 1];
+        if (a == "--layers")
+            layers = std::strtoull(argv[i + 1], nullptr, 10);
+        else if (a == "--rows")
+            rows = std::strtoull(argv[i + 1], nullptr, 10);
+        else if (a == "--dir")
+            base = argv[i + 1];
         else {
             std::fprintf(stderr, "usage: bench_report [--layers N] [--rows R] [--dir DIR]\n");
             return 2;
@@ -132,8 +137,8 @@ int main(int argc, char** argv) {
     const fs::path dir = base / ("kvcali-bench-report-" + std::to_string(::getpid()));
     const std::size_t per_layer = rows * channels * batches;
     const double layer_mib = static_cast<double>(per_layer) * 4.0 / (1 << 20);
-    std::printf("report benchmark: %zu layers x %zu values ([%zu, %zu] x %u batches, float16 files: %.0f MiB in all)\n", layers,
-                per_layer, rows, channels, batches, static_cast<double>(layers * per_layer * 2) / (1 << 20));
+    std::printf("report benchmark: %zu layers x %zu values ([%zu, %zu] x %u batches, float16 files: %.0f MiB in all)\n", layers, per_layer,
+                rows, channels, batches, static_cast<double>(layers * per_layer * 2) / (1 << 20));
     std::printf("one layer's values as float32: %.1f MiB; the whole dump: %.1f MiB\n", layer_mib, layer_mib * static_cast<double>(layers));
 
     int failures = 0;
@@ -178,9 +183,11 @@ int main(int argc, char** argv) {
                     continue;
                 }
                 const double values = static_cast<double>(per_layer * layers);
-                std::printf("%-32s %-28s wall %7.2f s  cpu %7.2f s  %6.1f M values/s (cpu)  peak RSS %7.1f MiB (%.2fx one layer; process alone %.1f MiB)\n",
-                            what, label, f.seconds, f.cpu_seconds, values / f.cpu_seconds / 1e6, static_cast<double>(f.peak_kib) / 1024.0,
-                            static_cast<double>(f.peak_kib) / 1024.0 / layer_mib, static_cast<double>(baseline.peak_kib) / 1024.0);
+                std::printf(
+                    "%-32s %-28s wall %7.2f s  cpu %7.2f s  %6.1f M values/s (cpu)  peak RSS %7.1f MiB (%.2fx one layer; process alone "
+                    "%.1f MiB)\n",
+                    what, label, f.seconds, f.cpu_seconds, values / f.cpu_seconds / 1e6, static_cast<double>(f.peak_kib) / 1024.0,
+                    static_cast<double>(f.peak_kib) / 1024.0 / layer_mib, static_cast<double>(baseline.peak_kib) / 1024.0);
             }
         }
     } catch (const kvcali::error& e) {

@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "detail/config.hpp"
+
 namespace kvcali {
 
 /// The category of a problem. Every diagnostic has exactly one; the CLI prints it in brackets.
@@ -87,22 +89,7 @@ struct diagnostic {
     bool is_error() const noexcept { return severity == kvcali::severity::error; }
 
     /// Compiler style: `file:line:column: error: message [category]` (the position only when known).
-    std::string to_string() const {
-        std::string out;
-        if (!where.file.empty()) {
-            out += where.file;
-            if (where.has_position()) {
-                out += ':' + std::to_string(where.line) + ':' + std::to_string(where.column);
-            }
-            out += ": ";
-        }
-        out += is_error() ? "error: " : "warning: ";
-        out += message;
-        out += " [";
-        out += kvcali::to_string(category);
-        out += ']';
-        return out;
-    }
+    KVCALI_DECL std::string to_string() const;
 };
 
 /// Receives warnings as they are found (the library itself never prints).
@@ -129,12 +116,7 @@ public:
     }
 
 private:
-    static std::string summary(errc code, const std::vector<diagnostic>& diagnostics) {
-        for (const auto& d : diagnostics) {
-            if (d.is_error()) return d.to_string();
-        }
-        return std::string(to_string(code));
-    }
+    KVCALI_DECL static std::string summary(errc code, const std::vector<diagnostic>& diagnostics);
 
     errc code_;
     std::vector<diagnostic> diagnostics_;
@@ -160,11 +142,21 @@ public:
     }
 
     void error(errc category, std::string message, source_location where = {}, std::string layer = {}) {
-        add({severity::error, category, std::move(message), std::move(where), std::move(layer), {}});
+        add({.severity = severity::error,
+             .category = category,
+             .message = std::move(message),
+             .where = std::move(where),
+             .layer = std::move(layer),
+             .json_path = {}});
     }
 
     void warning(errc category, std::string message, source_location where = {}, std::string layer = {}) {
-        add({severity::warning, category, std::move(message), std::move(where), std::move(layer), {}});
+        add({.severity = severity::warning,
+             .category = category,
+             .message = std::move(message),
+             .where = std::move(where),
+             .layer = std::move(layer),
+             .json_path = {}});
     }
 
     bool has_errors() const noexcept { return errors_ != 0; }
@@ -228,3 +220,7 @@ private:
 
 template <>
 struct std::is_error_code_enum<kvcali::errc> : std::true_type {};
+
+#if !defined(KVCALI_SEPARATE_COMPILATION)
+#include "impl/error.ipp"  // IWYU pragma: export
+#endif

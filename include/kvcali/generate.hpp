@@ -7,39 +7,32 @@
 #include <utility>
 #include <vector>
 
+#include "detail/config.hpp"
 #include "error.hpp"
-#include "model_graph.hpp"
+#include "layer_table.hpp"
 #include "policy.hpp"
 #include "resolved_config.hpp"
 #include "simple_config.hpp"
 
-// Separate compilation (optional): with KVCALI_SEPARATE_COMPILATION defined in every TU of a
-// program, this header declares the non-template pipeline (reading quant.cfg, resolving, writing
-// config.json) instead of defining it, and exactly one TU includes <kvcali/src.hpp>, which defines
-// it. A TU that only calls the generator then compiles in about a quarter of the time. Without the
-// macro (the default) everything is inline and nothing needs to be linked.
-//
-// The mode covers this header's pipeline only: the two functions declared below,
-// detail::resolve_table and detail::write_config_file. Every other header (layer_list.hpp,
-// config_reader.hpp, config_writer.hpp, the calibration headers, ...) stays header-only whatever
-// the macro says. Defining the macro but including <kvcali/src.hpp> in no TU fails at link time:
+// Separate compilation (optional, see detail/config.hpp): with KVCALI_SEPARATE_COMPILATION defined
+// in every TU of a program, this header and every other public header declare their non-template
+// functions (reading quant.cfg, resolving, writing config.json, the layer list, the config.json
+// reader, ...) instead of defining them, and exactly one TU includes <kvcali/src.hpp>, which defines
+// them all. A TU that only calls the generator then compiles in a fraction of the time. Without the
+// macro (the default) everything is inline and nothing needs to be linked. Defining the macro but
+// including <kvcali/src.hpp> in no TU fails at link time:
 //   undefined reference to `kvcali::detail::resolve_table(kvcali::layer_table const&, std::span<...>,
 //       std::optional<kvcali::quant_layers> const&, std::optional<std::filesystem::path> const&, kvcali::diagnostics&)'
 //   undefined reference to `kvcali::detail::write_config_file(std::filesystem::path const&, kvcali::resolved_config const&)'
 // Add a kvcali_src.cpp holding `#define KVCALI_SEPARATE_COMPILATION` and `#include <kvcali/src.hpp>`
 // (or drop the macro). Defining the macro in some TUs only is an ODR violation: define it for all.
-#if defined(KVCALI_SEPARATE_COMPILATION)
-#define KVCALI_PIPELINE_DECL
-#else
-#define KVCALI_PIPELINE_DECL inline
-#endif
 
 namespace kvcali {
 
 /// Options of a call.
 struct options {
-    bool strict = false;       ///< warnings are errors
-    warning_sink on_warning;   ///< receives each warning as it is found (the library never prints)
+    bool strict = false;      ///< warnings are errors
+    warning_sink on_warning;  ///< receives each warning as it is found (the library never prints)
 };
 
 namespace detail {
@@ -48,19 +41,23 @@ template <class G>
 layer_table table_of(const G& model, diagnostics& diags) {
     require_model_graph<G>();  // a message naming the missing piece of the model_graph requirement
     return extract_layers(model, [&](std::string_view name) {
-        diags.add({severity::error, errc::invalid_model, "the model has two layers named \"" + std::string(name) + "\"", {}, std::string(name), {}});
+        diags.add({.severity = severity::error,
+                   .category = errc::invalid_model,
+                   .message = "the model has two layers named \"" + std::string(name) + "\"",
+                   .where = {},
+                   .layer = std::string(name),
+                   .json_path = {}});
     });
 }
 
 /// The non-template pipeline after the graph is extracted: reads the config definition (if any),
-/// resolves every layer's algorithm, throws on errors. Defined in detail/pipeline.hpp.
-KVCALI_PIPELINE_DECL resolved_config resolve_table(const layer_table& table, algorithm_registry algorithms,
-                                                   const std::optional<quant_layers>& layers,
-                                                   const std::optional<std::filesystem::path>& config_definition,
-                                                   diagnostics& diags);
+/// resolves every layer's algorithm, throws on errors. Defined in impl/generate.ipp.
+KVCALI_DECL resolved_config resolve_table(const layer_table& table, algorithm_registry algorithms,
+                                          const std::optional<quant_layers>& layers,
+                                          const std::optional<std::filesystem::path>& config_definition, diagnostics& diags);
 
 /// write_config_json_file (config_writer.hpp) behind the same switch.
-KVCALI_PIPELINE_DECL void write_config_file(const std::filesystem::path& path, const resolved_config& config);
+KVCALI_DECL void write_config_file(const std::filesystem::path& path, const resolved_config& config);
 
 }  // namespace detail
 
@@ -124,5 +121,5 @@ outcome<resolved_config> try_create_quant_cali_config(const std::filesystem::pat
 }  // namespace kvcali
 
 #if !defined(KVCALI_SEPARATE_COMPILATION)
-#include "detail/pipeline.hpp"  // IWYU pragma: export
+#include "impl/generate.ipp"  // IWYU pragma: export
 #endif

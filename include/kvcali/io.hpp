@@ -35,14 +35,29 @@ inline std::string read_file(const std::filesystem::path& path, std::uintmax_t m
     std::error_code ec;
     const auto status = std::filesystem::status(path, ec);
     if (ec || !std::filesystem::exists(status)) {
-        throw error(diagnostic{severity::error, errc::io_error, "cannot read " + name + ": no such file", {name, 0, 0}, {}, {}});
+        throw error(diagnostic{.severity = severity::error,
+                               .category = errc::io_error,
+                               .message = "cannot read " + name + ": no such file",
+                               .where = {name, 0, 0},
+                               .layer = {},
+                               .json_path = {}});
     }
     if (std::filesystem::is_directory(status)) {
-        throw error(diagnostic{severity::error, errc::io_error, "cannot read " + name + ": it is a directory", {name, 0, 0}, {}, {}});
+        throw error(diagnostic{.severity = severity::error,
+                               .category = errc::io_error,
+                               .message = "cannot read " + name + ": it is a directory",
+                               .where = {name, 0, 0},
+                               .layer = {},
+                               .json_path = {}});
     }
     std::ifstream in(path, std::ios::binary);
     if (!in) {
-        throw error(diagnostic{severity::error, errc::io_error, "cannot open " + name + ": " + detail::errno_text(errno), {name, 0, 0}, {}, {}});
+        throw error(diagnostic{.severity = severity::error,
+                               .category = errc::io_error,
+                               .message = "cannot open " + name + ": " + detail::errno_text(errno),
+                               .where = {name, 0, 0},
+                               .layer = {},
+                               .json_path = {}});
     }
     std::string data;
     // Room for the whole of a regular file at once (its size is only a hint: it may change, and
@@ -56,13 +71,21 @@ inline std::string read_file(const std::filesystem::path& path, std::uintmax_t m
         in.read(buf, sizeof buf);
         data.append(buf, static_cast<std::size_t>(in.gcount()));
         if (data.size() > max_size) {
-            throw error(diagnostic{severity::error, errc::io_error,
-                                   "cannot read " + name + ": larger than the limit of " + std::to_string(max_size) + " bytes",
-                                   {name, 0, 0}, {}, {}});
+            throw error(diagnostic{.severity = severity::error,
+                                   .category = errc::io_error,
+                                   .message = "cannot read " + name + ": larger than the limit of " + std::to_string(max_size) + " bytes",
+                                   .where = {name, 0, 0},
+                                   .layer = {},
+                                   .json_path = {}});
         }
     }
     if (in.bad()) {
-        throw error(diagnostic{severity::error, errc::io_error, "error while reading " + name, {name, 0, 0}, {}, {}});
+        throw error(diagnostic{.severity = severity::error,
+                               .category = errc::io_error,
+                               .message = "error while reading " + name,
+                               .where = {name, 0, 0},
+                               .layer = {},
+                               .json_path = {}});
     }
     return data;
 }
@@ -166,7 +189,12 @@ public:
 
 private:
     [[noreturn]] void fail(const std::string& why) const {
-        throw error(diagnostic{severity::error, errc::io_error, "cannot write " + name_ + ": " + why, {name_, 0, 0}, {}, {}});
+        throw error(diagnostic{.severity = severity::error,
+                               .category = errc::io_error,
+                               .message = "cannot write " + name_ + ": " + why,
+                               .where = {name_, 0, 0},
+                               .layer = {},
+                               .json_path = {}});
     }
     [[noreturn]] void abandon(const std::string& why) {
         ::close(std::exchange(fd_, -1));

@@ -20,8 +20,7 @@
 #include <string>
 #include <string_view>
 
-#include "calibration/hfmg.hpp"
-#include "calibration/ifmr.hpp"
+#include "detail/config.hpp"
 #include "error.hpp"
 #include "json_format.hpp"
 
@@ -90,7 +89,7 @@ struct param_desc {
     std::string_view json_name;  ///< key in config.json (`search_range`)
     int json_slot = -1;          ///< >= 0: element of the JSON array shared by the fields of that key
     param_type type = param_type::float32;
-    std::optional<param_value> default_value;    ///< empty: written only when set (`asymmetric`)
+    std::optional<param_value> default_value;      ///< empty: written only when set (`asymmetric`)
     std::span<const enumerator_desc> enumerators;  ///< for enumeration parameters
     field_check check = nullptr;
     std::string_view doc;
@@ -99,8 +98,7 @@ struct param_desc {
 /// The values of one algorithm block, by parameter position; unset optional ones are empty.
 class param_view {
 public:
-    param_view(std::span<const param_desc> params, std::span<const std::optional<param_value>> values)
-        : params_(params), values_(values) {}
+    param_view(std::span<const param_desc> params, std::span<const std::optional<param_value>> values) : params_(params), values_(values) {}
     /// The value of a parameter by its cfg name (or empty when unset or unknown).
     std::optional<param_value> get(std::string_view cfg_name) const {
         for (std::size_t i = 0; i < params_.size(); ++i) {
@@ -125,8 +123,6 @@ struct algorithm_desc {
     std::string_view cfg_block;  ///< block name in CalibrationConfig (`ifmr_quantize`)
     std::span<const param_desc> params;
     cross_check check = nullptr;
-    /// Makes the accumulator that calibrates a layer (nullptr: the policy cannot calibrate).
-    accumulator_factory make_accumulator = nullptr;
 
     /// The parameter position of a cfg field name, or -1.
     int find_param(std::string_view cfg_name) const noexcept {
@@ -143,20 +139,13 @@ template <class P>
 concept algorithm_policy = requires(const param_view& view, std::vector<check_result>& out) {
     { P::act_algo } -> std::convertible_to<std::string_view>;
     { P::cfg_block } -> std::convertible_to<std::string_view>;
-    { std::span<const param_desc>(P::params) };
+    {std::span<const param_desc>(P::params)};
     P::cross_check(view, out);
 };
 
 template <algorithm_policy P>
 constexpr algorithm_desc describe() noexcept {
-    algorithm_desc d{P::act_algo, P::cfg_block, std::span<const param_desc>(P::params), &P::cross_check, nullptr};
-    // Optional: `static std::unique_ptr<accumulator> make_accumulator(const accumulator_settings&)`.
-    if constexpr (requires(const accumulator_settings& s) {
-                      { P::make_accumulator(s) } -> std::convertible_to<std::unique_ptr<accumulator>>;
-                  }) {
-        d.make_accumulator = &P::make_accumulator;
-    }
-    return d;
+    return algorithm_desc{P::act_algo, P::cfg_block, std::span<const param_desc>(P::params), &P::cross_check};
 }
 
 /// An ordered list of algorithm policies; the first is the default algorithm.
@@ -210,15 +199,7 @@ inline check_result positive(const param_value& v) {
     return check_result::fail("must be greater than zero");
 }
 
-inline check_result histogram_bins(const param_value& v) {
-    switch (v.uint) {
-        case 1024:
-        case 2048:
-        case 4096:
-        case 8192: return check_result::ok();
-        default: return check_result::fail("must be one of 1024, 2048, 4096, 8192");
-    }
-}
+KVCALI_DECL check_result histogram_bins(const param_value& v);
 
 }  // namespace checks
 
@@ -226,6 +207,11 @@ inline constexpr std::array<enumerator_desc, 2> quant_granularity_values = {{{"p
 
 // ---------------------------------------------------------------------------------------------
 // IFMR
+
+namespace detail {
+/// IFMR's cross-field checks (the search range and step), the same for any defaults.
+KVCALI_DECL void ifmr_cross_check(const param_view& v, std::vector<check_result>& out);
+}  // namespace detail
 
 /// IFMR defaults; derive and shadow members to change them at compile time.
 struct ifmr_defaults {
@@ -244,56 +230,52 @@ struct basic_ifmr_policy {
     static constexpr std::string_view cfg_block = "ifmr_quantize";
     // In JSON order: the writer lays the keys out as listed here.
     static constexpr std::array<param_desc, 7> params = {{
-        {"max_percentile", "max_percentile", -1, param_type::float32, param_value::of_float(Defaults::max_percentile), {},
-         &checks::max_percentile, "percentile giving the initial upper bound"},
-        {"min_percentile", "min_percentile", -1, param_type::float32, param_value::of_float(Defaults::min_percentile), {},
-         &checks::min_percentile, "percentile giving the initial lower bound"},
-        {"search_range_start", "search_range", 0, param_type::float32, param_value::of_float(Defaults::search_range_start), {},
-         &checks::finite, "clip-bound search range, lower factor"},
-        {"search_range_end", "search_range", 1, param_type::float32, param_value::of_float(Defaults::search_range_end), {},
-         &checks::finite, "clip-bound search range, upper factor"},
-        {"search_step", "search_step", -1, param_type::float32, param_value::of_float(Defaults::search_step), {},
-         &checks::positive, "step of the search"},
-        {"asymmetric", "asymmetric", -1, param_type::boolean, std::nullopt, {}, nullptr,
-         "per-layer override of activation_offset"},
-        {"quant_granularity", "quant_granularity", -1, param_type::enumeration,
-         param_value::of_enum(Defaults::quant_granularity), quant_granularity_values, nullptr,
-         "per_tensor (0) or per_channel (1)"},
+        {"max_percentile",
+         "max_percentile",
+         -1,
+         param_type::float32,
+         param_value::of_float(Defaults::max_percentile),
+         {},
+         &checks::max_percentile,
+         "percentile giving the initial upper bound"},
+        {"min_percentile",
+         "min_percentile",
+         -1,
+         param_type::float32,
+         param_value::of_float(Defaults::min_percentile),
+         {},
+         &checks::min_percentile,
+         "percentile giving the initial lower bound"},
+        {"search_range_start",
+         "search_range",
+         0,
+         param_type::float32,
+         param_value::of_float(Defaults::search_range_start),
+         {},
+         &checks::finite,
+         "clip-bound search range, lower factor"},
+        {"search_range_end",
+         "search_range",
+         1,
+         param_type::float32,
+         param_value::of_float(Defaults::search_range_end),
+         {},
+         &checks::finite,
+         "clip-bound search range, upper factor"},
+        {"search_step",
+         "search_step",
+         -1,
+         param_type::float32,
+         param_value::of_float(Defaults::search_step),
+         {},
+         &checks::positive,
+         "step of the search"},
+        {"asymmetric", "asymmetric", -1, param_type::boolean, std::nullopt, {}, nullptr, "per-layer override of activation_offset"},
+        {"quant_granularity", "quant_granularity", -1, param_type::enumeration, param_value::of_enum(Defaults::quant_granularity),
+         quant_granularity_values, nullptr, "per_tensor (0) or per_channel (1)"},
     }};
 
-    static void cross_check(const param_view& v, std::vector<check_result>& out) {
-        const float start = v.real("search_range_start"), end = v.real("search_range_end"), step = v.real("search_step");
-        if (!std::isfinite(start) || !std::isfinite(end) || !std::isfinite(step)) return;
-        if (start > end) {
-            out.push_back(check_result::fail("search_range_start (" + checks::show(start) +
-                                             ") must not be greater than search_range_end (" + checks::show(end) + ")"));
-            return;
-        }
-        if (step <= 0.0f) return;
-        const double range = static_cast<double>(end) - static_cast<double>(start);
-        if (range == 0.0) {
-            out.push_back(check_result::warn("search_range_start equals search_range_end: the search has no candidate "
-                                             "and calibration will fail"));
-        } else if (static_cast<double>(step) > range) {
-            // The range as its two ends: their float32 difference would show rounding noise (0.59999996).
-            out.push_back(check_result::warn("search_step (" + checks::show(step) + ") is larger than the search range [" +
-                                             checks::show(start) + ", " + checks::show(end) + "]: only one candidate is tried"));
-        } else if (std::ceil(range / static_cast<double>(step)) > 100000.0) {
-            out.push_back(check_result::warn("the search range holds more than 100000 steps: calibration will refuse it"));
-        }
-    }
-
-    /// Calibration: the IFMR accumulator, with the parameters as the decimals config.json shows.
-    static std::unique_ptr<accumulator> make_accumulator(const accumulator_settings& s) {
-        ifmr_options p;
-        p.max_percentile = decimal_double(s.params->real("max_percentile"));
-        p.min_percentile = decimal_double(s.params->real("min_percentile"));
-        p.search_start = decimal_double(s.params->real("search_range_start"));
-        p.search_end = decimal_double(s.params->real("search_range_end"));
-        p.search_step = decimal_double(s.params->real("search_step"));
-        p.with_offset = s.with_offset;
-        return std::make_unique<ifmr_accumulator>(p, s.per_channel, s.batch_num);
-    }
+    static void cross_check(const param_view& v, std::vector<check_result>& out) { detail::ifmr_cross_check(v, out); }
 };
 
 using ifmr_policy = basic_ifmr_policy<>;
@@ -313,21 +295,20 @@ struct basic_hfmg_policy {
     static constexpr std::string_view act_algo = "hfmg";
     static constexpr std::string_view cfg_block = "hfmg_quantize";
     static constexpr std::array<param_desc, 3> params = {{
-        {"num_of_bins", "num_of_bins", -1, param_type::uint32, param_value::of_uint(Defaults::num_of_bins), {},
-         &checks::histogram_bins, "histogram bins: 1024, 2048, 4096 or 8192"},
-        {"asymmetric", "asymmetric", -1, param_type::boolean, std::nullopt, {}, nullptr,
-         "per-layer override of activation_offset"},
-        {"quant_granularity", "quant_granularity", -1, param_type::enumeration,
-         param_value::of_enum(Defaults::quant_granularity), quant_granularity_values, nullptr,
-         "per_tensor (0) or per_channel (1)"},
+        {"num_of_bins",
+         "num_of_bins",
+         -1,
+         param_type::uint32,
+         param_value::of_uint(Defaults::num_of_bins),
+         {},
+         &checks::histogram_bins,
+         "histogram bins: 1024, 2048, 4096 or 8192"},
+        {"asymmetric", "asymmetric", -1, param_type::boolean, std::nullopt, {}, nullptr, "per-layer override of activation_offset"},
+        {"quant_granularity", "quant_granularity", -1, param_type::enumeration, param_value::of_enum(Defaults::quant_granularity),
+         quant_granularity_values, nullptr, "per_tensor (0) or per_channel (1)"},
     }};
 
     static void cross_check(const param_view&, std::vector<check_result>&) {}
-
-    /// Calibration: the HFMG accumulator.
-    static std::unique_ptr<accumulator> make_accumulator(const accumulator_settings& s) {
-        return std::make_unique<hfmg_accumulator>(hfmg_options{s.params->uint("num_of_bins"), s.with_offset}, s.per_channel);
-    }
 };
 
 using hfmg_policy = basic_hfmg_policy<>;
@@ -336,3 +317,7 @@ using hfmg_policy = basic_hfmg_policy<>;
 using default_policies = policy_list<ifmr_policy, hfmg_policy>;
 
 }  // namespace kvcali
+
+#if !defined(KVCALI_SEPARATE_COMPILATION)
+#include "impl/policy.ipp"  // IWYU pragma: export
+#endif

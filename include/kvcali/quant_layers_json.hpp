@@ -1,13 +1,11 @@
 // kvcali: the quant_layers argument written as JSON: {"kv_cache_quant_layers": ["name", ...]}.
 #pragma once
 
-#include <boost/json/value.hpp>
-
 #include <optional>
 #include <string>
 #include <string_view>
 
-#include "detail/json_input.hpp"
+#include "detail/config.hpp"
 #include "error.hpp"
 #include "simple_config.hpp"
 
@@ -17,54 +15,7 @@ namespace kvcali {
 /// then fails with no_quant_layers); a non-empty object without `kv_cache_quant_layers`, a value
 /// that is not an array of strings, or a non-object is `invalid_argument`; other keys beside
 /// `kv_cache_quant_layers` are ignored with a warning. `origin` names the argument in messages.
-inline std::optional<quant_layers> parse_quant_layers_json(std::string_view text, const std::string& origin,
-                                                           diagnostics& diags) {
-    boost::json::value doc;
-    if (!detail::parse_json(text, origin, errc::invalid_argument, "the quant_layers argument", doc, diags)) return std::nullopt;
-    const auto* object = doc.if_object();
-    if (object == nullptr) {
-        diags.add({severity::error, errc::invalid_argument,
-                   "the quant_layers argument must be an object {\"kv_cache_quant_layers\": [names...]}", {origin, 0, 0}, {}, "$"});
-        return std::nullopt;
-    }
-    quant_layers out;
-    out.origin = "quant_layers";
-    if (object->empty()) return out;
-    const auto* list = object->if_contains("kv_cache_quant_layers");
-    for (const auto& kv : *object) {
-        if (kv.key() != "kv_cache_quant_layers") {
-            diags.add({severity::warning, errc::invalid_argument,
-                       "key \"" + std::string(kv.key()) + "\" of the quant_layers argument is ignored (only kv_cache_quant_layers is read)",
-                       {origin, 0, 0}, {}, "$." + std::string(kv.key())});
-        }
-    }
-    if (list == nullptr) {
-        diags.add({severity::error, errc::invalid_argument, "the quant_layers argument has no \"kv_cache_quant_layers\" key",
-                   {origin, 0, 0}, {}, "$"});
-        return std::nullopt;
-    }
-    const auto* array = list->if_array();
-    if (array == nullptr) {
-        diags.add({severity::error, errc::invalid_argument, "kv_cache_quant_layers must be an array of layer names",
-                   {origin, 0, 0}, {}, "$.kv_cache_quant_layers"});
-        return std::nullopt;
-    }
-    bool ok = true;
-    out.names.reserve(array->size());
-    for (std::size_t i = 0; i < array->size(); ++i) {
-        const auto* s = (*array)[i].if_string();
-        if (s == nullptr) {
-            diags.add({severity::error, errc::invalid_argument,
-                       "kv_cache_quant_layers[" + std::to_string(i) + "] must be a string (a layer name)", {origin, 0, 0}, {},
-                       "$.kv_cache_quant_layers[" + std::to_string(i) + "]"});
-            ok = false;
-            continue;
-        }
-        out.names.emplace_back(*s);
-    }
-    if (!ok) return std::nullopt;
-    return out;
-}
+KVCALI_DECL std::optional<quant_layers> parse_quant_layers_json(std::string_view text, const std::string& origin, diagnostics& diags);
 
 /// Parses a bare JSON array of layer names, `["a", "b"]`: the command line's shorthand for
 /// `{"kv_cache_quant_layers": ["a", "b"]}` (the call's argument itself is always the object).
@@ -72,30 +23,10 @@ inline std::optional<quant_layers> parse_quant_layers_json(std::string_view text
 /// not an array, an element that is not a string); then the result is empty. An empty array gives
 /// an empty list (the call then fails with no_quant_layers).
 /// Example: `parse_layer_names_json(R"(["k_proj", "v_proj"])", "--quant-layers", diags)`
-inline std::optional<quant_layers> parse_layer_names_json(std::string_view text, const std::string& origin, diagnostics& diags) {
-    boost::json::value doc;
-    if (!detail::parse_json(text, origin, errc::invalid_argument, "the layer list", doc, diags)) return std::nullopt;
-    const auto* array = doc.if_array();
-    if (array == nullptr) {
-        diags.add({severity::error, errc::invalid_argument, "expected a JSON array of layer names [\"name\", ...]", {origin, 0, 0}, {}, "$"});
-        return std::nullopt;
-    }
-    quant_layers out;
-    out.origin = "quant_layers";
-    bool ok = true;
-    out.names.reserve(array->size());
-    for (std::size_t i = 0; i < array->size(); ++i) {
-        const auto* s = (*array)[i].if_string();
-        if (s == nullptr) {
-            diags.add({severity::error, errc::invalid_argument, "[" + std::to_string(i) + "] must be a string (a layer name)", {origin, 0, 0},
-                       {}, "$[" + std::to_string(i) + "]"});
-            ok = false;
-            continue;
-        }
-        out.names.emplace_back(*s);
-    }
-    if (!ok) return std::nullopt;
-    return out;
-}
+KVCALI_DECL std::optional<quant_layers> parse_layer_names_json(std::string_view text, const std::string& origin, diagnostics& diags);
 
 }  // namespace kvcali
+
+#if !defined(KVCALI_SEPARATE_COMPILATION)
+#include "impl/quant_layers_json.ipp"  // IWYU pragma: export
+#endif

@@ -9,13 +9,14 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <optional>
-#include <regex>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "model_graph.hpp"
+#include "detail/config.hpp"
+#include "layer_table.hpp"
 
 namespace kvcali {
 
@@ -141,42 +142,22 @@ inline kv_role kv_role_of(std::string_view name) {
         return kv_role::value;
     }
     if ((last == "k" || last == "v") && in_attention()) return last == "k" ? kv_role::key : kv_role::value;
-    if (last == "qkv_proj" || last == "query_key_value" || last == "c_attn" || last == "Wqkv" || last == "qkv" ||
-        last == "in_proj" || last == "W_pack") {
+    if (last == "qkv_proj" || last == "query_key_value" || last == "c_attn" || last == "Wqkv" || last == "qkv" || last == "in_proj" ||
+        last == "W_pack") {
         return kv_role::fused_qkv;
     }
     return kv_role::none;
+}
+
+namespace detail {
+struct compiled_regex;  // std::regex, in impl/selector.ipp: <regex> only where selectors are compiled
 }
 
 /// A compiled selector.
 class selector {
 public:
     /// Compiles `written`; `error` receives a message when the pattern is malformed.
-    static std::optional<selector> compile(std::string_view written, std::string& error) {
-        selector s;
-        s.kind_ = kind_of_selector(written);
-        switch (s.kind_) {
-            case selector_kind::exact: s.pattern_ = std::string(written); break;
-            case selector_kind::glob: s.pattern_ = std::string(written.substr(5)); break;
-            case selector_kind::regex:
-                s.pattern_ = std::string(written.substr(3));
-                try {
-                    s.regex_.emplace(s.pattern_, std::regex::ECMAScript | std::regex::optimize);
-                } catch (const std::regex_error& e) {
-                    error = std::string("invalid regular expression: ") + e.what();
-                    return std::nullopt;
-                }
-                break;
-            case selector_kind::auto_kv:
-                s.pattern_ = std::string(written.substr(5));
-                if (s.pattern_ != "kv") {
-                    error = "unknown automatic selector \"" + std::string(written) + "\" (the one known is auto:kv)";
-                    return std::nullopt;
-                }
-                break;
-        }
-        return s;
-    }
+    KVCALI_DECL static std::optional<selector> compile(std::string_view written, std::string& error);
 
     selector_kind kind() const noexcept { return kind_; }
 
@@ -185,16 +166,22 @@ public:
         switch (kind_) {
             case selector_kind::exact: return name == pattern_;
             case selector_kind::glob: return glob_match(pattern_, name);
-            case selector_kind::regex: return std::regex_match(name.begin(), name.end(), *regex_);
+            case selector_kind::regex: return matches_regex(name);
             case selector_kind::auto_kv: return kv_role_of(name) != kv_role::none;
         }
         return false;
     }
 
 private:
+    KVCALI_DECL bool matches_regex(std::string_view name) const;
+
     selector_kind kind_ = selector_kind::exact;
     std::string pattern_;
-    std::optional<std::regex> regex_;
+    std::shared_ptr<const detail::compiled_regex> regex_;  ///< immutable once compiled: copies share it
 };
 
 }  // namespace kvcali
+
+#if !defined(KVCALI_SEPARATE_COMPILATION)
+#include "impl/selector.ipp"  // IWYU pragma: export
+#endif

@@ -13,6 +13,14 @@
 
 namespace kvcali {
 
+/// Bounds that keep a hostile config file from exhausting time or memory.
+struct simple_config_limits {
+    std::size_t max_bytes = std::size_t{64} << 20;  ///< larger files are refused (a 1M-layer config is ~45 MB)
+    std::size_t max_depth = 64;                     ///< nested messages and lists (the schema needs 4)
+    std::size_t max_nodes = 4'000'000;              ///< fields and list elements in the document
+    std::size_t max_errors = 100;                   ///< semantic errors reported before giving up
+};
+
 /// A string value with the place it was written.
 struct located_string {
     std::string value;
@@ -21,7 +29,7 @@ struct located_string {
 
 /// One CalibrationConfig block: the algorithm chosen (if any) and the fields set in it.
 struct algorithm_config {
-    std::optional<std::size_t> algorithm;          ///< index into the policy list; empty: none chosen
+    std::optional<std::size_t> algorithm;            ///< index into the policy list; empty: none chosen
     std::vector<std::optional<param_value>> values;  ///< per parameter of that algorithm; set ones only
     std::vector<source_location> value_locations;    ///< where each set value was written
     source_location where;                           ///< the CalibrationConfig block
@@ -42,7 +50,7 @@ struct simple_config {
     source_location batch_num_where;
     std::optional<bool> activation_offset;
     source_location activation_offset_where;
-    bool has_common = false;                  ///< `kv_cache_quant_config` present
+    bool has_common = false;  ///< `kv_cache_quant_config` present
     source_location common_where;
     std::vector<located_string> quant_layers;  ///< `kv_cache_quant_config.quant_layers`, in file order
     std::optional<algorithm_config> common;    ///< `kv_cache_quant_config.calibration_config`

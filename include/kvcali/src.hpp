@@ -1,12 +1,21 @@
 // kvcali: the definitions for separate compilation. With KVCALI_SEPARATE_COMPILATION defined in
 // every TU of the program, include this header in exactly one of them (e.g. a kvcali_src.cpp of
-// its own); the other TUs include <kvcali/generate.hpp> and compile without the parsers, the
-// resolver and the writer. See generate.hpp.
+// its own): it defines every non-template function the public headers declare (see
+// detail/config.hpp); the other TUs compile only declarations.
 #pragma once
 
 #if !defined(KVCALI_SEPARATE_COMPILATION)
 #error "<kvcali/src.hpp> is for separate compilation: define KVCALI_SEPARATE_COMPILATION in every TU of the program"
 #endif
 
-#include "detail/pipeline.hpp"  // IWYU pragma: export
-#include "generate.hpp"         // IWYU pragma: export
+#include "impl/config_reader.ipp"      // IWYU pragma: export
+#include "impl/config_writer.ipp"      // IWYU pragma: export
+#include "impl/error.ipp"              // IWYU pragma: export
+#include "impl/generate.ipp"           // IWYU pragma: export
+#include "impl/json_format.ipp"        // IWYU pragma: export
+#include "impl/layer_list.ipp"         // IWYU pragma: export
+#include "impl/policy.ipp"             // IWYU pragma: export
+#include "impl/quant_cfg.ipp"          // IWYU pragma: export
+#include "impl/quant_layers_json.ipp"  // IWYU pragma: export
+#include "impl/resolve.ipp"            // IWYU pragma: export
+#include "impl/selector.ipp"           // IWYU pragma: export

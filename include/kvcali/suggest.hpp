@@ -46,8 +46,7 @@ inline std::size_t bounded_edit_distance(std::string_view a, std::string_view b,
 /// Up to `count` names among `candidates` closest to `name` (edit distance at most about a third
 /// of its length, at most 8), nearest first, ties in candidate order.
 template <class Range, class NameOf>
-std::vector<std::string> closest_names(std::string_view name, const Range& candidates, NameOf&& name_of,
-                                       std::size_t count = 3) {
+std::vector<std::string> closest_names(std::string_view name, const Range& candidates, NameOf&& name_of, std::size_t count = 3) {
     const std::size_t limit = std::clamp<std::size_t>(name.size() / 3, 1, 8);
     std::vector<std::pair<std::size_t, std::string_view>> found;
     for (const auto& candidate : candidates) {

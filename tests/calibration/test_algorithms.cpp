@@ -33,8 +33,8 @@ kvcali::ifmr_options ifmr_options_of(const json& params, bool with_offset) {
     auto dec = [](double v) { return kvcali::decimal_double(static_cast<float>(v)); };
     o.max_percentile = dec(params["max_percentile"].number);
     o.min_percentile = dec(params["min_percentile"].number);
-    o.search_start = dec(params["search_range"].items[0].number);
-    o.search_end = dec(params["search_range"].items[1].number);
+    o.search_range_start = dec(params["search_range"].items[0].number);
+    o.search_range_end = dec(params["search_range"].items[1].number);
     o.search_step = dec(params["search_step"].number);
     o.with_offset = with_offset;
     return o;
@@ -298,7 +298,7 @@ BOOST_AUTO_TEST_CASE(cell_walk_ifmr_equals_the_straightforward_search) {
         for (std::size_t k = 0; k < slow.size(); ++k) {
             const double loss = errors[k] / static_cast<double>(sorted.size());
             BOOST_TEST_INFO("candidate " << k << ": " << slow[k] << " vs " << loss << " (n " << sorted.size() << ", from " << sorted.front()
-                                          << " to " << sorted.back() << ")");
+                                         << " to " << sorted.back() << ")");
             BOOST_TEST((std::fabs(slow[k] - loss) <= 1e-9 * std::fabs(slow[k]) + 1e-30));
         }
         const auto expected = kvcali::ifmr_choose(kvcali::ifmr_sorted_sample(sorted), o);
@@ -339,14 +339,14 @@ BOOST_AUTO_TEST_CASE(cell_walk_ifmr_equals_the_straightforward_search) {
             for (std::size_t i = 0; i < n; ++i) {
                 switch (kind) {
                     case 0: v[i] = normal(rng); break;
-                    case 1: v[i] = normal(rng) * (i % 97 == 5 ? 12.0f : 1.0f); break;         // outliers
-                    case 2: v[i] = as_float16(normal(rng)); break;                             // float16 data
-                    case 3: v[i] = 1000.0f + normal(rng); break;                               // far from zero
-                    case 4: v[i] = std::fabs(normal(rng)) * 1e-6f; break;                      // tiny: scale 1.0
+                    case 1: v[i] = normal(rng) * (i % 97 == 5 ? 12.0f : 1.0f); break;  // outliers
+                    case 2: v[i] = as_float16(normal(rng)); break;                     // float16 data
+                    case 3: v[i] = 1000.0f + normal(rng); break;                       // far from zero
+                    case 4: v[i] = std::fabs(normal(rng)) * 1e-6f; break;              // tiny: scale 1.0
                     case 5: v[i] = uniform(rng); break;
-                    case 6: v[i] = -std::fabs(normal(rng)); break;                             // no positive value
-                    case 7: v[i] = std::round(uniform(rng) * 4.0f) / 4.0f; break;              // few distinct values
-                    default: v[i] = 0.75f; break;                                              // constant
+                    case 6: v[i] = -std::fabs(normal(rng)); break;                 // no positive value
+                    case 7: v[i] = std::round(uniform(rng) * 4.0f) / 4.0f; break;  // few distinct values
+                    default: v[i] = 0.75f; break;                                  // constant
                 }
             }
             data_sets.push_back(std::move(v));
@@ -359,8 +359,8 @@ BOOST_AUTO_TEST_CASE(cell_walk_ifmr_equals_the_straightforward_search) {
             compare(data, o);
             o.max_percentile = 0.99;  // starting points inside the data
             o.min_percentile = 0.9;
-            o.search_start = 0.5;
-            o.search_end = 2.0;
+            o.search_range_start = 0.5;
+            o.search_range_end = 2.0;
             o.search_step = 0.05;
             compare(data, o);
         }
@@ -499,21 +499,21 @@ BOOST_AUTO_TEST_CASE(scale_from_range_and_rounding) {
 
 BOOST_AUTO_TEST_CASE(ifmr_candidate_grid) {
     kvcali::ifmr_options o;
-    o.search_start = kvcali::decimal_double(0.7f);
-    o.search_end = kvcali::decimal_double(1.3f);
+    o.search_range_start = kvcali::decimal_double(0.7f);
+    o.search_range_end = kvcali::decimal_double(1.3f);
     o.search_step = kvcali::decimal_double(0.01f);
     const auto r = kvcali::ifmr_ratios(o);
     BOOST_TEST(r.size() == 61u);
     BOOST_TEST(r.front() == 0.7f);
     BOOST_TEST(r.back() == 1.3f);
-    o.search_end = o.search_start;
+    o.search_range_end = o.search_range_start;
     try {
         kvcali::ifmr_ratios(o);
         BOOST_FAIL("expected an error");
     } catch (const kvcali::error& e) {
         BOOST_TEST((e.code() == kvcali::errc::invalid_value));
     }
-    o.search_end = 2000.0;
+    o.search_range_end = 2000.0;
     o.search_step = 0.001;
     BOOST_CHECK_THROW(kvcali::ifmr_ratios(o), kvcali::error);
 }

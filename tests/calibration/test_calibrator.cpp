@@ -146,7 +146,8 @@ BOOST_AUTO_TEST_CASE(layers_fed_from_several_threads_at_once_give_the_single_thr
     const char* params[] = {R"({"act_algo":"ifmr"})", R"({"act_algo":"ifmr","quant_granularity":1})",
                             R"({"act_algo":"hfmg","num_of_bins":512})", R"({"act_algo":"hfmg","num_of_bins":1024,"quant_granularity":1})"};
     for (int i = 0; i < 16; ++i) {
-        cfg.layers.push_back(cali_test::layer_from_params("layer" + std::to_string(i), cali_test::parse_json(params[i % 4]), cfg.algorithms));
+        cfg.layers.push_back(
+            cali_test::layer_from_params("layer" + std::to_string(i), cali_test::parse_json(params[i % 4]), cfg.algorithms));
     }
     const std::int64_t shape[2] = {512, 16};
     auto batch = [](int layer, int k) {
@@ -328,7 +329,8 @@ BOOST_AUTO_TEST_CASE(record_text_layout) {
     const std::string text = kvcali::format_record(r);
     BOOST_TEST(text ==
                "record {\n  key: \"model.layers.0.self_attn.k_proj\"\n  kv_cache_value {\n    scale: 0.03873975\n    offset: 37\n  }\n}\n"
-               "record {\n  key: \"a\\\"b\\\\c\"\n  kv_cache_value {\n    scale: 1.0\n    scale: 1e-05\n    offset: -128\n    offset: 0\n  }\n}\n");
+               "record {\n  key: \"a\\\"b\\\\c\"\n  kv_cache_value {\n    scale: 1.0\n    scale: 1e-05\n    offset: -128\n    offset: 0\n  "
+               "}\n}\n");
     BOOST_TEST((kvcali::parse_record(text) == r));
     try {
         kvcali::parse_record("record {\n  key: \"x\"\n  kv_cache_value {\n    scale: zz\n", "r.txt");
@@ -451,12 +453,14 @@ BOOST_AUTO_TEST_CASE(e2e_cases_through_the_cli) {
                                       kvcali::format_npy(kvcali::dtype::float32, shape, raw));
                 }
             }
-            const auto r = kvcali_test::run_cli({"calibrate", "--config", config.string(), "--activations",
-                                                 (tmp / "act").string(), "-o", (tmp / "record.txt").string()});
+            const auto r = kvcali_test::run_cli(
+                {"calibrate", "--config", config.string(), "--activations", (tmp / "act").string(), "-o", (tmp / "record.txt").string()});
             BOOST_TEST_INFO(r.err);
             BOOST_REQUIRE_EQUAL(r.status, 0);
             // One summary line (issue 15; it was silent before), no progress bar off a terminal.
-            BOOST_TEST(r.out.rfind("wrote " + (tmp / "record.txt").string() + ": " + std::to_string(resolved_layers(config)) + " layer", 0) == 0u, r.out);
+            BOOST_TEST(
+                r.out.rfind("wrote " + (tmp / "record.txt").string() + ": " + std::to_string(resolved_layers(config)) + " layer", 0) == 0u,
+                r.out);
             BOOST_TEST(std::count(r.out.begin(), r.out.end(), '\n') == 1);
             BOOST_TEST(r.err.empty());
             const auto got = kvcali::parse_record(kvcali_test::slurp(tmp / "record.txt"));
@@ -476,8 +480,8 @@ BOOST_AUTO_TEST_CASE(cli_errors_name_the_file) {
     const fs::path cfg = e2e_root() / "e5_000" / "expected_config.json";
     kvcali_test::temp_dir tmp;
     fs::create_directories(tmp / "act");
-    auto r = kvcali_test::run_cli({"calibrate", "--config", cfg.string(), "--activations", (tmp / "act").string(), "-o",
-                                   (tmp / "record.txt").string()});
+    auto r = kvcali_test::run_cli(
+        {"calibrate", "--config", cfg.string(), "--activations", (tmp / "act").string(), "-o", (tmp / "record.txt").string()});
     BOOST_TEST(r.status == 1);
     BOOST_TEST(r.err.find("[io_error]") != std::string::npos);
     BOOST_TEST(r.err.find("0.npy") != std::string::npos);
@@ -489,8 +493,8 @@ BOOST_AUTO_TEST_CASE(cli_errors_name_the_file) {
     std::string npy = kvcali::format_npy(kvcali::dtype::float32, shape, std::vector<unsigned char>(8, 0));
     npy.replace(npy.find("<f4"), 3, "<f8");
     kvcali_test::spit(tmp.path() / "act" / layer / "0.npy", npy);
-    r = kvcali_test::run_cli({"calibrate", "--config", cfg.string(), "--activations", (tmp / "act").string(), "-o",
-                              (tmp / "record.txt").string()});
+    r = kvcali_test::run_cli(
+        {"calibrate", "--config", cfg.string(), "--activations", (tmp / "act").string(), "-o", (tmp / "record.txt").string()});
     BOOST_TEST(r.status == 1);
     BOOST_TEST(r.err.find("[invalid_data]") != std::string::npos);
     BOOST_TEST(r.err.find("0.npy") != std::string::npos);
@@ -527,7 +531,7 @@ BOOST_AUTO_TEST_CASE(activation_dir_names_stay_inside_the_folder) {
         return std::string(hex);
     };
     BOOST_TEST(activation_dir_name(std::string(255, 'a')) == std::string(255, 'a'));  // 255 bytes: kept
-    BOOST_TEST(activation_dir_name(std::string(85, '/')).size() == 255u);            // 85 * 3 bytes: kept
+    BOOST_TEST(activation_dir_name(std::string(85, '/')).size() == 255u);             // 85 * 3 bytes: kept
     const std::string long_name(300, 'a');
     BOOST_TEST(activation_dir_name(long_name) == std::string(200, 'a') + "~" + fnv1a(long_name));
     const std::string slashes(100, '/');  // 300 bytes escaped
@@ -538,9 +542,23 @@ BOOST_AUTO_TEST_CASE(activation_dir_names_stay_inside_the_folder) {
     BOOST_TEST(activation_dir_name(one) != activation_dir_name(two));
     BOOST_TEST(activation_dir_name(std::string(256, 'a')) != activation_dir_name(std::string(257, 'a')));
 
-    const std::vector<std::string> names{"", ".", "..", "/", "//", "a/../b", "../../etc/passwd", "/abs", "C:\\x", "%2F",
-                                         std::string(1000, '.'), std::string(300, '/'), long_name, one, two,
-                                         std::string("\xFF\xFE\x80", 3), std::string(1, '\0')};
+    const std::vector<std::string> names{"",
+                                         ".",
+                                         "..",
+                                         "/",
+                                         "//",
+                                         "a/../b",
+                                         "../../etc/passwd",
+                                         "/abs",
+                                         "C:\\x",
+                                         "%2F",
+                                         std::string(1000, '.'),
+                                         std::string(300, '/'),
+                                         long_name,
+                                         one,
+                                         two,
+                                         std::string("\xFF\xFE\x80", 3),
+                                         std::string(1, '\0')};
     for (const auto& name : names) {
         const std::string dir = activation_dir_name(name);
         BOOST_TEST_CONTEXT("name of " << name.size() << " bytes") {
@@ -561,7 +579,8 @@ BOOST_AUTO_TEST_CASE(cli_reads_activations_inside_the_folder_whatever_the_layer_
     auto config_json = [](const std::vector<std::string>& names) {
         std::string s = "{\n    \"batch_num\":1,\n    \"activation_offset\":true";
         for (const auto& n : names) {
-            s += ",\n    \"" + n + "\":{\n        \"kv_data_quant_config\":{\n            \"act_algo\":\"ifmr\",\n"
+            s += ",\n    \"" + n +
+                 "\":{\n        \"kv_data_quant_config\":{\n            \"act_algo\":\"ifmr\",\n"
                  "            \"max_percentile\":0.999999,\n            \"min_percentile\":0.999999,\n"
                  "            \"search_range\":[\n                0.7,\n                1.3\n            ],\n"
                  "            \"search_step\":0.01,\n            \"quant_granularity\":0\n        }\n    }";
@@ -602,17 +621,18 @@ BOOST_AUTO_TEST_CASE(cli_reads_activations_inside_the_folder_whatever_the_layer_
             BOOST_REQUIRE(!(want.records() == planted.records()));  // the planted file would show
 
             fs::remove(tmp / "record.txt");
-            const auto r = kvcali_test::run_cli({"calibrate", "--config", (tmp / "config.json").string(), "--activations",
-                                                 act.string(), "-o", (tmp / "record.txt").string()});
+            const auto r = kvcali_test::run_cli({"calibrate", "--config", (tmp / "config.json").string(), "--activations", act.string(),
+                                                 "-o", (tmp / "record.txt").string()});
             BOOST_TEST_INFO(r.err);
             BOOST_REQUIRE_EQUAL(r.status, 0);
             // The summary line (issue 15; it was silent before).
-            BOOST_TEST(r.out.rfind("wrote " + (tmp / "record.txt").string() + ": " + std::to_string(names.size()) + " layer", 0) == 0u, r.out);
+            BOOST_TEST(r.out.rfind("wrote " + (tmp / "record.txt").string() + ": " + std::to_string(names.size()) + " layer", 0) == 0u,
+                       r.out);
             const std::string record = kvcali_test::slurp(tmp / "record.txt");
             BOOST_TEST(record == want.record_text());
             // The record to stdout, with `-o -`: the same bytes, nothing else.
-            const auto s = kvcali_test::run_cli({"calibrate", "--config", (tmp / "config.json").string(), "--activations",
-                                                 act.string(), "-o", "-"});
+            const auto s =
+                kvcali_test::run_cli({"calibrate", "--config", (tmp / "config.json").string(), "--activations", act.string(), "-o", "-"});
             BOOST_TEST(s.status == 0, s.err);
             BOOST_TEST(s.out == record);
         }
@@ -641,7 +661,8 @@ BOOST_AUTO_TEST_CASE(npy_header_alone_is_read_and_checked) {
         BOOST_FAIL("a truncated file passed");
     } catch (const kvcali::error& e) {
         BOOST_TEST((e.code() == kvcali::errc::invalid_data));
-        BOOST_TEST(std::string(e.what()).find("npy data has 22 bytes; the header's shape and dtype need 24") != std::string::npos, e.what());
+        BOOST_TEST(std::string(e.what()).find("npy data has 22 bytes; the header's shape and dtype need 24") != std::string::npos,
+                   e.what());
     }
     BOOST_TEST((error_of([&] { (void)kvcali::read_npy_header(tmp / "missing.npy"); }) == kvcali::errc::io_error));
     BOOST_TEST((error_of([&] { (void)kvcali::read_npy_header(tmp.path()); }) == kvcali::errc::io_error));
@@ -662,7 +683,9 @@ BOOST_AUTO_TEST_CASE(unsupported_dtypes_say_how_to_fix_them) {
     const std::int64_t shape[1] = {2};
     const std::string f32 = kvcali::format_npy(kvcali::dtype::float32, shape, std::vector<unsigned char>(8, 0));
     const std::pair<std::string, std::string> cases[] = {
-        {"<f8", "the array has dtype float64 ('<f8'); kvcali reads little-endian float32 ('<f4') or float16 ('<f2'): save it with .astype(np.float32)"},
+        {"<f8",
+         "the array has dtype float64 ('<f8'); kvcali reads little-endian float32 ('<f4') or float16 ('<f2'): save it with "
+         ".astype(np.float32)"},
         {">f4", "the array has dtype big-endian float32 ('>f4');"},
         {"<i8", "the array has dtype int64 ('<i8');"},
         {"|b1", "the array has dtype bool ('|b1');"},
@@ -686,12 +709,13 @@ BOOST_AUTO_TEST_CASE(unsupported_dtypes_say_how_to_fix_them) {
 
 BOOST_AUTO_TEST_CASE(ifmr_messages_show_the_shortest_decimals) {
     kvcali::ifmr_options s;
-    s.search_start = 1.5;
-    s.search_end = 0.7;
+    s.search_range_start = 1.5;
+    s.search_range_end = 0.7;
     try {
         (void)kvcali::ifmr_ratios(s);
         BOOST_FAIL("an empty search was accepted");
     } catch (const kvcali::error& e) {
-        BOOST_TEST(std::string(e.what()).find("the IFMR search range [1.5, 0.7] with step 0.01 holds no candidate") != std::string::npos, e.what());
+        BOOST_TEST(std::string(e.what()).find("the IFMR search range [1.5, 0.7] with step 0.01 holds no candidate") != std::string::npos,
+                   e.what());
     }
 }

@@ -59,8 +59,8 @@ std::optional<kvcali::param_value> common_value(const parsed& p, std::string_vie
 }
 
 float common_float(std::string_view value, std::string_view field = "search_step") {
-    const std::string text = "kv_cache_quant_config { calibration_config { ifmr_quantize { " + std::string(field) + ": " +
-                             std::string(value) + " } } }";
+    const std::string text =
+        "kv_cache_quant_config { calibration_config { ifmr_quantize { " + std::string(field) + ": " + std::string(value) + " } } }";
     const parsed p = parse(text);
     BOOST_TEST_REQUIRE(p.ok(), text << "\n" << p.all());
     return common_value(p, field)->real;
@@ -139,7 +139,9 @@ BOOST_AUTO_TEST_CASE(syntax_forms) {
     BOOST_TEST(accepts("batch_num: 2; activation_offset: false, kv_cache_quant_config { quant_layers: 'a'; };"));
     BOOST_TEST(accepts("batch_num:2#comment\nactivation_offset:t"));
     BOOST_TEST(accepts("batch_num:\t2\r\nkv_cache_quant_config {\r\n\tquant_layers: 'a'\r\n}\r\n"));
-    BOOST_TEST(accepts("batch_num:\xC2\xA0" "2\xE3\x80\x80"));  // Unicode spaces (U+00A0, U+3000) are whitespace
+    BOOST_TEST(
+        accepts("batch_num:\xC2\xA0"
+                "2\xE3\x80\x80"));  // Unicode spaces (U+00A0, U+3000) are whitespace
     BOOST_TEST(accepts("override_layers_configs [ { layer_name: 'a' }, < layer_name: 'b' > ]"));
     BOOST_TEST(accepts("override_layers_configs: []"));
     const parsed list = parse("kv_cache_quant_config { quant_layers: ['a', \"b\" 'c', 'd'] quant_layers: [] quant_layers: 'e' }");
@@ -222,11 +224,14 @@ BOOST_AUTO_TEST_CASE(floats) {
 }
 
 BOOST_AUTO_TEST_CASE(bools_and_enums) {
-    for (const char* t : {"true", "True", "t", "1"}) BOOST_TEST(*parse(std::string("activation_offset: ") + t).cfg.activation_offset == true);
-    for (const char* f : {"false", "False", "f", "0"}) BOOST_TEST(*parse(std::string("activation_offset: ") + f).cfg.activation_offset == false);
+    for (const char* t : {"true", "True", "t", "1"})
+        BOOST_TEST(*parse(std::string("activation_offset: ") + t).cfg.activation_offset == true);
+    for (const char* f : {"false", "False", "f", "0"})
+        BOOST_TEST(*parse(std::string("activation_offset: ") + f).cfg.activation_offset == false);
     for (const char* bad : {"yes", "TRUE", "2", "'true'", "0x1"}) BOOST_TEST(!accepts(std::string("activation_offset: ") + bad));
     auto granularity = [](std::string_view v) -> std::optional<std::int32_t> {
-        const parsed p = parse("kv_cache_quant_config { calibration_config { hfmg_quantize { quant_granularity: " + std::string(v) + " } } }");
+        const parsed p =
+            parse("kv_cache_quant_config { calibration_config { hfmg_quantize { quant_granularity: " + std::string(v) + " } } }");
         if (!p.ok()) return std::nullopt;
         return p.cfg.common->values[2]->enumerator;
     };
@@ -271,10 +276,13 @@ BOOST_AUTO_TEST_CASE(strings_escapes_and_utf8) {
 BOOST_AUTO_TEST_CASE(invalid_utf8_nul_and_bom_are_located) {
     expect_error_at("batch_num: 1\n# caf\xE9\n", 2, 6, "invalid UTF-8 (byte 0xE9)");
     expect_error_at("batch_num: 1\nkv_cache_quant_config { quant_layers: 'a\xC0\xAF' }", 2, 41, "invalid UTF-8");  // overlong
-    expect_error_at("batch_num: 1\n\xED\xA0\x80", 2, 1, "invalid UTF-8");  // surrogate
+    expect_error_at("batch_num: 1\n\xED\xA0\x80", 2, 1, "invalid UTF-8");                                          // surrogate
     expect_error_at(std::string_view("batch_num: 1 # \0 hidden\n", 24), 1, 16, "NUL byte");
     expect_error_at(std::string_view("kv_cache_quant_config { quant_layers: 'a\0' }", 44), 1, 41, "NUL byte");
-    expect_error_at("\xEF\xBB\xBF" "batch_num: 1", 1, 1, "byte order mark");
+    expect_error_at(
+        "\xEF\xBB\xBF"
+        "batch_num: 1",
+        1, 1, "byte order mark");
 }
 
 // -- merge semantics and warnings ---------------------------------------------------------------------
@@ -322,9 +330,13 @@ BOOST_AUTO_TEST_CASE(both_algorithms_last_wins_and_the_first_is_discarded) {
     BOOST_TEST_REQUIRE(p.warnings() == 1u);
     BOOST_TEST(p.first().where.line == 3u);
     BOOST_TEST(p.first().message.find("sets both ifmr_quantize and hfmg_quantize") != std::string::npos);
-    BOOST_TEST(parse("override_layers_configs { layer_name: 'x' kv_data_quant_config { hfmg_quantize {} ifmr_quantize {} } }", true).errors() == 1u);
+    BOOST_TEST(
+        parse("override_layers_configs { layer_name: 'x' kv_data_quant_config { hfmg_quantize {} ifmr_quantize {} } }", true).errors() ==
+        1u);
     // Back again: the new block starts empty (a oneof member replaces the other).
-    const parsed back = parse("kv_cache_quant_config { calibration_config { ifmr_quantize { search_step: 0.5 } hfmg_quantize {} ifmr_quantize { max_percentile: 0.9 } } }");
+    const parsed back = parse(
+        "kv_cache_quant_config { calibration_config { ifmr_quantize { search_step: 0.5 } hfmg_quantize {} ifmr_quantize { max_percentile: "
+        "0.9 } } }");
     BOOST_TEST(*back.cfg.common->algorithm == 0u);
     BOOST_TEST(!common_value(back, "search_step").has_value());
     BOOST_TEST(back.cfg.discarded.size() == 2u);
@@ -343,10 +355,14 @@ BOOST_AUTO_TEST_CASE(every_semantic_error_is_reported_with_suggestions) {
         "override_layers_configs { layer_nam: 'x' kv_data_quant_config { search_step: 0.1 } }\n");
     BOOST_TEST(p.errors() == 8u, p.all());
     const std::string all = p.all();
-    BOOST_TEST(all.find("quant.cfg:1:1: error: unknown field \"batch_nun\" in AMCTQuantCaliConfig (the top level); did you mean \"batch_num\"? [parse_error]") != std::string::npos, all);
+    BOOST_TEST(all.find("quant.cfg:1:1: error: unknown field \"batch_nun\" in AMCTQuantCaliConfig (the top level); did you mean "
+                        "\"batch_num\"? [parse_error]") != std::string::npos,
+               all);
     BOOST_TEST(all.find("quant.cfg:2:20: error: activation_offset expects a bool") != std::string::npos, all);
     BOOST_TEST(all.find("quant.cfg:4:17: error: quant_layers expects a string") != std::string::npos, all);
-    BOOST_TEST(all.find("quant.cfg:5:40: error: unknown field \"search_stepp\" in ifmr_quantize; did you mean \"search_step\"?") != std::string::npos, all);
+    BOOST_TEST(all.find("quant.cfg:5:40: error: unknown field \"search_stepp\" in ifmr_quantize; did you mean \"search_step\"?") !=
+                   std::string::npos,
+               all);
     BOOST_TEST(all.find("quant_granularity = 7 is not a value of the enumeration") != std::string::npos, all);
     BOOST_TEST(all.find("search_step is a field of ifmr_quantize, not of hfmg_quantize") != std::string::npos, all);
     BOOST_TEST(all.find("unknown field \"layer_nam\" in override_layers_configs; did you mean \"layer_name\"?") != std::string::npos, all);
@@ -418,8 +434,12 @@ BOOST_AUTO_TEST_CASE(random_mutations_never_crash) {
             const std::size_t at = rng() % (text.size() + 1);
             switch (rng() % 3) {
                 case 0: text.insert(at, 1, alphabet[rng() % alphabet.size()]); break;
-                case 1: if (at < text.size()) text.erase(at, 1); break;
-                default: if (at < text.size()) text[at] = alphabet[rng() % alphabet.size()]; break;
+                case 1:
+                    if (at < text.size()) text.erase(at, 1);
+                    break;
+                default:
+                    if (at < text.size()) text[at] = alphabet[rng() % alphabet.size()];
+                    break;
             }
         }
         const parsed p = parse(text);
@@ -449,8 +469,8 @@ using extended_policies = kvcali::policy_list<kvcali::ifmr_policy, kvcali::hfmg_
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(downstream_policy_adds_its_block) {
-    const parsed p = parse<extended_policies>(
-        "kv_cache_quant_config { calibration_config { pct_quantize { percentile: 0.9 window: 4 } } }");
+    const parsed p =
+        parse<extended_policies>("kv_cache_quant_config { calibration_config { pct_quantize { percentile: 0.9 window: 4 } } }");
     BOOST_TEST_REQUIRE(p.ok(), p.all());
     BOOST_TEST(*p.cfg.common->algorithm == 2u);
     BOOST_TEST(p.cfg.common->values[0]->real == 0.9f);
@@ -486,9 +506,8 @@ BOOST_AUTO_TEST_CASE(json_diagnostics_name_the_json_path) {
         "override_layers_configs": [{"layer_name": "x"}, 5]})");
     BOOST_TEST(p.errors() == 5u, p.all());
     auto has_path = [&](std::string_view path) {
-        return std::any_of(p.diags.begin(), p.diags.end(), [&](const auto& d) {
-            return d.json_path == path && d.message.rfind(std::string(path) + ": ", 0) == 0;
-        });
+        return std::any_of(p.diags.begin(), p.diags.end(),
+                           [&](const auto& d) { return d.json_path == path && d.message.rfind(std::string(path) + ": ", 0) == 0; });
     };
     BOOST_TEST(has_path("$.kv_cache_quant_config.quant_layers[1]"), p.all());
     BOOST_TEST(has_path("$.kv_cache_quant_config.calibration_config.ifmr_quantize.search_stepp"), p.all());
@@ -506,7 +525,7 @@ BOOST_AUTO_TEST_CASE(json_syntax_depth_and_shape) {
     BOOST_TEST_REQUIRE(bad.errors() == 1u);
     BOOST_TEST(bad.first().where.line == 3u);
     BOOST_TEST(bad.first().message.find("not valid JSON") != std::string::npos);
-    const parsed deep = parse_json("{\"a\":" + std::string(100000, '[') );
+    const parsed deep = parse_json("{\"a\":" + std::string(100000, '['));
     BOOST_TEST_REQUIRE(deep.errors() == 1u);
     BOOST_TEST(deep.first().message.find("nesting deeper than 64") != std::string::npos, deep.all());
     BOOST_TEST(parse_json("[1, 2]").first().message.find("must be an object") != std::string::npos);

@@ -85,8 +85,10 @@ void write_example_activations(const temp_dir& dir, bool half) {
         fs::create_directories(dir.path() / "act" / name);
         for (int k = 0; k < 4; ++k) {
             std::vector<float> v(64);
-            for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>((static_cast<int>(i) * 7 + k * 13 + layer * 5) % 61 - 23) / 8.0f;
-            spit(dir.path() / "act" / name / (std::to_string(k) + ".npy"), npy_bytes(half ? "<f2" : "<f4", {16, 4}, half ? f16_bytes(v) : f32_bytes(v)));
+            for (std::size_t i = 0; i < v.size(); ++i)
+                v[i] = static_cast<float>((static_cast<int>(i) * 7 + k * 13 + layer * 5) % 61 - 23) / 8.0f;
+            spit(dir.path() / "act" / name / (std::to_string(k) + ".npy"),
+                 npy_bytes(half ? "<f2" : "<f4", {16, 4}, half ? f16_bytes(v) : f32_bytes(v)));
         }
         ++layer;
     }
@@ -94,7 +96,8 @@ void write_example_activations(const temp_dir& dir, bool half) {
 }
 
 std::vector<std::string> calibrate_args(const temp_dir& dir, const std::string& record) {
-    return {"calibrate", "--config", (dir / "config.json").string(), "--activations", (dir / "act").string(), "-o", (dir / record).string()};
+    return {
+        "calibrate", "--config", (dir / "config.json").string(), "--activations", (dir / "act").string(), "-o", (dir / record).string()};
 }
 
 }  // namespace
@@ -114,7 +117,9 @@ BOOST_AUTO_TEST_CASE(generate_writes_the_config_and_one_summary_line) {
 
 BOOST_AUTO_TEST_CASE(errors_are_compiler_style_lines_and_nothing_is_written) {
     temp_dir dir;
-    spit(dir / "bad.cfg", "kv_cache_quant_config {\n  quant_layers: 'model.layers.0.self_attn.k_prj'\n  calibration_config { ifmr_quantize { search_stepp: 0.1 } }\n}\n");
+    spit(dir / "bad.cfg",
+         "kv_cache_quant_config {\n  quant_layers: 'model.layers.0.self_attn.k_prj'\n  calibration_config { ifmr_quantize { search_stepp: "
+         "0.1 } }\n}\n");
     spit(dir / "config.json", "old");
     const auto r = run_cli({"generate", "--model", model, "--cfg", (dir / "bad.cfg").string(), "-o", (dir / "config.json").string()});
     BOOST_TEST(r.status == 1);
@@ -127,8 +132,13 @@ BOOST_AUTO_TEST_CASE(errors_are_compiler_style_lines_and_nothing_is_written) {
     spit(dir / "bad2.cfg", "kv_cache_quant_config {\n  quant_layers: 'model.layers.0.self_attn.k_prj'\n  quant_layers: 'model.norm'\n}\n");
     const auto r2 = run_cli({"generate", "--model", model, "--cfg", (dir / "bad2.cfg").string(), "-o", (dir / "out.json").string()});
     BOOST_TEST(r2.status == 1);
-    BOOST_TEST(contains(r2.err, (dir / "bad2.cfg").string() + ":2:17: error: layer \"model.layers.0.self_attn.k_prj\" does not exist in the model; did you mean \"model.layers.0.self_attn.k_proj\""), r2.err);
-    BOOST_TEST(contains(r2.err, ":3:17: error: layer \"model.norm\" is of type LlamaRMSNorm, which does not support KV-cache quantization [unsupported_layer_type]"), r2.err);
+    BOOST_TEST(contains(r2.err, (dir / "bad2.cfg").string() + ":2:17: error: layer \"model.layers.0.self_attn.k_prj\" does not exist in "
+                                                              "the model; did you mean \"model.layers.0.self_attn.k_proj\""),
+               r2.err);
+    BOOST_TEST(contains(r2.err,
+                        ":3:17: error: layer \"model.norm\" is of type LlamaRMSNorm, which does not support KV-cache quantization "
+                        "[unsupported_layer_type]"),
+               r2.err);
     BOOST_TEST(!fs::exists(dir / "out.json"));
 }
 
@@ -137,9 +147,10 @@ BOOST_AUTO_TEST_CASE(exit_statuses) {
     BOOST_TEST(run_cli({}).status == 2);
     BOOST_TEST(run_cli({"frobnicate"}).status == 2);
     BOOST_TEST(run_cli({"generate", "--model", model, "--bogus", "-o", "x"}).status == 2);
-    BOOST_TEST(run_cli({"generate", "--model"}).status == 2);       // missing value
+    BOOST_TEST(run_cli({"generate", "--model"}).status == 2);         // missing value
     BOOST_TEST(run_cli({"generate", "--model", model}).status == 2);  // missing -o
-    BOOST_TEST(run_cli({"generate", "--model", (dir / "missing.json").string(), "--layer", "x", "-o", (dir / "o.json").string()}).status == 1);
+    BOOST_TEST(run_cli({"generate", "--model", (dir / "missing.json").string(), "--layer", "x", "-o", (dir / "o.json").string()}).status ==
+               1);
     const auto io = run_cli({"generate", "--model", model, "--layer", "lm_head", "-o", (dir / "no" / "o.json").string()});
     BOOST_TEST(io.status == 1);
     BOOST_TEST(contains(io.err, "[io_error]"), io.err);
@@ -192,7 +203,8 @@ BOOST_AUTO_TEST_CASE(check_and_explain_write_nothing) {
     const auto explain = run_cli({"explain", "--model", model, "--cfg", (dir / "quant.cfg").string()});
     BOOST_TEST(explain.status == 0, explain.err);
     BOOST_TEST(contains(explain.out, "batch_num = 4 (config file at " + (dir / "quant.cfg").string() + ":2)"), explain.out);
-    BOOST_TEST(contains(explain.out, "model.layers.0.self_attn.v_proj  ifmr (override:20)  max_percentile=0.999999 (default)"), explain.out);
+    BOOST_TEST(contains(explain.out, "model.layers.0.self_attn.v_proj  ifmr (override:20)  max_percentile=0.999999 (default)"),
+               explain.out);
     BOOST_TEST(contains(explain.out, "search_step=0.005 (override:23)"), explain.out);
     BOOST_TEST(contains(explain.out, "model.layers.1.self_attn.k_proj  hfmg (common:12)    num_of_bins=4096 (common:12)"), explain.out);
     const auto ej = run_cli({"explain", "--model", model, "--cfg", (dir / "quant.cfg").string(), "--json"});
@@ -216,7 +228,8 @@ BOOST_AUTO_TEST_CASE(strict_mode_and_warnings_on_stderr) {
     const auto lax = run_cli({"generate", "--model", model, "--cfg", (dir / "w.cfg").string(), "-o", (dir / "a.json").string()});
     BOOST_TEST(lax.status == 0);
     BOOST_TEST(contains(lax.err, (dir / "w.cfg").string() + ":2:12: warning: batch_num is given more than once"), lax.err);
-    const auto strict = run_cli({"generate", "--model", model, "--cfg", (dir / "w.cfg").string(), "-o", (dir / "b.json").string(), "--strict"});
+    const auto strict =
+        run_cli({"generate", "--model", model, "--cfg", (dir / "w.cfg").string(), "-o", (dir / "b.json").string(), "--strict"});
     BOOST_TEST(strict.status == 1);
     BOOST_TEST(contains(strict.err, ":2:12: error: batch_num is given more than once"), strict.err);
     BOOST_TEST(!fs::exists(dir / "b.json"));
@@ -258,7 +271,8 @@ BOOST_AUTO_TEST_CASE(calibrate_progress_bar_on_a_terminal_and_quiet) {
     // Not a terminal: no bar, only the summary line (issue 15; it was silent before).
     const auto piped = run_cli(calibrate_args(dir, "r1.txt"));
     BOOST_TEST(piped.status == 0, piped.err);
-    BOOST_TEST(piped.out.rfind("wrote " + (dir / "r1.txt").string() + ": 8 layers (hfmg 7, ifmr 1), 2048 values read in ", 0) == 0u, piped.out);
+    BOOST_TEST(piped.out.rfind("wrote " + (dir / "r1.txt").string() + ": 8 layers (hfmg 7, ifmr 1), 2048 values read in ", 0) == 0u,
+               piped.out);
     BOOST_TEST(piped.err.empty());
     // On a terminal: the bar, redrawn in place, ending at 8/8 layers.
     const auto tty = run_cli(calibrate_args(dir, "r2.txt"), {}, {.on_terminal = true});
@@ -267,7 +281,13 @@ BOOST_AUTO_TEST_CASE(calibrate_progress_bar_on_a_terminal_and_quiet) {
     BOOST_TEST(contains(tty.out, "\rcalibrate [##############################] 8/8 layers"), tty.out);
     BOOST_TEST(contains(tty.out, "M values/s"), tty.out);
     // --quiet on a terminal: nothing.
-    const auto quiet = run_cli([&] { auto a = calibrate_args(dir, "r3.txt"); a.push_back("--quiet"); return a; }(), {}, {.on_terminal = true});
+    const auto quiet = run_cli(
+        [&] {
+            auto a = calibrate_args(dir, "r3.txt");
+            a.push_back("--quiet");
+            return a;
+        }(),
+        {}, {.on_terminal = true});
     BOOST_TEST(quiet.status == 0, quiet.out);
     BOOST_TEST(quiet.out.empty(), quiet.out);
     BOOST_TEST(slurp(dir / "r1.txt") == slurp(dir / "r2.txt"));
@@ -277,7 +297,11 @@ BOOST_AUTO_TEST_CASE(calibrate_progress_bar_on_a_terminal_and_quiet) {
 BOOST_AUTO_TEST_CASE(calibrate_jobs_give_the_same_record_in_the_config_order) {
     temp_dir dir;
     write_example_activations(dir, true);
-    const auto one = run_cli([&] { auto a = calibrate_args(dir, "r1.txt"); a.insert(a.end(), {"--jobs", "1"}); return a; }());
+    const auto one = run_cli([&] {
+        auto a = calibrate_args(dir, "r1.txt");
+        a.insert(a.end(), {"--jobs", "1"});
+        return a;
+    }());
     BOOST_REQUIRE_EQUAL(one.status, 0);
     const std::string want = slurp(dir / "r1.txt");
     // The records in the config's order, whatever order the threads finish in.
@@ -293,7 +317,11 @@ BOOST_AUTO_TEST_CASE(calibrate_jobs_give_the_same_record_in_the_config_order) {
     BOOST_TEST((keys == config_order));
     for (const char* jobs : {"2", "3", "8", "64"}) {
         for (int round = 0; round < 3; ++round) {
-            const auto r = run_cli([&] { auto a = calibrate_args(dir, "rn.txt"); a.insert(a.end(), {"-j", jobs}); return a; }());
+            const auto r = run_cli([&] {
+                auto a = calibrate_args(dir, "rn.txt");
+                a.insert(a.end(), {"-j", jobs});
+                return a;
+            }());
             BOOST_TEST(r.status == 0, r.err);
             BOOST_TEST(slurp(dir / "rn.txt") == want, "--jobs " << jobs);
         }
@@ -303,7 +331,11 @@ BOOST_AUTO_TEST_CASE(calibrate_jobs_give_the_same_record_in_the_config_order) {
     BOOST_TEST(dflt.status == 0, dflt.err);
     BOOST_TEST(slurp(dir / "rd.txt") == want);
     for (const char* bad : {"0", "x", "-1", "2000", ""}) {
-        const auto r = run_cli([&] { auto a = calibrate_args(dir, "bad.txt"); a.insert(a.end(), {"--jobs", bad}); return a; }());
+        const auto r = run_cli([&] {
+            auto a = calibrate_args(dir, "bad.txt");
+            a.insert(a.end(), {"--jobs", bad});
+            return a;
+        }());
         BOOST_TEST(r.status != 0, bad);
         BOOST_TEST(contains(r.err, "--jobs"), r.err);
         BOOST_TEST(!fs::exists(dir / "bad.txt"));
@@ -326,7 +358,11 @@ BOOST_AUTO_TEST_CASE(calibrate_jobs_report_the_earliest_layers_error) {
     spit(dir.path() / "act" / names[2] / "1.npy", npy_bytes("<f4", {16, 4}, f32_bytes(v)));
     spit(dir.path() / "act" / names[6] / "0.npy", npy_bytes("<f4", {16, 4}, f32_bytes(v)));
     for (const char* jobs : {"1", "2", "8"}) {
-        const auto r = run_cli([&] { auto a = calibrate_args(dir, "r.txt"); a.insert(a.end(), {"--jobs", jobs}); return a; }());
+        const auto r = run_cli([&] {
+            auto a = calibrate_args(dir, "r.txt");
+            a.insert(a.end(), {"--jobs", jobs});
+            return a;
+        }());
         BOOST_TEST(r.status == 1, jobs);
         BOOST_TEST(contains(r.err, "layer \"" + names[2] + "\""), r.err);
         BOOST_TEST(!contains(r.err, "layer \"" + names[6] + "\""), r.err);
@@ -443,8 +479,10 @@ std::pair<int, std::string> run_cli_into_a_pipe(const std::vector<std::string>& 
     std::string out;
     char buf[4096];
     for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) != 0;) {
-        if (n > 0) out.append(buf, static_cast<std::size_t>(n));
-        else if (errno != EINTR) break;
+        if (n > 0)
+            out.append(buf, static_cast<std::size_t>(n));
+        else if (errno != EINTR)
+            break;
     }
     ::close(fds[0]);
     int wstatus = 0;
@@ -501,7 +539,8 @@ BOOST_AUTO_TEST_CASE(calibrate_checks_every_file_first_and_reports_them_all) {
     // Two missing batches, one float64 file (numpy's default), one with a bad header; the record
     // file exists and must stay as it was.
     const fs::path act = dir.path() / "act";
-    const fs::path missing1 = act / "model.layers.0.self_attn.k_proj" / "0.npy", missing2 = act / "model.layers.3.self_attn.v_proj" / "3.npy";
+    const fs::path missing1 = act / "model.layers.0.self_attn.k_proj" / "0.npy",
+                   missing2 = act / "model.layers.3.self_attn.v_proj" / "3.npy";
     fs::remove(missing1);
     fs::remove(missing2);
     const fs::path float64 = act / "model.layers.1.self_attn.k_proj" / "2.npy", bad = act / "model.layers.2.self_attn.k_proj" / "1.npy";
@@ -514,9 +553,10 @@ BOOST_AUTO_TEST_CASE(calibrate_checks_every_file_first_and_reports_them_all) {
     BOOST_TEST(count_of(r.err, ": error: ") == 4u, r.err);
     BOOST_TEST(contains(r.err, missing1.string() + ": error: cannot read " + missing1.string() + ": no such file [io_error]"), r.err);
     BOOST_TEST(contains(r.err, missing2.string() + ": error: cannot read " + missing2.string() + ": no such file [io_error]"), r.err);
-    BOOST_TEST(contains(r.err, float64.string() + ":1:11: error: the array has dtype float64 ('<f8'); kvcali reads little-endian float32 ('<f4') "
-                               "or float16 ('<f2'): save it with .astype(np.float32) [invalid_data]"),
-               r.err);
+    BOOST_TEST(
+        contains(r.err, float64.string() + ":1:11: error: the array has dtype float64 ('<f8'); kvcali reads little-endian float32 ('<f4') "
+                                           "or float16 ('<f2'): save it with .astype(np.float32) [invalid_data]"),
+        r.err);
     BOOST_TEST(contains(r.err, bad.string() + ":1:1: error: not a .npy file"), r.err);
     BOOST_TEST((cli_error_categories(r.err) == std::set<std::string>{"io_error", "invalid_data"}), r.err);
     BOOST_TEST(slurp(dir / "record.txt") == "old");
@@ -547,7 +587,11 @@ BOOST_AUTO_TEST_CASE(calibrate_prints_one_summary_line) {
     BOOST_TEST(tail[tail.size() - 6] == '.', tail);
     BOOST_TEST(r.err.empty(), r.err);
     // --quiet: nothing; -o -: the record alone.
-    const auto quiet = run_cli([&] { auto a = calibrate_args(dir, "r2.txt"); a.push_back("--quiet"); return a; }());
+    const auto quiet = run_cli([&] {
+        auto a = calibrate_args(dir, "r2.txt");
+        a.push_back("--quiet");
+        return a;
+    }());
     BOOST_TEST(quiet.status == 0);
     BOOST_TEST(quiet.out.empty(), quiet.out);
     const auto out = run_cli({"calibrate", "--config", (dir / "config.json").string(), "--activations", (dir / "act").string(), "-o", "-"});
@@ -567,7 +611,8 @@ BOOST_AUTO_TEST_CASE(an_output_naming_an_input_is_refused) {
         {{"generate", "--model", m, "--cfg", c, "-o", c}, "--cfg"},
         {{"generate", "--model", m, "--cfg", c, "-o", (dir / "link.cfg").string()}, "--cfg"},  // the same file through a link
         {{"generate", "--model", m, "--cfg", c, "-o", (dir.path() / "." / "quant.cfg").string()}, "--cfg"},
-        {{"generate", "--model", m, "--quant-layers", (dir / "layers.json").string(), "-o", (dir / "layers.json").string()}, "--quant-layers"},
+        {{"generate", "--model", m, "--quant-layers", (dir / "layers.json").string(), "-o", (dir / "layers.json").string()},
+         "--quant-layers"},
     };
     for (const auto& [args, option] : runs) {
         BOOST_TEST_CONTEXT(args.back()) {
@@ -604,7 +649,8 @@ BOOST_AUTO_TEST_CASE(quant_layers_as_a_json_array) {
     spit(dir / "array.json", "\n  " + array + "\n");
     spit(dir / "object.json", "{\"kv_cache_quant_layers\": " + array + "}");
     std::string want;
-    for (const std::string& value : {array, "{\"kv_cache_quant_layers\": " + array + "}", (dir / "array.json").string(), (dir / "object.json").string()}) {
+    for (const std::string& value :
+         {array, "{\"kv_cache_quant_layers\": " + array + "}", (dir / "array.json").string(), (dir / "object.json").string()}) {
         BOOST_TEST_CONTEXT(value) {
             const auto r = run_cli({"generate", "--model", model, "--quant-layers", value, "-o", "-"});
             BOOST_TEST(r.status == 0, r.err);
@@ -664,9 +710,10 @@ BOOST_AUTO_TEST_CASE(an_empty_model_is_one_error) {
     temp_dir dir;
     spit(dir / "model.json", "[]");
     const std::string m = (dir / "model.json").string();
-    for (const std::vector<std::string>& args : {std::vector<std::string>{"check", "--model", m, "--layer", "a", "--layer", "b"},
-                                                 std::vector<std::string>{"generate", "--model", m, "--cfg", cfg, "-o", (dir / "c.json").string()},
-                                                 std::vector<std::string>{"explain", "--model", m, "--layer", "auto:kv"}}) {
+    for (const std::vector<std::string>& args :
+         {std::vector<std::string>{"check", "--model", m, "--layer", "a", "--layer", "b"},
+          std::vector<std::string>{"generate", "--model", m, "--cfg", cfg, "-o", (dir / "c.json").string()},
+          std::vector<std::string>{"explain", "--model", m, "--layer", "auto:kv"}}) {
         const auto r = run_cli(args);
         BOOST_TEST(r.status == 1);
         BOOST_TEST(r.err == m + ": error: the model has no layers [invalid_model]\n", r.err);
@@ -680,7 +727,8 @@ BOOST_AUTO_TEST_CASE(an_empty_model_is_one_error) {
 
 BOOST_AUTO_TEST_CASE(layer_list_errors_have_line_column_and_suggestions) {
     temp_dir dir;
-    spit(dir / "model.json", "[\n  {\"name\": \"a\", \"typ\": \"Linear\"},\n  {\"name\": \"b\", \"type\": \"Linear\", \"in\": -1, \"out\": 8}\n]\n");
+    spit(dir / "model.json",
+         "[\n  {\"name\": \"a\", \"typ\": \"Linear\"},\n  {\"name\": \"b\", \"type\": \"Linear\", \"in\": -1, \"out\": 8}\n]\n");
     const std::string m = (dir / "model.json").string();
     const auto r = run_cli({"layers", "--model", m});
     BOOST_TEST(r.status == 1);
@@ -689,13 +737,17 @@ BOOST_AUTO_TEST_CASE(layer_list_errors_have_line_column_and_suggestions) {
 }
 
 BOOST_AUTO_TEST_CASE(a_quant_cfg_given_as_config_json_points_to_check) {
-    for (const std::vector<std::string>& args : {std::vector<std::string>{"validate", cfg}, std::vector<std::string>{"validate", "--config", cfg},
-                                                 std::vector<std::string>{"calibrate", "--config", cfg, "--activations", ".", "-o", "-"}}) {
+    for (const std::vector<std::string>& args :
+         {std::vector<std::string>{"validate", cfg}, std::vector<std::string>{"validate", "--config", cfg},
+          std::vector<std::string>{"calibrate", "--config", cfg, "--activations", ".", "-o", "-"}}) {
         const auto r = run_cli(args);
         BOOST_TEST(r.status == 1);
-        BOOST_TEST(r.err == cfg + ": error: this looks like a quant.cfg (the simple config file, protobuf text format), not a config.json: "
-                               "check it with `kvcali check --model MODEL --cfg " + cfg + "`, and write the config.json from it with "
-                               "`kvcali generate` [parse_error]\n",
+        BOOST_TEST(r.err == cfg +
+                                ": error: this looks like a quant.cfg (the simple config file, protobuf text format), not a config.json: "
+                                "check it with `kvcali check --model MODEL --cfg " +
+                                cfg +
+                                "`, and write the config.json from it with "
+                                "`kvcali generate` [parse_error]\n",
                    r.err);
     }
     // A config.json that is merely broken keeps its own message.
@@ -712,8 +764,9 @@ BOOST_AUTO_TEST_CASE(no_layers_given_names_the_cli_options) {
         if (std::string(cmd) == "generate") args.insert(args.end(), {"-o", "-"});
         const auto r = run_cli(args);
         BOOST_TEST(r.status == 1);
-        BOOST_TEST(r.err == "error: no layer to quantize: give a quant.cfg with --cfg PATH, or the layers with --layer NAME (repeatable) "
-                            "or --quant-layers JSON|PATH [no_quant_layers]\n",
+        BOOST_TEST(r.err ==
+                       "error: no layer to quantize: give a quant.cfg with --cfg PATH, or the layers with --layer NAME (repeatable) "
+                       "or --quant-layers JSON|PATH [no_quant_layers]\n",
                    r.err);
         BOOST_TEST(r.out.empty());
     }
@@ -723,8 +776,9 @@ BOOST_AUTO_TEST_CASE(explain_legend_explains_unset_and_policy_default) {
     const auto text = run_cli({"explain", "--model", model, "--cfg", cfg});
     BOOST_TEST(text.status == 0, text.err);
     BOOST_TEST(contains(text.out, "asymmetric=unset (activation_offset)"), text.out);
-    BOOST_TEST(contains(text.out, "\nunset (activation_offset) = set nowhere, so not written to config.json: calibration then takes the value "
-                                  "of activation_offset"),
+    BOOST_TEST(contains(text.out,
+                        "\nunset (activation_offset) = set nowhere, so not written to config.json: calibration then takes the value "
+                        "of activation_offset"),
                text.out);
     BOOST_TEST(contains(text.out, "default = the algorithm policy's default (origin \"policy default\" in --json)"), text.out);
     const auto help = run_cli({"explain", "--help"});

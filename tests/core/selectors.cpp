@@ -125,15 +125,18 @@ BOOST_AUTO_TEST_CASE(a_real_name_that_looks_like_a_selector_is_exact) {
 BOOST_AUTO_TEST_CASE(auto_kv_on_common_architectures) {
     std::vector<kvcali::diagnostic> warnings;
     // LLaMA / Mistral / Qwen2: k_proj and v_proj.
-    BOOST_TEST(selected(llama(2), {"auto:kv"}, &warnings) ==
-                   (strings{"model.layers.0.self_attn.k_proj", "model.layers.0.self_attn.v_proj", "model.layers.1.self_attn.k_proj",
-                            "model.layers.1.self_attn.v_proj"}),
-               boost::test_tools::per_element());
+    BOOST_TEST(
+        selected(llama(2), {"auto:kv"}, &warnings) == (strings{"model.layers.0.self_attn.k_proj", "model.layers.0.self_attn.v_proj",
+                                                               "model.layers.1.self_attn.k_proj", "model.layers.1.self_attn.v_proj"}),
+        boost::test_tools::per_element());
     BOOST_TEST(warnings.empty());
     // GPT-2 (and Qwen-1): fused c_attn, with a warning; c_proj and the MLP are not selected.
-    const auto gpt2 = table_of({{"transformer.wte", "Embedding"},     {"transformer.h.0.attn.c_attn", "Linear"},
-                                {"transformer.h.0.attn.c_proj", "Linear"}, {"transformer.h.0.mlp.c_fc", "Linear"},
-                                {"transformer.h.1.attn.c_attn", "Linear"}, {"lm_head", "Linear"}});
+    const auto gpt2 = table_of({{"transformer.wte", "Embedding"},
+                                {"transformer.h.0.attn.c_attn", "Linear"},
+                                {"transformer.h.0.attn.c_proj", "Linear"},
+                                {"transformer.h.0.mlp.c_fc", "Linear"},
+                                {"transformer.h.1.attn.c_attn", "Linear"},
+                                {"lm_head", "Linear"}});
     BOOST_TEST(selected(gpt2, {"auto:kv"}, &warnings) == (strings{"transformer.h.0.attn.c_attn", "transformer.h.1.attn.c_attn"}),
                boost::test_tools::per_element());
     BOOST_TEST_REQUIRE(warnings.size() == 1u);
@@ -152,21 +155,29 @@ BOOST_AUTO_TEST_CASE(auto_kv_on_common_architectures) {
                                   {"transformer.h.0.self_attention.dense", "Linear"},
                                   {"transformer.h.0.mlp.dense_h_to_4h", "Linear"},
                                   {"transformer.h.0.mlp.dense_4h_to_h", "Linear"},
-                                  {"transformer.h.1.self_attention.query_key_value", "Linear"}, {"lm_head", "Linear"}});
-    BOOST_TEST(selected(falcon, {"auto:kv"}) == (strings{"transformer.h.0.self_attention.query_key_value",
-                                                         "transformer.h.1.self_attention.query_key_value"}),
+                                  {"transformer.h.1.self_attention.query_key_value", "Linear"},
+                                  {"lm_head", "Linear"}});
+    BOOST_TEST(selected(falcon, {"auto:kv"}) ==
+                   (strings{"transformer.h.0.self_attention.query_key_value", "transformer.h.1.self_attention.query_key_value"}),
                boost::test_tools::per_element());
     // Qwen (1): fused c_attn under attn, with w1/w2/c_proj in the MLP; Qwen2 is LLaMA-shaped (above).
-    const auto qwen = table_of({{"transformer.wte", "Embedding"}, {"transformer.h.0.attn.c_attn", "Linear"},
-                                {"transformer.h.0.attn.c_proj", "Linear"}, {"transformer.h.0.mlp.w1", "Linear"},
-                                {"transformer.h.0.mlp.w2", "Linear"}, {"transformer.h.0.mlp.c_proj", "Linear"}});
+    const auto qwen = table_of({{"transformer.wte", "Embedding"},
+                                {"transformer.h.0.attn.c_attn", "Linear"},
+                                {"transformer.h.0.attn.c_proj", "Linear"},
+                                {"transformer.h.0.mlp.w1", "Linear"},
+                                {"transformer.h.0.mlp.w2", "Linear"},
+                                {"transformer.h.0.mlp.c_proj", "Linear"}});
     BOOST_TEST(selected(qwen, {"auto:kv"}) == (strings{"transformer.h.0.attn.c_attn"}), boost::test_tools::per_element());
     // Baichuan-style W_pack is fused too.
     BOOST_TEST(selected(table_of({{"model.layers.0.self_attn.W_pack", "Linear"}}), {"auto:kv"}).size() == 1u);
     // BERT-style key/value, Meta's wk/wv, and bare k/v only inside attention blocks.
-    const auto mixed = table_of({{"encoder.layer.0.attention.self.query", "Linear"}, {"encoder.layer.0.attention.self.key", "Linear"},
-                                 {"encoder.layer.0.attention.self.value", "Linear"}, {"layers.0.attention.wk", "Linear"},
-                                 {"layers.0.attention.wv", "Linear"}, {"blocks.0.attn.k", "Linear"}, {"blocks.0.attn.v", "Linear"},
+    const auto mixed = table_of({{"encoder.layer.0.attention.self.query", "Linear"},
+                                 {"encoder.layer.0.attention.self.key", "Linear"},
+                                 {"encoder.layer.0.attention.self.value", "Linear"},
+                                 {"layers.0.attention.wk", "Linear"},
+                                 {"layers.0.attention.wv", "Linear"},
+                                 {"blocks.0.attn.k", "Linear"},
+                                 {"blocks.0.attn.v", "Linear"},
                                  {"blocks.0.mlp.k", "Linear"}});
     BOOST_TEST(selected(mixed, {"auto:kv"}).size() == 6u);
     // Strict mode makes the fused warning an error.
@@ -181,12 +192,18 @@ BOOST_AUTO_TEST_CASE(auto_kv_every_documented_form) {
     // The README's list, each form on its own: key_proj/value_proj, to_k/to_v, and bare k/v only
     // under a parent whose name holds attn, attention or Attention (its other projections and k/v
     // elsewhere are not selected).
-    const auto separate = table_of({{"blocks.0.attn.query_proj", "Linear"},  {"blocks.0.attn.key_proj", "Linear"},
-                                    {"blocks.0.attn.value_proj", "Linear"},  {"unet.down.0.attn1.to_q", "Linear"},
-                                    {"unet.down.0.attn1.to_k", "Linear"},    {"unet.down.0.attn1.to_v", "Linear"},
-                                    {"layers.0.SelfAttention.q", "Linear"},  {"layers.0.SelfAttention.k", "Linear"},
-                                    {"layers.0.SelfAttention.v", "Linear"},  {"layers.0.ffn.k", "Linear"},
-                                    {"layers.0.ffn.v", "Linear"},            {"k", "Linear"}});
+    const auto separate = table_of({{"blocks.0.attn.query_proj", "Linear"},
+                                    {"blocks.0.attn.key_proj", "Linear"},
+                                    {"blocks.0.attn.value_proj", "Linear"},
+                                    {"unet.down.0.attn1.to_q", "Linear"},
+                                    {"unet.down.0.attn1.to_k", "Linear"},
+                                    {"unet.down.0.attn1.to_v", "Linear"},
+                                    {"layers.0.SelfAttention.q", "Linear"},
+                                    {"layers.0.SelfAttention.k", "Linear"},
+                                    {"layers.0.SelfAttention.v", "Linear"},
+                                    {"layers.0.ffn.k", "Linear"},
+                                    {"layers.0.ffn.v", "Linear"},
+                                    {"k", "Linear"}});
     std::vector<kvcali::diagnostic> warnings;
     BOOST_TEST(selected(separate, {"auto:kv"}, &warnings) ==
                    (strings{"blocks.0.attn.key_proj", "blocks.0.attn.value_proj", "unet.down.0.attn1.to_k", "unet.down.0.attn1.to_v",
@@ -194,9 +211,9 @@ BOOST_AUTO_TEST_CASE(auto_kv_every_documented_form) {
                boost::test_tools::per_element());
     BOOST_TEST(warnings.empty());
     // Fused projections, each selected with a warning that says it is fused.
-    for (const std::string name : {"model.layers.0.self_attn.qkv_proj", "transformer.blocks.0.attn.Wqkv", "blocks.0.attn.qkv",
-                                   "layers.0.self_attn.in_proj", "transformer.h.0.self_attention.query_key_value",
-                                   "model.layers.0.self_attn.W_pack", "transformer.h.0.attn.c_attn"}) {
+    for (const std::string name :
+         {"model.layers.0.self_attn.qkv_proj", "transformer.blocks.0.attn.Wqkv", "blocks.0.attn.qkv", "layers.0.self_attn.in_proj",
+          "transformer.h.0.self_attention.query_key_value", "model.layers.0.self_attn.W_pack", "transformer.h.0.attn.c_attn"}) {
         BOOST_TEST_CONTEXT(name) {
             warnings.clear();
             BOOST_TEST(selected(table_of({{name, "Linear"}, {"lm_head", "Linear"}}), {"auto:kv"}, &warnings) == strings{name},
@@ -233,7 +250,7 @@ override_layers_configs { layer_name: 'glob:model.layers.2.self_attn.*' kv_data_
     BOOST_TEST(step_of("model.layers.0.self_attn.v_proj") == 0.02f);
     BOOST_TEST(step_of("model.layers.1.self_attn.v_proj") == -1.0f);  // hfmg from the common config
     BOOST_TEST(step_of("model.layers.2.self_attn.v_proj") == 0.03f);  // two overrides: the later wins...
-    BOOST_TEST_REQUIRE(warnings.size() == 1u);                         // ...with a warning
+    BOOST_TEST_REQUIRE(warnings.size() == 1u);                        // ...with a warning
     BOOST_TEST(warnings[0].message.find("later one applies") != std::string::npos, warnings[0].message);
     // The JSON holds concrete names only.
     const std::string json = slurp(dir / "config.json");

@@ -1,6 +1,6 @@
 // Compile-only tests of the model_graph concept: an archetype graph with members, a foreign graph
 // adapted through a traits specialisation, and types that are not graphs.
-#include <kvcali/model_graph.hpp>
+#include <kvcali/layer_table.hpp>
 #include <kvcali/policy.hpp>
 
 #include <string>

@@ -28,12 +28,29 @@ BOOST_AUTO_TEST_SUITE(float_repr)
 
 BOOST_AUTO_TEST_CASE(python_layout_of_float32_values) {
     const std::pair<float, const char*> cases[] = {
-        {0.7f, "0.7"},           {1.3f, "1.3"},         {0.01f, "0.01"},         {0.999999f, "0.999999"},
-        {1.0f, "1.0"},           {0.0f, "0.0"},         {-0.0f, "-0.0"},         {1.0f / 3.0f, "0.33333334"},
-        {123456789.0f, "123456790.0"}, {0.0001f, "0.0001"}, {0.00001f, "1e-05"}, {1e17f, "1e+17"},
-        {1.5e20f, "1.5e+20"},    {1e16f, "1e+16"},      {1e15f, "1000000000000000.0"}, {-2.5f, "-2.5"},
-        {5.0f, "5.0"},           {static_cast<float>(0.50222447514534), "0.50222445"}, {1e-45f, "1e-45"}, {3.4028235e38f, "3.4028235e+38"},
-        {0.00012345f, "0.00012345"}, {100.0f, "100.0"}, {1.17549435e-38f, "1.1754944e-38"},
+        {0.7f, "0.7"},
+        {1.3f, "1.3"},
+        {0.01f, "0.01"},
+        {0.999999f, "0.999999"},
+        {1.0f, "1.0"},
+        {0.0f, "0.0"},
+        {-0.0f, "-0.0"},
+        {1.0f / 3.0f, "0.33333334"},
+        {123456789.0f, "123456790.0"},
+        {0.0001f, "0.0001"},
+        {0.00001f, "1e-05"},
+        {1e17f, "1e+17"},
+        {1.5e20f, "1.5e+20"},
+        {1e16f, "1e+16"},
+        {1e15f, "1000000000000000.0"},
+        {-2.5f, "-2.5"},
+        {5.0f, "5.0"},
+        {static_cast<float>(0.50222447514534), "0.50222445"},
+        {1e-45f, "1e-45"},
+        {3.4028235e38f, "3.4028235e+38"},
+        {0.00012345f, "0.00012345"},
+        {100.0f, "100.0"},
+        {1.17549435e-38f, "1.1754944e-38"},
     };
     for (const auto& [value, text] : cases) {
         BOOST_TEST_CONTEXT("value " << text) { BOOST_TEST(kvcali::float32_repr(value) == text); }
@@ -145,8 +162,8 @@ BOOST_AUTO_TEST_CASE(replaces_an_existing_file_and_keeps_its_mode) {
     fs::permissions(out, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read);
     kvcali::create_quant_cali_config(out, three_linears(), kvcali::quant_layers{"matmul1"});
     BOOST_TEST(slurp(out).rfind("{\n    \"batch_num\":1", 0) == 0u);
-    BOOST_TEST(((fs::status(out).permissions() & fs::perms::all) ==
-                (fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read)));
+    BOOST_TEST(
+        ((fs::status(out).permissions() & fs::perms::all) == (fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read)));
     BOOST_TEST(dir.entries().size() == 1u);
 }
 
@@ -201,8 +218,8 @@ BOOST_AUTO_TEST_CASE(writes_through_a_symlink_to_an_existing_file) {
     BOOST_TEST(fs::is_symlink(link));
     BOOST_TEST(fs::read_symlink(link) == target);
     BOOST_TEST(slurp(target) == "new bytes");
-    BOOST_TEST(((fs::status(target).permissions() & fs::perms::all) ==
-                (fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read)));
+    BOOST_TEST(
+        ((fs::status(target).permissions() & fs::perms::all) == (fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read)));
     BOOST_TEST(sorted_entries(dir / "data") == std::vector<std::string>{"config.json"}, boost::test_tools::per_element());
     BOOST_TEST(sorted_entries(dir / "out") == std::vector<std::string>{"config.json"}, boost::test_tools::per_element());
 }
@@ -226,8 +243,8 @@ BOOST_AUTO_TEST_CASE(writes_through_a_chain_of_two_links) {
     fs::create_directory(dir / "a");
     fs::create_directory(dir / "b");
     spit(dir / "b" / "config.json", "old");
-    fs::create_symlink("config.json", dir / "b" / "second");     // b/second -> b/config.json
-    fs::create_symlink("../b/second", dir / "a" / "first");      // a/first -> b/second
+    fs::create_symlink("config.json", dir / "b" / "second");  // b/second -> b/config.json
+    fs::create_symlink("../b/second", dir / "a" / "first");   // a/first -> b/second
     kvcali::write_file_atomic(dir / "a" / "first", "new");
     BOOST_TEST(fs::is_symlink(dir / "a" / "first"));
     BOOST_TEST(fs::is_symlink(dir / "b" / "second"));
@@ -336,8 +353,7 @@ BOOST_AUTO_TEST_CASE(implicit_containers_in_named_modules_order) {
     }
     BOOST_TEST(names == (std::vector<std::string>{"model", "model.layers", "model.layers.0", "model.layers.0.k", "lm_head"}),
                boost::test_tools::per_element());
-    BOOST_TEST(types == (std::vector<std::string>{"Module", "ModuleList", "Module", "Linear", "Linear"}),
-               boost::test_tools::per_element());
+    BOOST_TEST(types == (std::vector<std::string>{"Module", "ModuleList", "Module", "Linear", "Linear"}), boost::test_tools::per_element());
     BOOST_TEST(t.get("model.layers.0.k")->eligible);
     BOOST_TEST(!t.get("model")->eligible);
 }
@@ -445,8 +461,8 @@ BOOST_AUTO_TEST_CASE(suggestions_stay_fast_on_a_million_layers) {
     }
     const auto resolve_time = std::chrono::steady_clock::now() - start;
     const double ratio = std::chrono::duration<double>(resolve_time).count() / std::chrono::duration<double>(build_time).count();
-    BOOST_TEST_MESSAGE("suggestions among 1M layers: " << std::chrono::duration<double>(resolve_time).count() << " s, "
-                                                        << ratio << "x the table's build time");
+    BOOST_TEST_MESSAGE("suggestions among 1M layers: " << std::chrono::duration<double>(resolve_time).count() << " s, " << ratio
+                                                       << "x the table's build time");
     BOOST_TEST((resolve_time < 20 * build_time + std::chrono::seconds(1)), "suggestions took " << ratio << "x the table's build time");
 }
 
@@ -489,8 +505,14 @@ struct minmax_policy {
     static constexpr std::string_view act_algo = "minmax";
     static constexpr std::string_view cfg_block = "minmax_quantize";
     static constexpr std::array<kvcali::param_desc, 1> params = {{
-        {"clip_ratio", "clip_ratio", -1, kvcali::param_type::float32, kvcali::param_value::of_float(1.0f), {},
-         &kvcali::checks::positive, "fraction of the observed range kept"},
+        {"clip_ratio",
+         "clip_ratio",
+         -1,
+         kvcali::param_type::float32,
+         kvcali::param_value::of_float(1.0f),
+         {},
+         &kvcali::checks::positive,
+         "fraction of the observed range kept"},
     }};
     static void cross_check(const kvcali::param_view&, std::vector<kvcali::check_result>&) {}
 };
@@ -511,8 +533,7 @@ BOOST_AUTO_TEST_CASE(changed_defaults_reach_the_json) {
 }
 
 BOOST_AUTO_TEST_CASE(a_policy_of_its_own_is_written_with_its_parameters) {
-    kvcali::resolved_config doc =
-        kvcali::resolve_quant_cali_config<downstream::policies>(three_linears(), kvcali::quant_layers{"matmul1"});
+    kvcali::resolved_config doc = kvcali::resolve_quant_cali_config<downstream::policies>(three_linears(), kvcali::quant_layers{"matmul1"});
     doc.layers[0].algorithm = 2;
     doc.layers[0].values = {kvcali::param_value::of_float(0.9f)};
     const std::string json = kvcali::write_config_json(doc);
@@ -627,7 +648,8 @@ BOOST_AUTO_TEST_CASE(by_value_and_by_reference_give_the_same_config) {
     }
     // A layer that is not eligible is reported by its (copied) type name.
     try {
-        kvcali::resolve_quant_cali_config(by_value, kvcali::quant_layers{"model.decoder.transformer_blocks.1.self_attention.layer_norm_module"});
+        kvcali::resolve_quant_cali_config(by_value,
+                                          kvcali::quant_layers{"model.decoder.transformer_blocks.1.self_attention.layer_norm_module"});
         BOOST_FAIL("expected unsupported_layer_type");
     } catch (const kvcali::error& e) {
         BOOST_TEST((e.code() == kvcali::errc::unsupported_layer_type));
@@ -655,7 +677,8 @@ BOOST_AUTO_TEST_SUITE(new_user_rough_edges)
 
 BOOST_AUTO_TEST_CASE(an_empty_model_is_one_invalid_model_error) {
     const kvcali::layer_table empty;
-    for (const auto& layers : {std::optional<kvcali::quant_layers>(kvcali::quant_layers{"a", "b", "glob:*"}), std::optional<kvcali::quant_layers>()}) {
+    for (const auto& layers :
+         {std::optional<kvcali::quant_layers>(kvcali::quant_layers{"a", "b", "glob:*"}), std::optional<kvcali::quant_layers>()}) {
         try {
             (void)kvcali::resolve_quant_cali_config(empty, layers);
             BOOST_FAIL("an empty model was accepted");
@@ -677,15 +700,26 @@ BOOST_AUTO_TEST_CASE(an_empty_model_is_one_invalid_model_error) {
 
 BOOST_AUTO_TEST_CASE(outcome_reads_like_error) {
     // One shape: diagnostics() and code() are functions on both.
-    static_assert(std::is_same_v<decltype(std::declval<const kvcali::outcome<int>&>().diagnostics()), const std::vector<kvcali::diagnostic>&>);
+    static_assert(
+        std::is_same_v<decltype(std::declval<const kvcali::outcome<int>&>().diagnostics()), const std::vector<kvcali::diagnostic>&>);
     static_assert(std::is_same_v<decltype(std::declval<const kvcali::error&>().diagnostics()), const std::vector<kvcali::diagnostic>&>);
     static_assert(std::is_same_v<decltype(std::declval<const kvcali::outcome<int>&>().code()), std::optional<kvcali::errc>>);
-    const kvcali::outcome<int> ok(7, {{kvcali::severity::warning, kvcali::errc::invalid_value, "w", {}, {}, {}}});
+    const kvcali::outcome<int> ok(7, {{.severity = kvcali::severity::warning,
+                                       .category = kvcali::errc::invalid_value,
+                                       .message = "w",
+                                       .where = {},
+                                       .layer = {},
+                                       .json_path = {}}});
     BOOST_TEST(static_cast<bool>(ok));
     BOOST_TEST(*ok.value == 7);
     BOOST_TEST(ok.diagnostics().size() == 1u);
     BOOST_TEST(!ok.code().has_value());
-    const kvcali::error e(kvcali::diagnostic{kvcali::severity::error, kvcali::errc::io_error, "e", {}, {}, {}});
+    const kvcali::error e(kvcali::diagnostic{.severity = kvcali::severity::error,
+                                             .category = kvcali::errc::io_error,
+                                             .message = "e",
+                                             .where = {},
+                                             .layer = {},
+                                             .json_path = {}});
     const kvcali::outcome<int> failed(e);
     BOOST_TEST(!failed);
     BOOST_TEST((failed.code() == kvcali::errc::io_error));
@@ -717,12 +751,14 @@ BOOST_AUTO_TEST_CASE(layer_list_errors_carry_line_column_and_layer) {
     // Nothing near: where the entry starts.
     const auto none = layer_list_problems("[{\"name\": \"a\"},\n {\"name\": \"b\", \"kind\": \"Linear\"}]");
     BOOST_TEST_REQUIRE(none.size() == 2u);
-    BOOST_TEST(none[0].to_string() == "m.json:1:2: error: [0] has no \"type\" (a layer is {\"name\": string, \"type\": string}) [invalid_model]");
+    BOOST_TEST(none[0].to_string() ==
+               "m.json:1:2: error: [0] has no \"type\" (a layer is {\"name\": string, \"type\": string}) [invalid_model]");
     BOOST_TEST(none[1].where.line == 2u);
     BOOST_TEST(none[1].where.column == 2u);
     // Other problems, each at its value.
-    const auto other = layer_list_problems("[{\"name\": 3, \"type\": \"Linear\"},\n {\"name\": \"k\", \"type\": null},\n {\"name\": \"\", \"type\": \"Linear\"},\n"
-                                           " {\"name\": \"k\", \"type\": \"Linear\"},\n {\"name\": \"k\", \"type\": \"Linear\"}, 7]");
+    const auto other = layer_list_problems(
+        "[{\"name\": 3, \"type\": \"Linear\"},\n {\"name\": \"k\", \"type\": null},\n {\"name\": \"\", \"type\": \"Linear\"},\n"
+        " {\"name\": \"k\", \"type\": \"Linear\"},\n {\"name\": \"k\", \"type\": \"Linear\"}, 7]");
     BOOST_TEST_REQUIRE(other.size() == 5u);
     BOOST_TEST(other[0].to_string() == "m.json:1:11: error: [0].name must be a string, not 3 [invalid_model]");
     BOOST_TEST(other[1].to_string() == "m.json:2:24: error: [1].type of layer \"k\" must be a string, not null [invalid_model]");
@@ -750,12 +786,18 @@ BOOST_AUTO_TEST_CASE(layer_list_in_and_out_are_non_negative_integers) {
         }
     }
     const std::pair<std::string_view, std::string> refused[] = {
-        {R"([{"name": "k", "type": "Linear", "in": -1}])", "m.json:1:40: error: [0].in of layer \"k\" must be a non-negative integer, not -1 [invalid_model]"},
-        {R"([{"name": "k", "type": "Linear", "out": 8.0}])", "m.json:1:41: error: [0].out of layer \"k\" must be a non-negative integer, not 8.0 [invalid_model]"},
-        {R"([{"name": "k", "type": "Linear", "out": 1e3}])", "m.json:1:41: error: [0].out of layer \"k\" must be a non-negative integer, not 1e3 [invalid_model]"},
-        {R"([{"name": "k", "type": "Linear", "in": "8"}])", "m.json:1:40: error: [0].in of layer \"k\" must be a non-negative integer, not \"8\" [invalid_model]"},
-        {R"([{"name": "k", "type": "Linear", "in": null}])", "m.json:1:40: error: [0].in of layer \"k\" must be a non-negative integer, not null [invalid_model]"},
-        {R"([{"name": "k", "type": "Linear", "in": [8]}])", "m.json:1:40: error: [0].in of layer \"k\" must be a non-negative integer, not [8] [invalid_model]"},
+        {R"([{"name": "k", "type": "Linear", "in": -1}])",
+         "m.json:1:40: error: [0].in of layer \"k\" must be a non-negative integer, not -1 [invalid_model]"},
+        {R"([{"name": "k", "type": "Linear", "out": 8.0}])",
+         "m.json:1:41: error: [0].out of layer \"k\" must be a non-negative integer, not 8.0 [invalid_model]"},
+        {R"([{"name": "k", "type": "Linear", "out": 1e3}])",
+         "m.json:1:41: error: [0].out of layer \"k\" must be a non-negative integer, not 1e3 [invalid_model]"},
+        {R"([{"name": "k", "type": "Linear", "in": "8"}])",
+         "m.json:1:40: error: [0].in of layer \"k\" must be a non-negative integer, not \"8\" [invalid_model]"},
+        {R"([{"name": "k", "type": "Linear", "in": null}])",
+         "m.json:1:40: error: [0].in of layer \"k\" must be a non-negative integer, not null [invalid_model]"},
+        {R"([{"name": "k", "type": "Linear", "in": [8]}])",
+         "m.json:1:40: error: [0].in of layer \"k\" must be a non-negative integer, not [8] [invalid_model]"},
     };
     for (const auto& [text, want] : refused) {
         BOOST_TEST_CONTEXT(text) {
@@ -795,11 +837,11 @@ BOOST_AUTO_TEST_CASE(messages_show_floats_as_the_shortest_text) {
         (void)kvcali::resolve_quant_cali_config(three_linears(), std::nullopt, dir / "q.cfg");
         BOOST_FAIL("start > end was accepted");
     } catch (const kvcali::error& e) {
-        BOOST_TEST(std::string(e.what()).find("search_range_start (1.5) must not be greater than search_range_end (1.25)") != std::string::npos,
-                   e.what());
+        BOOST_TEST(
+            std::string(e.what()).find("search_range_start (1.5) must not be greater than search_range_end (1.25)") != std::string::npos,
+            e.what());
     }
-    spit(dir / "w.cfg",
-         "kv_cache_quant_config { quant_layers: 'matmul1' calibration_config { ifmr_quantize { search_step: 0.9 } } }\n");
+    spit(dir / "w.cfg", "kv_cache_quant_config { quant_layers: 'matmul1' calibration_config { ifmr_quantize { search_step: 0.9 } } }\n");
     std::string warning;
     kvcali::options opts;
     opts.on_warning = [&](const kvcali::diagnostic& d) { warning += d.message; };

@@ -51,8 +51,8 @@ std::string config_text(const std::vector<layer_spec>& layers) {
     std::string s = "{\n    \"batch_num\":1,\n    \"activation_offset\":true";
     for (const auto& l : layers) {
         const int g = l.granularity >= 0 ? l.granularity : (l.scales.size() > 1 ? 1 : 0);
-        s += ",\n    \"" + l.name + "\":{\"kv_data_quant_config\":{\"act_algo\":\"hfmg\",\"num_of_bins\":4096,\"quant_granularity\":" +
-             std::to_string(g) + "}}";
+        s += ",\n    \"" + l.name +
+             "\":{\"kv_data_quant_config\":{\"act_algo\":\"hfmg\",\"num_of_bins\":4096,\"quant_granularity\":" + std::to_string(g) + "}}";
     }
     return s + "\n}";
 }
@@ -131,11 +131,11 @@ kvcali::error parse_error_of(const std::string& bytes) {
 BOOST_AUTO_TEST_CASE(half_and_bfloat16_round_to_nearest_even) {
     using kvcali::float_to_half_bits;
     BOOST_TEST(float_to_half_bits(1.0f) == 0x3C00);
-    BOOST_TEST(float_to_half_bits(1.00048828125f) == 0x3C00);   // tie, to even (down)
-    BOOST_TEST(float_to_half_bits(1.00146484375f) == 0x3C02);   // tie, to even (up)
+    BOOST_TEST(float_to_half_bits(1.00048828125f) == 0x3C00);  // tie, to even (down)
+    BOOST_TEST(float_to_half_bits(1.00146484375f) == 0x3C02);  // tie, to even (up)
     BOOST_TEST(float_to_half_bits(65504.0f) == 0x7BFF);
     BOOST_TEST(float_to_half_bits(65519.0f) == 0x7BFF);
-    BOOST_TEST(float_to_half_bits(65520.0f) == 0x7C00);          // rounds to infinity
+    BOOST_TEST(float_to_half_bits(65520.0f) == 0x7C00);               // rounds to infinity
     BOOST_TEST(float_to_half_bits(std::ldexp(1.0f, -24)) == 0x0001);  // smallest subnormal
     BOOST_TEST(float_to_half_bits(std::ldexp(1.0f, -25)) == 0x0000);  // tie to even: zero
     BOOST_TEST(float_to_half_bits(std::ldexp(3.0f, -26)) == 0x0001);
@@ -189,7 +189,8 @@ BOOST_AUTO_TEST_CASE(safetensors_round_trip) {
     BOOST_TEST(half[1] == 1.0f);
     BOOST_TEST(f.read_floats("c.scale")[0] == kvcali::bfloat16_bits_to_float(0x4049));
     BOOST_TEST(f.read_floats("empty").empty());
-    BOOST_CHECK_EXCEPTION(f.read_floats("nope"), kvcali::error, [](const kvcali::error& e) { return e.code() == kvcali::errc::invalid_argument; });
+    BOOST_CHECK_EXCEPTION(f.read_floats("nope"), kvcali::error,
+                          [](const kvcali::error& e) { return e.code() == kvcali::errc::invalid_argument; });
     // The same bytes through the in-memory reader.
     BOOST_TEST(kvcali::parse_safetensors(bytes).tensors.size() == 4u);
 }
@@ -207,14 +208,22 @@ BOOST_AUTO_TEST_CASE(safetensors_reader_rejects_bad_files) {
         {"not an object", st_file("[1,2]   ", 0), "", "must be a JSON object"},
         {"unknown dtype", st_file("{\"w\":{\"dtype\":\"F12\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4), "w", "unknown dtype \"F12\""},
         {"shape and bytes differ", st_file("{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,4]}}", 4), "w", "span 4 bytes"},
-        {"shape overflows", st_file("{\"w\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,4]}}", 4), "w", "too large"},
+        {"shape overflows", st_file("{\"w\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,4]}}", 4), "w",
+         "too large"},
         {"offsets out of range", st_file("{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 2), "w", "outside the data"},
         {"begin after end", st_file("{\"w\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[4,0]}}", 4), "w", "outside the data"},
-        {"overlap", st_file("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8),
+        {"overlap",
+         st_file("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":["
+                 "4,8]}}",
+                 8),
          "b", "overlaps tensor \"a\""},
-        {"gap", st_file("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}", 12),
+        {"gap",
+         st_file("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":["
+                 "8,12]}}",
+                 12),
          "b", "a gap of 4 bytes"},
-        {"data after the last tensor", st_file("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 6), "a", "2 bytes of data after"},
+        {"data after the last tensor", st_file("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 6), "a",
+         "2 bytes of data after"},
         {"negative shape", st_file("{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 4), "a", "non-negative integers"},
         {"missing offsets", st_file("{\"a\":{\"dtype\":\"F32\",\"shape\":[1]}}", 4), "a", "data_offsets"},
         {"metadata not strings", st_file("{" + meta.substr(0, meta.size() - 5) + "1}}", 0), "", "must be a string"},
@@ -325,10 +334,14 @@ BOOST_AUTO_TEST_CASE(bad_inputs_change_nothing) {
         {"fused QKV for a role format", fused, fused, "compressed-tensors", "invalid_argument", "fused QKV"},
         {"fused QKV, vllm-scales-json", fused, fused, "vllm-scales-json", "invalid_argument", "fused QKV"},
         {"K and V channel counts differ", mismatch, mismatch, "ascend-c8", "invalid_data", "the same count expected"},
-        {"per tensor with several values", good, with(good, 2, {"0.5", "0.5"}, {0, 0}), "ascend-c8",
-         "invalid_data", "is per tensor"},
+        {"per tensor with several values", good, with(good, 2, {"0.5", "0.5"}, {0, 0}), "ascend-c8", "invalid_data", "is per tensor"},
         {"asymmetric into int8", good, good, "compressed-tensors", "invalid_data", "\"activation_offset\": false", {"--kv-dtype", "int8"}},
-        {"attn_head with C not divisible by H", odd, odd, "compressed-tensors", "invalid_argument", "not divisible by --kv-heads 2",
+        {"attn_head with C not divisible by H",
+         odd,
+         odd,
+         "compressed-tensors",
+         "invalid_argument",
+         "not divisible by --kv-heads 2",
          {"--strategy", "attn_head", "--kv-heads", "2"}},
         {"float16 overflow", good, with(good, 3, {"70000.0"}, {0}), "ascend-c8", "invalid_data", "overflows to infinity"},
     };
@@ -443,8 +456,9 @@ BOOST_AUTO_TEST_CASE(into_merges_and_keeps_the_rest_byte_for_byte) {
     const fs::path ckpt = x.tmp / "ckpt";
     fs::create_directory(ckpt);
     // The model's own weights, an existing KV file with an unrelated tensor, a description and an index.
-    kvcali::write_safetensors(ckpt / "model.safetensors",
-                              std::vector<kvcali::export_tensor>{{"model.embed_tokens.weight", kvcali::tensor_dtype::bfloat16, {2, 2}, {1, 2, 3, 4}}});
+    kvcali::write_safetensors(
+        ckpt / "model.safetensors",
+        std::vector<kvcali::export_tensor>{{"model.embed_tokens.weight", kvcali::tensor_dtype::bfloat16, {2, 2}, {1, 2, 3, 4}}});
     const std::string weights = slurp(ckpt / "model.safetensors");
     std::vector<kvcali::raw_tensor> old{{"other.kv_cache_scale", "I8", {3}, std::string("\x01\x02\x03", 3)},
                                         {"model.layers.0.self_attn.k_proj.kv_cache_scale", "F16", {1}, std::string("\x00\x3c", 2)}};
@@ -453,7 +467,8 @@ BOOST_AUTO_TEST_CASE(into_merges_and_keeps_the_rest_byte_for_byte) {
          "{\"model_quant_type\": \"W8A8\", \"version\": \"1.0.0\", \"model.embed_tokens.weight\": \"FLOAT\", \"rms_norm_eps\": 1e-05}");
     spit(ckpt / "model.safetensors.index.json",
          "{\"metadata\": {\"total_size\": 16}, \"weight_map\": {\"model.embed_tokens.weight\": \"model.safetensors\"}}");
-    spit(ckpt / "config.json", "{\"architectures\": [\"LlamaForCausalLM\"], \"rms_norm_eps\": 1e-05, \"rope_theta\": 10000.0, \"tie\": false}");
+    spit(ckpt / "config.json",
+         "{\"architectures\": [\"LlamaForCausalLM\"], \"rms_norm_eps\": 1e-05, \"rope_theta\": 10000.0, \"tie\": false}");
     const std::string config_before = slurp(ckpt / "config.json");
 
     const std::vector<std::string> base{"export", "--record", x.record.string(), "--config", x.config.string()};

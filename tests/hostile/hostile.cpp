@@ -646,8 +646,8 @@ BOOST_AUTO_TEST_CASE(did_you_mean_is_linear_in_the_name_length) {
     const pid_t child = ::fork();
     BOOST_TEST_REQUIRE(child >= 0);
     if (child == 0) {
-        const bool ok = kvcali::bounded_edit_distance(a, b, 8) == 1u &&
-                        kvcali::bounded_edit_distance(a, std::string(a.size(), 'v'), 8) == 9u;
+        const bool ok =
+            kvcali::bounded_edit_distance(a, b, 8) == 1u && kvcali::bounded_edit_distance(a, std::string(a.size(), 'v'), 8) == 9u;
         ::_exit(ok ? 0 : 1);
     }
     int wstatus = 0;
@@ -669,8 +669,7 @@ BOOST_AUTO_TEST_CASE(did_you_mean_is_linear_in_the_name_length) {
     BOOST_TEST((WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0), "wrong distances");
     BOOST_TEST_MESSAGE("two 1 MB edit distances: " << seconds << " s (a child process; quadratic took minutes)");
     const std::vector<std::string> names{"k_proj", "v_proj", a};
-    BOOST_TEST(kvcali::closest_names(b, names, [](const std::string& n) -> std::string_view { return n; }) ==
-               std::vector<std::string>{a});
+    BOOST_TEST(kvcali::closest_names(b, names, [](const std::string& n) -> std::string_view { return n; }) == std::vector<std::string>{a});
 }
 
 BOOST_AUTO_TEST_CASE(model_of_1m_layers) {
@@ -718,8 +717,8 @@ BOOST_AUTO_TEST_CASE(a_directory) {
     temp_dir dir;
     write_small_case(dir);
     fs::create_directory(dir / "out");
-    const auto r = run_measured({"generate", "--model", (dir / "model.json").string(), "--cfg", (dir / "quant.cfg").string(), "-o",
-                                 (dir / "out").string()});
+    const auto r = run_measured(
+        {"generate", "--model", (dir / "model.json").string(), "--cfg", (dir / "quant.cfg").string(), "-o", (dir / "out").string()});
     BOOST_TEST_INFO(describe(r));
     BOOST_TEST(r.status == 1);
     BOOST_TEST(contains(r.err, "cannot write " + (dir / "out").string() + ": it is a directory [io_error]"));
@@ -730,8 +729,8 @@ BOOST_AUTO_TEST_CASE(parent_missing) {
     temp_dir dir;
     write_small_case(dir);
     const fs::path out = dir / "missing" / "sub" / "config.json";
-    const auto r = run_measured({"generate", "--model", (dir / "model.json").string(), "--cfg", (dir / "quant.cfg").string(), "-o",
-                                 out.string()});
+    const auto r =
+        run_measured({"generate", "--model", (dir / "model.json").string(), "--cfg", (dir / "quant.cfg").string(), "-o", out.string()});
     BOOST_TEST_INFO(describe(r));
     BOOST_TEST(r.status == 1);
     BOOST_TEST(contains(r.err, "the folder " + (dir / "missing" / "sub").string() + " does not exist [io_error]"));
@@ -789,8 +788,8 @@ BOOST_AUTO_TEST_CASE(failure_keeps_the_existing_output) {
     write_small_case(dir);
     spit(dir / "bad.cfg", "kv_cache_quant_config { quant_layers: \"nope\" }\n");
     spit(dir / "config.json", "previous");
-    const auto r = run_measured({"generate", "--model", (dir / "model.json").string(), "--cfg", (dir / "bad.cfg").string(), "-o",
-                                 (dir / "config.json").string()});
+    const auto r = run_measured(
+        {"generate", "--model", (dir / "model.json").string(), "--cfg", (dir / "bad.cfg").string(), "-o", (dir / "config.json").string()});
     BOOST_TEST(r.status == 1);
     BOOST_TEST(slurp(dir / "config.json") == "previous");
 }

@@ -106,7 +106,8 @@ BOOST_AUTO_TEST_CASE(a_model_exported_by_torch) {
 
 BOOST_AUTO_TEST_CASE(eligible_nodes_in_subgraphs_are_warned_about) {
     std::vector<kvcali::diagnostic> warnings;
-    const kvcali::layer_table t = kvo::load_onnx_layers(fixture("subgraph.onnx"), [&](const kvcali::diagnostic& d) { warnings.push_back(d); });
+    const kvcali::layer_table t =
+        kvo::load_onnx_layers(fixture("subgraph.onnx"), [&](const kvcali::diagnostic& d) { warnings.push_back(d); });
     BOOST_TEST(t.size() == 3u);  // main_matmul, branch, loop: subgraph nodes are not layers
     BOOST_TEST(t.get("then_matmul") == nullptr);
     BOOST_REQUIRE(warnings.size() == 1u);  // the If; the Loop body holds no eligible node
@@ -159,10 +160,10 @@ BOOST_AUTO_TEST_CASE(files_that_are_not_onnx_are_invalid_model) {
         {"empty", ""},
         {"text", "this is not an ONNX model\n"},
         {"json", "[{\"name\": \"k\", \"type\": \"Linear\"}]"},
-        {"ir_only", std::string("\x08\x08", 2)},                 // ir_version = 8, nothing else
-        {"graph_only", std::string("\x3a\x00", 2)},              // an empty graph, no ir_version
+        {"ir_only", std::string("\x08\x08", 2)},     // ir_version = 8, nothing else
+        {"graph_only", std::string("\x3a\x00", 2)},  // an empty graph, no ir_version
         {"bad_varint", std::string(12, '\xff')},
-        {"deep", std::string(4000, '\x3a')},                      // nested lengths that never fit
+        {"deep", std::string(4000, '\x3a')},  // nested lengths that never fit
     };
     for (const auto& [name, bytes] : cases) {
         const auto p = dir / (name + ".onnx");
@@ -242,8 +243,8 @@ BOOST_AUTO_TEST_CASE(cli_generate_with_a_cfg_naming_module_paths) {
 
 BOOST_AUTO_TEST_CASE(cli_ambiguous_path_lists_candidates) {
     const kvcali_test::temp_dir dir;
-    const auto r = run_cli({"generate", "--model", fixture("attention.onnx").string(), "--layer", "layers.1.self_attn", "-o",
-                            (dir / "config.json").string()});
+    const auto r = run_cli(
+        {"generate", "--model", fixture("attention.onnx").string(), "--layer", "layers.1.self_attn", "-o", (dir / "config.json").string()});
     BOOST_TEST(r.status == 1);
     BOOST_TEST(contains(r.err, "[unknown_layer]"), r.err);
     BOOST_TEST(contains(r.err, "\"/layers.1/self_attn/MatMul\""), r.err);
@@ -274,7 +275,8 @@ BOOST_AUTO_TEST_CASE(cli_bad_files) {
 
 BOOST_AUTO_TEST_CASE(cli_prints_the_subgraph_warning) {
     const kvcali_test::temp_dir dir;
-    const auto r = run_cli({"generate", "--model", fixture("subgraph.onnx").string(), "--layer", "main_matmul", "-o", (dir / "c.json").string()});
+    const auto r =
+        run_cli({"generate", "--model", fixture("subgraph.onnx").string(), "--layer", "main_matmul", "-o", (dir / "c.json").string()});
     BOOST_TEST(r.status == 0, r.err);
     BOOST_TEST(contains(r.err, "warning: node \"branch\" (If)"), r.err);
 }

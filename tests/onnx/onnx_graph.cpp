@@ -69,8 +69,8 @@ BOOST_AUTO_TEST_CASE(the_caller_sets_the_eligible_types) {
 BOOST_AUTO_TEST_CASE(unnamed_nodes_are_op_type_and_index_made_unique) {
     // Index 3 would be MatMul_3 (held by node 1): MatMul_3_1. Index 5 would be Relu_5 (node 4) and
     // then Relu_5_1 (node 6): Relu_5_2. A later named node counts as holding its name too.
-    const kvo::graph g{{mk("", "MatMul"), mk("MatMul_3", "Relu"), mk("", "Gemm"), mk("", "MatMul"), mk("Relu_5", "Relu"),
-                         mk("", "Relu"), mk("Relu_5_1", "Add"), mk("", "")}};
+    const kvo::graph g{{mk("", "MatMul"), mk("MatMul_3", "Relu"), mk("", "Gemm"), mk("", "MatMul"), mk("Relu_5", "Relu"), mk("", "Relu"),
+                        mk("Relu_5_1", "Add"), mk("", "")}};
     const std::vector<std::string> expected{"MatMul_0", "MatMul_3", "Gemm_2", "MatMul_3_1", "Relu_5", "Relu_5_2", "Relu_5_1", "node_7"};
     BOOST_TEST(kvo::node_names(g) == expected, boost::test_tools::per_element());
     BOOST_TEST(names_of(kvo::to_layer_table(g)) == expected, boost::test_tools::per_element());
@@ -121,13 +121,13 @@ BOOST_AUTO_TEST_CASE(module_path_rule) {
     BOOST_TEST(*kvo::module_path("/layers.0/self_attn/k_proj/MatMul", "MatMul") == "layers.0.self_attn.k_proj");
     BOOST_TEST(*kvo::module_path("/model/layers.11/mlp/Gemm_3", "Gemm") == "model.layers.11.mlp");
     BOOST_TEST(*kvo::module_path("/lm_head/MatMul", "MatMul") == "lm_head");
-    BOOST_TEST(!kvo::module_path("/MatMul", "MatMul"));                    // no module
-    BOOST_TEST(!kvo::module_path("layers.0/k_proj/MatMul", "MatMul"));     // no leading '/'
-    BOOST_TEST(!kvo::module_path("/k_proj/Gemm", "MatMul"));               // op part is another type
-    BOOST_TEST(!kvo::module_path("/k_proj/MatMulX", "MatMul"));            // not MatMul[_digits]
+    BOOST_TEST(!kvo::module_path("/MatMul", "MatMul"));                 // no module
+    BOOST_TEST(!kvo::module_path("layers.0/k_proj/MatMul", "MatMul"));  // no leading '/'
+    BOOST_TEST(!kvo::module_path("/k_proj/Gemm", "MatMul"));            // op part is another type
+    BOOST_TEST(!kvo::module_path("/k_proj/MatMulX", "MatMul"));         // not MatMul[_digits]
     BOOST_TEST(!kvo::module_path("/k_proj/MatMul_", "MatMul"));
     BOOST_TEST(!kvo::module_path("/k_proj/MatMul_1a", "MatMul"));
-    BOOST_TEST(!kvo::module_path("//k_proj/MatMul", "MatMul"));            // empty segment
+    BOOST_TEST(!kvo::module_path("//k_proj/MatMul", "MatMul"));  // empty segment
     BOOST_TEST(!kvo::module_path("/a//k_proj/MatMul", "MatMul"));
     BOOST_TEST(!kvo::module_path("//MatMul", "MatMul"));
     BOOST_TEST(!kvo::module_path("MatMul_3", "MatMul"));
@@ -138,9 +138,9 @@ namespace {
 // The shape of a PyTorch export: layers.0.attn.k_proj and layers.0.mlp are unique among eligible
 // nodes; layers.0.attn carries two MatMuls.
 kvo::graph exported() {
-    return {{mk("/layers.0/attn/k_proj/MatMul", "MatMul"), mk("/layers.0/attn/v_proj/Gemm", "Gemm"),
-             mk("/layers.0/attn/MatMul", "MatMul"), mk("/layers.0/attn/Softmax", "Softmax"), mk("/layers.0/attn/MatMul_1", "MatMul"),
-             mk("/layers.0/mlp/Add", "Add"), mk("/layers.0/mlp/MatMul", "MatMul")}};
+    return {{mk("/layers.0/attn/k_proj/MatMul", "MatMul"), mk("/layers.0/attn/v_proj/Gemm", "Gemm"), mk("/layers.0/attn/MatMul", "MatMul"),
+             mk("/layers.0/attn/Softmax", "Softmax"), mk("/layers.0/attn/MatMul_1", "MatMul"), mk("/layers.0/mlp/Add", "Add"),
+             mk("/layers.0/mlp/MatMul", "MatMul")}};
 }
 }  // namespace
 
@@ -155,8 +155,8 @@ BOOST_AUTO_TEST_CASE(a_unique_module_path_names_its_node) {
     BOOST_TEST(t.find_alias("layers.0.mlp")->size() == 1u);
     BOOST_TEST(t.find_alias("layers.0.attn")->size() == 2u);
 
-    const auto doc = kvcali::resolve_quant_cali_config(t, kvcali::quant_layers{"layers.0.attn.k_proj", "layers.0.attn.v_proj",
-                                                                                "/layers.0/attn/MatMul"});
+    const auto doc =
+        kvcali::resolve_quant_cali_config(t, kvcali::quant_layers{"layers.0.attn.k_proj", "layers.0.attn.v_proj", "/layers.0/attn/MatMul"});
     BOOST_REQUIRE(doc.layers.size() == 3u);
     BOOST_TEST(doc.layers[0].name == "/layers.0/attn/k_proj/MatMul");
     BOOST_TEST(doc.layers[0].selector == "layers.0.attn.k_proj");

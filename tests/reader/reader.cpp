@@ -8,6 +8,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <kvcali/config_writer.hpp>
+#include <kvcali/detail/json_reader.hpp>  // the number helpers tested below
 #include <kvcali/layer_list.hpp>
 
 #include <algorithm>
@@ -182,10 +183,12 @@ BOOST_AUTO_TEST_CASE(errors_name_the_json_path_line_and_column) {
     const std::string good = doc_with(ifmr_block);
     const std::string max_p = "\"max_percentile\":0.999999";
     const std::vector<error_case> cases = {
-        {"duplicate layer", "{\"batch_num\":1,\"activation_offset\":true,\n\"k\":{\"kv_data_quant_config\":" + ifmr_block +
-                                "},\n  @\"k\":{\"kv_data_quant_config\":" + hfmg_block + "}}",
+        {"duplicate layer",
+         "{\"batch_num\":1,\"activation_offset\":true,\n\"k\":{\"kv_data_quant_config\":" + ifmr_block +
+             "},\n  @\"k\":{\"kv_data_quant_config\":" + hfmg_block + "}}",
          errc::duplicate_layer, "$.k", "(first at 2:1)"},
-        {"duplicate global", "{\"batch_num\":1,@\"batch_num\":2,\"activation_offset\":true,\"k\":{\"kv_data_quant_config\":" + ifmr_block + "}}",
+        {"duplicate global",
+         "{\"batch_num\":1,@\"batch_num\":2,\"activation_offset\":true,\"k\":{\"kv_data_quant_config\":" + ifmr_block + "}}",
          errc::parse_error, "$.batch_num", "duplicate key \"batch_num\""},
         {"duplicate parameter", replace(good, "\"search_step\":0.01", "\"search_step\":0.01,@\"search_step\":0.02"), errc::parse_error,
          "$.k.kv_data_quant_config.search_step", "duplicate key \"search_step\""},
@@ -222,8 +225,8 @@ BOOST_AUTO_TEST_CASE(errors_name_the_json_path_line_and_column) {
          "$.k.kv_data_quant_config.num_of_bins", "an integer"},
         {"quant_granularity 2", doc_with(replace(hfmg_block, "\"quant_granularity\":0", "\"quant_granularity\":@2")), errc::parse_error,
          "$.k.kv_data_quant_config.quant_granularity", "0 (per_tensor), 1 (per_channel)"},
-        {"asymmetric as a number", replace(good, "\"quant_granularity\":0", "\"asymmetric\":@1,\"quant_granularity\":0"),
-         errc::parse_error, "$.k.kv_data_quant_config.asymmetric", "true or false"},
+        {"asymmetric as a number", replace(good, "\"quant_granularity\":0", "\"asymmetric\":@1,\"quant_granularity\":0"), errc::parse_error,
+         "$.k.kv_data_quant_config.asymmetric", "true or false"},
         {"batch_num zero", replace(good, "\"batch_num\":1", "\"batch_num\":@0"), errc::invalid_value, "$.batch_num", "at least 1"},
         {"batch_num negative", replace(good, "\"batch_num\":1", "\"batch_num\":@-1"), errc::parse_error, "$.batch_num", "uint32"},
         {"batch_num above uint32", replace(good, "\"batch_num\":1", "\"batch_num\":@4294967296"), errc::parse_error, "$.batch_num",
@@ -274,7 +277,8 @@ BOOST_AUTO_TEST_CASE(every_problem_is_reported_together) {
     } catch (const kvcali::error& e) {
         BOOST_TEST(e.diagnostics().size() == 3u);
         BOOST_TEST((e.code() == kvcali::errc::invalid_value));
-        BOOST_TEST(std::string(e.what()) == "config.json:1:14: error: $.batch_num: batch_num = 0: batch_num must be at least 1 [invalid_value]");
+        BOOST_TEST(std::string(e.what()) ==
+                   "config.json:1:14: error: $.batch_num: batch_num = 0: batch_num must be at least 1 [invalid_value]");
     }
 }
 
@@ -384,9 +388,10 @@ BOOST_AUTO_TEST_CASE(numbers_are_read_exactly) {
         const float any = std::bit_cast<float>(bits(rng));
         values.push_back(percentile);
         values.push_back(any);
-        text += ",\"l" + std::to_string(i) + "\":{\"kv_data_quant_config\":{\"act_algo\":\"ifmr\",\"max_percentile\":" +
-                kvcali::float32_repr(percentile) + ",\"min_percentile\":0.999999,\"search_range\":[" + kvcali::float32_repr(-any) + "," +
-                kvcali::float32_repr(any) + "],\"search_step\":" + kvcali::float32_repr(any) + ",\"quant_granularity\":0}}";
+        text += ",\"l" + std::to_string(i) +
+                "\":{\"kv_data_quant_config\":{\"act_algo\":\"ifmr\",\"max_percentile\":" + kvcali::float32_repr(percentile) +
+                ",\"min_percentile\":0.999999,\"search_range\":[" + kvcali::float32_repr(-any) + "," + kvcali::float32_repr(any) +
+                "],\"search_step\":" + kvcali::float32_repr(any) + ",\"quant_granularity\":0}}";
     }
     text += "}";
     const auto doc = kvcali::parse_quant_cali_config(text);
@@ -429,7 +434,7 @@ BOOST_AUTO_TEST_CASE(decimal_to_double_to_float32_as_the_reference) {
 
     BOOST_TEST(kvcali::detail::double_to_float32(3.4028235e38) == std::numeric_limits<float>::max());
     BOOST_TEST(kvcali::detail::double_to_float32(3.4028235677e38) == std::numeric_limits<float>::max());  // below halfway
-    BOOST_TEST(std::isinf(kvcali::detail::double_to_float32(3.4028236e38)));                               // above it
+    BOOST_TEST(std::isinf(kvcali::detail::double_to_float32(3.4028236e38)));                              // above it
     BOOST_TEST(std::isinf(kvcali::detail::double_to_float32(0x1.ffffffp127)));
     BOOST_TEST(std::isinf(kvcali::detail::json_number_to_double("1e400")));
     BOOST_TEST(kvcali::detail::json_number_to_double("-1e400") < 0);

@@ -116,8 +116,9 @@ std::size_t check_every_case(const std::string& label, Run&& run) {
                 BOOST_TEST(!got.ok, "expected an error " << joined(want.categories) << ", but the call succeeded");
                 bool any = false;
                 for (const auto& c : want.categories) any = any || got.categories.contains(c);
-                BOOST_TEST(any, "expected an error of category " << joined(want.categories) << ", got errors "
-                                                                  << joined(got.categories) << "\n" << got.detail);
+                BOOST_TEST(any, "expected an error of category " << joined(want.categories) << ", got errors " << joined(got.categories)
+                                                                 << "\n"
+                                                                 << got.detail);
                 BOOST_TEST(out.entries().empty(), "something was written on error");
                 case_ok = !got.ok && any && out.entries().empty();
             }

@@ -139,9 +139,12 @@ inline process_result run_process(const std::vector<std::string>& argv, const st
             char buf[4096];
             while (true) {  // until the child's side is closed (EIO)
                 const ssize_t n = ::read(master, buf, sizeof buf);
-                if (n > 0) r.out.append(buf, static_cast<std::size_t>(n));
-                else if (n < 0 && errno == EINTR) continue;
-                else break;
+                if (n > 0)
+                    r.out.append(buf, static_cast<std::size_t>(n));
+                else if (n < 0 && errno == EINTR)
+                    continue;
+                else
+                    break;
             }
         }
         ::close(master);
@@ -159,8 +162,7 @@ inline process_result run_process(const std::vector<std::string>& argv, const st
 }
 
 /// Runs the kvcali binary with `args`.
-inline process_result run_cli(const std::vector<std::string>& args, const std::vector<std::string>& env_changes = {},
-                              run_mode mode = {}) {
+inline process_result run_cli(const std::vector<std::string>& args, const std::vector<std::string>& env_changes = {}, run_mode mode = {}) {
     std::vector<std::string> argv{kvcali_exe().string()};
     argv.insert(argv.end(), args.begin(), args.end());
     return run_process(argv, env_changes, mode);

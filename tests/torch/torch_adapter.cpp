@@ -69,7 +69,8 @@ struct LlamaModel : torch::nn::Module {
         // Nested containers: a ModuleDict holding a Sequential and a ModuleList.
         torch::nn::ModuleDict adapters;
         std::vector<std::pair<std::string, std::shared_ptr<torch::nn::Module>>> entries;
-        entries.emplace_back("lora", torch::nn::Sequential(torch::nn::Linear(hidden, 2), torch::nn::GELU(), torch::nn::Linear(2, hidden)).ptr());
+        entries.emplace_back("lora",
+                             torch::nn::Sequential(torch::nn::Linear(hidden, 2), torch::nn::GELU(), torch::nn::Linear(2, hidden)).ptr());
         entries.emplace_back("extra", torch::nn::ModuleList(torch::nn::Linear(hidden, hidden),
                                                             std::make_shared<MyLinear>(torch::nn::LinearOptions(hidden, hidden)))
                                           .ptr());
@@ -140,7 +141,8 @@ kvcali::layer_table as_layer_list(const std::vector<layer>& layers) {
         return out + "\"";
     };
     std::string text = "[";
-    for (const auto& l : layers) text += (text.size() > 1 ? "," : "") + std::string("{\"name\":") + quoted(l.path) + ",\"type\":" + quoted(l.type) + "}";
+    for (const auto& l : layers)
+        text += (text.size() > 1 ? "," : "") + std::string("{\"name\":") + quoted(l.path) + ",\"type\":" + quoted(l.type) + "}";
     text += "]";
     kvcali::diagnostics diags;
     auto table = kvcali::parse_layer_list(text, "layers.json", diags);
@@ -271,10 +273,12 @@ BOOST_AUTO_TEST_CASE(linear_subclass_and_unknown_names_are_rejected) {
                std::set<std::string>{"unsupported_layer_type"});
     BOOST_TEST(error_categories([&] { config_bytes(*model, kvcali::quant_layers{"model.layers.0.input_layernorm"}); }) ==
                std::set<std::string>{"unsupported_layer_type"});
-    BOOST_TEST(error_categories([&] { config_bytes(*model, kvcali::quant_layers{"model.layers.7.self_attn.k_proj"}); }).contains("unknown_layer"));
+    BOOST_TEST(
+        error_categories([&] { config_bytes(*model, kvcali::quant_layers{"model.layers.7.self_attn.k_proj"}); }).contains("unknown_layer"));
     // Nothing is written on error.
     temp_dir dir;
-    BOOST_CHECK_THROW(kvcali::create_quant_cali_config(dir / "c.json", *model, kvcali::quant_layers{"model.adapters.extra.1"}), kvcali::error);
+    BOOST_CHECK_THROW(kvcali::create_quant_cali_config(dir / "c.json", *model, kvcali::quant_layers{"model.adapters.extra.1"}),
+                      kvcali::error);
     BOOST_TEST(dir.entries().empty());
 }
 
@@ -320,7 +324,8 @@ BOOST_AUTO_TEST_CASE(torchscript_fixtures_match_the_eager_named_modules) {
             }
             for (const auto& item : module.named_modules()) {
                 const std::string qualified = item.value.type()->name()->qualifiedName();
-                if (qualified.find("___torch_mangle_") != std::string::npos && kvcali::libtorch::python_class_name(item.value) == "Linear") {
+                if (qualified.find("___torch_mangle_") != std::string::npos &&
+                    kvcali::libtorch::python_class_name(item.value) == "Linear") {
                     saw_mangled = true;
                 }
             }
@@ -357,10 +362,14 @@ BOOST_AUTO_TEST_CASE(files_that_are_not_torchscript_are_errors_not_crashes) {
     spit(dir / "noise.pt", noise);
     fs::create_directory(dir / "folder.pt");
     const std::vector<std::pair<fs::path, std::string>> cases{
-        {fixtures() / "state_dict.pth", "invalid_model"}, {dir / "empty.pt", "invalid_model"},
-        {dir / "text.pt", "invalid_model"},              {dir / "truncated.pt", "invalid_model"},
-        {dir / "tail.pt", "invalid_model"},              {dir / "noise.pt", "invalid_model"},
-        {dir / "missing.pt", "io_error"},                {dir / "folder.pt", "io_error"},
+        {fixtures() / "state_dict.pth", "invalid_model"},
+        {dir / "empty.pt", "invalid_model"},
+        {dir / "text.pt", "invalid_model"},
+        {dir / "truncated.pt", "invalid_model"},
+        {dir / "tail.pt", "invalid_model"},
+        {dir / "noise.pt", "invalid_model"},
+        {dir / "missing.pt", "io_error"},
+        {dir / "folder.pt", "io_error"},
     };
     for (const auto& [path, category] : cases) {
         BOOST_TEST_CONTEXT(path.filename()) {
@@ -460,7 +469,8 @@ BOOST_AUTO_TEST_CASE(cli_reads_torchscript_models) {
         BOOST_TEST(r.err.find(bad.string() + ": error: ") != std::string::npos, r.err);
         BOOST_TEST(!fs::exists(dir / "never.json"));
     }
-    const auto missing = run_cli({"generate", "--model", (dir / "missing.pt").string(), "-o", (dir / "never.json").string(), "--layer", "x"});
+    const auto missing =
+        run_cli({"generate", "--model", (dir / "missing.pt").string(), "-o", (dir / "never.json").string(), "--layer", "x"});
     BOOST_TEST(missing.status == 1);
     BOOST_TEST(missing.err.find("[io_error]") != std::string::npos, missing.err);
 }

@@ -11,7 +11,7 @@
 #include <kvcali/config_reader.hpp>
 #include <kvcali/error.hpp>
 #include <kvcali/generate.hpp>
-#include <kvcali/model_graph.hpp>
+#include <kvcali/layer_table.hpp>
 #include <kvcali/quant_layers_json.hpp>
 
 #include <cstdint>
@@ -80,8 +80,12 @@ void create(const std::string& config_file, const std::vector<std::string>& name
         kvcali::diagnostics dup;
         for (std::size_t i = 0; i < names.size(); ++i) {
             if (!table.add(names[i], types[i], types[i] == "Linear")) {
-                dup.add({kvcali::severity::error, kvcali::errc::invalid_model, "the model has two layers named \"" + names[i] + "\"", {},
-                         names[i], {}});
+                dup.add({.severity = kvcali::severity::error,
+                         .category = kvcali::errc::invalid_model,
+                         .message = "the model has two layers named \"" + names[i] + "\"",
+                         .where = {},
+                         .layer = names[i],
+                         .json_path = {}});
             }
         }
         dup.throw_if_errors();
@@ -159,10 +163,13 @@ public:
                 t = kvcali::dtype::bfloat16;
             } else {
                 (void)cal_.batches(layer);  // unknown_layer first, as observe does
-                throw kvcali::error(kvcali::diagnostic{kvcali::severity::error, kvcali::errc::invalid_data,
-                                                       "layer \"" + layer + "\": unsupported element type " + type +
-                                                           "; expected float32, float16 or bfloat16",
-                                                       {}, layer, {}});
+                throw kvcali::error(kvcali::diagnostic{
+                    .severity = kvcali::severity::error,
+                    .category = kvcali::errc::invalid_data,
+                    .message = "layer \"" + layer + "\": unsupported element type " + type + "; expected float32, float16 or bfloat16",
+                    .where = {},
+                    .layer = layer,
+                    .json_path = {}});
             }
             const auto* data = reinterpret_cast<const void*>(address);  // NOLINT: an address from Python
             switch (cal_.observe(layer, data, t, shape, strides)) {
@@ -215,8 +222,8 @@ PYBIND11_MODULE(_kvcali, m) {
         cls.inc_ref();  // kept for the process
         error_class = cls;
     });
-    m.def("create", &create, py::arg("config_file"), py::arg("names"), py::arg("types"), py::arg("layers_json"),
-          py::arg("names_form"), py::arg("config_definition"), py::arg("strict"), py::arg("warn"));
+    m.def("create", &create, py::arg("config_file"), py::arg("names"), py::arg("types"), py::arg("layers_json"), py::arg("names_form"),
+          py::arg("config_definition"), py::arg("strict"), py::arg("warn"));
     m.def("read_quant_cali_config", &read_config, py::arg("path"), py::arg("strict") = false, py::arg("warn") = py::none());
     py::class_<calibrator_box>(m, "Calibrator")
         .def(py::init<const std::string&>(), py::arg("config_file"))

@@ -1,10 +1,12 @@
-// kvcali calibration: the accumulator interface through which an algorithm policy calibrates.
+// kvcali calibration: the accumulator interface through which an algorithm calibrates.
 //
-// A policy that can calibrate has
-//   static std::unique_ptr<kvcali::accumulator> make_accumulator(const kvcali::accumulator_settings&);
-// and `kvcali::describe<P>()` records it in `algorithm_desc::make_accumulator`. The calibrator
-// makes one accumulator per layer, hands it every batch (widened to float32, checked finite) and,
-// after `batch_num` batches, asks for the scales and offsets.
+// The calibrator keeps a table of accumulator factories by `act_algo` (calibrator.hpp): the
+// built-in IFMR and HFMG ones, plus those a user passes to it for algorithms of their own
+//   std::unique_ptr<kvcali::accumulator> make_mine(const kvcali::accumulator_settings&);
+//   kvcali::calibrator cal(config, {{"mine", &make_mine}});
+// It makes one accumulator per layer, hands it every batch (widened to float32, checked finite)
+// and, after `batch_num` batches, asks for the scales and offsets. Policies (policy.hpp) describe
+// parameters only and do not depend on this.
 #pragma once
 
 #include <cstddef>
@@ -17,15 +19,19 @@
 
 namespace kvcali {
 
-class param_view;  // policy.hpp
+class param_view;          // policy.hpp
+struct layer_calibration;  // config_reader.hpp
 
 /// What an accumulator is made for: one layer's resolved settings.
 struct accumulator_settings {
-    std::string_view layer;     ///< the layer's name (for messages)
-    bool with_offset = true;    ///< asymmetric quantization (`asymmetric`, else `activation_offset`)
-    bool per_channel = false;   ///< `quant_granularity` 1: one result per channel (the last dimension)
+    std::string_view layer;    ///< the layer's name (for messages)
+    bool with_offset = true;   ///< asymmetric quantization (`asymmetric`, else `activation_offset`)
+    bool per_channel = false;  ///< `quant_granularity` 1: one result per channel (the last dimension)
     std::uint32_t batch_num = 1;
     const param_view* params = nullptr;  ///< the layer's parameter values, by cfg name
+    /// Everything calibration needs of the layer, derived once (`calibration_of`, config_reader.hpp):
+    /// `with_offset` and `per_channel` above come from it.
+    const layer_calibration* calibration = nullptr;
 };
 
 /// Collects a layer's batches and computes its quantization factors.
@@ -43,7 +49,7 @@ public:
     virtual quant_factors finish() = 0;
 };
 
-/// How `algorithm_desc` makes an accumulator (nullptr: the algorithm cannot calibrate).
+/// How the calibrator makes an accumulator for a layer (see calibrator.hpp).
 using accumulator_factory = std::unique_ptr<accumulator> (*)(const accumulator_settings&);
 
 }  // namespace kvcali

@@ -24,10 +24,13 @@
 #define KVCALI_DETAIL_F16C 1
 #endif
 
+#include "../config_reader.hpp"
 #include "../error.hpp"
 #include "../policy.hpp"
 #include "../resolved_config.hpp"
 #include "accumulator.hpp"
+#include "hfmg.hpp"
+#include "ifmr.hpp"
 #include "record.hpp"
 #include "scale.hpp"
 
@@ -95,6 +98,37 @@ inline void widen_halves(const unsigned char* in, float* out, std::size_t count)
 }
 }  // namespace detail
 
+/// One entry of the calibrator's table of accumulators: the algorithm (its `act_algo`) and the
+/// factory that makes a layer's accumulator for it.
+struct accumulator_entry {
+    std::string_view act_algo;
+    accumulator_factory make = nullptr;
+};
+
+/// The built-in accumulators' factories: each reads the layer's settings from the one derivation
+/// (`accumulator_settings::calibration`, see `calibration_of`).
+inline std::unique_ptr<accumulator> make_ifmr_accumulator(const accumulator_settings& s) {
+    auto decimal = [&](std::string_view name) {
+        const calibration_param* p = s.calibration->find(name);
+        return p != nullptr ? p->decimal : 0.0;
+    };
+    ifmr_options o;
+    o.max_percentile = decimal("max_percentile");
+    o.min_percentile = decimal("min_percentile");
+    o.search_range_start = decimal("search_range_start");
+    o.search_range_end = decimal("search_range_end");
+    o.search_step = decimal("search_step");
+    o.with_offset = s.with_offset;
+    return std::make_unique<ifmr_accumulator>(o, s.per_channel, s.batch_num);
+}
+inline std::unique_ptr<accumulator> make_hfmg_accumulator(const accumulator_settings& s) {
+    const calibration_param* bins = s.calibration->find("num_of_bins");
+    return std::make_unique<hfmg_accumulator>(hfmg_options{bins != nullptr ? bins->value.uint : 0u, s.with_offset}, s.per_channel);
+}
+
+/// The accumulators every calibrator knows: IFMR and HFMG.
+inline constexpr accumulator_entry builtin_accumulators[] = {{"ifmr", &make_ifmr_accumulator}, {"hfmg", &make_hfmg_accumulator}};
+
 /// What `calibrator::observe` did with a batch.
 enum class batch_outcome {
     accepted,  ///< taken; the layer needs more batches
@@ -104,7 +138,11 @@ enum class batch_outcome {
 
 /// Calibrates the layers of a resolved config (generated, or read back from config.json).
 ///
-/// Requires: every layer's algorithm policy can calibrate (`algorithm_desc::make_accumulator`).
+/// Its table of accumulators by `act_algo`: those passed to the constructor (an algorithm of your
+/// own, or another accumulator for a built-in one), then `builtin_accumulators` (IFMR, HFMG).
+/// Each layer's settings (offset, granularity, parameters) come from `calibration_of`, the one
+/// derivation (config_reader.hpp).
+/// Requires: every layer's algorithm has an accumulator in the table.
 /// Errors (kvcali::error): `invalid_argument` for an algorithm without an accumulator,
 /// `unknown_layer`, `invalid_data` (dtype, non-finite values, shapes, changing channel counts),
 /// `invalid_value` (an IFMR search without candidates), `incomplete_calibration` when a record is
@@ -120,25 +158,41 @@ enum class batch_outcome {
 ///   kvcali::calibrator cal(kvcali::read_quant_cali_config("config.json"));
 ///   cal.observe("model.layers.0.self_attn.k_proj", values, shape);   // one batch
 ///   cal.write_record("record.txt");
+///   kvcali::calibrator mine(config, {{"minmax", &make_minmax_accumulator}});   // an algorithm of your own
 class calibrator {
 public:
-    explicit calibrator(const resolved_config& config) : batch_num_(config.batch_num), finished_lock_(std::make_unique<std::mutex>()) {
+    explicit calibrator(const resolved_config& config, std::vector<accumulator_entry> accumulators = {})
+        : batch_num_(config.batch_num), finished_lock_(std::make_unique<std::mutex>()) {
         if (batch_num_ == 0) {
-            throw error(diagnostic{severity::error, errc::invalid_value, "batch_num must be at least 1", {}, {}, {}});
+            throw error(diagnostic{.severity = severity::error,
+                                   .category = errc::invalid_value,
+                                   .message = "batch_num must be at least 1",
+                                   .where = {},
+                                   .layer = {},
+                                   .json_path = {}});
         }
         diagnostics diags;
         layers_.reserve(config.layers.size());
         for (const auto& layer : config.layers) {
             const algorithm_desc& algo = config.algorithm_of(layer);
-            if (algo.make_accumulator == nullptr) {
-                diags.add({severity::error, errc::invalid_argument,
-                           "the algorithm \"" + std::string(algo.act_algo) + "\" of layer \"" + layer.name +
-                               "\" cannot calibrate (its policy has no make_accumulator)",
-                           {}, layer.name, {}});
+            const accumulator_factory factory = factory_for(accumulators, algo.act_algo);
+            if (factory == nullptr) {
+                diags.add({.severity = severity::error,
+                           .category = errc::invalid_argument,
+                           .message = "the algorithm \"" + std::string(algo.act_algo) + "\" of layer \"" + layer.name +
+                                      "\" cannot calibrate (the calibrator has no accumulator for it: pass one to its constructor)",
+                           .where = {},
+                           .layer = layer.name,
+                           .json_path = {}});
                 continue;
             }
             if (index_.contains(layer.name)) {
-                diags.add({severity::error, errc::duplicate_layer, "layer \"" + layer.name + "\" is listed twice", {}, layer.name, {}});
+                diags.add({.severity = severity::error,
+                           .category = errc::duplicate_layer,
+                           .message = "layer \"" + layer.name + "\" is listed twice",
+                           .where = {},
+                           .layer = layer.name,
+                           .json_path = {}});
                 continue;
             }
             index_.emplace(layer.name, layers_.size());
@@ -146,11 +200,10 @@ public:
             s.name = layer.name;
             s.values = layer.values;
             s.params = algo.params;
-            const param_view view(s.params, s.values);
-            s.with_offset = config.activation_offset;
-            if (auto a = view.get("asymmetric"); a && a->type == param_type::boolean) s.with_offset = a->boolean;
-            if (auto g = view.get("quant_granularity"); g && g->type == param_type::enumeration) s.per_channel = g->enumerator == 1;
-            s.factory = algo.make_accumulator;
+            s.plan = calibration_of(config, layer);  // the one derivation of offset and granularity
+            s.with_offset = s.plan.with_offset;
+            s.per_channel = s.plan.granularity == granularity::per_channel;
+            s.factory = factory;
             try {
                 s.acc = s.factory(settings_of(s));
             } catch (const error& e) {
@@ -301,6 +354,7 @@ private:
         std::size_t channels = 0;
         std::optional<quant_factors> result;
         std::optional<param_view> view;
+        layer_calibration plan;
         std::vector<float> buffer;  // the batch widened to float32, when it is not already
         bool finished = false;      // under finished_lock_
     };
@@ -311,17 +365,31 @@ private:
         std::vector<diagnostic> ds;
         for (const auto& s : layers_) {
             if (s.finished) continue;
-            ds.push_back({severity::error, errc::incomplete_calibration,
-                          "layer \"" + s.name + "\" has " + std::to_string(s.seen) + " of " + std::to_string(batch_num_) +
-                              " batches; expected batch_num batches for every layer before the record is written",
-                          {}, s.name, {}});
+            ds.push_back({.severity = severity::error,
+                          .category = errc::incomplete_calibration,
+                          .message = "layer \"" + s.name + "\" has " + std::to_string(s.seen) + " of " + std::to_string(batch_num_) +
+                                     " batches; expected batch_num batches for every layer before the record is written",
+                          .where = {},
+                          .layer = s.name,
+                          .json_path = {}});
         }
         throw error(errc::incomplete_calibration, std::move(ds));
     }
 
     accumulator_settings settings_of(state& s) {
         s.view.emplace(s.params, s.values);
-        return accumulator_settings{s.name, s.with_offset, s.per_channel, batch_num_, &*s.view};
+        return accumulator_settings{s.name, s.with_offset, s.per_channel, batch_num_, &*s.view, &s.plan};
+    }
+
+    /// The table's factory for `act_algo`: the constructor's entries first, then the built-ins.
+    static accumulator_factory factory_for(const std::vector<accumulator_entry>& given, std::string_view act_algo) noexcept {
+        for (const auto& e : given) {
+            if (e.act_algo == act_algo && e.make != nullptr) return e.make;
+        }
+        for (const auto& e : builtin_accumulators) {
+            if (e.act_algo == act_algo) return e.make;
+        }
+        return nullptr;
     }
 
     state& find(std::string_view layer) { return layers_[index_of(layer)]; }
@@ -329,14 +397,23 @@ private:
     std::size_t index_of(std::string_view layer) const {
         const auto it = index_.find(std::string(layer));
         if (it == index_.end()) {
-            throw error(diagnostic{severity::error, errc::unknown_layer,
-                                   "layer \"" + std::string(layer) + "\" is not in the calibration config", {}, std::string(layer), {}});
+            throw error(diagnostic{.severity = severity::error,
+                                   .category = errc::unknown_layer,
+                                   .message = "layer \"" + std::string(layer) + "\" is not in the calibration config",
+                                   .where = {},
+                                   .layer = std::string(layer),
+                                   .json_path = {}});
         }
         return it->second;
     }
 
     [[noreturn]] static void fail(const state& s, const std::string& what) {
-        throw error(diagnostic{severity::error, errc::invalid_data, "layer \"" + s.name + "\": " + what, {}, s.name, {}});
+        throw error(diagnostic{.severity = severity::error,
+                               .category = errc::invalid_data,
+                               .message = "layer \"" + s.name + "\": " + what,
+                               .where = {},
+                               .layer = s.name,
+                               .json_path = {}});
     }
     [[noreturn]] static void rethrow_for(const state& s, const error& e) {
         std::vector<diagnostic> ds = e.diagnostics();
@@ -360,7 +437,7 @@ private:
 
     /// The batch as contiguous finite float32 values (no copy for contiguous float32).
     static std::span<const float> widen(state& s, const void* data, dtype type, std::span<const std::int64_t> shape,
-                                 std::span<const std::int64_t> strides, std::size_t count) {
+                                        std::span<const std::int64_t> strides, std::size_t count) {
         bool contiguous = true;
         if (!strides.empty()) {
             std::int64_t expect = 1;

@@ -27,14 +27,9 @@
 #include "../error.hpp"
 #include "accumulator.hpp"
 #include "scale.hpp"
+#include "settings.hpp"
 
 namespace kvcali {
-
-/// HFMG parameters.
-struct hfmg_options {
-    std::uint32_t num_of_bins = 4096;
-    bool with_offset = true;
-};
 
 /// The histogram of one sample: `bins` equal bins over [lo, hi] (the stored range).
 struct hfmg_histogram {
@@ -246,7 +241,7 @@ inline std::vector<std::pair<std::int64_t, std::int64_t>> hfmg_candidates(const 
 /// Exact evaluation of the HistogramObserver error of candidate ranges over one histogram.
 class hfmg_error_model {
 public:
-    __extension__ typedef __int128 wide;  // every error sum is an exact integer (GCC and Clang)
+    __extension__ typedef __int128 wide;       // every error sum is an exact integer (GCC and Clang)
     static constexpr std::int64_t unit = 512;  // positions in 1/512 of a source bin
 
     explicit hfmg_error_model(const hfmg_histogram& h) : counts_(h.counts), width_((h.hi - h.lo) / static_cast<float>(h.bins)) {
@@ -340,11 +335,11 @@ public:
         const std::int64_t half = span_bins;    // half of it
         const auto n = static_cast<std::int64_t>(counts_.size());
         wide total = 0;
-        total += group(0, l, l, half);                       // below the range: the first centre
-        total += group(r + 1, n, l, 255 * dw + half);        // above: the last centre
-        std::int64_t next = 0;                                // next source bin, relative to l
+        total += group(0, l, l, half);                 // below the range: the first centre
+        total += group(r + 1, n, l, 255 * dw + half);  // above: the last centre
+        std::int64_t next = 0;                         // next source bin, relative to l
         for (std::int64_t d = 0; d < 256; ++d) {
-            const std::int64_t bound = (d + 1) * dw;         // end of destination bin d
+            const std::int64_t bound = (d + 1) * dw;  // end of destination bin d
             const std::int64_t full_end = std::min(bound / unit, span_bins);
             if (full_end > next) {
                 total += group(l + next, l + full_end, l, d * dw + half);
@@ -525,7 +520,13 @@ inline std::pair<float, float> hfmg_clip_range(const hfmg_histogram& h) {
 
 /// Scale and offset of one histogram.
 inline scale_offset hfmg_calibrate(const hfmg_histogram& h, bool with_offset) {
-    if (h.empty()) throw error(diagnostic{severity::error, errc::invalid_data, "HFMG needs at least one value", {}, {}, {}});
+    if (h.empty())
+        throw error(diagnostic{.severity = severity::error,
+                               .category = errc::invalid_data,
+                               .message = "HFMG needs at least one value",
+                               .where = {},
+                               .layer = {},
+                               .json_path = {}});
     const auto [lo, hi] = hfmg_clip_range(h);
     return scale_offset_from_range(lo, hi, with_offset);
 }
@@ -535,7 +536,12 @@ class hfmg_accumulator final : public accumulator {
 public:
     hfmg_accumulator(const hfmg_options& settings, bool per_channel) : settings_(settings), per_channel_(per_channel) {
         if (settings_.num_of_bins == 0) {
-            throw error(diagnostic{severity::error, errc::invalid_value, "num_of_bins must be positive", {}, {}, {}});
+            throw error(diagnostic{.severity = severity::error,
+                                   .category = errc::invalid_value,
+                                   .message = "num_of_bins must be positive",
+                                   .where = {},
+                                   .layer = {},
+                                   .json_path = {}});
         }
     }
 

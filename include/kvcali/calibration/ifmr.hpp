@@ -25,18 +25,9 @@
 #include "../error.hpp"
 #include "accumulator.hpp"
 #include "scale.hpp"
+#include "settings.hpp"
 
 namespace kvcali {
-
-/// IFMR parameters, as the doubles of the decimals written in config.json.
-struct ifmr_options {
-    double max_percentile = 0.999999;
-    double min_percentile = 0.999999;
-    double search_start = 0.7;
-    double search_end = 1.3;
-    double search_step = 0.01;
-    bool with_offset = true;
-};
 
 /// The largest number of candidates IFMR accepts.
 inline constexpr double ifmr_max_candidates = 100000.0;
@@ -53,23 +44,31 @@ inline std::string shortest_text(double v) {
 /// The candidate clip factors `float32(start + i * step)`, i = 0 .. ceil((end - start) / step) - 1.
 /// Throws `kvcali::error` (invalid_value) when there is no candidate or more than 100000.
 inline std::vector<float> ifmr_ratios(const ifmr_options& s) {
-    const double count = std::ceil((s.search_end - s.search_start) / s.search_step);
+    const double count = std::ceil((s.search_range_end - s.search_range_start) / s.search_step);
     if (!(count >= 1.0)) {
-        throw error(diagnostic{severity::error, errc::invalid_value,
-                               "the IFMR search range [" + detail::shortest_text(s.search_start) + ", " + detail::shortest_text(s.search_end) +
-                                   "] with step " + detail::shortest_text(s.search_step) + " holds no candidate (expected search_range_start < search_range_end and search_step > 0)",
-                               {}, {}, {}});
+        throw error(diagnostic{.severity = severity::error,
+                               .category = errc::invalid_value,
+                               .message = "the IFMR search range [" + detail::shortest_text(s.search_range_start) + ", " +
+                                          detail::shortest_text(s.search_range_end) + "] with step " +
+                                          detail::shortest_text(s.search_step) +
+                                          " holds no candidate (expected search_range_start < search_range_end and search_step > 0)",
+                               .where = {},
+                               .layer = {},
+                               .json_path = {}});
     }
     if (count > ifmr_max_candidates) {
-        throw error(diagnostic{severity::error, errc::invalid_value,
-                               "the IFMR search holds " + std::to_string(static_cast<long long>(count)) +
-                                   " candidates (expected at most 100000: raise search_step)",
-                               {}, {}, {}});
+        throw error(diagnostic{.severity = severity::error,
+                               .category = errc::invalid_value,
+                               .message = "the IFMR search holds " + std::to_string(static_cast<long long>(count)) +
+                                          " candidates (expected at most 100000: raise search_step)",
+                               .where = {},
+                               .layer = {},
+                               .json_path = {}});
     }
     std::vector<float> ratios;
     ratios.reserve(static_cast<std::size_t>(count));
     for (std::size_t i = 0; i < static_cast<std::size_t>(count); ++i) {
-        ratios.push_back(static_cast<float>(s.search_start + static_cast<double>(i) * s.search_step));
+        ratios.push_back(static_cast<float>(s.search_range_start + static_cast<double>(i) * s.search_step));
     }
     return ratios;
 }
@@ -339,13 +338,13 @@ inline scale_offset ifmr_choose(const ifmr_sorted_sample& sample, const ifmr_opt
 
 /// Buffers for `ifmr_choose_sorted`, reused from one sample to the next (per channel: one per layer).
 struct ifmr_walk_workspace {
-    std::vector<double> s1, s2;        ///< per block: prefix sums of (x - shift) and (x - shift)^2
+    std::vector<double> s1, s2;                           ///< per block: prefix sums of (x - shift) and (x - shift)^2
     std::vector<double> block_shift, block_s1, block_s2;  ///< per block: its shift and its sums
-    std::vector<std::uint32_t> grid;   ///< grid bucket -> the number of values in lower buckets
+    std::vector<std::uint32_t> grid;                      ///< grid bucket -> the number of values in lower buckets
     std::vector<ifmr_candidate> candidates;
-    std::size_t hint = 0;              ///< the previous sample's winner, tried first
-    std::vector<std::uint32_t> keys;   ///< sort keys (ifmr_sort_sample)
-    std::vector<float> sorted;         ///< the sorted sample (ifmr_sort_sample)
+    std::size_t hint = 0;             ///< the previous sample's winner, tried first
+    std::vector<std::uint32_t> keys;  ///< sort keys (ifmr_sort_sample)
+    std::vector<float> sorted;        ///< the sorted sample (ifmr_sort_sample)
 };
 
 /// Sorts a sample into `ws.sorted` (radix sort on float_key) and returns it.
@@ -432,8 +431,8 @@ inline std::optional<scale_offset> ifmr_choose_sorted(std::span<const float> x, 
             for (int k = 0; k < 2; ++k) i += static_cast<std::size_t>((i < end) & (x[std::min(i, n - 1)] < t));
             return i;
         }
-        return static_cast<std::size_t>(std::partition_point(x.begin() + static_cast<std::ptrdiff_t>(i), x.begin() + static_cast<std::ptrdiff_t>(end),
-                                                             [&](float v) { return v < t; }) -
+        return static_cast<std::size_t>(std::partition_point(x.begin() + static_cast<std::ptrdiff_t>(i),
+                                                             x.begin() + static_cast<std::ptrdiff_t>(end), [&](float v) { return v < t; }) -
                                         x.begin());
     };
     auto run_error = [&](std::size_t b, std::size_t e, double v) {
@@ -499,7 +498,7 @@ inline std::optional<scale_offset> ifmr_choose_sorted(std::span<const float> x, 
             // Every level from q up to the level of x[end] starts at `end` (the levels are monotone
             // in x): the cells between are empty, so the walk skips to that level (only tried when
             // x[end] lies past the next level's centre, a hint; the skip itself is exact).
-            if (end < n && static_cast<double>(x[end]) > (static_cast<double>(q) + 1.5) * scale) {
+            if (end<n&& static_cast<double>(x[end])>(static_cast<double>(q) + 1.5) * scale) {
                 const float to = std::min(ifmr_level(c, x[end]), last - 1.0f);
                 if (to > q) {
                     level += to - q;
@@ -561,7 +560,8 @@ inline void add_high_key_histogram(std::vector<std::uint32_t>& high, std::span<c
 /// The values of 0-based ranks `r1` and `r2` in float_key order, by a 16-bit + 16-bit radix
 /// selection (two passes, no copy; one when `high` already holds the first pass's histogram of
 /// these values). Requires r1, r2 < values.size() < 2^32.
-inline std::pair<float, float> select_two(std::span<const float> values, std::size_t r1, std::size_t r2, std::vector<std::uint32_t> high = {}) {
+inline std::pair<float, float> select_two(std::span<const float> values, std::size_t r1, std::size_t r2,
+                                          std::vector<std::uint32_t> high = {}) {
     if (high.size() != 65536) add_high_key_histogram(high, values);
     auto locate = [](const std::vector<std::uint32_t>& counts, std::size_t& rank) {
         std::size_t b = 0;
@@ -676,10 +676,10 @@ private:
 
 /// The cells of every candidate as runs of threshold intervals, and a locator for the intervals.
 struct ifmr_cells {
-    std::vector<float> thresholds;                 // sorted, distinct; +inf sentinel at the end
+    std::vector<float> thresholds;                   // sorted, distinct; +inf sentinel at the end
     std::vector<std::vector<std::uint32_t>> bounds;  // per candidate: interval index where each cell starts, then the end
-    std::vector<float> first_level;                // per candidate: the level of its first cell
-    std::vector<std::uint32_t> grid;               // grid bucket -> index of its first threshold
+    std::vector<float> first_level;                  // per candidate: the level of its first cell
+    std::vector<std::uint32_t> grid;                 // grid bucket -> index of its first threshold
     float origin = 0.0f, inverse_width = 0.0f, last_bucket = 0.0f;
 
     /// Monotone in x (float subtraction, multiplication by a non-negative factor and clamping all
@@ -850,7 +850,7 @@ inline scale_offset ifmr_scale_offset(const ifmr_start& start, const ifmr_candid
 /// Whether `ifmr_calibrate` takes the unsorted path for `count` values: when the values outnumber
 /// the thresholds (the candidates times 257), so the per-threshold work does not dominate.
 inline bool ifmr_prefers_unsorted(std::size_t count, const ifmr_options& s) {
-    const double thresholds = std::ceil((s.search_end - s.search_start) / s.search_step) * 257.0;
+    const double thresholds = std::ceil((s.search_range_end - s.search_range_start) / s.search_step) * 257.0;
     return count < (std::size_t{1} << 32) && static_cast<double>(count) >= thresholds;
 }
 
@@ -881,7 +881,12 @@ inline ifmr_sorted_sample ifmr_prepare(std::vector<std::uint32_t> keys) {
 inline scale_offset ifmr_calibrate(std::span<const float> values, const ifmr_options& s, ifmr_walk_workspace& ws,
                                    std::vector<std::uint32_t> high_keys = {}) {
     if (values.empty()) {
-        throw error(diagnostic{severity::error, errc::invalid_data, "IFMR needs at least one value", {}, {}, {}});
+        throw error(diagnostic{.severity = severity::error,
+                               .category = errc::invalid_data,
+                               .message = "IFMR needs at least one value",
+                               .where = {},
+                               .layer = {},
+                               .json_path = {}});
     }
     if (ifmr_prefers_unsorted(values.size(), s)) {
         if (const auto so = ifmr_choose_unsorted(values, s, std::move(high_keys))) return *so;

@@ -49,8 +49,12 @@ public:
     npy_header_parser(std::string_view text, std::size_t base, std::string file) : t_(text), base_(base), file_(std::move(file)) {}
 
     [[noreturn]] void fail(const std::string& what) const {
-        throw error(diagnostic{severity::error, errc::invalid_data, what,
-                               {file_, 1, static_cast<std::uint32_t>(base_ + i_ + 1)}, {}, {}});
+        throw error(diagnostic{.severity = severity::error,
+                               .category = errc::invalid_data,
+                               .message = what,
+                               .where = {file_, 1, static_cast<std::uint32_t>(base_ + i_ + 1)},
+                               .layer = {},
+                               .json_path = {}});
     }
     void ws() {
         while (i_ < t_.size() && (t_[i_] == ' ' || t_[i_] == '\t')) ++i_;
@@ -164,9 +168,15 @@ inline std::string numpy_type_name(std::string_view descr) {
 /// Example: `kvcali::npy_header h = kvcali::parse_npy_header(first_bytes, "0.npy", size);`
 inline npy_header parse_npy_header(std::string_view bytes, const std::string& file, std::uint64_t file_size) {
     auto fail_at = [&](std::size_t at, const std::string& what) {
-        throw error(diagnostic{severity::error, errc::invalid_data, what, {file, 1, static_cast<std::uint32_t>(at + 1)}, {}, {}});
+        throw error(diagnostic{.severity = severity::error,
+                               .category = errc::invalid_data,
+                               .message = what,
+                               .where = {file, 1, static_cast<std::uint32_t>(at + 1)},
+                               .layer = {},
+                               .json_path = {}});
     };
-    if (bytes.size() < 10 || bytes.substr(0, 6) != std::string_view("\x93NUMPY", 6)) fail_at(0, "not a .npy file (expected the magic \\x93NUMPY)");
+    if (bytes.size() < 10 || bytes.substr(0, 6) != std::string_view("\x93NUMPY", 6))
+        fail_at(0, "not a .npy file (expected the magic \\x93NUMPY)");
     const auto major = static_cast<unsigned char>(bytes[6]), minor = static_cast<unsigned char>(bytes[7]);
     if (major < 1 || major > 3 || minor != 0) {
         fail_at(6, "unsupported npy format version " + std::to_string(major) + "." + std::to_string(minor) + " (expected 1.0, 2.0 or 3.0)");
@@ -234,8 +244,8 @@ inline npy_header parse_npy_header(std::string_view bytes, const std::string& fi
     out.data_offset = header_at + header_len;
     out.data_bytes = count * size_of(out.type);
     if (file_size - out.data_offset != out.data_bytes) {
-        fail_at(out.data_offset, "npy data has " + std::to_string(file_size - out.data_offset) + " bytes; the header's shape and dtype need " +
-                                     std::to_string(out.data_bytes));
+        fail_at(out.data_offset, "npy data has " + std::to_string(file_size - out.data_offset) +
+                                     " bytes; the header's shape and dtype need " + std::to_string(out.data_bytes));
     }
     out.shape = std::move(shape);
     return out;
@@ -356,7 +366,12 @@ inline npy_view map_npy(const std::filesystem::path& path) {
 inline npy_header read_npy_header(const std::filesystem::path& path) {
     const std::string name = path.string();
     auto io_fail = [&](const std::string& why) {
-        throw error(diagnostic{severity::error, errc::io_error, "cannot read " + name + ": " + why, {name, 0, 0}, {}, {}});
+        throw error(diagnostic{.severity = severity::error,
+                               .category = errc::io_error,
+                               .message = "cannot read " + name + ": " + why,
+                               .where = {name, 0, 0},
+                               .layer = {},
+                               .json_path = {}});
     };
     std::error_code ec;
     const auto status = std::filesystem::status(path, ec);
@@ -377,7 +392,8 @@ inline npy_header read_npy_header(const std::filesystem::path& path) {
         if (major == 1) {
             header_len = static_cast<unsigned char>(bytes[8]) | (static_cast<std::size_t>(static_cast<unsigned char>(bytes[9])) << 8);
         } else if (bytes.size() >= 12) {
-            for (int k = 3; k >= 0; --k) header_len = (header_len << 8) | static_cast<unsigned char>(bytes[8 + static_cast<std::size_t>(k)]);
+            for (int k = 3; k >= 0; --k)
+                header_len = (header_len << 8) | static_cast<unsigned char>(bytes[8 + static_cast<std::size_t>(k)]);
             header_at = 12;
         }
         want = static_cast<std::size_t>(std::min<std::uintmax_t>(size, header_at + header_len));

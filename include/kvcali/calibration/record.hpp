@@ -62,7 +62,12 @@ inline std::vector<layer_record> parse_record(std::string_view text, const std::
     std::uint32_t line_no = 0;
     enum class state { top, record, value } st = state::top;
     auto fail = [&](std::uint32_t column, const std::string& what) {
-        throw error(diagnostic{severity::error, errc::parse_error, what, {file, line_no, column}, {}, {}});
+        throw error(diagnostic{.severity = severity::error,
+                               .category = errc::parse_error,
+                               .message = what,
+                               .where = {file, line_no, column},
+                               .layer = {},
+                               .json_path = {}});
     };
     std::size_t pos = 0;
     while (pos < text.size()) {

@@ -91,7 +91,7 @@ inline std::uint16_t float_to_half(float f) noexcept {
     const std::uint32_t abs = x & 0x7FFFFFFFu;
     if (abs >= 0x7F800000u) return static_cast<std::uint16_t>(sign | 0x7C00u | (abs > 0x7F800000u ? 0x200u : 0u));
     if (abs >= 0x477FF000u) return static_cast<std::uint16_t>(sign | 0x7C00u);  // rounds to infinity
-    if (abs < 0x38800000u) {                                                     // subnormal or zero half
+    if (abs < 0x38800000u) {                                                    // subnormal or zero half
         const float magnitude = std::bit_cast<float>(abs);
         const auto units = static_cast<std::uint32_t>(std::nearbyint(magnitude * 0x1p24f));
         return static_cast<std::uint16_t>(sign | units);
@@ -112,9 +112,13 @@ inline double decimal_double(float value) {
 
 namespace detail {
 [[noreturn]] inline void throw_bad_scale(float scale) {
-    throw error(diagnostic{severity::error, errc::invalid_data,
-                           "the calibrated scale " + float32_repr(scale) + " is not usable (expected a finite scale whose inverse is at least FLT_EPSILON)",
-                           {}, {}, {}});
+    throw error(diagnostic{.severity = severity::error,
+                           .category = errc::invalid_data,
+                           .message = "the calibrated scale " + float32_repr(scale) +
+                                      " is not usable (expected a finite scale whose inverse is at least FLT_EPSILON)",
+                           .where = {},
+                           .layer = {},
+                           .json_path = {}});
 }
 }  // namespace detail
 

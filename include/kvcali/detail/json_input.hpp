@@ -30,8 +30,8 @@ inline source_location location_of(std::string_view text, std::size_t offset, co
 
 /// Parses `text` as one JSON value. On failure records a diagnostic of `category` at the
 /// position of the error and returns false.
-inline bool parse_json(std::string_view text, const std::string& file, errc category, std::string_view what,
-                       boost::json::value& out, diagnostics& diags, std::size_t max_depth = 64) {
+inline bool parse_json(std::string_view text, const std::string& file, errc category, std::string_view what, boost::json::value& out,
+                       diagnostics& diags, std::size_t max_depth = 64) {
     boost::json::parse_options opts;
     opts.max_depth = max_depth;
     boost::json::parser p(boost::json::storage_ptr(), opts);
@@ -39,10 +39,14 @@ inline bool parse_json(std::string_view text, const std::string& file, errc cate
     const std::size_t consumed = p.write(text.data(), text.size(), ec);
     if (ec) {
         const bool bom = text.starts_with("\xEF\xBB\xBF");
-        diags.add({severity::error, category,
-                   std::string(what) + " is not valid JSON: " +
-                       (bom ? std::string("it starts with a UTF-8 byte order mark, which JSON does not allow; remove it") : ec.message()),
-                   location_of(text, bom ? 0 : consumed, file), {}, {}});
+        diags.add(
+            {.severity = severity::error,
+             .category = category,
+             .message = std::string(what) + " is not valid JSON: " +
+                        (bom ? std::string("it starts with a UTF-8 byte order mark, which JSON does not allow; remove it") : ec.message()),
+             .where = location_of(text, bom ? 0 : consumed, file),
+             .layer = {},
+             .json_path = {}});
         return false;
     }
     out = p.release();

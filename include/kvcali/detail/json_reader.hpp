@@ -18,6 +18,7 @@
 
 #include "../error.hpp"
 #include "../json_format.hpp"
+#include "numbers.hpp"
 
 namespace kvcali::detail {
 
@@ -29,10 +30,10 @@ struct json_node {
 
     kind type = kind::null;
     bool boolean = false;
-    bool integer_syntax = false;  ///< a number without fraction or exponent (`1`, `-0`), not `1.0`
-    std::string_view number;      ///< a number's text, a view into the document
-    std::string string;           ///< a string's decoded value
-    std::size_t offset = 0;       ///< byte offset of the value's first character
+    bool integer_syntax = false;       ///< a number without fraction or exponent (`1`, `-0`), not `1.0`
+    std::string_view number;           ///< a number's text, a view into the document
+    std::string string;                ///< a string's decoded value
+    std::size_t offset = 0;            ///< byte offset of the value's first character
     std::vector<json_member> members;  ///< an object's members in document order (duplicates dropped)
     std::vector<json_node> items;      ///< an array's elements
 
@@ -68,9 +69,9 @@ constexpr std::string_view to_string(json_node::kind k) noexcept {
 struct json_duplicate_key {
     std::string object_path;  ///< JSON path of the object holding it
     std::string key;
-    std::size_t depth = 0;           ///< 1: a member of the top-level object
-    std::size_t offset = 0;          ///< the repeated key
-    std::size_t first_offset = 0;    ///< its first occurrence
+    std::size_t depth = 0;         ///< 1: a member of the top-level object
+    std::size_t offset = 0;        ///< the repeated key
+    std::size_t first_offset = 0;  ///< its first occurrence
 };
 
 /// Byte offset -> 1-based line and byte column, by binary search over line starts.
@@ -94,10 +95,9 @@ private:
 
 /// `.key` for identifier-like keys, else `["key"]` (JSON-escaped, ASCII only).
 inline void append_json_path_key(std::string& path, std::string_view key) {
-    const bool identifier = !key.empty() && !(key[0] >= '0' && key[0] <= '9') &&
-                            std::all_of(key.begin(), key.end(), [](char c) {
-                                return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
-                            });
+    const bool identifier = !key.empty() && !(key[0] >= '0' && key[0] <= '9') && std::all_of(key.begin(), key.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+    });
     if (identifier) {
         path += '.';
         path += key;
@@ -332,10 +332,12 @@ private:
                         if (unit >= 0xDC00 && unit <= 0xDFFF) return fail(escape, "a lone low surrogate \\u escape is not a character");
                         if (unit >= 0xD800 && unit <= 0xDBFF) {
                             std::uint32_t low = 0;
-                            if (text_.substr(pos_, 2) != "\\u") return fail(escape, "a high surrogate \\u escape must be followed by a low one");
+                            if (text_.substr(pos_, 2) != "\\u")
+                                return fail(escape, "a high surrogate \\u escape must be followed by a low one");
                             pos_ += 2;
                             if (!hex4(low)) return false;
-                            if (low < 0xDC00 || low > 0xDFFF) return fail(escape, "a high surrogate \\u escape must be followed by a low one");
+                            if (low < 0xDC00 || low > 0xDFFF)
+                                return fail(escape, "a high surrogate \\u escape must be followed by a low one");
                             unit = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
                         }
                         append_utf8(out, unit);
@@ -442,9 +444,7 @@ private:
 };
 
 /// Parses `text` (one JSON value). The tree's number views point into `text`.
-inline json_document parse_json_document(std::string_view text, std::size_t max_depth = 64) {
-    return json_parser(text, max_depth).parse();
-}
+inline json_document parse_json_document(std::string_view text, std::size_t max_depth = 64) { return json_parser(text, max_depth).parse(); }
 
 /// The double nearest to a JSON number's text (correctly rounded, as Python's float()):
 /// `NaN`, `Infinity`, `-Infinity` as such; beyond the double range ±inf; below it ±0.
@@ -452,46 +452,10 @@ inline double json_number_to_double(std::string_view text) {
     if (text == "NaN") return std::numeric_limits<double>::quiet_NaN();
     if (text == "Infinity") return std::numeric_limits<double>::infinity();
     if (text == "-Infinity") return -std::numeric_limits<double>::infinity();
-    double value = 0.0;
-    const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (ec == std::errc() && ptr == text.data() + text.size()) return value;
-    const bool negative = !text.empty() && text.front() == '-';
-    if (ec != std::errc::result_out_of_range) return std::numeric_limits<double>::quiet_NaN();  // not JSON syntax
-    // Out of range: overflow or underflow? The decimal exponent of the first significant digit says.
-    long long exponent = 0;
-    const auto e_pos = text.find_first_of("eE");
-    if (e_pos != std::string_view::npos) {
-        bool neg = false;
-        std::size_t i = e_pos + 1;
-        if (i < text.size() && (text[i] == '+' || text[i] == '-')) neg = text[i++] == '-';
-        for (; i < text.size(); ++i) exponent = std::min<long long>(exponent * 10 + (text[i] - '0'), 1'000'000'000'000LL);
-        if (neg) exponent = -exponent;
-    }
-    const std::string_view mantissa = text.substr(negative ? 1 : 0, e_pos == std::string_view::npos ? std::string_view::npos : e_pos - (negative ? 1 : 0));
-    const auto dot = mantissa.find('.');
-    const std::size_t int_digits = dot == std::string_view::npos ? mantissa.size() : dot;
-    long long first_significant = 0;  // decimal exponent of the first non-zero digit
-    bool found = false;
-    for (std::size_t i = 0; i < mantissa.size() && !found; ++i) {
-        if (mantissa[i] == '.' || mantissa[i] == '0') continue;
-        found = true;
-        first_significant = i < int_digits ? static_cast<long long>(int_digits - i - 1) : -static_cast<long long>(i - int_digits);
-    }
-    const bool overflow = found && first_significant + exponent > 0;
-    const double magnitude = overflow ? std::numeric_limits<double>::infinity() : 0.0;
-    return negative ? -magnitude : magnitude;
+    return decimal_to_double(text).value_or(std::numeric_limits<double>::quiet_NaN());  // NaN: not JSON syntax
 }
 
-/// float32 of a double, rounding to nearest (ties to even), ±inf beyond float's range, with no
-/// undefined conversion.
-inline float double_to_float32(double d) {
-    constexpr double float_max = static_cast<double>(std::numeric_limits<float>::max());
-    constexpr double overflow_at = 0x1.ffffffp127;  // halfway from FLT_MAX to 2^128: rounds up (even)
-    if (std::isnan(d)) return std::numeric_limits<float>::quiet_NaN();
-    const double a = std::fabs(d);
-    if (a >= overflow_at) return d < 0 ? -std::numeric_limits<float>::infinity() : std::numeric_limits<float>::infinity();
-    if (a > float_max) return d < 0 ? -std::numeric_limits<float>::max() : std::numeric_limits<float>::max();
-    return static_cast<float>(d);
-}
+/// config.json's float32: Python's rounding (see float32_round_nearest).
+inline float double_to_float32(double d) { return float32_round_nearest(d); }
 
 }  // namespace kvcali::detail

@@ -21,17 +21,10 @@
 #include <vector>
 
 #include "../error.hpp"
+#include "../simple_config.hpp"
 #include "swar.hpp"
 
 namespace kvcali {
-
-/// Bounds that keep a hostile config file from exhausting time or memory.
-struct simple_config_limits {
-    std::size_t max_bytes = std::size_t{64} << 20;  ///< larger files are refused (a 1M-layer config is ~45 MB)
-    std::size_t max_depth = 64;                     ///< nested messages and lists (the schema needs 4)
-    std::size_t max_nodes = 4'000'000;              ///< fields and list elements in the document
-    std::size_t max_errors = 100;                   ///< semantic errors reported before giving up
-};
 
 namespace detail {
 
@@ -51,7 +44,7 @@ enum class cfg_kind : std::uint8_t {
 /// One field occurrence or list element: its kind, its value and where its name and value were written.
 struct cfg_scalar {
     cfg_kind kind = cfg_kind::message;
-    bool colon = false;  ///< text format: a ':' followed the field name (scalars need it)
+    bool colon = false;                              ///< text format: a ':' followed the field name (scalars need it)
     std::uint32_t line = 0, column = 0;              ///< the field name (list element: its value)
     std::uint32_t value_line = 0, value_column = 0;  ///< the value's first token
     std::string text;                                ///< scalars: the token text or decoded string
@@ -103,13 +96,13 @@ inline std::size_t utf8_sequence_length(const unsigned char* p, std::size_t left
     if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
     if (c >= 0xE0 && c <= 0xEF) {
         if (!cont(1) || !cont(2)) return 0;
-        if (c == 0xE0 && p[1] < 0xA0) return 0;  // overlong
+        if (c == 0xE0 && p[1] < 0xA0) return 0;   // overlong
         if (c == 0xED && p[1] >= 0xA0) return 0;  // surrogate
         return 3;
     }
     if (c >= 0xF0 && c <= 0xF4) {
         if (!cont(1) || !cont(2) || !cont(3)) return 0;
-        if (c == 0xF0 && p[1] < 0x90) return 0;  // overlong
+        if (c == 0xF0 && p[1] < 0x90) return 0;   // overlong
         if (c == 0xF4 && p[1] >= 0x90) return 0;  // beyond U+10FFFF
         return 4;
     }
@@ -203,8 +196,9 @@ public:
     /// (A ptree has no move constructor: the caller owns the tree so that it is never copied.)
     bool read(cfg_document& root) {
         if (text_.size() > limits_.max_bytes) {
-            report_at(0, 0, "the file is " + std::to_string(text_.size()) + " bytes, larger than the limit of " +
-                                std::to_string(limits_.max_bytes) + " bytes");
+            report_at(0, 0,
+                      "the file is " + std::to_string(text_.size()) + " bytes, larger than the limit of " +
+                          std::to_string(limits_.max_bytes) + " bytes");
             return false;
         }
         if (!check_encoding()) return false;
@@ -231,7 +225,12 @@ private:
     source_location location(std::uint32_t line, std::uint32_t column) const { return {file_, line, column}; }
 
     void report_at(std::uint32_t line, std::uint32_t column, std::string message) {
-        diags_.add({severity::error, errc::parse_error, std::move(message), location(line, column), {}, {}});
+        diags_.add({.severity = severity::error,
+                    .category = errc::parse_error,
+                    .message = std::move(message),
+                    .where = location(line, column),
+                    .layer = {},
+                    .json_path = {}});
     }
 
     [[noreturn]] void fail(const token& at, std::string message) {
@@ -447,7 +446,8 @@ private:
                 continue;
             }
             // Report the whole (UTF-8) character after the backslash.
-            std::size_t len = utf8_sequence_length(reinterpret_cast<const unsigned char*>(body.data() + start + 1), body.size() - start - 1);
+            std::size_t len =
+                utf8_sequence_length(reinterpret_cast<const unsigned char*>(body.data() + start + 1), body.size() - start - 1);
             if (len == 0) len = 1;
             i = start + 1 + len;
             bad(start, "unknown escape \\" + std::string(body.substr(start + 1, len)) +
@@ -492,8 +492,8 @@ private:
         for (;;) {
             if (cur_.kind == tok::end) {
                 if (close == 0) return;
-                fail(cur_, "expected \"" + std::string(1, close) + "\" to close the message opened at " +
-                               std::to_string(open.line) + ":" + std::to_string(open.column) + ", found the end of the file");
+                fail(cur_, "expected \"" + std::string(1, close) + "\" to close the message opened at " + std::to_string(open.line) + ":" +
+                               std::to_string(open.column) + ", found the end of the file");
             }
             if (close != 0 && is_symbol(close)) {
                 advance();
@@ -501,8 +501,8 @@ private:
             }
             const bool name_ok = cur_.kind == tok::identifier || (cur_.kind == tok::number && cfg_digit(text_[cur_.begin]));
             if (!name_ok) {
-                fail(cur_, std::string("expected a field name") + (close != 0 ? " or \"" + std::string(1, close) + "\"" : "") +
-                               ", found " + describe(cur_));
+                fail(cur_, std::string("expected a field name") + (close != 0 ? " or \"" + std::string(1, close) + "\"" : "") + ", found " +
+                               describe(cur_));
             }
             const token name = cur_;
             advance();
@@ -561,8 +561,8 @@ private:
                 } else if (cur_.kind == tok::identifier || cur_.kind == tok::number || cur_.kind == tok::string) {
                     read_scalar(element.data());
                 } else {
-                    fail(cur_, "expected a value in the list opened at " + std::to_string(open.line) + ":" +
-                                   std::to_string(open.column) + ", found " + describe(cur_));
+                    fail(cur_, "expected a value in the list opened at " + std::to_string(open.line) + ":" + std::to_string(open.column) +
+                                   ", found " + describe(cur_));
                 }
                 if (is_symbol(']')) {
                     advance();

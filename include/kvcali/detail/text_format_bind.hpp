@@ -22,6 +22,7 @@
 #include "../policy.hpp"
 #include "../simple_config.hpp"
 #include "../suggest.hpp"
+#include "numbers.hpp"
 #include "text_format.hpp"
 
 namespace kvcali::detail {
@@ -105,42 +106,17 @@ inline std::optional<double> parse_decimal_float(std::string_view t) {
         while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i, ++frac_digits;
     }
     if (int_digits + frac_digits == 0) return std::nullopt;
-    const std::size_t mantissa_end = i;
-    long long exponent = 0;
     if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
         ++i;
-        bool exp_negative = false;
-        if (i < s.size() && (s[i] == '+' || s[i] == '-')) exp_negative = s[i++] == '-';
+        if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
         const std::size_t exp_start = i;
-        while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
-            if (exponent < 100000) exponent = exponent * 10 + (s[i] - '0');
-            ++i;
-        }
+        while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
         if (i == exp_start) return std::nullopt;
-        if (exp_negative) exponent = -exponent;
     }
     if (i != s.size()) return std::nullopt;
-    double value = 0.0;
-    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value, std::chars_format::general);
-    if (ec == std::errc::result_out_of_range) {
-        // Decide by the decimal exponent of the first significant digit.
-        long long lead = 0;
-        bool found = false;
-        long long position = static_cast<long long>(int_digits);  // digits before the point
-        for (std::size_t k = 0; k < mantissa_end; ++k) {
-            if (s[k] == '.') continue;
-            --position;
-            if (s[k] != '0') {
-                lead = position;
-                found = true;
-                break;
-            }
-        }
-        value = (found && lead + exponent > 0) ? HUGE_VAL : 0.0;
-    } else if (ec != std::errc() || end != s.data() + s.size()) {
-        return std::nullopt;
-    }
-    return negative ? -value : value;
+    const std::optional<double> value = decimal_to_double(s);  // the one decimal-to-double (numbers.hpp)
+    if (!value) return std::nullopt;
+    return negative ? -*value : *value;
 }
 
 /// A float field's token as the reference reads it: a decimal or inf/nan spelling, then the
@@ -163,12 +139,8 @@ inline std::optional<double> parse_float_token(std::string_view t) {
     return std::nullopt;
 }
 
-/// The float32 a float field stores: nearest double, then float32 (ties to even); beyond
-/// ±FLT_MAX, ±inf.
-inline float to_float32(double d) noexcept {
-    if (std::isfinite(d) && std::fabs(d) > static_cast<double>(FLT_MAX)) return d > 0 ? HUGE_VALF : -HUGE_VALF;
-    return static_cast<float>(d);
-}
+/// The float32 a float field stores: protobuf's text-format rule (see float32_protobuf_text).
+inline float to_float32(double d) noexcept { return float32_protobuf_text(d); }
 
 /// The text format's bool literals (true/True/t/1, false/False/f/0), or nullopt for any other word.
 inline std::optional<bool> text_bool_literal(std::string_view t) noexcept {
@@ -220,19 +192,18 @@ public:
 
     /// Binds `root` into `out`. String values are moved out of `root`.
     void bind(cfg_document& root, simple_config& out) {
-        static constexpr std::string_view fields[] = {"batch_num", "activation_offset", "kv_cache_quant_config",
-                                                      "override_layers_configs"};
+        static constexpr std::string_view fields[] = {"batch_num", "activation_offset", "kv_cache_quant_config", "override_layers_configs"};
         const context here{"$", "AMCTQuantCaliConfig (the top level)", fields};
-        for (const auto& entry : root) {
+        for (auto& entry : root) {
             const std::string& key = entry.first;
-            const cfg_document& child = entry.second;
+            cfg_document& child = entry.second;
             // A field repeated on consecutive lines is one node with its later occurrences as
             // repeats (see cfg_node): each occurrence is bound as its own field.
             for (std::size_t occurrence = 0; occurrence <= child.data().repeats.size(); ++occurrence) {
                 if (stopped_) return;
                 const field_ref f{here, key, child, occurrence == 0 ? nullptr : &child.data().repeats[occurrence - 1]};
                 if (key == "batch_num") {
-                    for_each_scalar(f, false, [&](const cfg_scalar& v, const std::string&) {
+                    for_each_scalar(f, false, [&](cfg_scalar& v, const std::string&) {
                         if (auto x = uint32_value(f, v)) {
                             if (out.batch_num) duplicate_scalar(f, v, v.text);
                             out.batch_num = *x;
@@ -240,7 +211,7 @@ public:
                         }
                     });
                 } else if (key == "activation_offset") {
-                    for_each_scalar(f, false, [&](const cfg_scalar& v, const std::string&) {
+                    for_each_scalar(f, false, [&](cfg_scalar& v, const std::string&) {
                         if (auto x = bool_value(f, v)) {
                             if (out.activation_offset) duplicate_scalar(f, v, v.text);
                             out.activation_offset = *x;
@@ -248,7 +219,7 @@ public:
                         }
                     });
                 } else if (key == "kv_cache_quant_config") {
-                    for_each_message(f, false, [&](const cfg_document& m, const std::string& path) {
+                    for_each_message(f, false, [&](cfg_document& m, const std::string& path) {
                         if (out.has_common) {
                             duplicate_message(f);
                         } else {
@@ -258,7 +229,7 @@ public:
                         bind_common(m, path, out);
                     });
                 } else if (key == "override_layers_configs") {
-                    for_each_message(f, true, [&](const cfg_document& m, const std::string& path) {
+                    for_each_message(f, true, [&](cfg_document& m, const std::string& path) {
                         override_config& o = out.overrides.emplace_back();
                         o.where = name_location(&m == &child ? at(f) : m.data());
                         bind_override(m, path, o, out.discarded);
@@ -282,12 +253,12 @@ private:
     struct field_ref {
         const context& in;
         const std::string& key;
-        const cfg_document& node;            ///< the field's node
-        const cfg_scalar* repeat = nullptr;  ///< a later occurrence grouped into `node`, or null for the node itself
+        cfg_document& node;            ///< the field's node
+        cfg_scalar* repeat = nullptr;  ///< a later occurrence grouped into `node`, or null for the node itself
     };
 
     /// The field occurrence's data: the node's own, or the grouped repeat's.
-    static const cfg_scalar& at(const field_ref& f) noexcept { return f.repeat != nullptr ? *f.repeat : f.node.data(); }
+    static cfg_scalar& at(const field_ref& f) noexcept { return f.repeat != nullptr ? *f.repeat : f.node.data(); }
 
     // -- locations and reports ---------------------------------------------------------------
 
@@ -299,9 +270,9 @@ private:
     }
     static std::string member_path(std::string_view parent, std::string_view key) {
         std::string p(parent);
-        const bool plain = !key.empty() && !(key[0] >= '0' && key[0] <= '9') &&
-                           key.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") ==
-                               std::string_view::npos;
+        const bool plain =
+            !key.empty() && !(key[0] >= '0' && key[0] <= '9') &&
+            key.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") == std::string_view::npos;
         if (plain) {
             p += '.';
             p += key;
@@ -320,16 +291,24 @@ private:
         if (stopped_) return;
         if (level == severity::error || diags_.strict()) {
             if (errors_ == limits_.max_errors) {
-                diags_.add({severity::error, errc::parse_error,
-                            "too many errors (" + std::to_string(limits_.max_errors) + "); the rest of the file is not checked",
-                            where, {}, json_ ? path : std::string()});
+                diags_.add({.severity = severity::error,
+                            .category = errc::parse_error,
+                            .message = "too many errors (" + std::to_string(limits_.max_errors) + "); the rest of the file is not checked",
+                            .where = where,
+                            .layer = {},
+                            .json_path = json_ ? path : std::string()});
                 stopped_ = true;
                 return;
             }
             ++errors_;
         }
         if (json_) message = path + ": " + message;
-        diags_.add({level, errc::parse_error, std::move(message), where, {}, json_ ? path : std::string()});
+        diags_.add({.severity = level,
+                    .category = errc::parse_error,
+                    .message = std::move(message),
+                    .where = where,
+                    .layer = {},
+                    .json_path = json_ ? path : std::string()});
     }
     void error_at_value(const field_ref& f, const cfg_scalar& v, std::string message) {
         report(severity::error, value_location(v), element_path(f, v), std::move(message));
@@ -402,7 +381,7 @@ private:
                 error_at_value(f, at(f), f.key + " is not a repeated field: expected one value, found " + found(at(f)));
                 return;
             }
-            for (const auto& [k, e] : f.node) {
+            for (auto& [k, e] : f.node) {
                 if (stopped_) return;
                 if (!is_scalar(e.data().kind)) {
                     error_at_value(f, e.data(), "expected a value in the list " + f.key + ", found " + found(e.data()));
@@ -426,7 +405,7 @@ private:
         }
         if (n.kind == cfg_kind::list && repeated) {
             std::size_t index = 0;
-            for (const auto& [k, e] : f.node) {
+            for (auto& [k, e] : f.node) {
                 if (stopped_) return;
                 const std::string element = path + "[" + std::to_string(index++) + "]";
                 if (e.data().kind != cfg_kind::message) {
@@ -442,8 +421,9 @@ private:
             error_at_value(f, at(f), f.key + " is not a repeated field: expected one message, found " + found(at(f)));
             return;
         }
-        error_at_value(f, at(f), f.key + " is a message: expected \"" + f.key + (json_ ? "\" to be an object" : " { ... }\"") +
-                                      ", found " + found(at(f)));
+        error_at_value(
+            f, at(f),
+            f.key + " is a message: expected \"" + f.key + (json_ ? "\" to be an object" : " { ... }\"") + ", found " + found(at(f)));
     }
 
     // -- scalar values ---------------------------------------------------------------------------
@@ -470,8 +450,9 @@ private:
         if (is_token(n)) {
             if (const auto b = text_bool_literal(n.text)) return b;
         }
-        error_at_value(f, v, f.key + " expects a bool (" + std::string(json_ ? "true or false" : "true/false, True/False, t/f, 1/0") +
-                                 "), found " + found(v));
+        error_at_value(f, v,
+                       f.key + " expects a bool (" + std::string(json_ ? "true or false" : "true/false, True/False, t/f, 1/0") +
+                           "), found " + found(v));
         return std::nullopt;
     }
 
@@ -486,8 +467,11 @@ private:
             if (n.text == "-Infinity") d = -HUGE_VAL;
         }
         if (!d) {
-            error_at_value(f, v, f.key + " expects a float (" + std::string(json_ ? "a number, \"NaN\", \"Infinity\" or \"-Infinity\"" : "like 0.5, .5, 1e-3, 0.5f, inf, nan") +
-                                     "), found " + found(v));
+            error_at_value(
+                f, v,
+                f.key + " expects a float (" +
+                    std::string(json_ ? "a number, \"NaN\", \"Infinity\" or \"-Infinity\"" : "like 0.5, .5, 1e-3, 0.5f, inf, nan") +
+                    "), found " + found(v));
             return std::nullopt;
         }
         return to_float32(*d);
@@ -497,8 +481,10 @@ private:
         const cfg_scalar& n = v;
         std::string known;
         for (std::size_t i = 0; i < p.enumerators.size(); ++i) {
-            known += (i == 0 ? "" : i + 1 == p.enumerators.size() ? " or " : ", ") + std::string(p.enumerators[i].name) + " (" +
-                     std::to_string(p.enumerators[i].number) + ")";
+            known += (i == 0                          ? ""
+                      : i + 1 == p.enumerators.size() ? " or "
+                                                      : ", ") +
+                     std::string(p.enumerators[i].name) + " (" + std::to_string(p.enumerators[i].number) + ")";
         }
         const bool by_name = json_ ? n.kind == cfg_kind::json_string : is_token(n);
         if (by_name) {
@@ -522,9 +508,8 @@ private:
 
     /// The string of a string node, moved out of the document (bind() owns it; a string value is
     /// read once), or empty after reporting a type error.
-    std::optional<std::string> string_value(const field_ref& f, const cfg_scalar& v) {
-        const cfg_scalar& n = v;
-        if (n.kind == cfg_kind::string || n.kind == cfg_kind::json_string) return std::move(const_cast<cfg_scalar&>(n).text);
+    std::optional<std::string> string_value(const field_ref& f, cfg_scalar& v) {
+        if (v.kind == cfg_kind::string || v.kind == cfg_kind::json_string) return std::move(v.text);
         error_at_value(f, v, f.key + " expects a string (a layer name in quotes), found " + found(v));
         return std::nullopt;
     }
@@ -549,26 +534,26 @@ private:
 
     // -- messages ----------------------------------------------------------------------------------
 
-    void bind_common(const cfg_document& m, const std::string& path, simple_config& out) {
+    void bind_common(cfg_document& m, const std::string& path, simple_config& out) {
         static constexpr std::string_view fields[] = {"quant_layers", "calibration_config"};
         const context here{path, "kv_cache_quant_config", fields};
         std::size_t occurrences = 0;  // an upper bound of the layers added below (a list grows it further)
-        for (const auto& entry : m) occurrences += 1 + entry.second.data().repeats.size();
+        for (auto& entry : m) occurrences += 1 + entry.second.data().repeats.size();
         out.quant_layers.reserve(out.quant_layers.size() + occurrences);
-        for (const auto& entry : m) {
+        for (auto& entry : m) {
             const std::string& key = entry.first;
-            const cfg_document& child = entry.second;
+            cfg_document& child = entry.second;
             // A field repeated on consecutive lines is one node with its later occurrences as
             // repeats (see cfg_node): each occurrence is bound as its own field.
             for (std::size_t occurrence = 0; occurrence <= child.data().repeats.size(); ++occurrence) {
                 if (stopped_) return;
                 const field_ref f{here, key, child, occurrence == 0 ? nullptr : &child.data().repeats[occurrence - 1]};
                 if (key == "quant_layers") {
-                    for_each_scalar(f, true, [&](const cfg_scalar& v, const std::string&) {
+                    for_each_scalar(f, true, [&](cfg_scalar& v, const std::string&) {
                         if (auto s = string_value(f, v)) out.quant_layers.push_back({std::move(*s), value_location(v)});
                     });
                 } else if (key == "calibration_config") {
-                    for_each_message(f, false, [&](const cfg_document& c, const std::string& p) {
+                    for_each_message(f, false, [&](cfg_document& c, const std::string& p) {
                         if (out.common) {
                             duplicate_message(f);
                         } else {
@@ -584,27 +569,26 @@ private:
         }
     }
 
-    void bind_override(const cfg_document& m, const std::string& path, override_config& o,
-                       std::vector<algorithm_config>& discarded) {
+    void bind_override(cfg_document& m, const std::string& path, override_config& o, std::vector<algorithm_config>& discarded) {
         static constexpr std::string_view fields[] = {"layer_name", "kv_data_quant_config"};
         const context here{path, "override_layers_configs", fields};
-        for (const auto& entry : m) {
+        for (auto& entry : m) {
             const std::string& key = entry.first;
-            const cfg_document& child = entry.second;
+            cfg_document& child = entry.second;
             // A field repeated on consecutive lines is one node with its later occurrences as
             // repeats (see cfg_node): each occurrence is bound as its own field.
             for (std::size_t occurrence = 0; occurrence <= child.data().repeats.size(); ++occurrence) {
                 if (stopped_) return;
                 const field_ref f{here, key, child, occurrence == 0 ? nullptr : &child.data().repeats[occurrence - 1]};
                 if (key == "layer_name") {
-                    for_each_scalar(f, false, [&](const cfg_scalar& v, const std::string&) {
+                    for_each_scalar(f, false, [&](cfg_scalar& v, const std::string&) {
                         if (auto s = string_value(f, v)) {
                             if (o.layer_name) duplicate_scalar(f, v, *s);
                             o.layer_name = located_string{std::move(*s), value_location(v)};
                         }
                     });
                 } else if (key == "kv_data_quant_config") {
-                    for_each_message(f, false, [&](const cfg_document& c, const std::string& p) {
+                    for_each_message(f, false, [&](cfg_document& c, const std::string& p) {
                         if (o.config) {
                             duplicate_message(f);
                         } else {
@@ -620,13 +604,13 @@ private:
         }
     }
 
-    void bind_calibration(const cfg_document& m, const std::string& path, std::string_view name, algorithm_config& cfg,
+    void bind_calibration(cfg_document& m, const std::string& path, std::string_view name, algorithm_config& cfg,
                           std::vector<algorithm_config>& discarded) {
         const std::span<const std::string_view> blocks = block_names_;
         const context here{path, name, blocks};
-        for (const auto& entry : m) {
+        for (auto& entry : m) {
             const std::string& key = entry.first;
-            const cfg_document& child = entry.second;
+            cfg_document& child = entry.second;
             // A field repeated on consecutive lines is one node with its later occurrences as
             // repeats (see cfg_node): each occurrence is bound as its own field.
             for (std::size_t occurrence = 0; occurrence <= child.data().repeats.size(); ++occurrence) {
@@ -649,7 +633,7 @@ private:
                     unknown_field(f, blocks, extra);
                     continue;
                 }
-                for_each_message(f, false, [&](const cfg_document& block, const std::string& p) {
+                for_each_message(f, false, [&](cfg_document& block, const std::string& p) {
                     if (cfg.algorithm && *cfg.algorithm == index) {
                         duplicate_message(f);
                     } else {
@@ -671,12 +655,12 @@ private:
         }
     }
 
-    void bind_algorithm(const cfg_document& m, const std::string& path, const algorithm_desc& algo, algorithm_config& cfg) {
+    void bind_algorithm(cfg_document& m, const std::string& path, const algorithm_desc& algo, algorithm_config& cfg) {
         const std::span<const std::string_view> names = param_names_[static_cast<std::size_t>(&algo - algorithms_.data())];
         const context here{path, algo.cfg_block, names};
-        for (const auto& entry : m) {
+        for (auto& entry : m) {
             const std::string& key = entry.first;
-            const cfg_document& child = entry.second;
+            cfg_document& child = entry.second;
             // A field repeated on consecutive lines is one node with its later occurrences as
             // repeats (see cfg_node): each occurrence is bound as its own field.
             for (std::size_t occurrence = 0; occurrence <= child.data().repeats.size(); ++occurrence) {
@@ -687,7 +671,8 @@ private:
                     std::string extra;
                     for (const auto& other : algorithms_) {
                         if (other.cfg_block != algo.cfg_block && other.find_param(key) >= 0) {
-                            extra = "; " + key + " is a field of " + std::string(other.cfg_block) + ", not of " + std::string(algo.cfg_block);
+                            extra =
+                                "; " + key + " is a field of " + std::string(other.cfg_block) + ", not of " + std::string(algo.cfg_block);
                             break;
                         }
                     }
@@ -701,7 +686,7 @@ private:
                     continue;
                 }
                 const auto i = static_cast<std::size_t>(index);
-                for_each_scalar(f, false, [&](const cfg_scalar& v, const std::string&) {
+                for_each_scalar(f, false, [&](cfg_scalar& v, const std::string&) {
                     if (auto value = param_of(f, v, algo.params[i])) {
                         if (cfg.values[i]) duplicate_scalar(f, v, v.text);
                         cfg.values[i] = *value;

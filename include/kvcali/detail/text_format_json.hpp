@@ -161,13 +161,21 @@ inline bool read_json_document(std::string_view text, const std::string& file, d
                                const simple_config_limits& limits = {}) {
     auto report = [&](std::size_t offset, std::string message) {
         const auto [line, column] = line_column_of(text, offset);
-        diags.add({severity::error, errc::parse_error, std::move(message), {file, line, column}, {}, "$"});
+        diags.add({.severity = severity::error,
+                   .category = errc::parse_error,
+                   .message = std::move(message),
+                   .where = {file, line, column},
+                   .layer = {},
+                   .json_path = "$"});
     };
     if (text.size() > limits.max_bytes) {
-        diags.add({severity::error, errc::parse_error,
-                   "the file is " + std::to_string(text.size()) + " bytes, larger than the limit of " +
-                       std::to_string(limits.max_bytes) + " bytes",
-                   {file, 0, 0}, {}, {}});
+        diags.add({.severity = severity::error,
+                   .category = errc::parse_error,
+                   .message = "the file is " + std::to_string(text.size()) + " bytes, larger than the limit of " +
+                              std::to_string(limits.max_bytes) + " bytes",
+                   .where = {file, 0, 0},
+                   .layer = {},
+                   .json_path = {}});
         return false;
     }
     boost::json::parse_options options;

@@ -68,15 +68,15 @@ using layer_output_features = std::map<std::string, std::optional<std::uint64_t>
 /// Options of `plan_export`.
 struct export_options {
     export_format format = export_format::ascend_c8;
-    tensor_dtype dtype = tensor_dtype::float16;               ///< ascend-c8: the tensors' dtype
-    kv_cache_dtype kv_dtype = kv_cache_dtype::fp8;            ///< compressed-tensors
-    kv_scale_strategy strategy = kv_scale_strategy::tensor;   ///< compressed-tensors
-    std::uint32_t kv_heads = 0;                               ///< compressed-tensors attn_head: heads per K or V
-    std::optional<std::string> model_type = std::nullopt;     ///< vllm-scales-json: "model_type" (null when unset)
-    bool strict = false;                                      ///< warnings are errors
-    warning_sink on_warning = {};                             ///< receives each warning (the library never prints)
-    const layer_output_features* model = nullptr;             ///< when set: every layer must be there, channels must match
-    std::string record_name = "record";                       ///< how messages name the record
+    tensor_dtype dtype = tensor_dtype::float16;              ///< ascend-c8: the tensors' dtype
+    kv_cache_dtype kv_dtype = kv_cache_dtype::fp8;           ///< compressed-tensors
+    kv_scale_strategy strategy = kv_scale_strategy::tensor;  ///< compressed-tensors
+    std::uint32_t kv_heads = 0;                              ///< compressed-tensors attn_head: heads per K or V
+    std::optional<std::string> model_type = std::nullopt;    ///< vllm-scales-json: "model_type" (null when unset)
+    bool strict = false;                                     ///< warnings are errors
+    warning_sink on_warning = {};                            ///< receives each warning (the library never prints)
+    const layer_output_features* model = nullptr;            ///< when set: every layer must be there, channels must match
+    std::string record_name = "record";                      ///< how messages name the record
 };
 
 /// A JSON document of an export: its file name in the output folder and its object.
@@ -88,12 +88,12 @@ struct export_document {
 /// What one format holds, as data: the tensors (in the file's order) and the JSON documents.
 struct export_plan {
     export_format format = export_format::ascend_c8;
-    std::string tensor_file;              ///< the safetensors file's name; empty when the format has none
+    std::string tensor_file;  ///< the safetensors file's name; empty when the format has none
     std::vector<export_tensor> tensors;
     std::vector<export_document> documents;
-    std::size_t layers = 0;               ///< record layers exported
-    std::size_t modules = 0;              ///< attention modules (compressed-tensors), decoder layers (vllm-scales-json)
-    std::vector<diagnostic> warnings;     ///< the warnings found
+    std::size_t layers = 0;            ///< record layers exported
+    std::size_t modules = 0;           ///< attention modules (compressed-tensors), decoder layers (vllm-scales-json)
+    std::vector<diagnostic> warnings;  ///< the warnings found
 };
 
 /// The clip range a record's (scale, offset) stands for, as its largest magnitude:
@@ -222,14 +222,16 @@ inline export_plan plan_export(std::span<const layer_record> records, const reso
             continue;
         }
         if (f.offset.size() != c) {
-            diags.error(errc::invalid_data,
-                        what + " has " + std::to_string(c) + " scales but " + std::to_string(f.offset.size()) + " offsets (one per scale expected)", at,
-                        name);
+            diags.error(
+                errc::invalid_data,
+                what + " has " + std::to_string(c) + " scales but " + std::to_string(f.offset.size()) + " offsets (one per scale expected)",
+                at, name);
             ok = false;
         }
         if (e.gran == granularity::per_tensor && c != 1) {
             diags.error(errc::invalid_data,
-                        what + " is per tensor (quant_granularity 0 in config.json) but the record has " + std::to_string(c) + " scales", at, name);
+                        what + " is per tensor (quant_granularity 0 in config.json) but the record has " + std::to_string(c) + " scales",
+                        at, name);
             ok = false;
         }
         std::size_t bad_scales = 0, first_bad = 0;
@@ -272,8 +274,9 @@ inline export_plan plan_export(std::span<const layer_record> records, const reso
             }
         }
         if (needs_roles && e.role == kv_role::none) {
-            diags.error(errc::invalid_argument, "cannot tell whether layer \"" + name + "\" is K or V (" + detail::roles_hint() + "): format " +
-                                                    fmt + " needs the role of every layer (ascend-c8 does not)",
+            diags.error(errc::invalid_argument,
+                        "cannot tell whether layer \"" + name + "\" is K or V (" + detail::roles_hint() + "): format " + fmt +
+                            " needs the role of every layer (ascend-c8 does not)",
                         at, name);
             ok = false;
         } else if (needs_roles && e.role == kv_role::fused_qkv) {
@@ -315,8 +318,8 @@ inline export_plan plan_export(std::span<const layer_record> records, const reso
                 const bool has_k = m.key >= 0;
                 const auto& present = layers[static_cast<std::size_t>(has_k ? m.key : m.value)];
                 diags.warning(errc::incomplete_calibration,
-                              "attention module \"" + m.name + "\" has " + (has_k ? "K" : "V") + " (\"" + present.config->name + "\") but no " +
-                                  (has_k ? "V" : "K") + " in the record: engines use their default " + (has_k ? "V" : "K") +
+                              "attention module \"" + m.name + "\" has " + (has_k ? "K" : "V") + " (\"" + present.config->name +
+                                  "\") but no " + (has_k ? "V" : "K") + " in the record: engines use their default " + (has_k ? "V" : "K") +
                                   " scale for it",
                               at, present.config->name);
                 continue;
@@ -386,14 +389,18 @@ inline export_plan plan_export(std::span<const layer_record> records, const reso
                     const auto nz = std::find_if(f.offset.begin(), f.offset.end(), [](std::int32_t o) { return o != 0; });
                     if (nz != f.offset.end()) {
                         const auto i = static_cast<std::size_t>(nz - f.offset.begin());
-                        diags.error(errc::invalid_data,
-                                    "layer \"" + name + "\" is asymmetric (offset " + std::to_string(*nz) +
-                                        (f.offset.size() > 1 ? " of channel " + std::to_string(i) : "") +
-                                        ")" + (asymmetric++ == 0 ? std::string(
-                                        ", but int8 KV cache in compressed-tensors is symmetric (vLLM reads no zero points): calibrate "
-                                        "symmetrically (\"activation_offset\": false in config.json, or \"asymmetric\": false for the layer; "
-                                        "activation_offset: false in quant.cfg) and export again, or export with --kv-dtype fp8") : std::string()),
-                                    at, name);
+                        diags.error(
+                            errc::invalid_data,
+                            "layer \"" + name + "\" is asymmetric (offset " + std::to_string(*nz) +
+                                (f.offset.size() > 1 ? " of channel " + std::to_string(i) : "") + ")" +
+                                (asymmetric++ == 0
+                                     ? std::string(
+                                           ", but int8 KV cache in compressed-tensors is symmetric (vLLM reads no zero points): calibrate "
+                                           "symmetrically (\"activation_offset\": false in config.json, or \"asymmetric\": false for the "
+                                           "layer; "
+                                           "activation_offset: false in quant.cfg) and export again, or export with --kv-dtype fp8")
+                                     : std::string()),
+                            at, name);
                     }
                 }
                 const std::size_t c = f.scale.size();
@@ -414,8 +421,9 @@ inline export_plan plan_export(std::span<const layer_record> records, const reso
                     const std::size_t h = opts.kv_heads, per = c == 1 ? 0 : c / h;
                     for (std::size_t i = 0; i < h; ++i) {
                         // A per-tensor record (one value) gives every head the same scale.
-                        const float a = per == 0 ? e.amax[0] : *std::max_element(e.amax.begin() + static_cast<std::ptrdiff_t>(i * per),
-                                                                                 e.amax.begin() + static_cast<std::ptrdiff_t>((i + 1) * per));
+                        const float a = per == 0 ? e.amax[0]
+                                                 : *std::max_element(e.amax.begin() + static_cast<std::ptrdiff_t>(i * per),
+                                                                     e.amax.begin() + static_cast<std::ptrdiff_t>((i + 1) * per));
                         out.push_back(a / max);
                     }
                 }
@@ -431,9 +439,9 @@ inline export_plan plan_export(std::span<const layer_record> records, const reso
                     if (!e.usable) continue;
                     std::vector<float> values = scale_of(e);
                     if (std::any_of(values.begin(), values.end(), [](float s) { return !(std::isfinite(s) && s > 0.0f); })) {
-                        diags.error(errc::invalid_data, "layer \"" + e.config->name + "\": its scale / " + float32_repr(max) +
-                                                            " underflows float32",
-                                    at, e.config->name);
+                        diags.error(errc::invalid_data,
+                                    "layer \"" + e.config->name + "\": its scale / " + float32_repr(max) + " underflows float32", at,
+                                    e.config->name);
                         continue;
                     }
                     plan.tensors.push_back({m.name + suffix, tensor_dtype::float32, shape, std::move(values)});
@@ -462,8 +470,9 @@ inline export_plan plan_export(std::span<const layer_record> records, const reso
                     const auto index = decoder_layer_index(e.config->name);
                     if (!index) {
                         diags.error(errc::invalid_argument,
-                                    "layer \"" + e.config->name + "\" has no decoder layer index (a `.<digits>.` segment such as "
-                                                                  "model.layers.12.self_attn.k_proj) for format vllm-scales-json",
+                                    "layer \"" + e.config->name +
+                                        "\" has no decoder layer index (a `.<digits>.` segment such as "
+                                        "model.layers.12.self_attn.k_proj) for format vllm-scales-json",
                                     at, e.config->name);
                         continue;
                     }
@@ -502,7 +511,8 @@ inline export_plan plan_export(std::span<const layer_record> records, const reso
             } else {
                 doc["model_type"] = nullptr;
             }
-            doc["kv_cache"] = boost::json::object{{"dtype", "float8_e4m3fn"}, {"scaling_factor", boost::json::object{{"0", std::move(per_layer)}}}};
+            doc["kv_cache"] =
+                boost::json::object{{"dtype", "float8_e4m3fn"}, {"scaling_factor", boost::json::object{{"0", std::move(per_layer)}}}};
             plan.documents.push_back({"kv_cache_scales.json", std::move(doc)});
             break;
         }
@@ -535,8 +545,12 @@ inline layer_output_features read_layer_output_features(const std::filesystem::p
     if (!detail::parse_json(text, path.string(), errc::invalid_model, "the layer list", doc, diags)) diags.throw_if_errors();
     const auto* array = doc.if_array();
     if (array == nullptr) {
-        throw error(diagnostic{severity::error, errc::invalid_model, path.string() + ": a layer list must be a JSON array of layer objects",
-                               {path.string(), 0, 0}, {}, {}});
+        throw error(diagnostic{.severity = severity::error,
+                               .category = errc::invalid_model,
+                               .message = path.string() + ": a layer list must be a JSON array of layer objects",
+                               .where = {path.string(), 0, 0},
+                               .layer = {},
+                               .json_path = {}});
     }
     for (const auto& item : *array) {
         const auto* o = item.if_object();

@@ -196,8 +196,12 @@ inline std::string safetensors_bytes(std::span<const raw_tensor> tensors,
     std::uint64_t offset = 0;
     for (const auto& t : tensors) {
         if (t.name == "__metadata__" || header.contains(t.name)) {
-            throw error(diagnostic{severity::error, errc::invalid_argument,
-                                   "cannot write tensor \"" + t.name + "\" into a safetensors file: the name is taken", {}, t.name, {}});
+            throw error(diagnostic{.severity = severity::error,
+                                   .category = errc::invalid_argument,
+                                   .message = "cannot write tensor \"" + t.name + "\" into a safetensors file: the name is taken",
+                                   .where = {},
+                                   .layer = t.name,
+                                   .json_path = {}});
         }
         boost::json::array shape;
         for (auto d : t.shape) shape.emplace_back(d);
@@ -239,8 +243,8 @@ inline void write_safetensors(const std::filesystem::path& path, std::span<const
 /// Bytes per element of a safetensors dtype name, or 0 when the name is unknown.
 inline std::size_t safetensors_element_size(std::string_view dtype) noexcept {
     static constexpr std::pair<std::string_view, std::size_t> known[] = {
-        {"F64", 8}, {"F32", 4}, {"F16", 2}, {"BF16", 2}, {"I64", 8}, {"I32", 4}, {"I16", 2}, {"I8", 1}, {"U64", 8},
-        {"U32", 4}, {"U16", 2}, {"U8", 1},  {"BOOL", 1}, {"F8_E4M3", 1}, {"F8_E5M2", 1},
+        {"F64", 8}, {"F32", 4}, {"F16", 2}, {"BF16", 2}, {"I64", 8},  {"I32", 4},     {"I16", 2},     {"I8", 1},
+        {"U64", 8}, {"U32", 4}, {"U16", 2}, {"U8", 1},   {"BOOL", 1}, {"F8_E4M3", 1}, {"F8_E5M2", 1},
     };
     for (const auto& [name, size] : known) {
         if (name == dtype) return size;
@@ -261,9 +265,9 @@ struct safetensors_entry {
 /// A checked safetensors header: tensors in the order of their data, the metadata, and where the
 /// data starts in the file.
 struct safetensors_header {
-    std::vector<safetensors_entry> tensors;                ///< sorted by data offset
+    std::vector<safetensors_entry> tensors;  ///< sorted by data offset
     std::vector<std::pair<std::string, std::string>> metadata;
-    std::uint64_t data_start = 0;                          ///< 8 + N
+    std::uint64_t data_start = 0;  ///< 8 + N
     std::uint64_t file_size = 0;
 
     const safetensors_entry* find(std::string_view name) const noexcept {
@@ -298,11 +302,15 @@ inline safetensors_header parse_safetensors_header(std::string_view text, std::u
     out.file_size = file_size;
     out.data_start = 8 + static_cast<std::uint64_t>(text.size());
     auto bad = [&](const std::string& tensor, std::string message) {
-        diags.add({severity::error, errc::invalid_data, std::move(message), {file, 0, 0}, tensor, {}});
+        diags.add({.severity = severity::error,
+                   .category = errc::invalid_data,
+                   .message = std::move(message),
+                   .where = {file, 0, 0},
+                   .layer = tensor,
+                   .json_path = {}});
     };
     if (out.data_start > file_size) {
-        bad({}, "the header (" + std::to_string(text.size()) + " bytes) is longer than the file (" + std::to_string(file_size) +
-                    " bytes)");
+        bad({}, "the header (" + std::to_string(text.size()) + " bytes) is longer than the file (" + std::to_string(file_size) + " bytes)");
         return out;
     }
     const std::uint64_t data_size = file_size - out.data_start;
@@ -386,8 +394,8 @@ inline safetensors_header parse_safetensors_header(std::string_view text, std::u
             continue;
         }
         if (e.begin > e.end || e.end > data_size) {
-            bad(name, what + " has data_offsets [" + std::to_string(e.begin) + ", " + std::to_string(e.end) +
-                          "] outside the data (" + std::to_string(data_size) + " bytes)");
+            bad(name, what + " has data_offsets [" + std::to_string(e.begin) + ", " + std::to_string(e.end) + "] outside the data (" +
+                          std::to_string(data_size) + " bytes)");
             continue;
         }
         // Element count times element size, without overflow.
@@ -400,21 +408,23 @@ inline safetensors_header parse_safetensors_header(std::string_view text, std::u
         if (overflow || bytes != e.size()) {
             std::string dims;
             for (auto d : e.shape) dims += (dims.empty() ? "" : ", ") + std::to_string(d);
-            bad(name, what + " has shape [" + dims + "] of " + e.dtype + (overflow ? " (too large)" : " (" + std::to_string(bytes) + " bytes)") +
-                          " but data_offsets span " + std::to_string(e.size()) + " bytes");
+            bad(name, what + " has shape [" + dims + "] of " + e.dtype +
+                          (overflow ? " (too large)" : " (" + std::to_string(bytes) + " bytes)") + " but data_offsets span " +
+                          std::to_string(e.size()) + " bytes");
             continue;
         }
         out.tensors.push_back(std::move(e));
     }
     if (diags.has_errors()) return out;
-    std::stable_sort(out.tensors.begin(), out.tensors.end(),
-                     [](const safetensors_entry& a, const safetensors_entry& b) { return a.begin != b.begin ? a.begin < b.begin : a.end < b.end; });
+    std::stable_sort(out.tensors.begin(), out.tensors.end(), [](const safetensors_entry& a, const safetensors_entry& b) {
+        return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+    });
     std::uint64_t expected = 0;
     const safetensors_entry* previous = nullptr;
     for (const auto& e : out.tensors) {
         if (e.begin < expected) {
-            bad(e.name, "tensor \"" + e.name + "\" overlaps tensor \"" + previous->name + "\" (data_offsets [" +
-                            std::to_string(e.begin) + ", " + std::to_string(e.end) + "])");
+            bad(e.name, "tensor \"" + e.name + "\" overlaps tensor \"" + previous->name + "\" (data_offsets [" + std::to_string(e.begin) +
+                            ", " + std::to_string(e.end) + "])");
         } else if (e.begin > expected) {
             bad(e.name, "a gap of " + std::to_string(e.begin - expected) + " bytes before tensor \"" + e.name + "\" (data_offsets [" +
                             std::to_string(e.begin) + ", " + std::to_string(e.end) + "])");
@@ -423,9 +433,8 @@ inline safetensors_header parse_safetensors_header(std::string_view text, std::u
         previous = &e;
     }
     if (expected != data_size) {
-        bad(previous ? previous->name : std::string(),
-            std::to_string(data_size - expected) + " bytes of data after the last tensor" +
-                (previous ? " \"" + previous->name + "\"" : std::string()));
+        bad(previous ? previous->name : std::string(), std::to_string(data_size - expected) + " bytes of data after the last tensor" +
+                                                           (previous ? " \"" + previous->name + "\"" : std::string()));
     }
     return out;
 }
@@ -440,15 +449,23 @@ inline std::uint64_t safetensors_header_length(std::string_view first8) noexcept
 namespace detail {
 inline void check_length_prefix(std::uint64_t n, std::uint64_t file_size, const std::string& file) {
     if (file_size < 8) {
-        throw error(diagnostic{severity::error, errc::invalid_data,
-                               "too short for a safetensors file (" + std::to_string(file_size) + " bytes, the header length alone takes 8)",
-                               {file, 0, 0}, {}, {}});
+        throw error(diagnostic{
+            .severity = severity::error,
+            .category = errc::invalid_data,
+            .message = "too short for a safetensors file (" + std::to_string(file_size) + " bytes, the header length alone takes 8)",
+            .where = {file, 0, 0},
+            .layer = {},
+            .json_path = {}});
     }
     if (n > file_size - 8 || n > max_safetensors_header) {
-        throw error(diagnostic{severity::error, errc::invalid_data,
-                               "the header length " + std::to_string(n) + " is longer than the file (" + std::to_string(file_size) +
-                                   " bytes)" + (n > max_safetensors_header && n <= file_size - 8 ? " or the limit of 100 MiB" : ""),
-                               {file, 0, 0}, {}, {}});
+        throw error(diagnostic{.severity = severity::error,
+                               .category = errc::invalid_data,
+                               .message = "the header length " + std::to_string(n) + " is longer than the file (" +
+                                          std::to_string(file_size) + " bytes)" +
+                                          (n > max_safetensors_header && n <= file_size - 8 ? " or the limit of 100 MiB" : ""),
+                               .where = {file, 0, 0},
+                               .layer = {},
+                               .json_path = {}});
     }
 }
 }  // namespace detail
@@ -522,7 +539,8 @@ public:
         if (e.dtype == "F32") {
             out.resize(bytes.size() / 4);
             for (std::size_t i = 0; i < out.size(); ++i) {
-                const std::uint32_t b = p[4 * i] | (p[4 * i + 1] << 8) | (p[4 * i + 2] << 16) | (static_cast<std::uint32_t>(p[4 * i + 3]) << 24);
+                const std::uint32_t b =
+                    p[4 * i] | (p[4 * i + 1] << 8) | (p[4 * i + 2] << 16) | (static_cast<std::uint32_t>(p[4 * i + 3]) << 24);
                 out[i] = std::bit_cast<float>(b);
             }
         } else if (e.dtype == "F16" || e.dtype == "BF16") {
@@ -532,9 +550,12 @@ public:
                 out[i] = e.dtype == "F16" ? half_bits_to_float(b) : bfloat16_bits_to_float(b);
             }
         } else {
-            throw error(diagnostic{severity::error, errc::invalid_data,
-                                   "tensor \"" + e.name + "\" is " + e.dtype + ", not a float tensor (F32, F16, BF16)", {name_, 0, 0},
-                                   e.name, {}});
+            throw error(diagnostic{.severity = severity::error,
+                                   .category = errc::invalid_data,
+                                   .message = "tensor \"" + e.name + "\" is " + e.dtype + ", not a float tensor (F32, F16, BF16)",
+                                   .where = {name_, 0, 0},
+                                   .layer = e.name,
+                                   .json_path = {}});
         }
         return out;
     }
@@ -543,15 +564,24 @@ public:
     const safetensors_entry& entry(std::string_view tensor) const {
         const auto* e = header_.find(tensor);
         if (e == nullptr) {
-            throw error(diagnostic{severity::error, errc::invalid_argument,
-                                   "the file has no tensor \"" + std::string(tensor) + "\"", {name_, 0, 0}, std::string(tensor), {}});
+            throw error(diagnostic{.severity = severity::error,
+                                   .category = errc::invalid_argument,
+                                   .message = "the file has no tensor \"" + std::string(tensor) + "\"",
+                                   .where = {name_, 0, 0},
+                                   .layer = std::string(tensor),
+                                   .json_path = {}});
         }
         return *e;
     }
 
 private:
     [[noreturn]] void io_fail(const std::string& message) const {
-        throw error(diagnostic{severity::error, errc::io_error, message, {name_, 0, 0}, {}, {}});
+        throw error(diagnostic{.severity = severity::error,
+                               .category = errc::io_error,
+                               .message = message,
+                               .where = {name_, 0, 0},
+                               .layer = {},
+                               .json_path = {}});
     }
     void read_at(std::uint64_t offset, char* out, std::size_t size) {
         while (size > 0) {
@@ -559,8 +589,12 @@ private:
             if (n < 0 && errno == EINTR) continue;
             if (n < 0) io_fail("cannot read " + name_ + ": " + detail::errno_text(errno));
             if (n == 0) {
-                throw error(diagnostic{severity::error, errc::invalid_data, "the file ended early (it changed while being read?)",
-                                       {name_, 0, 0}, {}, {}});
+                throw error(diagnostic{.severity = severity::error,
+                                       .category = errc::invalid_data,
+                                       .message = "the file ended early (it changed while being read?)",
+                                       .where = {name_, 0, 0},
+                                       .layer = {},
+                                       .json_path = {}});
             }
             bytes_read_ += static_cast<std::uint64_t>(n);
             out += n;

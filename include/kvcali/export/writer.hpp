@@ -81,10 +81,20 @@ inline std::vector<export_file> prepare_export(const export_plan& plan, const st
     std::error_code ec;
     const auto dir_status = fs::status(dir, ec);
     if (fs::exists(dir_status) && !fs::is_directory(dir_status)) {
-        throw error(diagnostic{severity::error, errc::io_error, "cannot write into " + dir.string() + ": not a folder", {dir.string(), 0, 0}, {}, {}});
+        throw error(diagnostic{.severity = severity::error,
+                               .category = errc::io_error,
+                               .message = "cannot write into " + dir.string() + ": not a folder",
+                               .where = {dir.string(), 0, 0},
+                               .layer = {},
+                               .json_path = {}});
     }
     if (into && !fs::exists(dir_status)) {
-        throw error(diagnostic{severity::error, errc::io_error, "cannot merge into " + dir.string() + ": no such folder", {dir.string(), 0, 0}, {}, {}});
+        throw error(diagnostic{.severity = severity::error,
+                               .category = errc::io_error,
+                               .message = "cannot merge into " + dir.string() + ": no such folder",
+                               .where = {dir.string(), 0, 0},
+                               .layer = {},
+                               .json_path = {}});
     }
     std::set<std::string> ours;
     for (const auto& t : plan.tensors) ours.insert(t.name);
@@ -120,7 +130,8 @@ inline std::vector<export_file> prepare_export(const export_plan& plan, const st
             auto existing = detail::read_json_object(path, diags);
             if (!existing) continue;
             std::string value = "C8";
-            if (const auto* mqt = existing->if_contains("model_quant_type"); mqt && mqt->is_string()) value = std::string(mqt->get_string());
+            if (const auto* mqt = existing->if_contains("model_quant_type"); mqt && mqt->is_string())
+                value = std::string(mqt->get_string());
             (*existing)["kv_cache_type"] = "C8";
             (*existing)["kv_quant_type"] = "C8";
             for (const auto& t : plan.tensors) (*existing)[t.name] = value;
@@ -193,8 +204,12 @@ inline void commit_export(const std::vector<export_file>& files) {
                 }
                 for (const auto& p : missing) {
                     if (!fs::create_directory(p, ec) && ec) {
-                        throw error(diagnostic{severity::error, errc::io_error, "cannot create the folder " + p.string() + ": " + ec.message(),
-                                               {p.string(), 0, 0}, {}, {}});
+                        throw error(diagnostic{.severity = severity::error,
+                                               .category = errc::io_error,
+                                               .message = "cannot create the folder " + p.string() + ": " + ec.message(),
+                                               .where = {p.string(), 0, 0},
+                                               .layer = {},
+                                               .json_path = {}});
                     }
                     created.push_back(p);
                 }

@@ -71,7 +71,12 @@ inline std::vector<diagnostic> check_report_inputs(const resolved_config& config
                                                    const report_request& request) {
     std::vector<diagnostic> problems;
     auto add = [&](errc category, const std::string& message, const std::string& file, const std::string& layer) {
-        problems.push_back({severity::error, category, message, {file, 0, 0}, layer, {}});
+        problems.push_back({.severity = severity::error,
+                            .category = category,
+                            .message = message,
+                            .where = {file, 0, 0},
+                            .layer = layer,
+                            .json_path = {}});
     };
     std::map<std::string, const layer_record*, std::less<>> records;
     if (request.record) {
@@ -174,13 +179,14 @@ inline void append_batch(std::vector<float>& out, const npy_array& a, const std:
     }
     for (std::size_t i = 0; i < n; ++i) {
         if (!std::isfinite(dst[i])) {
-            throw error(diagnostic{severity::error,
-                                   errc::invalid_data,
-                                   "layer \"" + layer + "\": value " + std::to_string(i) + " of batch " + std::to_string(k) + " is " +
-                                       (std::isnan(dst[i]) ? "nan" : (dst[i] > 0 ? "inf" : "-inf")) + "; expected finite values",
-                                   {file, 0, 0},
-                                   layer,
-                                   {}});
+            throw error(diagnostic{.severity = severity::error,
+                                   .category = errc::invalid_data,
+                                   .message = "layer \"" + layer + "\": value " + std::to_string(i) + " of batch " + std::to_string(k) +
+                                              " is " + (std::isnan(dst[i]) ? "nan" : (dst[i] > 0 ? "inf" : "-inf")) +
+                                              "; expected finite values",
+                                   .where = {file, 0, 0},
+                                   .layer = layer,
+                                   .json_path = {}});
         }
     }
 }
@@ -199,12 +205,12 @@ inline void append_batch(std::vector<float>& out, const npy_array& a, const std:
 /// "act", {});`
 inline quality_report build_quality_report(const resolved_config& config, const std::filesystem::path& dir, const report_request& request) {
     if (!std::filesystem::is_directory(dir)) {
-        throw error(diagnostic{severity::error,
-                               errc::io_error,
-                               "cannot read activations: " + dir.string() + " is not a folder",
-                               {dir.string(), 0, 0},
-                               {},
-                               {}});
+        throw error(diagnostic{.severity = severity::error,
+                               .category = errc::io_error,
+                               .message = "cannot read activations: " + dir.string() + " is not a folder",
+                               .where = {dir.string(), 0, 0},
+                               .layer = {},
+                               .json_path = {}});
     }
     std::vector<diagnostic> problems = check_report_inputs(config, dir, request);
     if (!problems.empty()) {

@@ -304,12 +304,7 @@ inline double sqnr_rank(double db) noexcept { return std::isnan(db) ? std::numer
 /// The IFMR options of the policy defaults (`ifmr_defaults`), as the decimals
 /// config.json would show.
 inline ifmr_options default_ifmr_options(bool with_offset) {
-    ifmr_options o;
-    o.max_percentile = decimal_double(ifmr_defaults::max_percentile);
-    o.min_percentile = decimal_double(ifmr_defaults::min_percentile);
-    o.search_start = decimal_double(ifmr_defaults::search_range_start);
-    o.search_end = decimal_double(ifmr_defaults::search_range_end);
-    o.search_step = decimal_double(ifmr_defaults::search_step);
+    ifmr_options o;  // the defaults are the policy's (calibration/settings.hpp)
     o.with_offset = with_offset;
     return o;
 }
@@ -372,7 +367,12 @@ inline layer_quality assess_layer(const layer_calibration& layer, const layer_va
     q.with_offset = layer.with_offset;
     q.channel_count = data.channels;
     auto fail = [&](const std::string& what) {
-        throw error(diagnostic{severity::error, errc::invalid_data, "layer \"" + layer.name + "\": " + what, {}, layer.name, {}});
+        throw error(diagnostic{.severity = severity::error,
+                               .category = errc::invalid_data,
+                               .message = "layer \"" + layer.name + "\": " + what,
+                               .where = {},
+                               .layer = layer.name,
+                               .json_path = {}});
     };
     const std::span<const float> v = data.values;
     if (v.empty()) fail("no values");

@@ -14,6 +14,4 @@ struct graph_without_types {
     bool supports_kv_quant(std::string_view) const { return true; }
 };
 
-int main() {
-    kvcali::resolve_quant_cali_config(graph_without_types{}, kvcali::quant_layers{"model.layers.0.self_attn.k_proj"});
-}
+int main() { kvcali::resolve_quant_cali_config(graph_without_types{}, kvcali::quant_layers{"model.layers.0.self_attn.k_proj"}); }

@@ -6,6 +6,4 @@ struct not_a_graph {
     int layers = 0;
 };
 
-int main() {
-    kvcali::resolve_quant_cali_config(not_a_graph{}, kvcali::quant_layers{"x"});
-}
+int main() { kvcali::resolve_quant_cali_config(not_a_graph{}, kvcali::quant_layers{"x"}); }

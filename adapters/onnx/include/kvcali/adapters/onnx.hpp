@@ -16,7 +16,7 @@
 #pragma once
 
 #include <kvcali/error.hpp>
-#include <kvcali/model_graph.hpp>
+#include <kvcali/layer_table.hpp>
 
 #include <cstddef>
 #include <optional>
@@ -132,10 +132,13 @@ inline layer_table to_layer_table(const graph& g, diagnostics& diags, const std:
         auto it = eligible_by_type.find(n.op_type);
         if (it == eligible_by_type.end()) it = eligible_by_type.emplace(n.op_type, g.supports_kv_quant(n.op_type)).first;
         if (!table.add(names[i], n.op_type, it->second)) {
-            diags.add({severity::error, errc::invalid_model,
-                       "nodes #" + std::to_string(first_with_name.at(names[i])) + " and #" + std::to_string(i) +
-                           " are both named \"" + names[i] + "\": node names must be unique",
-                       {file, 0, 0}, names[i], {}});
+            diags.add({.severity = severity::error,
+                       .category = errc::invalid_model,
+                       .message = "nodes #" + std::to_string(first_with_name.at(names[i])) + " and #" + std::to_string(i) +
+                                  " are both named \"" + names[i] + "\": node names must be unique",
+                       .where = {file, 0, 0},
+                       .layer = names[i],
+                       .json_path = {}});
             continue;
         }
         first_with_name.emplace(names[i], i);

@@ -63,19 +63,31 @@ inline graph parse_onnx(std::string_view bytes, const std::string& file, diagnos
     out.eligible_op_types = std::move(eligible_op_types);
     const source_location where{file, 0, 0};
     if (bytes.empty()) {
-        diags.add({severity::error, errc::invalid_model, file + " is empty, not an ONNX model", where, {}, {}});
+        diags.add({.severity = severity::error,
+                   .category = errc::invalid_model,
+                   .message = file + " is empty, not an ONNX model",
+                   .where = where,
+                   .layer = {},
+                   .json_path = {}});
         return out;
     }
     if (bytes.size() > static_cast<std::size_t>(INT_MAX)) {
-        diags.add({severity::error, errc::invalid_model,
-                   file + " is larger than 2 GiB: an ONNX model keeps bigger weights in external data files", where, {}, {}});
+        diags.add({.severity = severity::error,
+                   .category = errc::invalid_model,
+                   .message = file + " is larger than 2 GiB: an ONNX model keeps bigger weights in external data files",
+                   .where = where,
+                   .layer = {},
+                   .json_path = {}});
         return out;
     }
     ::onnx::ModelProto model;
     if (!model.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-        diags.add({severity::error, errc::invalid_model,
-                   file + " is not an ONNX model: its bytes do not decode as onnx.ModelProto (truncated, or another format)", where, {},
-                   {}});
+        diags.add({.severity = severity::error,
+                   .category = errc::invalid_model,
+                   .message = file + " is not an ONNX model: its bytes do not decode as onnx.ModelProto (truncated, or another format)",
+                   .where = where,
+                   .layer = {},
+                   .json_path = {}});
         return out;
     }
     // Protobuf decodes many non-ONNX byte strings without complaint; every real model has these.
@@ -84,7 +96,12 @@ inline graph parse_onnx(std::string_view bytes, const std::string& file, diagnos
     if (model.opset_import_size() == 0) missing += missing.empty() ? "opset_import" : ", opset_import";
     if (!model.has_graph()) missing += missing.empty() ? "graph" : ", graph";
     if (!missing.empty()) {
-        diags.add({severity::error, errc::invalid_model, file + " is not an ONNX model: it has no " + missing, where, {}, {}});
+        diags.add({.severity = severity::error,
+                   .category = errc::invalid_model,
+                   .message = file + " is not an ONNX model: it has no " + missing,
+                   .where = where,
+                   .layer = {},
+                   .json_path = {}});
         return out;
     }
     const ::onnx::GraphProto& g = model.graph();
@@ -92,9 +109,13 @@ inline graph parse_onnx(std::string_view bytes, const std::string& file, diagnos
     for (int i = 0; i < g.node_size(); ++i) {
         const ::onnx::NodeProto& n = g.node(i);
         if (n.op_type().empty()) {
-            diags.add({severity::error, errc::invalid_model,
-                       "node #" + std::to_string(i) + (n.name().empty() ? std::string() : " (\"" + n.name() + "\")") + " has no op_type",
-                       where, n.name(), {}});
+            diags.add({.severity = severity::error,
+                       .category = errc::invalid_model,
+                       .message = "node #" + std::to_string(i) + (n.name().empty() ? std::string() : " (\"" + n.name() + "\")") +
+                                  " has no op_type",
+                       .where = where,
+                       .layer = n.name(),
+                       .json_path = {}});
         }
         node copy{n.name(), detail::op_type_of(n), {n.input().begin(), n.input().end()}, {n.output().begin(), n.output().end()}};
         out.nodes.push_back(std::move(copy));
@@ -113,7 +134,12 @@ inline graph parse_onnx(std::string_view bytes, const std::string& file, diagnos
                               std::to_string(found.size()) + " eligible node" + (found.size() == 1 ? "" : "s") + " in its subgraphs (";
         for (std::size_t k = 0; k < found.size(); ++k) message += (k ? ", " : "") + found[k];
         message += "); kvcali reads only the main graph, so they cannot be quantized";
-        diags.add({severity::warning, errc::invalid_model, std::move(message), where, name, {}});
+        diags.add({.severity = severity::warning,
+                   .category = errc::invalid_model,
+                   .message = std::move(message),
+                   .where = where,
+                   .layer = name,
+                   .json_path = {}});
     }
     return out;
 }

@@ -22,7 +22,7 @@
 #include <torch/script.h>
 
 #include <kvcali/error.hpp>
-#include <kvcali/model_graph.hpp>
+#include <kvcali/layer_table.hpp>
 
 #include <concepts>
 #include <exception>
@@ -79,8 +79,8 @@ inline std::string python_class_name(std::string_view cpp_name) {
     std::string_view cls = cpp_name.substr(start);
     constexpr std::string_view torch_nn = "torch::nn::";
     constexpr std::string_view impl = "Impl";
-    if (cpp_name.substr(0, torch_nn.size()) == torch_nn && cls.size() > impl.size() &&
-        cls.substr(cls.size() - impl.size()) == impl && cls.find('<') == std::string_view::npos) {
+    if (cpp_name.substr(0, torch_nn.size()) == torch_nn && cls.size() > impl.size() && cls.substr(cls.size() - impl.size()) == impl &&
+        cls.find('<') == std::string_view::npos) {
         cls.remove_suffix(impl.size());
     }
     return std::string(cls);
@@ -173,7 +173,8 @@ inline std::string first_line(const char* what) {
 inline torch::jit::Module load_script_module(const std::filesystem::path& path) {
     const std::string name = path.string();
     auto fail = [&](errc category, const std::string& message) -> torch::jit::Module {
-        throw kvcali::error(diagnostic{severity::error, category, message, {name, 0, 0}, {}, {}});
+        throw kvcali::error(diagnostic{
+            .severity = severity::error, .category = category, .message = message, .where = {name, 0, 0}, .layer = {}, .json_path = {}});
     };
     std::error_code ec;
     const auto status = std::filesystem::status(path, ec);
@@ -199,8 +200,12 @@ inline layer_table load_script_layers(const std::filesystem::path& path, eligibi
     const std::string name = path.string();
     diagnostics diags;
     layer_table table = extract_layers(graph, [&](std::string_view layer_name) {
-        diags.add({severity::error, errc::invalid_model, "the model has two layers named \"" + std::string(layer_name) + "\"",
-                   {name, 0, 0}, std::string(layer_name), {}});
+        diags.add({.severity = severity::error,
+                   .category = errc::invalid_model,
+                   .message = "the model has two layers named \"" + std::string(layer_name) + "\"",
+                   .where = {name, 0, 0},
+                   .layer = std::string(layer_name),
+                   .json_path = {}});
     });
     diags.throw_if_errors();
     return table;
@@ -222,8 +227,7 @@ concept torch_module =
 /// or TORCH_MODULE types, `torch::jit::Module`) are model graphs: their layers are those of the
 /// matching view above, taken when the model is read.
 template <detail::torch_module M>
-    requires(!detail::graph_with_members<M>)
-struct model_graph_traits<M> {
+requires(!detail::graph_with_members<M>) struct model_graph_traits<M> {
     static std::vector<libtorch::layer> layers(const M& module) {
         if constexpr (std::same_as<M, ::torch::jit::Module>) {
             return libtorch::script_module_graph(module).layers();

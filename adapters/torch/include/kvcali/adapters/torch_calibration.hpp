@@ -30,11 +30,14 @@ inline std::optional<kvcali::dtype> calibration_dtype(at::ScalarType t) {
 inline kvcali::batch_outcome observe(kvcali::calibrator& cal, std::string_view layer, const at::Tensor& tensor) {
     const auto type = calibration_dtype(tensor.scalar_type());
     if (!type) {
-        throw kvcali::error(kvcali::diagnostic{kvcali::severity::error, kvcali::errc::invalid_data,
-                                               "layer \"" + std::string(layer) + "\": tensor of type " +
-                                                   std::string(c10::toString(tensor.scalar_type())) +
-                                                   "; expected float32, float16 or bfloat16",
-                                               {}, std::string(layer), {}});
+        throw kvcali::error(kvcali::diagnostic{.severity = kvcali::severity::error,
+                                               .category = kvcali::errc::invalid_data,
+                                               .message = "layer \"" + std::string(layer) + "\": tensor of type " +
+                                                          std::string(c10::toString(tensor.scalar_type())) +
+                                                          "; expected float32, float16 or bfloat16",
+                                               .where = {},
+                                               .layer = std::string(layer),
+                                               .json_path = {}});
     }
     const at::Tensor cpu = tensor.device().is_cpu() ? tensor : tensor.to(at::kCPU);
     const auto sizes = cpu.sizes();

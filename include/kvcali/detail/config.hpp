@@ -1,0 +1,15 @@
+// kvcali: the switch between header-only use (the default) and separate compilation.
+//
+// Every public header declares its non-template functions with KVCALI_DECL and includes its
+// implementation (impl/<name>.ipp) at its end, as Boost.JSON does. Header-only (the default), the
+// definitions come with the header, inline. With KVCALI_SEPARATE_COMPILATION defined in every TU of
+// the program, the headers only declare them and exactly one TU includes <kvcali/src.hpp>, which
+// includes every impl/*.ipp (the static library libkvcali.a is that TU). A TU then compiles only
+// the declarations it uses: no Boost.JSON parser, no property tree, no <regex>.
+#pragma once
+
+#if defined(KVCALI_SEPARATE_COMPILATION)
+#define KVCALI_DECL
+#else
+#define KVCALI_DECL inline
+#endif

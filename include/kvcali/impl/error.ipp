@@ -1,0 +1,36 @@
+// kvcali: diagnostics' text (declared in error.hpp): included at the end of that header
+// (header-only use) or by <kvcali/src.hpp> (separate compilation).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "../error.hpp"
+
+namespace kvcali {
+
+KVCALI_DECL std::string diagnostic::to_string() const {
+    std::string out;
+    if (!where.file.empty()) {
+        out += where.file;
+        if (where.has_position()) {
+            out += ':' + std::to_string(where.line) + ':' + std::to_string(where.column);
+        }
+        out += ": ";
+    }
+    out += is_error() ? "error: " : "warning: ";
+    out += message;
+    out += " [";
+    out += kvcali::to_string(category);
+    out += ']';
+    return out;
+}
+
+KVCALI_DECL std::string error::summary(errc code, const std::vector<diagnostic>& diagnostics) {
+    for (const auto& d : diagnostics) {
+        if (d.is_error()) return d.to_string();
+    }
+    return std::string(to_string(code));
+}
+
+}  // namespace kvcali

@@ -1,0 +1,83 @@
+// kvcali: reading quant.cfg (declared in quant_cfg.hpp): included at the end of that header (header-only use)
+// or by <kvcali/src.hpp> (separate compilation).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+#include "../detail/text_format.hpp"
+#include "../detail/text_format_bind.hpp"
+#include "../detail/text_format_json.hpp"
+#include "../detail/text_format_plain.hpp"
+#include "../error.hpp"
+#include "../io.hpp"
+#include "../policy.hpp"
+#include "../quant_cfg.hpp"
+#include "../simple_config.hpp"
+
+namespace kvcali {
+
+KVCALI_DECL simple_config parse_simple_config(std::string_view text, const std::string& file, algorithm_registry algorithms,
+                                              diagnostics& diags, const simple_config_limits& limits) {
+    {
+        // Most files are plain (see text_format_plain.hpp): read straight into the result.
+        simple_config cfg;
+        cfg.file = file;
+        if (detail::read_plain_simple_config(text, file, algorithms, limits, cfg)) return cfg;
+    }
+    simple_config cfg;
+    cfg.file = file;
+    detail::cfg_document doc;
+    if (detail::read_text_format(text, file, diags, doc, limits)) {
+        detail::document_binder(file, false, algorithms, diags, limits).bind(doc, cfg);
+    }
+    return cfg;
+}
+
+KVCALI_DECL simple_config parse_simple_config(std::string_view text, const std::string& file, algorithm_registry algorithms,
+                                              diagnostics& diags) {
+    return parse_simple_config(text, file, algorithms, diags, simple_config_limits{});
+}
+
+KVCALI_DECL simple_config parse_simple_config_json(std::string_view text, const std::string& file, algorithm_registry algorithms,
+                                                   diagnostics& diags, const simple_config_limits& limits) {
+    simple_config cfg;
+    cfg.file = file;
+    detail::cfg_document doc;
+    if (detail::read_json_document(text, file, diags, doc, limits)) {
+        detail::document_binder(file, true, algorithms, diags, limits).bind(doc, cfg);
+    }
+    return cfg;
+}
+
+KVCALI_DECL simple_config load_simple_config(const std::filesystem::path& path, algorithm_registry algorithms, diagnostics& diags,
+                                             const simple_config_limits& limits) {
+    const std::string name = path.string();
+    std::error_code ec;
+    const std::uintmax_t size = std::filesystem::file_size(path, ec);
+    if (!ec && size > limits.max_bytes) {
+        simple_config cfg;
+        cfg.file = name;
+        diags.add({.severity = severity::error,
+                   .category = errc::parse_error,
+                   .message = "the file is " + std::to_string(size) + " bytes, larger than the limit of " +
+                              std::to_string(limits.max_bytes) + " bytes",
+                   .where = {name, 0, 0},
+                   .layer = {},
+                   .json_path = {}});
+        return cfg;
+    }
+    const std::string text = read_file(path, limits.max_bytes);
+    if (path.extension() == ".json") return parse_simple_config_json(text, name, algorithms, diags, limits);
+    return parse_simple_config(text, name, algorithms, diags, limits);
+}
+
+KVCALI_DECL simple_config load_simple_config(const std::filesystem::path& path, algorithm_registry algorithms, diagnostics& diags) {
+    return load_simple_config(path, algorithms, diags, simple_config_limits{});
+}
+
+}  // namespace kvcali

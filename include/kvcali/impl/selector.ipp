@@ -1,0 +1,50 @@
+// kvcali: compiling selectors (declared in selector.hpp): included at the end of that header
+// (header-only use) or by <kvcali/src.hpp> (separate compilation). The one place <regex> is used.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <regex>
+#include <string>
+#include <string_view>
+
+#include "../selector.hpp"
+
+namespace kvcali {
+
+namespace detail {
+struct compiled_regex {
+    std::regex regex;
+};
+}  // namespace detail
+
+KVCALI_DECL std::optional<selector> selector::compile(std::string_view written, std::string& error) {
+    selector s;
+    s.kind_ = kind_of_selector(written);
+    switch (s.kind_) {
+        case selector_kind::exact: s.pattern_ = std::string(written); break;
+        case selector_kind::glob: s.pattern_ = std::string(written.substr(5)); break;
+        case selector_kind::regex:
+            s.pattern_ = std::string(written.substr(3));
+            try {
+                s.regex_ = std::make_shared<const detail::compiled_regex>(
+                    detail::compiled_regex{std::regex(s.pattern_, std::regex::ECMAScript | std::regex::optimize)});
+            } catch (const std::regex_error& e) {
+                error = std::string("invalid regular expression: ") + e.what();
+                return std::nullopt;
+            }
+            break;
+        case selector_kind::auto_kv:
+            s.pattern_ = std::string(written.substr(5));
+            if (s.pattern_ != "kv") {
+                error = "unknown automatic selector \"" + std::string(written) + "\" (the one known is auto:kv)";
+                return std::nullopt;
+            }
+            break;
+    }
+    return s;
+}
+
+KVCALI_DECL bool selector::matches_regex(std::string_view name) const { return std::regex_match(name.begin(), name.end(), regex_->regex); }
+
+}  // namespace kvcali
