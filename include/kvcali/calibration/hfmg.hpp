@@ -31,6 +31,15 @@
 
 namespace kvcali {
 
+namespace detail {
+/// `v` truncated to int64 as x86's cvttss2si does it, without undefined behaviour: NaN and values
+/// outside [-2^63, 2^63) give INT64_MIN (the results the reference's arithmetic had on x86).
+inline std::int64_t trunc_to_int64(float v) noexcept {
+    constexpr float limit = 9223372036854775808.0f;  // 2^63
+    return v >= -limit && v < limit ? static_cast<std::int64_t>(v) : std::numeric_limits<std::int64_t>::min();
+}
+}  // namespace detail
+
 /// The histogram of one sample: `bins` equal bins over [lo, hi] (the stored range).
 struct hfmg_histogram {
     std::uint32_t bins = 0;
@@ -78,7 +87,7 @@ inline void histc_into(std::vector<std::int64_t>& counts, const float* data, std
     }
     for (std::size_t i = 0; i < count; ++i) {
         const float x = data[i * stride];
-        auto bin = static_cast<std::int64_t>((x - lo) * nf / range);
+        auto bin = detail::trunc_to_int64((x - lo) * nf / range);
         if (bin >= n) bin = n - 1;
         if (bin < 0) bin = 0;
         ++c[bin];
@@ -197,17 +206,20 @@ inline void hfmg_add(hfmg_histogram& h, std::uint32_t bins, const float* data, s
                 first = edges[2 * static_cast<std::size_t>(b)];
                 last = edges[2 * static_cast<std::size_t>(b) + 1];
             } else {
-                first = std::clamp<std::int64_t>(static_cast<std::int64_t>(std::floor((a - lo) / width)), 0, n - 1);
-                last = std::clamp<std::int64_t>(static_cast<std::int64_t>(std::floor((e - lo) / width)), 0, n - 1);
+                first = std::clamp<std::int64_t>(detail::trunc_to_int64(std::floor((a - lo) / width)), 0, n - 1);
+                last = std::clamp<std::int64_t>(detail::trunc_to_int64(std::floor((e - lo) / width)), 0, n - 1);
             }
             if (first >= last || !(e > a)) {
                 merged[static_cast<std::size_t>(first)] += c;
                 continue;
             }
             const float boundary = lo + static_cast<float>(first + 1) * width;
-            const auto lower = static_cast<std::int64_t>(static_cast<float>(c) * (boundary - a) / (e - a));
-            merged[static_cast<std::size_t>(first)] += lower;
-            merged[static_cast<std::size_t>(last)] += c - lower;
+            const std::int64_t lower = detail::trunc_to_int64(static_cast<float>(c) * (boundary - a) / (e - a));
+            // Two's complement wrap-around where lower is INT64_MIN (a NaN or huge quotient), as the
+            // reference's int64 arithmetic has it, without signed overflow.
+            auto wrap_add = [](std::int64_t& to, std::uint64_t v) { to = static_cast<std::int64_t>(static_cast<std::uint64_t>(to) + v); };
+            wrap_add(merged[static_cast<std::size_t>(first)], static_cast<std::uint64_t>(lower));
+            wrap_add(merged[static_cast<std::size_t>(last)], static_cast<std::uint64_t>(c) - static_cast<std::uint64_t>(lower));
         }
     }
     h.counts.swap(merged);  // the old counts' storage becomes the next scratch
