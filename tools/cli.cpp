@@ -448,3 +448,36 @@ int guarded(const std::function<int()>& body) {
 }
 
 }  // namespace kvcali_cli
+
+namespace kvcali_cli {
+
+progress_bar::progress_bar(std::string label, bool enabled, std::size_t layers, std::uint64_t total_bytes)
+    : label_(std::move(label)), enabled_(enabled), layers_(layers), total_bytes_(total_bytes), start_(clock::now()), last_(start_) {}
+
+void progress_bar::update(std::size_t done, std::uint64_t values, std::uint64_t bytes, bool force) {
+    if (!enabled_) return;
+    const auto now = clock::now();
+    if (!force && now - last_ < std::chrono::milliseconds(100)) return;
+    last_ = now;
+    const double seconds = std::chrono::duration<double>(now - start_).count();
+    const double rate = seconds > 0 ? static_cast<double>(values) / seconds : 0.0;
+    constexpr std::size_t width = 30;
+    const std::size_t filled = layers_ == 0 ? width : done * width / layers_;
+    std::string bar(filled, '#');
+    bar.append(width - filled, '.');
+    char left[32] = "";
+    if (done == layers_) {
+        std::snprintf(left, sizeof left, "done in %.1f s", seconds);
+    } else if (total_bytes_ > 0 && bytes > 0 && seconds > 0.2) {
+        const double remaining = seconds * static_cast<double>(total_bytes_ - std::min(bytes, total_bytes_)) / static_cast<double>(bytes);
+        std::snprintf(left, sizeof left, "%.0f s left", remaining);
+    }
+    std::fprintf(stderr, "\r%s [%s] %zu/%zu layers, %.1f M values/s, %s   ", label_.c_str(), bar.c_str(), done, layers_, rate / 1e6, left);
+    std::fflush(stderr);
+}
+
+void progress_bar::close() {
+    if (enabled_) std::fputc('\n', stderr);
+}
+
+}  // namespace kvcali_cli

@@ -7,6 +7,8 @@
 #include <kvcali/resolved_config.hpp>
 #include <kvcali/simple_config.hpp>
 
+#include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -65,6 +67,25 @@ struct command {
     std::vector<option_spec> options;
     std::size_t max_positional = 0;
     std::function<int(const parsed_args&)> run;
+};
+
+/// A one-line progress bar on stderr for the commands that read activations (calibrate, report),
+/// redrawn at most ten times a second: `LABEL [####....] done/layers layers, M values/s` and, at the
+/// end, the time taken; with `total_bytes` (all the files' bytes), also the time left while reading.
+/// Disabled (it draws nothing) when `enabled` is false: --quiet, or stderr not a terminal.
+class progress_bar {
+public:
+    progress_bar(std::string label, bool enabled, std::size_t layers, std::uint64_t total_bytes = 0);
+    void update(std::size_t done, std::uint64_t values, std::uint64_t bytes = 0, bool force = false);
+    void close();
+
+private:
+    using clock = std::chrono::steady_clock;
+    std::string label_;
+    bool enabled_;
+    std::size_t layers_;
+    std::uint64_t total_bytes_;
+    clock::time_point start_, last_;
 };
 
 /// Every registered command, in registration order.

@@ -25,47 +25,6 @@
 namespace kvcali_cli {
 namespace {
 
-/// A one-line progress bar on stderr, redrawn at most ten times a second: layers done, values per
-/// second and the time left (from the bytes read so far against all the batch files' bytes).
-class progress_bar {
-public:
-    progress_bar(bool enabled, std::size_t layers, std::uint64_t total_bytes)
-        : enabled_(enabled), layers_(layers), total_bytes_(total_bytes), start_(clock::now()), last_(start_) {}
-
-    void update(std::size_t done, std::uint64_t values, std::uint64_t bytes, bool force = false) {
-        if (!enabled_) return;
-        const auto now = clock::now();
-        if (!force && now - last_ < std::chrono::milliseconds(100)) return;
-        last_ = now;
-        const double seconds = std::chrono::duration<double>(now - start_).count();
-        const double rate = seconds > 0 ? static_cast<double>(values) / seconds : 0.0;
-        constexpr std::size_t width = 30;
-        const std::size_t filled = layers_ == 0 ? width : done * width / layers_;
-        std::string bar(filled, '#');
-        bar.append(width - filled, '.');
-        char left[32] = "";
-        if (done == layers_) {
-            std::snprintf(left, sizeof left, "done in %.1f s", seconds);
-        } else if (bytes > 0 && seconds > 0.2) {
-            const double remaining =
-                seconds * static_cast<double>(total_bytes_ - std::min(bytes, total_bytes_)) / static_cast<double>(bytes);
-            std::snprintf(left, sizeof left, "%.0f s left", remaining);
-        }
-        std::fprintf(stderr, "\rcalibrate [%s] %zu/%zu layers, %.1f M values/s, %s   ", bar.c_str(), done, layers_, rate / 1e6, left);
-        std::fflush(stderr);
-    }
-    void close() {
-        if (enabled_) std::fputc('\n', stderr);
-    }
-
-private:
-    using clock = std::chrono::steady_clock;
-    bool enabled_;
-    std::size_t layers_;
-    std::uint64_t total_bytes_;
-    clock::time_point start_, last_;
-};
-
 /// --jobs N: a positive number, at most 1024; by default the number of cores.
 unsigned jobs_option(const parsed_args& args) {
     const auto text = args.get("jobs");
@@ -225,7 +184,7 @@ int run_calibrate(const parsed_args& args) {
             if (!ec) total_bytes += size;
         }
     }
-    progress_bar bar(::isatty(2) == 1 && !args.has("quiet"), config.layers.size(), total_bytes);
+    progress_bar bar("calibrate", ::isatty(2) == 1 && !args.has("quiet"), config.layers.size(), total_bytes);
     std::uint64_t values = 0;
     bar.update(0, 0, 0, true);
     calibrate_layers(cal, config, dir, jobs, [&](std::size_t done, std::uint64_t v, std::uint64_t bytes) {

@@ -17,37 +17,6 @@
 namespace kvcali_cli {
 namespace {
 
-/// A one-line progress bar on stderr (as calibrate's), redrawn at most ten
-/// times a second.
-class report_progress_bar {
-public:
-    report_progress_bar(bool enabled, std::size_t layers) : enabled_(enabled), layers_(layers), start_(clock::now()), last_(start_) {}
-
-    void update(const kvcali::report_progress& p, bool force = false) {
-        if (!enabled_) return;
-        const auto now = clock::now();
-        if (!force && now - last_ < std::chrono::milliseconds(100)) return;
-        last_ = now;
-        const double seconds = std::chrono::duration<double>(now - start_).count();
-        const double rate = seconds > 0 ? static_cast<double>(p.values_read) / seconds : 0.0;
-        constexpr std::size_t width = 30;
-        const std::size_t filled = layers_ == 0 ? width : p.layers_done * width / layers_;
-        std::string bar(filled, '#');
-        bar.append(width - filled, '.');
-        std::fprintf(stderr, "\rreport [%s] %zu/%zu layers, %.1f M values/s ", bar.c_str(), p.layers_done, layers_, rate / 1e6);
-        std::fflush(stderr);
-    }
-    void close() {
-        if (enabled_) std::fputc('\n', stderr);
-    }
-
-private:
-    using clock = std::chrono::steady_clock;
-    bool enabled_;
-    std::size_t layers_;
-    clock::time_point start_, last_;
-};
-
 int run_report(const parsed_args& args) {
     const auto config_path = args.get("config");
     const auto activations = args.get("activations");
@@ -122,9 +91,11 @@ int run_report(const parsed_args& args) {
         throw kvcali::error(first, std::move(problems));
     }
 
-    report_progress_bar bar(::isatty(2) == 1 && !quiet, config.layers.size());
-    bar.update({0, config.layers.size(), 0}, true);
-    request.on_progress = [&](const kvcali::report_progress& p) { bar.update(p, p.layers_done == p.layers_total); };
+    progress_bar bar("report", ::isatty(2) == 1 && !quiet, config.layers.size());
+    bar.update(0, 0, 0, true);
+    request.on_progress = [&](const kvcali::report_progress& p) {
+        bar.update(p.layers_done, p.values_read, 0, p.layers_done == p.layers_total);
+    };
     const kvcali::quality_report report = kvcali::build_quality_report(config, dir, request);
     bar.close();
 
