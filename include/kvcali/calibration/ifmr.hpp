@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "../detail/config.hpp"
 #include "../error.hpp"
 #include "accumulator.hpp"
 #include "scale.hpp"
@@ -338,9 +339,10 @@ inline scale_offset ifmr_choose(const ifmr_sorted_sample& sample, const ifmr_opt
 
 /// Buffers for `ifmr_choose_sorted`, reused from one sample to the next (per channel: one per layer).
 struct ifmr_walk_workspace {
-    std::vector<double> s1, s2;                           ///< per block: prefix sums of (x - shift) and (x - shift)^2
-    std::vector<double> block_shift, block_s1, block_s2;  ///< per block: its shift and its sums
-    std::vector<std::uint32_t> grid;                      ///< grid bucket -> the number of values in lower buckets
+    std::vector<double> sums;                ///< per block, 33 slots of (prefix of x - shift, prefix of (x - shift)^2), see below
+    std::vector<double> block_shift;         ///< per block: its shift (the middle value)
+    std::vector<double> block_s1, block_s2;  ///< per block: the sums over the whole block
+    std::vector<std::uint32_t> grid;         ///< grid bucket -> the number of values in lower buckets
     std::vector<ifmr_candidate> candidates;
     std::size_t hint = 0;             ///< the previous sample's winner, tried first
     std::vector<std::uint32_t> keys;  ///< sort keys (ifmr_sort_sample)
@@ -368,39 +370,47 @@ inline std::optional<scale_offset> ifmr_choose_sorted(std::span<const float> x, 
     // Prefix sums within blocks of 32 values, each shifted by its block's middle value, so that a
     // run's sums keep their precision (no cancellation against far-away values); a cell of at most
     // 8 values is summed directly, as the straightforward loss does.
+    // Block k has 33 slots, k * 33 + j for j = 0 .. 32: the sums over its first j values, so that
+    // position i of block k (k * 32 <= i <= k * 32 + 32, the block's end included) is slot i + k and
+    // any run inside one block is a difference of two slots, without a branch for the block's end.
     constexpr std::size_t block = 32;
     const std::size_t blocks = (n + block - 1) / block;
-    ws.s1.resize(n + 1);
-    ws.s2.resize(n + 1);
+    ws.sums.resize(2 * blocks * (block + 1));
     ws.block_shift.resize(blocks);
     ws.block_s1.resize(blocks);
     ws.block_s2.resize(blocks);
+    double* sums = ws.sums.data();
     for (std::size_t k = 0; k < blocks; ++k) {
         const std::size_t lo = k * block, hi = std::min(n, lo + block);
         const double shift = x[(lo + hi) / 2];
         double a1 = 0.0, a2 = 0.0;
-        for (std::size_t i = lo; i < hi; ++i) {
-            ws.s1[i] = a1;
-            ws.s2[i] = a2;
+        double* slot = sums + 2 * k * (block + 1);
+        for (std::size_t i = lo; i < hi; ++i, slot += 2) {
+            slot[0] = a1;
+            slot[1] = a2;
             const double d = static_cast<double>(x[i]) - shift;
             a1 += d;
             a2 += d * d;
+        }
+        // The block's end (and, for a short last block, every slot after its last value).
+        for (std::size_t j = hi - lo; j <= block; ++j, slot += 2) {
+            slot[0] = a1;
+            slot[1] = a2;
         }
         ws.block_shift[k] = shift;
         ws.block_s1[k] = a1;
         ws.block_s2[k] = a2;
     }
-    ws.s1[n] = ws.s2[n] = 0.0;
-    const double* s1 = ws.s1.data();
-    const double* s2 = ws.s2.data();
     const double* block_shift = ws.block_shift.data();
     const double* block_s1 = ws.block_s1.data();
     const double* block_s2 = ws.block_s2.data();
-    // The sum of (x - v)^2 over [b, e), a run inside block k (e at most the block's end).
-    auto block_error = [&](std::size_t k, std::size_t b, std::size_t e, double v) {
-        const bool to_end = e == std::min(n, (k + 1) * block);
-        const double r1 = (to_end ? block_s1[k] : s1[e]) - s1[b];
-        const double r2 = (to_end ? block_s2[k] : s2[e]) - s2[b];
+    // The sum of (x - v)^2 over [b, e), a run inside block k (k * 32 <= b <= e <= k * 32 + 32; an
+    // empty run gives 0).
+    auto block_error = [&](std::size_t k, std::size_t b, std::size_t e, double v) KVCALI_ALWAYS_INLINE {
+        const double* from = sums + 2 * (b + k);
+        const double* to = sums + 2 * (e + k);
+        const double r1 = to[0] - from[0];
+        const double r2 = to[1] - from[1];
         const double d = v - block_shift[k];
         return r2 - 2.0 * d * r1 + static_cast<double>(e - b) * d * d;
     };
@@ -414,7 +424,7 @@ inline std::optional<scale_offset> ifmr_choose_sorted(std::span<const float> x, 
     float inverse_width = range > 0.0f ? static_cast<float>(buckets) / range : 0.0f;
     if (!std::isfinite(inverse_width)) inverse_width = 0.0f;
     const float last_bucket = static_cast<float>(buckets - 1);
-    auto bucket = [&](float y) -> std::size_t {
+    auto bucket = [&](float y) KVCALI_ALWAYS_INLINE -> std::size_t {
         const float f = (y - origin) * inverse_width;  // NaN only as inf * 0: bucket 0
         return f > 0.0f ? static_cast<std::size_t>(std::min(f, last_bucket)) : 0;
     };
@@ -423,7 +433,7 @@ inline std::optional<scale_offset> ifmr_choose_sorted(std::span<const float> x, 
     for (std::size_t g = 1; g <= buckets; ++g) ws.grid[g] += ws.grid[g - 1];
     const std::uint32_t* grid = ws.grid.data();
     // The first index whose value is >= t: a few steps without branches in a small bucket.
-    auto lower_bound = [&](float t) -> std::size_t {
+    auto lower_bound = [&](float t) KVCALI_ALWAYS_INLINE -> std::size_t {
         const std::size_t g = bucket(t);
         std::size_t i = grid[g];
         const std::size_t end = grid[g + 1];
@@ -435,7 +445,7 @@ inline std::optional<scale_offset> ifmr_choose_sorted(std::span<const float> x, 
                                                              x.begin() + static_cast<std::ptrdiff_t>(end), [&](float v) { return v < t; }) -
                                         x.begin());
     };
-    auto run_error = [&](std::size_t b, std::size_t e, double v) {
+    auto run_error = [&](std::size_t b, std::size_t e, double v) KVCALI_ALWAYS_INLINE {
         if (e - b <= 8) {
             double total = 0.0;
             for (std::size_t i = b; i < e; ++i) {
@@ -445,8 +455,9 @@ inline std::optional<scale_offset> ifmr_choose_sorted(std::span<const float> x, 
             return total;
         }
         const std::size_t kb = b / block, ke = (e - 1) / block;
-        if (kb == ke) return block_error(kb, b, e, v);
-        double total = block_error(kb, b, (kb + 1) * block, v) + block_error(ke, ke * block, e, v);
+        // One or two blocks without a branch: when kb == ke the second part is empty.
+        const std::size_t mid = std::min(e, (kb + 1) * block);
+        double total = block_error(kb, b, mid, v) + block_error(ke, std::max(ke * block, mid), e, v);
         for (std::size_t k = kb + 1; k < ke; ++k) {
             const double d = v - block_shift[k];
             total += block_s2[k] - 2.0 * d * block_s1[k] + static_cast<double>(block) * d * d;
@@ -474,7 +485,7 @@ inline std::optional<scale_offset> ifmr_choose_sorted(std::span<const float> x, 
         // (relative) below the rounding point (q - 0.5) * scale have a lower level, those as far
         // above it level q or more; only the values between are quantized with the reference's
         // arithmetic.
-        auto cell_start = [&](float q) {
+        auto cell_start = [&](float q) KVCALI_ALWAYS_INLINE {
             const double a = (static_cast<double>(q) - 0.5) * scale;
             const double margin = std::fabs(a) * 0x1p-19;  // 2^-20 after rounding to float
             const auto below = static_cast<float>(a - margin), above = static_cast<float>(a + margin);
@@ -486,27 +497,50 @@ inline std::optional<scale_offset> ifmr_choose_sorted(std::span<const float> x, 
         const std::size_t top = cell_start(last);
         double total = run_error(top, n, static_cast<double>(last * c.scale));
         if (total > limit) return std::numeric_limits<double>::infinity();
-        std::size_t begin = 0;
-        float level = first;
-        for (float q = first + 1.0f; q < last; q += 1.0f, level += 1.0f) {
-            const std::size_t end = cell_start(q);
-            if (end > begin) {
-                total += run_error(begin, end, static_cast<double>(level * c.scale));
-                if (total > limit) return std::numeric_limits<double>::infinity();
-                begin = end;
+        // The other cells from the median's level outwards, one up and one down in turn: the dense
+        // middle carries most of the error, so a candidate that cannot win passes `limit` after
+        // few cells. Up: the cell of level `up_level` starts at `up_begin`; down: the cell below
+        // `down_level` ends at `down_end`. Empty cells are skipped: every level from q to the
+        // level of the value at a cell's edge starts (or ends) there, as the levels are monotone
+        // in x (tried only when that value lies past the next level's centre, a hint; the skip
+        // itself is exact).
+        const float middle = std::clamp(ifmr_level(c, x[n / 2]), first, last - 1.0f);
+        std::size_t up_begin = middle > first ? cell_start(middle) : 0, down_end = up_begin;
+        float up_level = middle, down_level = middle;
+        bool up = true, down = middle > first && down_end > 0;
+        while (up || down) {
+            if (up) {
+                const float q = up_level + 1.0f;
+                const std::size_t end = q < last ? cell_start(q) : top;
+                if (end > up_begin) {
+                    total += run_error(up_begin, end, static_cast<double>(up_level * c.scale));
+                    if (total > limit) return std::numeric_limits<double>::infinity();
+                    up_begin = end;
+                }
+                up_level = q;
+                if (!(q < last) || end >= top) {
+                    // The cells from q up to the top one are empty when the next values are the top cell's.
+                    up = false;
+                } else if (static_cast<double>(x[end]) > (static_cast<double>(q) + 1.5) * scale) {
+                    up_level = std::max(q, std::min(ifmr_level(c, x[end]), last - 1.0f));
+                }
             }
-            // Every level from q up to the level of x[end] starts at `end` (the levels are monotone
-            // in x): the cells between are empty, so the walk skips to that level (only tried when
-            // x[end] lies past the next level's centre, a hint; the skip itself is exact).
-            if (end<n&& static_cast<double>(x[end])>(static_cast<double>(q) + 1.5) * scale) {
-                const float to = std::min(ifmr_level(c, x[end]), last - 1.0f);
-                if (to > q) {
-                    level += to - q;
-                    q = to;
+            if (down) {
+                const float q = down_level - 1.0f;  // the level whose cell ends at down_end
+                const std::size_t begin = q > first ? cell_start(q) : 0;
+                if (down_end > begin) {
+                    total += run_error(begin, down_end, static_cast<double>(q * c.scale));
+                    if (total > limit) return std::numeric_limits<double>::infinity();
+                    down_end = begin;
+                }
+                down_level = q;
+                if (!(q > first) || begin == 0) {
+                    down = false;
+                } else if (static_cast<double>(x[begin - 1]) < (static_cast<double>(q) - 1.5) * scale) {
+                    down_level = std::min(q, std::max(ifmr_level(c, x[begin - 1]), first) + 1.0f);
                 }
             }
         }
-        if (top > begin) total += run_error(begin, top, static_cast<double>(level * c.scale));
         return total;
     };
 

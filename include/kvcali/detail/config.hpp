@@ -13,3 +13,11 @@
 #else
 #define KVCALI_DECL inline
 #endif
+
+// Forces a hot helper (a lambda in an inner loop) inline: GCC keeps a lambda called from several
+// places out of line, and a call per quantization cell costs more than the cell's arithmetic.
+#if defined(__GNUC__) || defined(__clang__)
+#define KVCALI_ALWAYS_INLINE __attribute__((always_inline))
+#else
+#define KVCALI_ALWAYS_INLINE
+#endif
