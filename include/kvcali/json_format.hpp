@@ -21,6 +21,12 @@ KVCALI_DECL void append_float32_repr(std::string& out, float value);
 
 KVCALI_DECL std::string float32_repr(float value);
 
+/// The same for a double (Python's `repr(float)` of a float64): `0.1`, `1e-05`, `1000000000000000.0`,
+/// `1e+16`, `0.30000000000000004`. Used where JSON documents of other tools are rewritten.
+KVCALI_DECL void append_double_repr(std::string& out, double value);
+
+KVCALI_DECL std::string double_repr(double value);
+
 namespace detail {
 
 inline void append_u_escape(std::string& out, std::uint32_t unit) {

@@ -63,6 +63,34 @@ BOOST_AUTO_TEST_CASE(non_finite_values_as_python_writes_them) {
     BOOST_TEST(kvcali::float32_repr(std::numeric_limits<float>::quiet_NaN()) == "NaN");
 }
 
+BOOST_AUTO_TEST_CASE(doubles_in_python_repr_layout) {
+    // Python 3: repr(x) for each (the values written into other tools' JSON by `export --into`).
+    const std::pair<double, const char*> cases[] = {
+        {0.1, "0.1"},
+        {0.30000000000000004, "0.30000000000000004"},
+        {1e15, "1000000000000000.0"},
+        {2e10, "20000000000.0"},
+        {1e16, "1e+16"},
+        {1.5e300, "1.5e+300"},
+        {0.0001, "0.0001"},
+        {0.00012, "0.00012"},
+        {1e-05, "1e-05"},
+        {1.5e-05, "1.5e-05"},
+        {-0.0, "-0.0"},
+        {0.0, "0.0"},
+        {123.0, "123.0"},
+        {1.7976931348623157e308, "1.7976931348623157e+308"},
+        {5e-324, "5e-324"},
+        {static_cast<double>(0.0078125f), "0.0078125"},
+        {static_cast<double>(0.1f), "0.10000000149011612"},
+    };
+    for (const auto& [value, text] : cases) {
+        BOOST_TEST_CONTEXT("value " << text) { BOOST_TEST(kvcali::double_repr(value) == text); }
+    }
+    BOOST_TEST(kvcali::double_repr(-std::numeric_limits<double>::infinity()) == "-Infinity");
+    BOOST_TEST(kvcali::double_repr(std::numeric_limits<double>::quiet_NaN()) == "NaN");
+}
+
 BOOST_AUTO_TEST_CASE(every_repr_round_trips_to_the_same_float32) {
     std::uint32_t bits = 0x00000001;
     for (int i = 0; i < 200000; ++i, bits += 0x5F3B) {

@@ -468,7 +468,8 @@ BOOST_AUTO_TEST_CASE(into_merges_and_keeps_the_rest_byte_for_byte) {
     spit(ckpt / "model.safetensors.index.json",
          "{\"metadata\": {\"total_size\": 16}, \"weight_map\": {\"model.embed_tokens.weight\": \"model.safetensors\"}}");
     spit(ckpt / "config.json",
-         "{\"architectures\": [\"LlamaForCausalLM\"], \"rms_norm_eps\": 1e-05, \"rope_theta\": 10000.0, \"tie\": false}");
+         "{\"architectures\": [\"LlamaForCausalLM\"], \"rms_norm_eps\": 1e-05, \"rope_theta\": 500000.0, \"tie\": false, "
+         "\"big\": 1000000000000000.0, \"huge\": 1e+16, \"third\": 0.30000000000000004}");
     const std::string config_before = slurp(ckpt / "config.json");
 
     const std::vector<std::string> base{"export", "--record", x.record.string(), "--config", x.config.string()};
@@ -507,7 +508,11 @@ BOOST_AUTO_TEST_CASE(into_merges_and_keeps_the_rest_byte_for_byte) {
     BOOST_TEST(r.status == 0, r.err);
     const std::string config = slurp(ckpt / "config.json");
     BOOST_TEST(config.find("\"rms_norm_eps\": 1e-05") != std::string::npos, config);
-    BOOST_TEST(config.find("\"rope_theta\": 10000.0") != std::string::npos, config);
+    // Numbers of other keys as Python writes them (the shortest digits alone would give 5e+05, 1e+15).
+    BOOST_TEST(config.find("\"rope_theta\": 500000.0,") != std::string::npos, config);
+    BOOST_TEST(config.find("\"big\": 1000000000000000.0,") != std::string::npos, config);
+    BOOST_TEST(config.find("\"huge\": 1e+16,") != std::string::npos, config);
+    BOOST_TEST(config.find("\"third\": 0.30000000000000004") != std::string::npos, config);
     BOOST_TEST(config.find("\"quant_method\": \"compressed-tensors\"") != std::string::npos, config);
     BOOST_TEST(config.find("\"kv_cache_scheme\": {") != std::string::npos, config);
     BOOST_TEST(!fs::exists(ckpt / "kv_cache_scheme.json"));

@@ -4,8 +4,6 @@
 
 #include <boost/json/value.hpp>
 
-#include <charconv>
-#include <cmath>
 #include <string>
 #include <string_view>
 
@@ -14,23 +12,6 @@
 namespace kvcali {
 
 namespace detail {
-
-/// The shortest decimal that round-trips `v`, as Python's repr: `1e-05`, `10000.0`, `0.1`.
-inline void append_double_repr(std::string& out, double v) {
-    if (std::isnan(v)) {
-        out += "NaN";
-        return;
-    }
-    if (std::isinf(v)) {
-        out += v < 0 ? "-Infinity" : "Infinity";
-        return;
-    }
-    char buf[64];
-    const auto r = std::to_chars(buf, buf + sizeof buf, v);
-    const std::string_view text(buf, static_cast<std::size_t>(r.ptr - buf));
-    out += text;
-    if (text.find_first_of(".e") == std::string_view::npos) out += ".0";
-}
 
 inline void append_json_text(std::string& out, const boost::json::value& v, int indent, int depth) {
     auto newline = [&](int level) {

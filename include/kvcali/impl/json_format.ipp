@@ -14,7 +14,10 @@
 
 namespace kvcali {
 
-KVCALI_DECL void append_float32_repr(std::string& out, float value) {
+namespace detail {
+/// The shortest round-trip digits of `value` (a float or a double) in Python's repr layout.
+template <class Float>
+void append_repr(std::string& out, Float value) {
     if (std::isnan(value)) {
         out += "NaN";
         return;
@@ -77,10 +80,21 @@ KVCALI_DECL void append_float32_repr(std::string& out, float value) {
         out += std::to_string(magnitude);
     }
 }
+}  // namespace detail
+
+KVCALI_DECL void append_float32_repr(std::string& out, float value) { detail::append_repr(out, value); }
+
+KVCALI_DECL void append_double_repr(std::string& out, double value) { detail::append_repr(out, value); }
 
 KVCALI_DECL std::string float32_repr(float value) {
     std::string s;
     append_float32_repr(s, value);
+    return s;
+}
+
+KVCALI_DECL std::string double_repr(double value) {
+    std::string s;
+    append_double_repr(s, value);
     return s;
 }
 
