@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "../detail/config.hpp"
 #include "../error.hpp"
 #include "accumulator.hpp"
 #include "scale.hpp"
@@ -575,6 +576,7 @@ public:
             float* out = columns_.data();
             for (std::size_t r = 0; r < rows; ++r) {
                 const float* row = values.data() + r * channels + c0;
+                if (r + 16 < rows) detail::prefetch(row + 16 * channels);  // rows are far apart: fetch ahead
                 for (std::size_t c = 0; c < width; ++c) out[c * rows + r] = row[c];
             }
             for (std::size_t c = 0; c < width; ++c) hfmg_add(histograms_[c0 + c], settings_.num_of_bins, out + c * rows, rows, 1);

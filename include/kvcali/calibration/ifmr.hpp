@@ -972,6 +972,7 @@ public:
             for (std::size_t c = 0; c < width; ++c) out[c] = samples_[c0 + c].data() + at;
             for (std::size_t r = 0; r < rows; ++r) {
                 const float* row = values.data() + r * channels + c0;
+                if (r + 16 < rows) detail::prefetch(row + 16 * channels);  // rows are far apart: fetch ahead
                 for (std::size_t c = 0; c < width; ++c) out[c][r] = row[c];
             }
         }

@@ -21,3 +21,14 @@
 #else
 #define KVCALI_ALWAYS_INLINE
 #endif
+
+namespace kvcali::detail {
+/// Asks the processor to start loading the cache line at `p` (no effect where unsupported).
+inline void prefetch(const void* p) noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+    __builtin_prefetch(p);
+#else
+    (void)p;
+#endif
+}
+}  // namespace kvcali::detail
