@@ -9,6 +9,7 @@
 #include <kvcali/calibration/npy.hpp>
 #include <kvcali/calibration/record.hpp>
 #include <kvcali/config_reader.hpp>
+#include <kvcali/detail/widen.hpp>
 #include <kvcali/generate.hpp>
 #include <kvcali/layer_list.hpp>
 

@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "../detail/config.hpp"
+
 namespace kvcali {
 
 /// The longest folder name the layout makes (NAME_MAX on the usual file systems).
@@ -25,39 +27,15 @@ inline constexpr std::size_t max_activation_dir_name = 255;
 /// Names of safe bytes only are kept as they are: `model.layers.0.self_attn.k_proj` stays itself.
 /// Requires: nothing; any bytes. Errors: none (std::bad_alloc only).
 /// Example: `activation_dir_name("/layers.0/self_attn/k_proj/MatMul") == "%2Flayers.0%2Fself_attn%2Fk_proj%2FMatMul"`
-inline std::string activation_dir_name(std::string_view layer) {
-    static constexpr char hex_upper[] = "0123456789ABCDEF";
-    static constexpr char hex_lower[] = "0123456789abcdef";
-    if (layer.empty()) return "%";
-    if (layer == ".") return "%2E";
-    if (layer == "..") return "%2E%2E";
-    std::string out;
-    out.reserve(layer.size());
-    for (const char c : layer) {
-        const auto b = static_cast<unsigned char>(c);
-        const bool safe = (b >= 'A' && b <= 'Z') || (b >= 'a' && b <= 'z') || (b >= '0' && b <= '9') || b == '.' || b == '_' || b == '-';
-        if (safe) {
-            out += c;
-        } else {
-            out += '%';
-            out += hex_upper[b >> 4];
-            out += hex_upper[b & 0xF];
-        }
-    }
-    if (out.size() <= max_activation_dir_name) return out;
-    std::uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a, 64-bit
-    for (const char c : layer) h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
-    out.resize(200);
-    out += '~';
-    for (int shift = 60; shift >= 0; shift -= 4) out += hex_lower[(h >> shift) & 0xF];
-    return out;
-}
+KVCALI_DECL std::string activation_dir_name(std::string_view layer);
 
 /// Where batch `k` of `layer` is under the activations folder `dir`:
 /// `dir / activation_dir_name(layer) / "<k>.npy"`.
 /// Example: `activation_file("act", "model.layers.0.self_attn.k_proj", 1) == "act/model.layers.0.self_attn.k_proj/1.npy"`
-inline std::filesystem::path activation_file(const std::filesystem::path& dir, std::string_view layer, std::uint32_t k) {
-    return dir / activation_dir_name(layer) / (std::to_string(k) + ".npy");
-}
+KVCALI_DECL std::filesystem::path activation_file(const std::filesystem::path& dir, std::string_view layer, std::uint32_t k);
 
 }  // namespace kvcali
+
+#if !defined(KVCALI_SEPARATE_COMPILATION)
+#include "../impl/layout.ipp"  // IWYU pragma: export
+#endif
