@@ -6,10 +6,19 @@
 // identifier is [A-Za-z_][A-Za-z0-9_+-]*, a number token ([0-9+-]|\.[0-9])[A-Za-z0-9_.+-]*, a
 // string runs to its closing quote on the same line; anything else is a one-character symbol.
 // Which scalar a token may be (integer, float, bool, enum) is decided at binding, by field type.
+//
+// This is the one reader of the text format: every quant.cfg, plain or not, goes through it and
+// the binder (text_format_bind.hpp), which report every error. Speed comes from byte-level
+// branches inside the one tokenizer (as toml++ reads ASCII runs fast inside its UTF-8 reader), not
+// from a second grammar: spaces, tabs and line breaks are taken before the Unicode White_Space
+// test, comments end at memchr's newline, a string body is scanned eight bytes at a time
+// (swar.hpp) for its quote, a backslash or a line break, and a string without escapes is appended
+// to the node in one piece.
 #pragma once
 
 #include <boost/property_tree/ptree.hpp>
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -158,8 +167,7 @@ inline int hex_digit_value(char c) noexcept {
 }
 
 /// The text format's identifier and number characters, and the extent of the identifier or
-/// number token that starts at `pos` (shared by text_format_reader and the plain reader of
-/// text_format_plain.hpp, so that both split a text into the same words).
+/// number token that starts at `pos`.
 inline bool cfg_ident_start(char c) noexcept { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
 inline bool cfg_digit(char c) noexcept { return c >= '0' && c <= '9'; }
 inline bool cfg_ident_char(char c) noexcept { return cfg_ident_start(c) || cfg_digit(c) || c == '+' || c == '-'; }
@@ -295,19 +303,38 @@ private:
         const std::size_t n = text_.size();
         while (pos_ < n) {
             const char c = text_[pos_];
-            if (c == '\n') {
+            if (c == ' ' || c == '\t' || c == '\r') {
+                ++pos_;  // the common spaces, before the full White_Space test below
+            } else if (c == '\n') {
                 ++pos_;
                 ++line_;
                 line_start_ = pos_;
             } else if (c == '#') {
-                const std::size_t eol = text_.find('\n', pos_);
-                pos_ = eol == std::string_view::npos ? n : eol;
+                const void* eol = std::memchr(text_.data() + pos_, '\n', n - pos_);
+                pos_ = eol == nullptr ? n : static_cast<std::size_t>(static_cast<const char*>(eol) - text_.data());
             } else if (const std::size_t w = whitespace_at(pos_)) {
                 pos_ += w;
             } else {
                 break;
             }
         }
+    }
+
+    /// Offset of the first quote `q`, backslash or line break at or after `i` in a string body,
+    /// or the end of the text: eight bytes at a time while eight are left.
+    std::size_t string_stop(std::size_t i, char q) const noexcept {
+        const std::size_t n = text_.size();
+        const std::uint64_t quotes = swar::ones * static_cast<unsigned char>(q);
+        constexpr std::uint64_t backslashes = swar::ones * static_cast<unsigned char>('\\');
+        constexpr std::uint64_t newlines = swar::ones * static_cast<unsigned char>('\n');
+        for (; i + 8 <= n; i += 8) {
+            const std::uint64_t w = swar::load(text_.data() + i);
+            // Each term is exact up to its lowest match, so the lowest bit of the union is exact.
+            const std::uint64_t hits = swar::zero_bytes(w ^ quotes) | swar::zero_bytes(w ^ backslashes) | swar::zero_bytes(w ^ newlines);
+            if (hits != 0) return i + static_cast<std::size_t>(std::countr_zero(hits)) / 8;
+        }
+        while (i < n && text_[i] != q && text_[i] != '\\' && text_[i] != '\n') ++i;
+        return i;
     }
 
     void advance() {
@@ -327,6 +354,7 @@ private:
             cur_.kind = word == cfg_word::identifier ? tok::identifier : tok::number;
         } else if (c == '\'' || c == '"') {
             for (;;) {
+                i = string_stop(i, c);
                 if (i >= n || text_[i] == '\n') {
                     cur_.end = i;
                     fail(cur_, "unterminated string: the closing " + std::string(1, c) + " is missing before the end of the line");
@@ -341,8 +369,6 @@ private:
                         fail(cur_, "unterminated string: a backslash ends the line");
                     }
                     i += 2;
-                } else {
-                    ++i;
                 }
             }
             cur_.kind = tok::string;
