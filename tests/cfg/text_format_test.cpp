@@ -4,6 +4,7 @@
 #define BOOST_TEST_MODULE cfg_text_format
 #include <boost/test/unit_test.hpp>
 
+#include <kvcali/detail/text_format.hpp>
 #include <kvcali/quant_cfg.hpp>
 
 #include <cmath>
@@ -124,6 +125,35 @@ BOOST_AUTO_TEST_CASE(full_example_binds_every_field_with_positions) {
     BOOST_TEST(p.cfg.overrides[0].config->values[0]->uint == 2048u);
     BOOST_TEST(!p.cfg.overrides[1].config.has_value());
     BOOST_TEST(p.cfg.discarded.empty());
+}
+
+BOOST_AUTO_TEST_CASE(the_document_keys_children_by_field_name) {
+    // The located document: children in file order, keyed by field name; a field given several
+    // times is several children, which equal_range finds in file order with their positions.
+    const std::string text =
+        "kv_cache_quant_config {\n  quant_layers: 'a'\n  calibration_config { }\n  quant_layers: 'b'\n}\nbatch_num: 1\n";
+    kvcali::diagnostics diags;
+    kvcali::detail::cfg_document doc;
+    BOOST_TEST_REQUIRE(kvcali::detail::read_text_format(text, "doc.cfg", diags, doc));
+    BOOST_TEST(doc.size() == 2u);
+    BOOST_TEST(doc.begin()->first == "kv_cache_quant_config");
+    BOOST_TEST(doc.find("batch_num")->second.data().text == "1");
+    const kvcali::detail::cfg_document& common = doc.get_child("kv_cache_quant_config");
+    BOOST_TEST(common.size() == 3u);
+    BOOST_TEST(common.count("quant_layers") == 2u);
+    BOOST_TEST(common.count("calibration_config") == 1u);
+    BOOST_TEST(common.count("bogus") == 0u);
+    std::vector<std::string> values;
+    std::vector<std::uint32_t> lines, columns;
+    const auto [first, last] = common.equal_range("quant_layers");
+    for (auto it = first; it != last; ++it) {
+        values.push_back(it->second.data().text);
+        lines.push_back(it->second.data().value_line);
+        columns.push_back(it->second.data().value_column);
+    }
+    BOOST_TEST(values == (std::vector<std::string>{"a", "b"}), boost::test_tools::per_element());
+    BOOST_TEST(lines == (std::vector<std::uint32_t>{2, 4}), boost::test_tools::per_element());
+    BOOST_TEST(columns == (std::vector<std::uint32_t>{17, 17}), boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(columns_are_bytes) {

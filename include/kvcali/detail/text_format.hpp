@@ -1,23 +1,33 @@
 // kvcali internals: the protobuf text format (quant.cfg) read into a located, schema-free
-// document (a Boost.PropertyTree: ordered children, repeated keys). Binding that document to the
-// schema is text_format_bind.hpp; the JSON form of the same document is text_format_json.hpp.
+// document (a Boost.PropertyTree: children in file order, keyed by field name, a repeated field as
+// repeated children). Binding that document to the schema is text_format_bind.hpp; the JSON form
+// of the same document is text_format_json.hpp. This is the one reader of the text format: every
+// quant.cfg, plain or not, goes through it and the binder, which report every error.
 //
 // The token shapes follow the protobuf parsers (Python's text_format is the reference): an
 // identifier is [A-Za-z_][A-Za-z0-9_+-]*, a number token ([0-9+-]|\.[0-9])[A-Za-z0-9_.+-]*, a
 // string runs to its closing quote on the same line; anything else is a one-character symbol.
 // Which scalar a token may be (integer, float, bool, enum) is decided at binding, by field type.
+//
+// Speed comes from byte-level branches inside the one tokenizer (as toml++ reads ASCII runs fast
+// inside its UTF-8 reader), not from a second grammar: spaces, tabs and line breaks are taken
+// before the Unicode White_Space test, comments end at memchr's newline, a string body is scanned
+// eight bytes at a time (swar.hpp) for its quote, a backslash or a line break, and a string
+// without escapes is appended to the node in one piece.
 #pragma once
 
 #include <boost/property_tree/ptree.hpp>
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <deque>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "../error.hpp"
@@ -41,8 +51,9 @@ enum class cfg_kind : std::uint8_t {
     json_null,
 };
 
-/// One field occurrence or list element: its kind, its value and where its name and value were written.
-struct cfg_scalar {
+/// The data of one document node (a field occurrence or a list element): its kind, its value
+/// and where its name and value were written, for the binder's diagnostics.
+struct cfg_node {
     cfg_kind kind = cfg_kind::message;
     bool colon = false;                              ///< text format: a ':' followed the field name (scalars need it)
     std::uint32_t line = 0, column = 0;              ///< the field name (list element: its value)
@@ -50,33 +61,19 @@ struct cfg_scalar {
     std::string text;                                ///< scalars: the token text or decoded string
 };
 
-/// The data of one document node. Text format only: when the same field is written as
-/// `name: scalar` several times in a row (`quant_layers: '...'` on every line of a long list),
-/// the occurrences after the first are kept here, in order, instead of as sibling nodes: a
-/// document node costs three allocations, a repeat none beyond its text. Readers of the document
-/// treat each repeat as one more occurrence of the field, right after the node.
-struct cfg_node : cfg_scalar {
-    std::vector<cfg_scalar> repeats;
-};
-
-/// The key order of a cfg_document's name index: every key is equivalent to every other.
-/// The document is only ever walked in file order (the binder reports duplicates and merges in
-/// that order), so the name index a ptree keeps beside its sequence is never searched; with this
-/// order, inserting a child into it compares no strings (each new node goes last). Consequence:
-/// never look children up by name (`find`, `get_child`, `equal_range` would answer any child).
-struct cfg_key_order {
-    bool operator()(const std::string&, const std::string&) const noexcept { return false; }
-};
-
-/// A parsed config file: the root message. Keys are field names; list elements have key "".
-/// Walk it in order; see cfg_key_order for why it must not be searched by name.
-using cfg_document = boost::property_tree::basic_ptree<std::string, cfg_node, cfg_key_order>;
+/// A parsed config file: the root message. Keys are field names (list elements have key ""),
+/// ordered by std::less, so `find`, `count` and `equal_range` answer a field's occurrences;
+/// iteration is in file order, which the binder follows so that it reports in that order.
+/// A field written several times is several children with the same key.
+using cfg_document = boost::property_tree::basic_ptree<std::string, cfg_node>;
 
 inline bool is_scalar(cfg_kind k) noexcept { return k != cfg_kind::message && k != cfg_kind::list; }
 
-/// Appends a child with `key` and returns it (ptree copies what it inserts, so insert it empty).
+/// Appends a child with `key` and returns it. A ptree inserts a copy (it has no move): the
+/// (key, empty tree) pair is built in place, so that that copy is the only other one made.
 inline cfg_document& add_child(cfg_document& parent, std::string_view key) {
-    return parent.push_back(cfg_document::value_type(std::string(key), cfg_document()))->second;
+    const cfg_document::value_type child(std::piecewise_construct, std::forward_as_tuple(key), std::forward_as_tuple());
+    return parent.push_back(child)->second;
 }
 
 /// `text` shortened for a message: at most `limit` bytes, cut on a UTF-8 boundary, with "...".
@@ -158,8 +155,7 @@ inline int hex_digit_value(char c) noexcept {
 }
 
 /// The text format's identifier and number characters, and the extent of the identifier or
-/// number token that starts at `pos` (shared by text_format_reader and the plain reader of
-/// text_format_plain.hpp, so that both split a text into the same words).
+/// number token that starts at `pos`.
 inline bool cfg_ident_start(char c) noexcept { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
 inline bool cfg_digit(char c) noexcept { return c >= '0' && c <= '9'; }
 inline bool cfg_ident_char(char c) noexcept { return cfg_ident_start(c) || cfg_digit(c) || c == '+' || c == '-'; }
@@ -295,19 +291,38 @@ private:
         const std::size_t n = text_.size();
         while (pos_ < n) {
             const char c = text_[pos_];
-            if (c == '\n') {
+            if (c == ' ' || c == '\t' || c == '\r') {
+                ++pos_;  // the common spaces, before the full White_Space test below
+            } else if (c == '\n') {
                 ++pos_;
                 ++line_;
                 line_start_ = pos_;
             } else if (c == '#') {
-                const std::size_t eol = text_.find('\n', pos_);
-                pos_ = eol == std::string_view::npos ? n : eol;
+                const void* eol = std::memchr(text_.data() + pos_, '\n', n - pos_);
+                pos_ = eol == nullptr ? n : static_cast<std::size_t>(static_cast<const char*>(eol) - text_.data());
             } else if (const std::size_t w = whitespace_at(pos_)) {
                 pos_ += w;
             } else {
                 break;
             }
         }
+    }
+
+    /// Offset of the first quote `q`, backslash or line break at or after `i` in a string body,
+    /// or the end of the text: eight bytes at a time while eight are left.
+    std::size_t string_stop(std::size_t i, char q) const noexcept {
+        const std::size_t n = text_.size();
+        const std::uint64_t quotes = swar::ones * static_cast<unsigned char>(q);
+        constexpr std::uint64_t backslashes = swar::ones * static_cast<unsigned char>('\\');
+        constexpr std::uint64_t newlines = swar::ones * static_cast<unsigned char>('\n');
+        for (; i + 8 <= n; i += 8) {
+            const std::uint64_t w = swar::load(text_.data() + i);
+            // Each term is exact up to its lowest match, so the lowest bit of the union is exact.
+            const std::uint64_t hits = swar::zero_bytes(w ^ quotes) | swar::zero_bytes(w ^ backslashes) | swar::zero_bytes(w ^ newlines);
+            if (hits != 0) return i + static_cast<std::size_t>(std::countr_zero(hits)) / 8;
+        }
+        while (i < n && text_[i] != q && text_[i] != '\\' && text_[i] != '\n') ++i;
+        return i;
     }
 
     void advance() {
@@ -327,6 +342,7 @@ private:
             cur_.kind = word == cfg_word::identifier ? tok::identifier : tok::number;
         } else if (c == '\'' || c == '"') {
             for (;;) {
+                i = string_stop(i, c);
                 if (i >= n || text_[i] == '\n') {
                     cur_.end = i;
                     fail(cur_, "unterminated string: the closing " + std::string(1, c) + " is missing before the end of the line");
@@ -341,8 +357,6 @@ private:
                         fail(cur_, "unterminated string: a backslash ends the line");
                     }
                     i += 2;
-                } else {
-                    ++i;
                 }
             }
             cur_.kind = tok::string;
@@ -465,19 +479,6 @@ private:
 
     cfg_document& new_child(cfg_document& parent, std::string_view key, const token& at) {
         count_node(at);
-        // ptree inserts by copy: copy a prepared (key, empty tree) pair instead of building and
-        // dropping a temporary one per node (a field name repeats thousands of times).
-        if (last_prepared_ != nullptr && last_prepared_->first == key) return parent.push_back(*last_prepared_)->second;
-        for (const auto& prepared : prepared_) {
-            if (prepared.first == key) {
-                last_prepared_ = &prepared;
-                return parent.push_back(prepared)->second;
-            }
-        }
-        if (prepared_.size() < 32) {
-            last_prepared_ = &prepared_.emplace_back(std::string(key), cfg_document());
-            return parent.push_back(prepared_.back())->second;
-        }
         return add_child(parent, key);
     }
 
@@ -508,23 +509,6 @@ private:
             advance();
             const bool colon = is_symbol(':');
             if (colon) advance();
-            if (colon && (cur_.kind == tok::identifier || cur_.kind == tok::number || cur_.kind == tok::string) && !message.empty()) {
-                // `name: scalar` right after the same: one more occurrence of the previous node.
-                auto& last = message.back();
-                cfg_node& previous = last.second.data();
-                if (previous.colon && is_scalar(previous.kind) && last.first == slice(name)) {
-                    count_node(name);
-                    cfg_scalar& repeat = previous.repeats.emplace_back();
-                    repeat.colon = true;
-                    repeat.line = name.line;
-                    repeat.column = name.column;
-                    repeat.value_line = cur_.line;
-                    repeat.value_column = cur_.column;
-                    read_scalar(repeat);
-                    if (is_symbol(',') || is_symbol(';')) advance();
-                    continue;
-                }
-            }
             cfg_document& field = new_child(message, slice(name), name);
             field.data().line = name.line;
             field.data().column = name.column;
@@ -592,7 +576,7 @@ private:
         read_fields(field, close, open, depth);
     }
 
-    void read_scalar(cfg_scalar& node) {
+    void read_scalar(cfg_node& node) {
         if (cur_.kind != tok::string) {
             node.kind = cur_.kind == tok::identifier ? cfg_kind::identifier : cfg_kind::number;
             node.text.assign(slice(cur_));
@@ -628,8 +612,6 @@ private:
     token cur_;
     std::size_t nodes_ = 0;
     std::size_t string_errors_ = 0;
-    std::deque<cfg_document::value_type> prepared_;
-    const cfg_document::value_type* last_prepared_ = nullptr;
 };
 
 /// Reads text format into `root`; false on a syntax error (reported to `diags`).

@@ -1,7 +1,9 @@
 // kvcali internals: binding a cfg_document (text format or JSON) to the schema of
 // AMCTQuantCaliConfig. The algorithm messages come from the policies' parameter descriptions,
 // so a downstream policy's `<name>_quantize { ... }` block is valid with its own fields.
-// Every semantic error of the document is reported (up to simple_config_limits::max_errors).
+// Every semantic error of the document is reported (up to simple_config_limits::max_errors), in
+// file order: each message's children are walked in the order they were written, a field given
+// several times being several children with the same key.
 #pragma once
 
 #include <cfloat>
@@ -197,46 +199,42 @@ public:
         for (auto& entry : root) {
             const std::string& key = entry.first;
             cfg_document& child = entry.second;
-            // A field repeated on consecutive lines is one node with its later occurrences as
-            // repeats (see cfg_node): each occurrence is bound as its own field.
-            for (std::size_t occurrence = 0; occurrence <= child.data().repeats.size(); ++occurrence) {
-                if (stopped_) return;
-                const field_ref f{here, key, child, occurrence == 0 ? nullptr : &child.data().repeats[occurrence - 1]};
-                if (key == "batch_num") {
-                    for_each_scalar(f, false, [&](cfg_scalar& v, const std::string&) {
-                        if (auto x = uint32_value(f, v)) {
-                            if (out.batch_num) duplicate_scalar(f, v, v.text);
-                            out.batch_num = *x;
-                            out.batch_num_where = value_location(v);
-                        }
-                    });
-                } else if (key == "activation_offset") {
-                    for_each_scalar(f, false, [&](cfg_scalar& v, const std::string&) {
-                        if (auto x = bool_value(f, v)) {
-                            if (out.activation_offset) duplicate_scalar(f, v, v.text);
-                            out.activation_offset = *x;
-                            out.activation_offset_where = value_location(v);
-                        }
-                    });
-                } else if (key == "kv_cache_quant_config") {
-                    for_each_message(f, false, [&](cfg_document& m, const std::string& path) {
-                        if (out.has_common) {
-                            duplicate_message(f);
-                        } else {
-                            out.has_common = true;
-                            out.common_where = name_location(at(f));
-                        }
-                        bind_common(m, path, out);
-                    });
-                } else if (key == "override_layers_configs") {
-                    for_each_message(f, true, [&](cfg_document& m, const std::string& path) {
-                        override_config& o = out.overrides.emplace_back();
-                        o.where = name_location(&m == &child ? at(f) : m.data());
-                        bind_override(m, path, o, out.discarded);
-                    });
-                } else {
-                    unknown_field(f, fields);
-                }
+            if (stopped_) return;
+            const field_ref f{here, key, child};
+            if (key == "batch_num") {
+                for_each_scalar(f, false, [&](cfg_node& v, const std::string&) {
+                    if (auto x = uint32_value(f, v)) {
+                        if (out.batch_num) duplicate_scalar(f, v, v.text);
+                        out.batch_num = *x;
+                        out.batch_num_where = value_location(v);
+                    }
+                });
+            } else if (key == "activation_offset") {
+                for_each_scalar(f, false, [&](cfg_node& v, const std::string&) {
+                    if (auto x = bool_value(f, v)) {
+                        if (out.activation_offset) duplicate_scalar(f, v, v.text);
+                        out.activation_offset = *x;
+                        out.activation_offset_where = value_location(v);
+                    }
+                });
+            } else if (key == "kv_cache_quant_config") {
+                for_each_message(f, false, [&](cfg_document& m, const std::string& path) {
+                    if (out.has_common) {
+                        duplicate_message(f);
+                    } else {
+                        out.has_common = true;
+                        out.common_where = name_location(at(f));
+                    }
+                    bind_common(m, path, out);
+                });
+            } else if (key == "override_layers_configs") {
+                for_each_message(f, true, [&](cfg_document& m, const std::string& path) {
+                    override_config& o = out.overrides.emplace_back();
+                    o.where = name_location(&m == &child ? at(f) : m.data());
+                    bind_override(m, path, o, out.discarded);
+                });
+            } else {
+                unknown_field(f, fields);
             }
         }
     }
@@ -253,19 +251,18 @@ private:
     struct field_ref {
         const context& in;
         const std::string& key;
-        cfg_document& node;            ///< the field's node
-        cfg_scalar* repeat = nullptr;  ///< a later occurrence grouped into `node`, or null for the node itself
+        cfg_document& node;  ///< the field's node
     };
 
-    /// The field occurrence's data: the node's own, or the grouped repeat's.
-    static cfg_scalar& at(const field_ref& f) noexcept { return f.repeat != nullptr ? *f.repeat : f.node.data(); }
+    /// The field occurrence's data (name and value positions, kind).
+    static cfg_node& at(const field_ref& f) noexcept { return f.node.data(); }
 
     // -- locations and reports ---------------------------------------------------------------
 
-    source_location name_location(const cfg_scalar& n) const {
+    source_location name_location(const cfg_node& n) const {
         return json_ ? source_location{file_, 0, 0} : source_location{file_, n.line, n.column};
     }
-    source_location value_location(const cfg_scalar& n) const {
+    source_location value_location(const cfg_node& n) const {
         return json_ ? source_location{file_, 0, 0} : source_location{file_, n.value_line, n.value_column};
     }
     static std::string member_path(std::string_view parent, std::string_view key) {
@@ -310,7 +307,7 @@ private:
                     .layer = {},
                     .json_path = json_ ? path : std::string()});
     }
-    void error_at_value(const field_ref& f, const cfg_scalar& v, std::string message) {
+    void error_at_value(const field_ref& f, const cfg_node& v, std::string message) {
         report(severity::error, value_location(v), element_path(f, v), std::move(message));
     }
     void error_at_name(const field_ref& f, std::string message) {
@@ -318,7 +315,7 @@ private:
     }
 
     /// The JSON path of a value: the field, or the list element it is.
-    std::string element_path(const field_ref& f, const cfg_scalar& v) const {
+    std::string element_path(const field_ref& f, const cfg_node& v) const {
         std::string p = member_path(f.in.path, f.key);
         if (&v == &at(f)) return p;
         std::size_t index = 0;
@@ -329,7 +326,7 @@ private:
         return p + "[" + std::to_string(index) + "]";
     }
 
-    std::string found(const cfg_scalar& n) const {
+    std::string found(const cfg_node& n) const {
         switch (n.kind) {
             case cfg_kind::message: return json_ ? "an object" : "a message";
             case cfg_kind::list: return json_ ? "an array" : "a list";
@@ -351,7 +348,7 @@ private:
         error_at_name(f, std::move(message));
     }
 
-    void duplicate_scalar(const field_ref& f, const cfg_scalar& v, std::string_view shown) {
+    void duplicate_scalar(const field_ref& f, const cfg_node& v, std::string_view shown) {
         report(severity::warning, value_location(v), element_path(f, v),
                f.key + " is given more than once in " + std::string(f.in.name) + "; the last value (" + clip(shown) + ") is kept");
     }
@@ -366,7 +363,7 @@ private:
     /// `repeated`); reports shape errors.
     template <class Fn>
     void for_each_scalar(const field_ref& f, bool repeated, Fn&& fn) {
-        const cfg_scalar& n = at(f);
+        const cfg_node& n = at(f);
         if (n.kind == cfg_kind::message) {
             error_at_name(f, f.key + " is a " + std::string(repeated ? "list of values" : "value") + ", not a message: expected \"" +
                                  f.key + ": value\"");
@@ -397,7 +394,7 @@ private:
     /// Calls `fn(message, path)` for each message of field `f`; reports shape errors.
     template <class Fn>
     void for_each_message(const field_ref& f, bool repeated, Fn&& fn) {
-        const cfg_scalar& n = at(f);
+        const cfg_node& n = at(f);
         const std::string path = member_path(f.in.path, f.key);
         if (n.kind == cfg_kind::message) {
             fn(f.node, path);
@@ -428,10 +425,10 @@ private:
 
     // -- scalar values ---------------------------------------------------------------------------
 
-    static bool is_token(const cfg_scalar& n) { return n.kind == cfg_kind::identifier || n.kind == cfg_kind::number; }
+    static bool is_token(const cfg_node& n) { return n.kind == cfg_kind::identifier || n.kind == cfg_kind::number; }
 
-    std::optional<std::uint32_t> uint32_value(const field_ref& f, const cfg_scalar& v) {
-        const cfg_scalar& n = v;
+    std::optional<std::uint32_t> uint32_value(const field_ref& f, const cfg_node& v) {
+        const cfg_node& n = v;
         std::optional<integer_token> x;
         if (is_token(n)) x = parse_integer_token(n.text, true);
         if (n.kind == cfg_kind::json_number && n.text.find_first_of(".eE") == std::string::npos) x = parse_integer_token(n.text, false);
@@ -444,8 +441,8 @@ private:
         return std::nullopt;
     }
 
-    std::optional<bool> bool_value(const field_ref& f, const cfg_scalar& v) {
-        const cfg_scalar& n = v;
+    std::optional<bool> bool_value(const field_ref& f, const cfg_node& v) {
+        const cfg_node& n = v;
         if (n.kind == cfg_kind::json_bool) return n.text == "true";
         if (is_token(n)) {
             if (const auto b = text_bool_literal(n.text)) return b;
@@ -456,8 +453,8 @@ private:
         return std::nullopt;
     }
 
-    std::optional<float> float_value(const field_ref& f, const cfg_scalar& v) {
-        const cfg_scalar& n = v;
+    std::optional<float> float_value(const field_ref& f, const cfg_node& v) {
+        const cfg_node& n = v;
         std::optional<double> d;
         if (is_token(n)) d = parse_float_token(n.text);
         if (n.kind == cfg_kind::json_number) d = parse_decimal_float(n.text);
@@ -477,8 +474,8 @@ private:
         return to_float32(*d);
     }
 
-    std::optional<std::int32_t> enum_value(const field_ref& f, const cfg_scalar& v, const param_desc& p) {
-        const cfg_scalar& n = v;
+    std::optional<std::int32_t> enum_value(const field_ref& f, const cfg_node& v, const param_desc& p) {
+        const cfg_node& n = v;
         std::string known;
         for (std::size_t i = 0; i < p.enumerators.size(); ++i) {
             known += (i == 0                          ? ""
@@ -508,13 +505,13 @@ private:
 
     /// The string of a string node, moved out of the document (bind() owns it; a string value is
     /// read once), or empty after reporting a type error.
-    std::optional<std::string> string_value(const field_ref& f, cfg_scalar& v) {
+    std::optional<std::string> string_value(const field_ref& f, cfg_node& v) {
         if (v.kind == cfg_kind::string || v.kind == cfg_kind::json_string) return std::move(v.text);
         error_at_value(f, v, f.key + " expects a string (a layer name in quotes), found " + found(v));
         return std::nullopt;
     }
 
-    std::optional<param_value> param_of(const field_ref& f, const cfg_scalar& v, const param_desc& p) {
+    std::optional<param_value> param_of(const field_ref& f, const cfg_node& v, const param_desc& p) {
         switch (p.type) {
             case param_type::boolean:
                 if (auto x = bool_value(f, v)) return param_value::of_bool(*x);
@@ -537,34 +534,28 @@ private:
     void bind_common(cfg_document& m, const std::string& path, simple_config& out) {
         static constexpr std::string_view fields[] = {"quant_layers", "calibration_config"};
         const context here{path, "kv_cache_quant_config", fields};
-        std::size_t occurrences = 0;  // an upper bound of the layers added below (a list grows it further)
-        for (auto& entry : m) occurrences += 1 + entry.second.data().repeats.size();
-        out.quant_layers.reserve(out.quant_layers.size() + occurrences);
+        out.quant_layers.reserve(out.quant_layers.size() + m.size());  // an upper bound (a list grows it further)
         for (auto& entry : m) {
             const std::string& key = entry.first;
             cfg_document& child = entry.second;
-            // A field repeated on consecutive lines is one node with its later occurrences as
-            // repeats (see cfg_node): each occurrence is bound as its own field.
-            for (std::size_t occurrence = 0; occurrence <= child.data().repeats.size(); ++occurrence) {
-                if (stopped_) return;
-                const field_ref f{here, key, child, occurrence == 0 ? nullptr : &child.data().repeats[occurrence - 1]};
-                if (key == "quant_layers") {
-                    for_each_scalar(f, true, [&](cfg_scalar& v, const std::string&) {
-                        if (auto s = string_value(f, v)) out.quant_layers.push_back({std::move(*s), value_location(v)});
-                    });
-                } else if (key == "calibration_config") {
-                    for_each_message(f, false, [&](cfg_document& c, const std::string& p) {
-                        if (out.common) {
-                            duplicate_message(f);
-                        } else {
-                            out.common.emplace();
-                            out.common->where = name_location(at(f));
-                        }
-                        bind_calibration(c, p, "calibration_config", *out.common, out.discarded);
-                    });
-                } else {
-                    unknown_field(f, fields);
-                }
+            if (stopped_) return;
+            const field_ref f{here, key, child};
+            if (key == "quant_layers") {
+                for_each_scalar(f, true, [&](cfg_node& v, const std::string&) {
+                    if (auto s = string_value(f, v)) out.quant_layers.push_back({std::move(*s), value_location(v)});
+                });
+            } else if (key == "calibration_config") {
+                for_each_message(f, false, [&](cfg_document& c, const std::string& p) {
+                    if (out.common) {
+                        duplicate_message(f);
+                    } else {
+                        out.common.emplace();
+                        out.common->where = name_location(at(f));
+                    }
+                    bind_calibration(c, p, "calibration_config", *out.common, out.discarded);
+                });
+            } else {
+                unknown_field(f, fields);
             }
         }
     }
@@ -575,31 +566,27 @@ private:
         for (auto& entry : m) {
             const std::string& key = entry.first;
             cfg_document& child = entry.second;
-            // A field repeated on consecutive lines is one node with its later occurrences as
-            // repeats (see cfg_node): each occurrence is bound as its own field.
-            for (std::size_t occurrence = 0; occurrence <= child.data().repeats.size(); ++occurrence) {
-                if (stopped_) return;
-                const field_ref f{here, key, child, occurrence == 0 ? nullptr : &child.data().repeats[occurrence - 1]};
-                if (key == "layer_name") {
-                    for_each_scalar(f, false, [&](cfg_scalar& v, const std::string&) {
-                        if (auto s = string_value(f, v)) {
-                            if (o.layer_name) duplicate_scalar(f, v, *s);
-                            o.layer_name = located_string{std::move(*s), value_location(v)};
-                        }
-                    });
-                } else if (key == "kv_data_quant_config") {
-                    for_each_message(f, false, [&](cfg_document& c, const std::string& p) {
-                        if (o.config) {
-                            duplicate_message(f);
-                        } else {
-                            o.config.emplace();
-                            o.config->where = name_location(at(f));
-                        }
-                        bind_calibration(c, p, "kv_data_quant_config", *o.config, discarded);
-                    });
-                } else {
-                    unknown_field(f, fields);
-                }
+            if (stopped_) return;
+            const field_ref f{here, key, child};
+            if (key == "layer_name") {
+                for_each_scalar(f, false, [&](cfg_node& v, const std::string&) {
+                    if (auto s = string_value(f, v)) {
+                        if (o.layer_name) duplicate_scalar(f, v, *s);
+                        o.layer_name = located_string{std::move(*s), value_location(v)};
+                    }
+                });
+            } else if (key == "kv_data_quant_config") {
+                for_each_message(f, false, [&](cfg_document& c, const std::string& p) {
+                    if (o.config) {
+                        duplicate_message(f);
+                    } else {
+                        o.config.emplace();
+                        o.config->where = name_location(at(f));
+                    }
+                    bind_calibration(c, p, "kv_data_quant_config", *o.config, discarded);
+                });
+            } else {
+                unknown_field(f, fields);
             }
         }
     }
@@ -611,47 +598,43 @@ private:
         for (auto& entry : m) {
             const std::string& key = entry.first;
             cfg_document& child = entry.second;
-            // A field repeated on consecutive lines is one node with its later occurrences as
-            // repeats (see cfg_node): each occurrence is bound as its own field.
-            for (std::size_t occurrence = 0; occurrence <= child.data().repeats.size(); ++occurrence) {
-                if (stopped_) return;
-                const field_ref f{here, key, child, occurrence == 0 ? nullptr : &child.data().repeats[occurrence - 1]};
-                std::size_t index = algorithms_.size();
-                for (std::size_t i = 0; i < algorithms_.size(); ++i) {
-                    if (algorithms_[i].cfg_block == key) index = i;
-                }
-                if (index == algorithms_.size()) {
-                    // A parameter written without its algorithm block is a common slip: say where it goes.
-                    std::string extra;
-                    for (const auto& a : algorithms_) {
-                        if (a.find_param(key) >= 0) {
-                            extra = "; " + key + " is a field of " + std::string(a.cfg_block) + ": write " + std::string(a.cfg_block) +
-                                    " { " + key + ": ... }";
-                            break;
-                        }
-                    }
-                    unknown_field(f, blocks, extra);
-                    continue;
-                }
-                for_each_message(f, false, [&](cfg_document& block, const std::string& p) {
-                    if (cfg.algorithm && *cfg.algorithm == index) {
-                        duplicate_message(f);
-                    } else {
-                        if (cfg.algorithm) {
-                            report(severity::warning, name_location(at(f)), member_path(path, key),
-                                   std::string(name) + " sets both " + std::string(algorithms_[*cfg.algorithm].cfg_block) + " and " + key +
-                                       " (one algorithm per block); the last one, " + key + ", is used");
-                            algorithm_config replaced = cfg;
-                            discarded.push_back(std::move(replaced));
-                        }
-                        cfg.algorithm = index;
-                        cfg.algorithm_where = name_location(at(f));
-                        cfg.values.assign(algorithms_[index].params.size(), std::nullopt);
-                        cfg.value_locations.assign(algorithms_[index].params.size(), source_location{});
-                    }
-                    bind_algorithm(block, p, algorithms_[index], cfg);
-                });
+            if (stopped_) return;
+            const field_ref f{here, key, child};
+            std::size_t index = algorithms_.size();
+            for (std::size_t i = 0; i < algorithms_.size(); ++i) {
+                if (algorithms_[i].cfg_block == key) index = i;
             }
+            if (index == algorithms_.size()) {
+                // A parameter written without its algorithm block is a common slip: say where it goes.
+                std::string extra;
+                for (const auto& a : algorithms_) {
+                    if (a.find_param(key) >= 0) {
+                        extra = "; " + key + " is a field of " + std::string(a.cfg_block) + ": write " + std::string(a.cfg_block) + " { " +
+                                key + ": ... }";
+                        break;
+                    }
+                }
+                unknown_field(f, blocks, extra);
+                continue;
+            }
+            for_each_message(f, false, [&](cfg_document& block, const std::string& p) {
+                if (cfg.algorithm && *cfg.algorithm == index) {
+                    duplicate_message(f);
+                } else {
+                    if (cfg.algorithm) {
+                        report(severity::warning, name_location(at(f)), member_path(path, key),
+                               std::string(name) + " sets both " + std::string(algorithms_[*cfg.algorithm].cfg_block) + " and " + key +
+                                   " (one algorithm per block); the last one, " + key + ", is used");
+                        algorithm_config replaced = cfg;
+                        discarded.push_back(std::move(replaced));
+                    }
+                    cfg.algorithm = index;
+                    cfg.algorithm_where = name_location(at(f));
+                    cfg.values.assign(algorithms_[index].params.size(), std::nullopt);
+                    cfg.value_locations.assign(algorithms_[index].params.size(), source_location{});
+                }
+                bind_algorithm(block, p, algorithms_[index], cfg);
+            });
         }
     }
 
@@ -661,39 +644,34 @@ private:
         for (auto& entry : m) {
             const std::string& key = entry.first;
             cfg_document& child = entry.second;
-            // A field repeated on consecutive lines is one node with its later occurrences as
-            // repeats (see cfg_node): each occurrence is bound as its own field.
-            for (std::size_t occurrence = 0; occurrence <= child.data().repeats.size(); ++occurrence) {
-                if (stopped_) return;
-                const field_ref f{here, key, child, occurrence == 0 ? nullptr : &child.data().repeats[occurrence - 1]};
-                const int index = algo.find_param(key);
-                if (index < 0) {
-                    std::string extra;
-                    for (const auto& other : algorithms_) {
-                        if (other.cfg_block != algo.cfg_block && other.find_param(key) >= 0) {
-                            extra =
-                                "; " + key + " is a field of " + std::string(other.cfg_block) + ", not of " + std::string(algo.cfg_block);
-                            break;
-                        }
+            if (stopped_) return;
+            const field_ref f{here, key, child};
+            const int index = algo.find_param(key);
+            if (index < 0) {
+                std::string extra;
+                for (const auto& other : algorithms_) {
+                    if (other.cfg_block != algo.cfg_block && other.find_param(key) >= 0) {
+                        extra = "; " + key + " is a field of " + std::string(other.cfg_block) + ", not of " + std::string(algo.cfg_block);
+                        break;
                     }
-                    if (!extra.empty()) {
-                        const auto near = closest_names(key, names, [](std::string_view s) { return s; });
-                        extra += did_you_mean(near);
-                        unknown_field(f, names, extra);
-                    } else {
-                        unknown_field(f, names);
-                    }
-                    continue;
                 }
-                const auto i = static_cast<std::size_t>(index);
-                for_each_scalar(f, false, [&](cfg_scalar& v, const std::string&) {
-                    if (auto value = param_of(f, v, algo.params[i])) {
-                        if (cfg.values[i]) duplicate_scalar(f, v, v.text);
-                        cfg.values[i] = *value;
-                        cfg.value_locations[i] = value_location(v);
-                    }
-                });
+                if (!extra.empty()) {
+                    const auto near = closest_names(key, names, [](std::string_view s) { return s; });
+                    extra += did_you_mean(near);
+                    unknown_field(f, names, extra);
+                } else {
+                    unknown_field(f, names);
+                }
+                continue;
             }
+            const auto i = static_cast<std::size_t>(index);
+            for_each_scalar(f, false, [&](cfg_node& v, const std::string&) {
+                if (auto value = param_of(f, v, algo.params[i])) {
+                    if (cfg.values[i]) duplicate_scalar(f, v, v.text);
+                    cfg.values[i] = *value;
+                    cfg.value_locations[i] = value_location(v);
+                }
+            });
         }
     }
 

@@ -12,7 +12,6 @@
 #include "../detail/text_format.hpp"
 #include "../detail/text_format_bind.hpp"
 #include "../detail/text_format_json.hpp"
-#include "../detail/text_format_plain.hpp"
 #include "../error.hpp"
 #include "../io.hpp"
 #include "../policy.hpp"
@@ -23,12 +22,7 @@ namespace kvcali {
 
 KVCALI_DECL simple_config parse_simple_config(std::string_view text, const std::string& file, algorithm_registry algorithms,
                                               diagnostics& diags, const simple_config_limits& limits) {
-    {
-        // Most files are plain (see text_format_plain.hpp): read straight into the result.
-        simple_config cfg;
-        cfg.file = file;
-        if (detail::read_plain_simple_config(text, file, algorithms, limits, cfg)) return cfg;
-    }
+    // One reader for every file (its fast paths are inside the tokenizer), then the binder.
     simple_config cfg;
     cfg.file = file;
     detail::cfg_document doc;
