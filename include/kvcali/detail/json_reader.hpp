@@ -252,10 +252,7 @@ public:
             pos_ = static_cast<std::size_t>(quote + 1 - text_.data());
             return true;
         }
-        scratch.clear();
-        if (!string(scratch)) return false;
-        out = scratch;
-        return true;
+        return read_escaped_string(out, scratch);
     }
     /// An object at `depth` (its `{` at the current position): calls `on_member(key, key_offset)`
     /// for each member, positioned at its value, which it must read (read_value or read_string).
@@ -295,6 +292,13 @@ public:
     }
 
 private:
+    bool read_escaped_string(std::string_view& out, std::string& scratch) {
+        scratch.clear();
+        if (!string(scratch)) return false;
+        out = scratch;
+        return true;
+    }
+
     bool fail(std::size_t at, std::string message) {
         if (error_.empty()) {
             error_offset_ = base_ + at;

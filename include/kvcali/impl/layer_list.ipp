@@ -346,18 +346,15 @@ public:
 private:
     static constexpr std::size_t max_depth = 64;
 
-    /// Points the parser at the window, after white space (dropped as it is read, so that a long
-    /// run never piles up): false at the end of the text.
+    /// Points the parser at the window, after white space (a run of it reaching the window's end
+    /// is dropped, so that it never piles up): false at the end of the text.
     template <class Sink>
     bool next_window(Sink& sink) {
         for (;;) {
             parser_.set_window(source_.window(), source_.offset());
             parser_.skip_whitespace();
+            if (!parser_.at_end()) return true;
             source_.consume(parser_.position());
-            if (!source_.window().empty()) {
-                parser_.set_window(source_.window(), source_.offset());
-                return true;
-            }
             if (source_.exhausted()) return false;
             more(sink);
         }
@@ -380,6 +377,7 @@ private:
             if (source_.exhausted() || !parser_.stopped_near_end()) return false;
             more(sink);
             parser_.set_window(source_.window(), source_.offset());
+            parser_.skip_whitespace();
         }
     }
 
@@ -395,7 +393,7 @@ private:
         if (!parser_.array_start(1)) return false;
         source_.consume(parser_.position());
         if (next_window(sink) && parser_.peek() == ']') {
-            source_.consume(1);
+            source_.consume(parser_.position() + 1);
         } else {
             bool more_elements = true;
             for (std::size_t index = 0; more_elements; ++index) {
@@ -416,6 +414,7 @@ private:
     /// A document that is not an array: valid JSON (read whole) is reported as the wrong shape.
     template <class Sink>
     bool not_an_array(Sink& sink) {
+        source_.consume(parser_.position());  // (white space)
         const std::size_t start = source_.offset();
         while (!source_.exhausted()) more(sink);  // (nothing is consumed: the window grows to the whole text)
         parser_.set_window(source_.window(), source_.offset());
@@ -428,7 +427,7 @@ private:
     /// One element into `element_` (no problem reported yet: the step may run again).
     bool read_element() {
         layer_list_element& e = element_;
-        e.offset = source_.offset();
+        e.offset = source_.offset() + parser_.position();
         e.name = e.type = e.in = e.out = {};
         e.unknown_count = 0;
         e.is_object = parser_.peek() == '{';
