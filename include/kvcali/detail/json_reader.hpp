@@ -25,6 +25,13 @@
 #include "numbers.hpp"
 #include "swar.hpp"
 
+// The readers' innermost steps, inlined where GCC's size heuristics would call them.
+#if defined(__GNUC__)
+#define KVCALI_JSON_HOT [[gnu::always_inline]] inline
+#else
+#define KVCALI_JSON_HOT inline
+#endif
+
 namespace kvcali::detail {
 
 /// The high bit of each of the eight bytes at `p` that is a quote, a backslash, a control or a
@@ -203,7 +210,7 @@ public:
     /// change its outcome (a cut string, number or literal).
     bool stopped_near_end() const noexcept { return pos_ + 16 >= text_.size(); }
 
-    void skip_whitespace() noexcept { skip_ws(); }
+    KVCALI_JSON_HOT void skip_whitespace() noexcept { skip_ws(); }
     bool at_end() const noexcept { return pos_ >= text_.size(); }
     /// The next character (the window must not be at its end).
     char peek() const noexcept { return text_[pos_]; }
@@ -228,7 +235,7 @@ public:
         return true;
     }
     /// After an element of an array: `,` (`more` set) or `]`.
-    bool array_separator(bool& more) {
+    KVCALI_JSON_HOT bool array_separator(bool& more) {
         skip_ws();
         if (pos_ < text_.size() && (text_[pos_] == ',' || text_[pos_] == ']')) {
             more = text_[pos_++] == ',';
@@ -243,7 +250,7 @@ public:
     }
     /// A string at the current position: a view of the window when it is printable ASCII without
     /// escapes (the fast branch), else decoded into `scratch` and viewed there.
-    bool read_string(std::string_view& out, std::string& scratch) {
+    KVCALI_JSON_HOT bool read_string(std::string_view& out, std::string& scratch) {
         const char* const body = text_.data() + pos_ + 1;
         const char* const end = text_.data() + text_.size();
         const char* const quote = plain_string_end(body, end);
@@ -315,7 +322,8 @@ private:
         return std::string("byte 0x") + hex[c >> 4] + hex[c & 0xF];
     }
 
-    void skip_ws() noexcept {
+    KVCALI_JSON_HOT void skip_ws() noexcept {
+        if (pos_ < text_.size() && static_cast<unsigned char>(text_[pos_]) > ' ') return;  // (usually)
         while (pos_ < text_.size()) {
             const char c = text_[pos_];
             if (c != ' ' && c != '\t' && c != '\n' && c != '\r') break;

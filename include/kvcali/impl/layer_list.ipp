@@ -28,7 +28,12 @@
 #include <utility>
 #include <vector>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "../detail/json_reader.hpp"
+#include "../detail/swar.hpp"
 #include "../error.hpp"
 #include "../io.hpp"
 #include "../layer_list.hpp"
@@ -266,16 +271,41 @@ private:
         std::size_t offset = 0, line = 1, line_start = 0;
     };
     static void advance(position& p, std::size_t to, std::string_view held, std::size_t held_offset) {
-        const char* q = held.data() + (p.offset - held_offset);
+        const char* const from = held.data() + (p.offset - held_offset);
         const char* const end = held.data() + (to - held_offset);
-        while (q != end) {
-            const void* nl = std::memchr(q, '\n', static_cast<std::size_t>(end - q));
-            if (nl == nullptr) break;
-            q = static_cast<const char*>(nl) + 1;
-            ++p.line;
-            p.line_start = held_offset + static_cast<std::size_t>(q - held.data());
+        if (const std::size_t n = count_newlines(from, end); n != 0) {
+            const char* last = end - 1;
+            while (*last != '\n') --last;
+            p.line += n;
+            p.line_start = held_offset + static_cast<std::size_t>(last + 1 - held.data());
         }
         p.offset = to;
+    }
+    /// The newlines in [p, end): sixteen bytes at a time with SSE2 (x86-64's baseline), else eight.
+    static std::size_t count_newlines(const char* p, const char* end) noexcept {
+        std::size_t n = 0;
+#if defined(__SSE2__)
+        const __m128i newline = _mm_set1_epi8('\n');
+        while (end - p >= 16) {
+            // Per byte lane, up to 255 blocks' matches (each -1) before they are summed.
+            __m128i lanes = _mm_setzero_si128();
+            for (int block = 0; block < 255 && end - p >= 16; ++block, p += 16) {
+                lanes = _mm_sub_epi8(lanes, _mm_cmpeq_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)), newline));
+            }
+            const __m128i sums = _mm_sad_epu8(lanes, _mm_setzero_si128());
+            n += static_cast<std::size_t>(_mm_cvtsi128_si32(sums)) + static_cast<std::size_t>(_mm_extract_epi16(sums, 4));
+        }
+#else
+        using namespace swar;
+        constexpr std::uint64_t lows = ~highs;
+        for (; end - p >= 8; p += 8) {
+            const std::uint64_t t = load(p) ^ (ones * '\n');
+            const std::uint64_t marks = ~(((t & lows) + lows) | t | lows);  // 0x80 in each newline byte (exact: no borrows)
+            n += static_cast<std::size_t>(((marks >> 7) * ones) >> 56);     // (their sum, in the top byte)
+        }
+#endif
+        for (; p != end; ++p) n += *p == '\n';
+        return n;
     }
     position base_, cursor_;
 };
@@ -284,17 +314,19 @@ private:
 struct layer_list_member {
     bool present = false;
     bool is_string = false;
-    bool is_count = false;  ///< a non-negative integer within 64 bits (`-0` included)
-    std::string_view text;  ///< a string's value (in the window or in a buffer of the reader)
-    std::string_view raw;   ///< the value as written, for messages (in the window)
-    std::size_t value_offset = 0;
-    std::uint64_t count = 0;  ///< when is_count
+    bool is_count = false;                       ///< a non-negative integer within 64 bits (`-0` included)
+    bool decoded = false;                        ///< `text` is in a buffer of the reader (it had escapes or non-ASCII bytes)
+    std::string_view text;                       ///< a string's value (in the window or in a buffer of the reader)
+    std::size_t value_start = 0, value_end = 0;  ///< the value as written: its place in the element's window
+    std::uint64_t count = 0;                     ///< when is_count
 };
 
 /// One element of the top-level array, as read.
 struct layer_list_element {
     std::size_t index = 0;
-    std::size_t offset = 0;  ///< its first character
+    std::size_t offset = 0;         ///< its first character
+    std::size_t window_offset = 0;  ///< the offset of the window it was read from
+    std::string_view window;        ///< (which holds it until the next element)
     bool is_object = false;
     layer_list_member name, type, in, out;
     /// Keys other than name, type, in and out: the first `unknown_count` of `unknown`, in the
@@ -346,78 +378,71 @@ public:
 private:
     static constexpr std::size_t max_depth = 64;
 
-    /// Points the parser at the window, after white space (a run of it reaching the window's end
-    /// is dropped, so that it never piles up): false at the end of the text.
+    /// The parser reads the source's window as it is; the text read is consumed only when more is
+    /// needed (the window is set once per piece, not per element). `keep_from`: the first byte of
+    /// the window still needed.
     template <class Sink>
-    bool next_window(Sink& sink) {
-        for (;;) {
-            parser_.set_window(source_.window(), source_.offset());
-            parser_.skip_whitespace();
-            if (!parser_.at_end()) return true;
-            source_.consume(parser_.position());
-            if (source_.exhausted()) return false;
-            more(sink);
-        }
-    }
-    template <class Sink>
-    void more(Sink& sink) {
+    void more(Sink& sink, std::size_t keep_from) {
         sink.flush(*this);  // (entries still pending view the window)
+        source_.consume(keep_from);
         lines_.drop_before(source_.offset(), source_);
         source_.more();
+        parser_.set_window(source_.window(), source_.offset());
     }
-    /// Runs `unit` (one step of the grammar) from the start of the window; when it fails so near
-    /// the window's end that more text could help, reads more and runs it again.
+    /// Skips white space (a run of it reaching the window's end is dropped, so that it never piles
+    /// up): false at the end of the text.
+    template <class Sink>
+    bool skip_space(Sink& sink) {
+        for (;;) {
+            parser_.skip_whitespace();
+            if (!parser_.at_end()) return true;
+            if (source_.exhausted()) return false;
+            more(sink, parser_.position());
+        }
+    }
+    /// Runs `unit` (one step of the grammar); when it fails so near the window's end that more
+    /// text could help, reads more and runs it again from where it started.
     template <class Sink, class Unit>
     bool run(Sink& sink, Unit&& unit) {
         for (;;) {
-            if (unit()) {
-                source_.consume(parser_.position());
-                return true;
-            }
+            const std::size_t start = parser_.position();
+            if (unit()) return true;
             if (source_.exhausted() || !parser_.stopped_near_end()) return false;
-            more(sink);
-            parser_.set_window(source_.window(), source_.offset());
-            parser_.skip_whitespace();
+            more(sink, start);
         }
     }
 
     template <class Sink>
     bool read_units(Sink& sink) {
+        parser_.set_window(source_.window(), source_.offset());
         // The start: a byte order mark needs three bytes to be seen.
-        while (source_.window().size() < 3 && !source_.exhausted()) more(sink);
-        if (source_.window().starts_with("\xEF\xBB\xBF") || !next_window(sink)) {
+        while (source_.window().size() < 3 && !source_.exhausted()) more(sink, 0);
+        if (source_.window().starts_with("\xEF\xBB\xBF") || !skip_space(sink)) {
             parser_.set_window(source_.window(), source_.offset());
             return parser_.document_start();  // (fails)
         }
         if (parser_.peek() != '[') return not_an_array(sink);
         if (!parser_.array_start(1)) return false;
-        source_.consume(parser_.position());
-        if (next_window(sink) && parser_.peek() == ']') {
-            source_.consume(parser_.position() + 1);
-        } else {
-            bool more_elements = true;
-            for (std::size_t index = 0; more_elements; ++index) {
-                if (!next_window(sink)) {
-                    parser_.read_value(fresh_node(), 1);  // (the error: the end of the text)
-                    return false;
-                }
-                if (index == 0) sink.reserve(source_.expected_objects());
-                element_.index = index;
-                if (!run(sink, [&] { return read_element() && parser_.array_separator(more_elements); })) return false;
-                check(sink);
+        bool more_elements = true;
+        if (skip_space(sink) && parser_.peek() == ']') parser_.array_separator(more_elements);  // `[]`
+        for (std::size_t index = 0; more_elements; ++index) {
+            if (!skip_space(sink)) {
+                parser_.read_value(fresh_node(), 1);  // (the error: the end of the text)
+                return false;
             }
+            if (index == 0) sink.reserve(source_.expected_objects());
+            element_.index = index;
+            if (!run(sink, [&] { return read_element() && parser_.array_separator(more_elements); })) return false;
+            check(sink);
         }
-        if (next_window(sink)) return parser_.document_end();
-        return true;
+        return !skip_space(sink) || parser_.document_end();
     }
 
     /// A document that is not an array: valid JSON (read whole) is reported as the wrong shape.
     template <class Sink>
     bool not_an_array(Sink& sink) {
-        source_.consume(parser_.position());  // (white space)
-        const std::size_t start = source_.offset();
-        while (!source_.exhausted()) more(sink);  // (nothing is consumed: the window grows to the whole text)
-        parser_.set_window(source_.window(), source_.offset());
+        const std::size_t start = source_.offset() + parser_.position();
+        while (!source_.exhausted()) more(sink, parser_.position());  // (the window grows to the whole value)
         json_node ignored;
         if (!parser_.read_value(ignored, 0) || !parser_.document_end()) return false;
         report("a layer list must be a JSON array of layer objects", start, {}, "$");
@@ -427,43 +452,44 @@ private:
     /// One element into `element_` (no problem reported yet: the step may run again).
     bool read_element() {
         layer_list_element& e = element_;
-        e.offset = source_.offset() + parser_.position();
-        e.name = e.type = e.in = e.out = {};
+        e.window = source_.window();
+        e.window_offset = source_.offset();
+        e.offset = e.window_offset + parser_.position();
+        e.name.present = e.type.present = e.in.present = e.out.present = false;
         e.unknown_count = 0;
         e.is_object = parser_.peek() == '{';
         if (!e.is_object) return parser_.read_value(fresh_node(), 1);
         return parser_.read_object(2, [&](std::string_view key, std::size_t key_offset) {
-            const std::size_t value_start = parser_.position();
-            const std::size_t value_offset = source_.offset() + value_start;
-            layer_list_member* m = nullptr;
-            std::string* buffer = nullptr;
-            if (key == "name") {
-                m = &e.name;
-                buffer = &name_buffer_;
-            } else if (key == "type") {
-                m = &e.type;
-                buffer = &type_buffer_;
-            } else if (key == "in") {
-                m = &e.in;
-            } else if (key == "out") {
-                m = &e.out;
-            } else {
-                remember_unknown(key, key_offset);
-                return parser_.read_value(fresh_node(), 2);
-            }
-            *m = {};
-            m->present = true;
-            m->value_offset = value_offset;
-            if (buffer != nullptr && parser_.peek() == '"') {
-                m->is_string = true;
-                if (!parser_.read_string(m->text, *buffer)) return false;
-            } else {
-                if (!parser_.read_value(fresh_node(), 2)) return false;
-                if (buffer == nullptr) m->is_count = is_count(scratch_node_, m->count);
-            }
-            m->raw = source_.window().substr(value_start, parser_.position() - value_start);
-            return true;
+            if (key == "name") return read_text_member(e.name, name_buffer_);
+            if (key == "type") return read_text_member(e.type, type_buffer_);
+            if (key == "in") return read_count_member(e.in);
+            if (key == "out") return read_count_member(e.out);
+            remember_unknown(key, key_offset);
+            return parser_.read_value(fresh_node(), 2);
         });
+    }
+    /// "name" or "type": a string, or anything (then refused).
+    bool read_text_member(layer_list_member& m, std::string& buffer) {
+        m.present = true;
+        m.value_start = parser_.position();
+        m.is_string = parser_.peek() == '"';
+        if (m.is_string) {
+            if (!parser_.read_string(m.text, buffer)) return false;
+            m.decoded = m.text.data() == buffer.data();
+        } else if (!parser_.read_value(fresh_node(), 2)) {
+            return false;
+        }
+        m.value_end = parser_.position();
+        return true;
+    }
+    /// "in" or "out": a non-negative integer, or anything (then refused).
+    bool read_count_member(layer_list_member& m) {
+        m.present = true;
+        m.value_start = parser_.position();
+        if (!parser_.read_value(fresh_node(), 2)) return false;
+        m.is_count = is_count(scratch_node_, m.count);
+        m.value_end = parser_.position();
+        return true;
     }
     /// The node for values not kept, emptied (its buffers kept).
     json_node& fresh_node() {
@@ -508,6 +534,8 @@ private:
             return;
         }
         const std::string path = "[" + std::to_string(e.index) + "]";
+        auto raw = [&](const layer_list_member& m) { return std::string(e.window.substr(m.value_start, m.value_end - m.value_start)); };
+        auto at = [&](const layer_list_member& m) { return e.window_offset + m.value_start; };
         auto problem = [&](std::string message, std::size_t offset, std::string layer, std::string json_path) {
             sink.flush(*this);  // (problems in document order)
             report(std::move(message), offset, std::move(layer), std::move(json_path));
@@ -535,24 +563,23 @@ private:
             return;
         }
         if (!e.name.is_string) {
-            problem(path + ".name must be a string, not " + std::string(e.name.raw), e.name.value_offset, {}, path + ".name");
+            problem(path + ".name must be a string, not " + raw(e.name), at(e.name), {}, path + ".name");
             return;
         }
         if (!e.type.is_string) {
-            problem(path + ".type of layer \"" + std::string(e.name.text) + "\" must be a string, not " + std::string(e.type.raw),
-                    e.type.value_offset, std::string(e.name.text), path + ".type");
+            problem(path + ".type of layer \"" + std::string(e.name.text) + "\" must be a string, not " + raw(e.type), at(e.type),
+                    std::string(e.name.text), path + ".type");
             return;
         }
         if (e.name.text.empty()) {
-            problem(path + ".name is empty (the root module is not a layer)", e.name.value_offset, {}, path + ".name");
+            problem(path + ".name is empty (the root module is not a layer)", at(e.name), {}, path + ".name");
             return;
         }
         for (const layer_list_member* m : {&e.in, &e.out}) {
             if (!m->present || m->is_count) continue;
             const std::string key = m == &e.in ? "in" : "out";
-            problem(path + "." + key + " of layer \"" + std::string(e.name.text) + "\" must be a non-negative integer, not " +
-                        std::string(m->raw),
-                    m->value_offset, std::string(e.name.text), path + "." + key);
+            problem(path + "." + key + " of layer \"" + std::string(e.name.text) + "\" must be a non-negative integer, not " + raw(*m),
+                    at(*m), std::string(e.name.text), path + "." + key);
         }
         sink.add(*this, e);
     }
@@ -581,11 +608,11 @@ public:
     void add(Reader& reader, const layer_list_element& e) {
         const std::uint32_t h = layer_table::hash_of(e.name.text);
         table_.prefetch(h);
-        batch_[pending_++] = {e.name.text, e.type.text, e.out.is_count ? std::optional<std::uint64_t>(e.out.count) : std::nullopt,
-                              h,           e.index,     e.name.value_offset};
+        batch_[pending_++] = {
+            e.name.text, e.type.text, e.out.present && e.out.is_count ? std::optional<std::uint64_t>(e.out.count) : std::nullopt,
+            h,           e.index,     e.window_offset + e.name.value_start};
         // A name or type decoded into the reader's buffers is overwritten by the next element.
-        const bool in_window = is_in(e.name.text, reader.source().held()) && is_in(e.type.text, reader.source().held());
-        if (pending_ == batch_size || !in_window) flush(reader);
+        if (pending_ == batch_size || e.name.decoded || e.type.decoded) flush(reader);
     }
 
     template <class Reader>
@@ -603,10 +630,6 @@ public:
     }
 
 private:
-    static bool is_in(std::string_view part, std::string_view whole) noexcept {
-        return std::less_equal<>()(whole.data(), part.data()) &&
-               std::less_equal<>()(part.data() + part.size(), whole.data() + whole.size());
-    }
     struct pending_entry {
         std::string_view name, type;
         std::optional<std::uint64_t> out;
