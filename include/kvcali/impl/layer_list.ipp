@@ -549,16 +549,16 @@ private:
             for (const std::string_view key : {std::string_view("name"), std::string_view("type")}) {
                 if ((key == "name" ? e.name : e.type).present) continue;
                 std::string message = path + " has no \"" + std::string(key) + "\" (a layer is {\"name\": string, \"type\": string})";
-                std::size_t at = e.offset;
+                std::size_t where = e.offset;
                 const auto near = closest_names(
                     key, std::span(e.unknown.data(), e.unknown_count), [](const auto& k) { return std::string_view(k.first); }, 1);
                 if (!near.empty()) {
                     message = path + ": unknown key \"" + near.front() + "\"" + did_you_mean({std::string(key)});
                     for (std::size_t i = 0; i < e.unknown_count; ++i) {
-                        if (e.unknown[i].first == near.front()) at = e.unknown[i].second;
+                        if (e.unknown[i].first == near.front()) where = e.unknown[i].second;
                     }
                 }
-                problem(std::move(message), at, {}, path);
+                problem(std::move(message), where, {}, path);
             }
             return;
         }
