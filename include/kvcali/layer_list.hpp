@@ -6,8 +6,10 @@
 // not a layer. A name listed twice is an `invalid_model` error. Eligible type: `Linear`.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -32,6 +34,20 @@ KVCALI_DECL layer_table parse_layer_list(std::string_view text, const std::strin
 
 /// Reads a layer-list file; throws `kvcali::error` (io_error or invalid_model).
 KVCALI_DECL layer_table load_layer_list(const std::filesystem::path& path, const type_predicate& eligible = is_torch_linear);
+
+namespace detail {
+
+/// An entry of a layer list as read, for readers of its other members ("out": the channel count).
+struct layer_list_entry {
+    std::string_view name, type;
+    std::optional<std::uint64_t> out;
+};
+
+/// load_layer_list, calling `each` (when set) with every entry added to the table.
+KVCALI_DECL layer_table load_layer_list(const std::filesystem::path& path, const type_predicate& eligible,
+                                        const std::function<void(const layer_list_entry&)>& each);
+
+}  // namespace detail
 
 }  // namespace kvcali
 

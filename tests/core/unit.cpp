@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <optional>
 #include <type_traits>
 
@@ -801,8 +802,78 @@ BOOST_AUTO_TEST_CASE(layer_list_errors_carry_line_column_and_layer) {
     BOOST_TEST(object[0].where.column == 3u);
 }
 
+BOOST_AUTO_TEST_CASE(layer_list_syntax_errors_carry_line_and_column) {
+    const auto bad = layer_list_problems("[\n {\"name\": \"a\", \"type\": \"Linear\"},\n {\"name\": \"b\" \"type\": \"Linear\"}\n]");
+    BOOST_TEST_REQUIRE(bad.size() == 1u);
+    BOOST_TEST(bad[0].to_string() ==
+               "m.json:3:15: error: the layer list is not valid JSON: expected ',' or '}' in an object, found '\"' [invalid_model]");
+    // Problems of earlier entries are not reported when the text is not JSON (as one parse of the whole).
+    const auto late = layer_list_problems("[{\"name\": \"\", \"type\": \"Linear\"},\n {\"name\": \"b\", \"type\": \"Linear\"},]");
+    BOOST_TEST_REQUIRE(late.size() == 1u);
+    BOOST_TEST(late[0].to_string() ==
+               "m.json:2:34: error: the layer list is not valid JSON: expected a JSON value, found ']' [invalid_model]");
+    const auto trailing = layer_list_problems("[]\n x");
+    BOOST_TEST_REQUIRE(trailing.size() == 1u);
+    BOOST_TEST(trailing[0].where.line == 2u);
+    BOOST_TEST(trailing[0].where.column == 2u);
+    // NaN and Infinity are not JSON here (config.json's reader reads them to say what they are).
+    BOOST_TEST(layer_list_problems(R"([{"name": "k", "type": "Linear", "x": NaN}])").size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(layer_list_repeated_keys_keep_the_last) {
+    kvcali::diagnostics d;
+    const auto t = kvcali::parse_layer_list(R"([{"name": 3, "type": "Linear", "name": "b"}, {"type": "X", "name": "c", "type": "Linear"}])",
+                                            "m.json", d);
+    BOOST_TEST(!d.has_errors());
+    BOOST_TEST_REQUIRE(t.size() == 2u);
+    BOOST_TEST(t[0].name == "b");
+    BOOST_TEST(t[1].type == "Linear");
+    // A key written with escapes is the same key, and problems point at it.
+    const auto escaped = layer_list_problems(R"([{"n\u0061me": 3, "type": "Linear"}])");
+    BOOST_TEST_REQUIRE(escaped.size() == 1u);
+    BOOST_TEST(escaped[0].to_string() == "m.json:1:16: error: [0].name must be a string, not 3 [invalid_model]");
+}
+
+BOOST_AUTO_TEST_CASE(layer_list_files_are_read_in_pieces_with_the_same_diagnostics) {
+    // Over several 64 KiB pieces, with entries (and one long name) cut by their ends.
+    std::string text = "[\n";
+    for (int i = 0; i < 6000; ++i) {
+        text += "  {\"name\": \"model.layers." + std::to_string(i) +
+                ".k\", \"type\": \"Linear\", \"in\": 8, \"out\": " + std::to_string(i) + "},\n";
+    }
+    text += "  {\"name\": \"" + std::string(200000, 'x') + "\", \"type\": \"Linear\"},\n";
+    text += "  {\"name\": \"model.layers.7.k\", \"type\": \"Linear\"},\n  {\"name\": \"z\", \"type\": \"Linear\", \"out\": -1}\n]\n";
+    temp_dir dir;
+    spit(dir / "big.json", text);
+    kvcali::diagnostics d;
+    (void)kvcali::parse_layer_list(text, (dir / "big.json").string(), d);
+    BOOST_TEST_REQUIRE(d.error_count() == 2u);
+    BOOST_TEST(d.items()[0].where.line == 6003u);
+    BOOST_TEST(d.items()[0].json_path == "[6001].name");
+    try {
+        (void)kvcali::load_layer_list(dir / "big.json");
+        BOOST_FAIL("a duplicate name was accepted");
+    } catch (const kvcali::error& e) {
+        BOOST_TEST_REQUIRE(e.diagnostics().size() == 2u);
+        BOOST_TEST(e.diagnostics()[0].to_string() == d.items()[0].to_string());
+        BOOST_TEST(e.diagnostics()[1].to_string() == d.items()[1].to_string());
+    }
+    text.resize(text.size() - 97);  // without the last two entries
+    text += "{\"name\": \"y\", \"type\": \"Linear\"}]";
+    spit(dir / "good.json", text);
+    const auto table = kvcali::load_layer_list(dir / "good.json");
+    BOOST_TEST(table.size() == 2u + 6000u * 2u + 2u);  // model, model.layers; model.layers.N and .k; the long name, y
+    // Each entry's other members, as the export reads "out" (read_layer_output_features).
+    std::map<std::string, std::optional<std::uint64_t>, std::less<>> features;
+    (void)kvcali::detail::load_layer_list(dir / "good.json", kvcali::is_torch_linear,
+                                          [&](const kvcali::detail::layer_list_entry& e) { features[std::string(e.name)] = e.out; });
+    BOOST_TEST(features.size() == 6002u);
+    BOOST_TEST((features.at("model.layers.5999.k") == std::optional<std::uint64_t>(5999)));
+    BOOST_TEST(!features.at("y").has_value());
+}
+
 BOOST_AUTO_TEST_CASE(layer_list_in_and_out_are_non_negative_integers) {
-    // Accepted, by the fast reader and the DOM reader alike (the escape sends the second to the DOM).
+    // Accepted, with plain strings and with escapes (the slow branch of the string reader).
     for (const std::string_view text : {R"([{"name": "k", "type": "Linear", "in": 0, "out": 4096}])",
                                         R"([{"name": "k", "type": "Linear", "in": 0, "out": 4096, "x": "\u0041"}])",
                                         R"([{"name": "k", "type": "Linear", "in": 18446744073709551615}])"}) {

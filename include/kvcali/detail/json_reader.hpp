@@ -1,10 +1,14 @@
-// kvcali internals: a small JSON reader that keeps what Boost.JSON's DOM drops: the byte offset of
-// every value and key, the exact text of every number (read later with std::from_chars, which is
+// kvcali internals: the library's JSON reader. It keeps what Boost.JSON's DOM drops: the byte offset
+// of every value and key, the exact text of every number (read later with std::from_chars, which is
 // correctly rounded), duplicate keys, and Python's NaN / Infinity / -Infinity tokens (the reference
 // writes them for non-finite floats; they are read so that the error can say what they are).
+// It reads a whole document into a tree (config.json), or a top-level array one element at a time
+// through the step functions below, a window of the text at a time (the layer list). Runs of
+// printable ASCII inside strings are scanned eight bytes at a time (its fast branch).
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <charconv>
 #include <cmath>
 #include <cstddef>
@@ -19,8 +23,45 @@
 #include "../error.hpp"
 #include "../json_format.hpp"
 #include "numbers.hpp"
+#include "swar.hpp"
+
+// The readers' innermost steps, inlined where GCC's size heuristics would call them.
+#if defined(__GNUC__)
+#define KVCALI_JSON_HOT [[gnu::always_inline]] inline
+#else
+#define KVCALI_JSON_HOT inline
+#endif
 
 namespace kvcali::detail {
+
+/// The high bit of each of the eight bytes at `p` that is a quote, a backslash, a control or a
+/// non-ASCII byte, in memory order from the lowest bit: exact up to the first such byte (a
+/// borrow may mark some after it). Zero when there is none.
+inline std::uint64_t special_bytes(const char* p) noexcept {
+    using namespace swar;
+    const std::uint64_t w = load(p);
+    return non_ascii_bytes(w) | bytes_below(w, 0x20) | zero_bytes(w ^ (ones * '"')) | zero_bytes(w ^ (ones * '\\'));
+}
+
+/// The first quote, backslash, control or non-ASCII byte at or after `p`; `end` when there is none.
+inline const char* skip_plain_string_bytes(const char* p, const char* end) noexcept {
+    while (end - p >= 8) {
+        if (const std::uint64_t special = special_bytes(p)) return p + std::countr_zero(special) / 8;
+        p += 8;
+    }
+    for (; p != end; ++p) {
+        const auto c = static_cast<unsigned char>(*p);
+        if (c == '"' || c < 0x20 || c >= 0x80 || c == '\\') return p;
+    }
+    return end;
+}
+
+/// The closing quote of a string of printable ASCII without escapes whose body starts at `p`;
+/// null when a special byte comes first; `end` when the text ends before the quote.
+inline const char* plain_string_end(const char* p, const char* end) noexcept {
+    const char* q = skip_plain_string_bytes(p, end);
+    return q == end || *q == '"' ? q : nullptr;
+}
 
 struct json_member;
 
@@ -128,34 +169,146 @@ struct json_document {
     std::string error;
 };
 
-/// A strict RFC 8259 parser (plus NaN, Infinity, -Infinity). Recursive descent; the depth is bounded
-/// by `max_depth`, so the recursion is bounded too.
+/// A strict RFC 8259 parser (plus NaN, Infinity, -Infinity unless refused). Recursive descent; the
+/// depth is bounded by `max_depth`, so the recursion is bounded too.
+///
+/// Besides parse() (a whole document into a tree), it offers the steps of a reader that walks a
+/// top-level array element by element over windows of a larger text (set_window): each step
+/// reads from the window's start and says, on failure, whether more text could change the outcome
+/// (stopped_near_end). Offsets it reports are offsets in the whole document.
 class json_parser {
 public:
-    json_parser(std::string_view text, std::size_t max_depth) : text_(text), max_depth_(max_depth) {}
+    json_parser(std::string_view text, std::size_t max_depth, bool non_finite_numbers = true)
+        : text_(text), max_depth_(max_depth), non_finite_(non_finite_numbers) {}
 
     json_document parse() {
         json_document doc;
         duplicates_ = &doc.duplicates;
-        skip_ws();
-        if (text_.substr(0, 3) == "\xEF\xBB\xBF") {
-            fail(0, "a UTF-8 byte order mark is not allowed before the JSON text");
-        } else if (pos_ >= text_.size()) {
-            fail(pos_, "expected a JSON value, found the end of the text");
-        } else if (value(doc.root, "$", 0)) {
-            skip_ws();
-            if (pos_ < text_.size()) fail(pos_, "expected the end of the text after the JSON value, found " + show_here());
-        }
+        if (document_start() && value(doc.root, "$", 0)) document_end();
         doc.ok = error_.empty();
         doc.error_offset = error_offset_;
         doc.error = std::move(error_);
         return doc;
     }
 
+    // ---- steps for reading a document window by window ----
+
+    /// Reads `window` next, a part of the document starting at byte `offset` of it; clears the error.
+    void set_window(std::string_view window, std::size_t offset) noexcept {
+        text_ = window;
+        base_ = offset;
+        pos_ = 0;
+        error_.clear();
+    }
+    /// How far into the window the steps have read.
+    std::size_t position() const noexcept { return pos_; }
+    bool failed() const noexcept { return !error_.empty(); }
+    /// The first error since set_window, and its offset in the document.
+    const std::string& error() const noexcept { return error_; }
+    std::size_t error_offset() const noexcept { return error_offset_; }
+    /// Whether the last step stopped so close to the end of the window that more text could
+    /// change its outcome (a cut string, number or literal).
+    bool stopped_near_end() const noexcept { return pos_ + 16 >= text_.size(); }
+
+    KVCALI_JSON_HOT void skip_whitespace() noexcept { skip_ws(); }
+    bool at_end() const noexcept { return pos_ >= text_.size(); }
+    /// The next character (the window must not be at its end).
+    char peek() const noexcept { return text_[pos_]; }
+    /// The start of the document: no byte order mark, and a value to come.
+    bool document_start() {
+        skip_ws();
+        if (base_ == 0 && text_.substr(0, 3) == "\xEF\xBB\xBF")
+            return fail(0, "a UTF-8 byte order mark is not allowed before the JSON text");
+        if (pos_ >= text_.size()) return fail(pos_, "expected a JSON value, found the end of the text");
+        return true;
+    }
+    /// The end of the document: nothing but white space after the value.
+    bool document_end() {
+        skip_ws();
+        if (pos_ < text_.size()) return fail(pos_, "expected the end of the text after the JSON value, found " + show_here());
+        return true;
+    }
+    /// The opening bracket of an array at `depth` (1: the top level).
+    bool array_start(std::size_t depth) {
+        if (too_deep(depth)) return false;
+        ++pos_;
+        return true;
+    }
+    /// After an element of an array: `,` (`more` set) or `]`.
+    KVCALI_JSON_HOT bool array_separator(bool& more) {
+        skip_ws();
+        if (pos_ < text_.size() && (text_[pos_] == ',' || text_[pos_] == ']')) {
+            more = text_[pos_++] == ',';
+            return true;
+        }
+        return fail(pos_, "expected ',' or ']' in an array, found " + show_here());
+    }
+    /// Any value, into a tree whose object paths are not kept (for duplicate keys) below `depth`.
+    bool read_value(json_node& out, std::size_t depth) {
+        static const std::string no_path;
+        return value(out, no_path, depth);
+    }
+    /// A string at the current position: a view of the window when it is printable ASCII without
+    /// escapes (the fast branch), else decoded into `scratch` and viewed there.
+    KVCALI_JSON_HOT bool read_string(std::string_view& out, std::string& scratch) {
+        const char* const body = text_.data() + pos_ + 1;
+        const char* const end = text_.data() + text_.size();
+        const char* const quote = plain_string_end(body, end);
+        if (quote != nullptr && quote != end) {
+            out = std::string_view(body, static_cast<std::size_t>(quote - body));
+            pos_ = static_cast<std::size_t>(quote + 1 - text_.data());
+            return true;
+        }
+        return read_escaped_string(out, scratch);
+    }
+    /// An object at `depth` (its `{` at the current position): calls `on_member(key, key_offset)`
+    /// for each member, positioned at its value, which it must read (read_value or read_string).
+    /// The key is viewed in the window or in a buffer that the next key reuses.
+    template <class OnMember>
+    bool read_object(std::size_t depth, OnMember&& on_member) {
+        if (too_deep(depth)) return false;
+        ++pos_;
+        skip_ws();
+        if (pos_ < text_.size() && text_[pos_] == '}') {
+            ++pos_;
+            return true;
+        }
+        std::string key_buffer;
+        while (true) {
+            skip_ws();
+            if (pos_ >= text_.size() || text_[pos_] != '"') return fail(pos_, "expected a string key, found " + show_here());
+            const std::size_t key_offset = base_ + pos_;
+            std::string_view key;
+            if (!read_string(key, key_buffer)) return false;
+            skip_ws();
+            if (pos_ >= text_.size() || text_[pos_] != ':') return fail(pos_, "expected ':' after the key, found " + show_here());
+            ++pos_;
+            skip_ws();
+            if (!on_member(key, key_offset)) return false;
+            skip_ws();
+            if (pos_ < text_.size() && text_[pos_] == ',') {
+                ++pos_;
+                continue;
+            }
+            if (pos_ < text_.size() && text_[pos_] == '}') {
+                ++pos_;
+                return true;
+            }
+            return fail(pos_, "expected ',' or '}' in an object, found " + show_here());
+        }
+    }
+
 private:
+    bool read_escaped_string(std::string_view& out, std::string& scratch) {
+        scratch.clear();
+        if (!string(scratch)) return false;
+        out = scratch;
+        return true;
+    }
+
     bool fail(std::size_t at, std::string message) {
         if (error_.empty()) {
-            error_offset_ = at;
+            error_offset_ = base_ + at;
             error_ = std::move(message);
         }
         return false;
@@ -169,7 +322,8 @@ private:
         return std::string("byte 0x") + hex[c >> 4] + hex[c & 0xF];
     }
 
-    void skip_ws() {
+    KVCALI_JSON_HOT void skip_ws() noexcept {
+        if (pos_ < text_.size() && static_cast<unsigned char>(text_[pos_]) > ' ') return;  // (usually)
         while (pos_ < text_.size()) {
             const char c = text_[pos_];
             if (c != ' ' && c != '\t' && c != '\n' && c != '\r') break;
@@ -184,7 +338,8 @@ private:
     }
 
     bool value(json_node& out, const std::string& path, std::size_t depth) {
-        out.offset = pos_;
+        const std::size_t start = pos_;
+        out.offset = base_ + pos_;
         if (pos_ >= text_.size()) return fail(pos_, "expected a JSON value, found the end of the text");
         const char c = text_[pos_];
         switch (c) {
@@ -207,9 +362,9 @@ private:
                 break;
             case 'N':
             case 'I':
-                if (literal("NaN") || literal("Infinity")) {
+                if (non_finite_ && (literal("NaN") || literal("Infinity"))) {
                     out.type = json_node::kind::number;
-                    out.number = text_.substr(out.offset, pos_ - out.offset);
+                    out.number = text_.substr(start, pos_ - start);
                     return true;
                 }
                 break;
@@ -231,7 +386,7 @@ private:
         out.type = json_node::kind::number;
         if (text_[pos_] == '-') {
             ++pos_;
-            if (literal("Infinity")) {
+            if (non_finite_ && literal("Infinity")) {
                 out.number = text_.substr(start, pos_ - start);
                 return true;
             }
@@ -305,6 +460,11 @@ private:
         const std::size_t open = pos_;
         ++pos_;  // the opening quote
         while (true) {
+            // The fast branch: a run of printable ASCII without escapes is taken at once.
+            const char* const run = text_.data() + pos_;
+            const std::size_t plain = static_cast<std::size_t>(skip_plain_string_bytes(run, text_.data() + text_.size()) - run);
+            out.append(run, plain);
+            pos_ += plain;
             if (pos_ >= text_.size()) return fail(open, "unterminated string");
             const auto c = static_cast<unsigned char>(text_[pos_]);
             if (c == '"') {
@@ -367,25 +527,12 @@ private:
 
     bool object(json_node& out, const std::string& path, std::size_t depth) {
         out.type = json_node::kind::object;
-        if (too_deep(depth)) return false;
-        ++pos_;
-        skip_ws();
-        if (pos_ < text_.size() && text_[pos_] == '}') {
-            ++pos_;
-            return true;
-        }
         // First occurrence of each key; objects are small except the top level (one key per layer).
         std::unordered_map<std::string, std::size_t> seen;
-        while (true) {
-            skip_ws();
-            if (pos_ >= text_.size() || text_[pos_] != '"') return fail(pos_, "expected a string key, found " + show_here());
+        return read_object(depth, [&](std::string_view key, std::size_t key_offset) {
             json_member m;
-            m.key_offset = pos_;
-            if (!string(m.key)) return false;
-            skip_ws();
-            if (pos_ >= text_.size() || text_[pos_] != ':') return fail(pos_, "expected ':' after the key, found " + show_here());
-            ++pos_;
-            skip_ws();
+            m.key = std::string(key);
+            m.key_offset = key_offset;
             const std::string child = json_path_member(path, m.key);
             if (!value(m.value, child, depth)) return false;
             auto it = seen.find(m.key);
@@ -395,52 +542,37 @@ private:
                 seen.emplace(m.key, m.key_offset);
                 out.members.push_back(std::move(m));
             }
-            skip_ws();
-            if (pos_ < text_.size() && text_[pos_] == ',') {
-                ++pos_;
-                continue;
-            }
-            if (pos_ < text_.size() && text_[pos_] == '}') {
-                ++pos_;
-                return true;
-            }
-            return fail(pos_, "expected ',' or '}' in an object, found " + show_here());
-        }
+            return true;
+        });
     }
 
     bool array(json_node& out, const std::string& path, std::size_t depth) {
         out.type = json_node::kind::array;
-        if (too_deep(depth)) return false;
-        ++pos_;
+        if (!array_start(depth)) return false;
         skip_ws();
         if (pos_ < text_.size() && text_[pos_] == ']') {
             ++pos_;
             return true;
         }
-        while (true) {
+        for (bool more = true; more;) {
             skip_ws();
             json_node item;
             if (!value(item, json_path_index(path, out.items.size()), depth)) return false;
             out.items.push_back(std::move(item));
-            skip_ws();
-            if (pos_ < text_.size() && text_[pos_] == ',') {
-                ++pos_;
-                continue;
-            }
-            if (pos_ < text_.size() && text_[pos_] == ']') {
-                ++pos_;
-                return true;
-            }
-            return fail(pos_, "expected ',' or ']' in an array, found " + show_here());
+            if (!array_separator(more)) return false;
         }
+        return true;
     }
 
     std::string_view text_;
     std::size_t max_depth_;
-    std::size_t pos_ = 0;
+    bool non_finite_;
+    std::size_t base_ = 0;  ///< the document offset of the window's first byte
+    std::size_t pos_ = 0;   ///< in the window
     std::size_t error_offset_ = 0;
     std::string error_;
-    std::vector<json_duplicate_key>* duplicates_ = nullptr;
+    std::vector<json_duplicate_key> no_duplicates_;  ///< (where nested duplicate keys go when not parsing a document)
+    std::vector<json_duplicate_key>* duplicates_ = &no_duplicates_;
 };
 
 /// Parses `text` (one JSON value). The tree's number views point into `text`.

@@ -19,9 +19,9 @@
 
 #include "../calibration/record.hpp"
 #include "../config_reader.hpp"
-#include "../detail/json_input.hpp"
 #include "../error.hpp"
 #include "../io.hpp"
+#include "../layer_list.hpp"
 #include "../resolved_config.hpp"
 #include "../selector.hpp"
 #include "json_text.hpp"
@@ -534,33 +534,13 @@ inline outcome<export_plan> try_plan_export(std::span<const layer_record> record
     }
 }
 
-/// Output features of every layer of a layer-list model (`[{"name", "type", "in", "out"}, ...]`):
-/// `"out"` is the channel count; a layer without it is listed with none.
-/// Errors: `kvcali::error` (io_error, invalid_model) naming the file.
+/// Output features of every layer of a layer-list model (`[{"name", "type", "in", "out"}, ...]`),
+/// read by the layer-list reader (load_layer_list): `"out"` is the channel count; a layer without
+/// it is listed with none. Errors: `kvcali::error` (io_error, invalid_model) naming the file, as
+/// load_layer_list reports them.
 inline layer_output_features read_layer_output_features(const std::filesystem::path& path) {
-    const std::string text = read_file(path);
-    diagnostics diags;
-    boost::json::value doc;
     layer_output_features out;
-    if (!detail::parse_json(text, path.string(), errc::invalid_model, "the layer list", doc, diags)) diags.throw_if_errors();
-    const auto* array = doc.if_array();
-    if (array == nullptr) {
-        throw error(diagnostic{.severity = severity::error,
-                               .category = errc::invalid_model,
-                               .message = path.string() + ": a layer list must be a JSON array of layer objects",
-                               .where = {path.string(), 0, 0},
-                               .layer = {},
-                               .json_path = {}});
-    }
-    for (const auto& item : *array) {
-        const auto* o = item.if_object();
-        if (o == nullptr) continue;
-        const auto* name = o->if_contains("name");
-        if (name == nullptr || !name->is_string()) continue;
-        std::optional<std::uint64_t> channels;
-        if (const auto* c = o->if_contains("out")) channels = detail::json_uint(*c);
-        out[std::string(name->get_string())] = channels;
-    }
+    (void)detail::load_layer_list(path, is_torch_linear, [&](const detail::layer_list_entry& e) { out[std::string(e.name)] = e.out; });
     return out;
 }
 

@@ -1,11 +1,16 @@
 // kvcali: the layer-list reader (declared in layer_list.hpp): included at the end of that header
 // (header-only use) or by <kvcali/src.hpp> (separate compilation).
+//
+// One reader: the library's JSON parser (detail/json_reader.hpp) walks the top-level array one
+// element at a time over a window of the text (a file is read in pieces, never whole), so no tree
+// of the list is built; every problem, JSON syntax included, carries its line and column. Plain
+// ASCII strings without escapes (names and types, nearly always) are scanned eight bytes at a time
+// and viewed in the window, not copied.
 #pragma once
-
-#include <boost/json/value.hpp>
 
 #include <algorithm>
 #include <bit>
+#include <charconv>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -14,6 +19,8 @@
 #include <functional>
 #include <ios>
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -21,7 +28,11 @@
 #include <utility>
 #include <vector>
 
-#include "../detail/json_input.hpp"
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#include "../detail/json_reader.hpp"
 #include "../detail/swar.hpp"
 #include "../error.hpp"
 #include "../io.hpp"
@@ -32,38 +43,6 @@
 namespace kvcali {
 
 namespace detail {
-
-/// The high bit of each of the eight bytes at `p` that is a quote, a backslash, a control or a
-/// non-ASCII byte, in memory order from the lowest bit: exact up to the first such byte (a
-/// borrow may mark some after it). Zero when there is none.
-inline std::uint64_t special_bytes(const char* p) noexcept {
-    using namespace swar;
-    const std::uint64_t w = load(p);
-    return non_ascii_bytes(w) | bytes_below(w, 0x20) | zero_bytes(w ^ (ones * '"')) | zero_bytes(w ^ (ones * '\\'));
-}
-
-/// The closing quote of a string of printable ASCII without escapes whose body starts at `p`;
-/// null when a special byte comes first; `end` when the text ends before the quote.
-inline const char* plain_string_end(const char* p, const char* end) noexcept {
-    while (end - p >= 8) {
-        if (const std::uint64_t special = special_bytes(p)) {
-            p += std::countr_zero(special) / 8;
-            return *p == '"' ? p : nullptr;
-        }
-        p += 8;
-    }
-    for (; p != end; ++p) {
-        const auto c = static_cast<unsigned char>(*p);
-        if (c == '"') return p;
-        if (c < 0x20 || c >= 0x80 || c == '\\') return nullptr;
-    }
-    return end;
-}
-
-/// `key == word` for a word of four letters.
-inline bool is_key(std::string_view key, const char (&word)[5]) noexcept {
-    return key.size() == 4 && std::memcmp(key.data(), word, 4) == 0;
-}
 
 /// The length of the common prefix of two strings.
 inline std::size_t common_prefix(std::string_view a, std::string_view b) noexcept {
@@ -178,25 +157,30 @@ private:
 class layer_list_text {
 public:
     explicit layer_list_text(std::string_view text) : text_(text) {}
-    /// The text not yet consumed (the reader's window).
-    std::string_view window() const noexcept { return text_; }
+    /// The text not yet consumed (the reader's window), and its offset in the text.
+    std::string_view window() const noexcept { return text_.substr(start_); }
+    std::size_t offset() const noexcept { return start_; }
+    /// The bytes still held (from held_offset() on): the consumed ones stay until more() drops them.
+    std::string_view held() const noexcept { return text_; }
+    std::size_t held_offset() const noexcept { return 0; }
     /// Drops the first `n` bytes of the window.
-    void consume(std::size_t n) noexcept { text_.remove_prefix(n); }
+    void consume(std::size_t n) noexcept { start_ += n; }
     /// Appends more text to the window; false at the end (there is none here).
     bool more() noexcept { return false; }
     bool exhausted() const noexcept { return true; }
     bool failed() const noexcept { return false; }
-    /// About how many objects the whole list holds, from the window (`{` never occurs elsewhere in
-    /// the plain shape but inside names, so this is at most a little high).
+    /// About how many objects the whole list holds (`{` never occurs elsewhere in the usual shape
+    /// but inside names, so this is at most a little high).
     std::size_t expected_objects() const noexcept { return static_cast<std::size_t>(std::count(text_.begin(), text_.end(), '{')); }
 
 private:
     std::string_view text_;
+    std::size_t start_ = 0;
 };
 
-/// A layer-list file read in pieces: the reader holds one piece at a time, never the whole file.
-/// Any problem reading it (or a file over the size limit) only marks it failed: the caller then
-/// reads it whole with read_file, which reports exactly.
+/// A layer-list file read in pieces: the reader holds one piece at a time (and the element it is
+/// reading), never the whole file. A problem reading it (or a file over the size limit) marks it
+/// failed: the caller then reads it with read_file, which reports exactly.
 class layer_list_file {
 public:
     static constexpr std::size_t default_piece = std::size_t{1} << 16;
@@ -211,7 +195,11 @@ public:
         }
     }
     std::string_view window() const noexcept { return std::string_view(buffer_.get() + start_, end_ - start_); }
+    std::size_t offset() const noexcept { return held_offset() + start_; }
+    std::string_view held() const noexcept { return std::string_view(buffer_.get(), end_); }
+    std::size_t held_offset() const noexcept { return static_cast<std::size_t>(total_) - end_; }
     void consume(std::size_t n) noexcept { start_ += n; }
+    /// Drops the consumed bytes and reads more after the window.
     bool more() {
         if (exhausted_) return false;
         // Keep what is not consumed yet, at the front (no more than a cut entry, usually), and
@@ -257,511 +245,440 @@ private:
     bool exhausted_ = false, failed_ = false;
 };
 
-/// Reads a layer list without building a JSON DOM, for the common shape: an array of objects
-/// whose members are ASCII strings without escapes, plain numbers, true, false or null, each
-/// with a non-empty "name" string and a "type" string, no name listed twice, no key repeated.
-/// Anything else (including every error) returns false with nothing reported; the caller then
-/// reads the text with the DOM, which reports problems exactly. `source` is a layer_list_text or
-/// a layer_list_file: the text is read in units (the opening bracket, one entry with the comma or
-/// bracket after it, the end), and a unit cut by the end of the window is read again with more.
-template <class Source>
-bool read_plain_layer_list(Source& source, layer_table& table, const type_predicate& eligible) {
-    const char* p = nullptr;
-    const char* end = nullptr;
-    bool hit_end = false;  // the unit being read reached the end of the window (more text may help)
-    auto at_end = [&] {
-        if (p != end) return false;
-        hit_end = true;
-        return true;
-    };
-    auto skip_space = [&] {
-        const char* q = p;
-        while (q != end && static_cast<unsigned char>(*q) <= ' ' && (*q == ' ' || *q == '\n' || *q == '\r' || *q == '\t')) ++q;
-        if (q == end) hit_end = true;
-        p = q;
-    };
-    auto at = [&](char c) { return !at_end() && *p == c; };
-    // A string of printable ASCII without escapes; `out` views its body.
-    auto read_string = [&](std::string_view& out) {
-        if (!at('"')) return false;
-        const char* const body = p + 1;
-        const char* const quote = plain_string_end(body, end);
-        if (quote == nullptr) return false;
-        if (quote == end) {
-            hit_end = true;
-            return false;
-        }
-        out = std::string_view(body, static_cast<std::size_t>(quote - body));
-        p = quote + 1;
-        return true;
-    };
-    auto digits = [&] {
-        const char* q = p;
-        while (q != end && *q >= '0' && *q <= '9') ++q;
-        if (q == end) hit_end = true;
-        const auto n = static_cast<std::size_t>(q - p);
-        p = q;
-        return n;
-    };
-    // Another member's value: a string, a short plain number, true, false or null.
-    auto skip_value = [&] {
-        if (at_end()) return false;
-        if (*p == '"') {
-            std::string_view ignored;
-            return read_string(ignored);
-        }
-        for (const std::string_view word : {std::string_view("true"), std::string_view("false"), std::string_view("null")}) {
-            const auto left = static_cast<std::size_t>(end - p);
-            if (left < word.size()) hit_end = true;
-            if (left >= word.size() && std::string_view(p, word.size()) == word) {
-                p += word.size();
-                return true;
-            }
-        }
-        if (at('-')) ++p;
-        if (at('0')) {
-            ++p;
-        } else {
-            const std::size_t n = digits();
-            if (n == 0 || n > 15) return false;
-        }
-        if (at('.')) {
-            ++p;
-            const std::size_t n = digits();
-            if (n == 0 || n > 15) return false;
-        }
-        if (at('e') || at('E')) {
-            ++p;
-            if (at('+') || at('-')) ++p;
-            const std::size_t n = digits();
-            if (n == 0 || n > 2) return false;
-        }
-        // A number must end here (the caller checks what follows).
-        return at_end() || !((*p >= '0' && *p <= '9') || *p == '.' || *p == 'e' || *p == 'E' || *p == '+' || *p == '-');
-    };
-
-    layer_table_builder builder(table, eligible);
-    // Entries are added a few at a time, their index slots prefetched when read: the index is
-    // larger than the caches, and a miss per name would cost more than reading the entry.
-    struct pending_entry {
-        std::string_view name, type;
-        std::uint32_t hash;
-    };
-    constexpr std::size_t batch_size = 8;
-    pending_entry batch[batch_size]{};
-    std::size_t pending = 0;
-    auto add_pending = [&] {
-        for (std::size_t i = 0; i < pending; ++i) {
-            if (!builder.add(batch[i].name, batch[i].type, batch[i].hash)) return false;
-        }
-        pending = 0;
-        return true;
-    };
-
-    enum class stage { open, first, entries, close };  // before '[', just after it, entries, after ']'
-    stage next = stage::open;
-    bool reserved = false;
-    // The layout json.dumps writes by default, `{"name": "NAME", "type": "TYPE"}`, matched as a
-    // whole (anything else, or a cut entry, is read by the general code below).
-    auto read_usual_object = [&](std::string_view& name, std::string_view& type) {
-        constexpr std::string_view open = "{\"name\": \"", middle = "\", \"type\": \"", close = "\"}";
-        auto literal = [&](const char* from, std::string_view word) {
-            return static_cast<std::size_t>(end - from) >= word.size() && std::memcmp(from, word.data(), word.size()) == 0;
-        };
-        if (!literal(p, open)) return false;
-        const char* const name_begin = p + open.size();
-        // (A string cut by the end of the window ends at `end`, where no literal follows.)
-        const char* const name_end = plain_string_end(name_begin, end);
-        if (name_end == nullptr || name_end == name_begin || !literal(name_end, middle)) return false;
-        const char* const type_begin = name_end + middle.size();
-        const char* const type_end = plain_string_end(type_begin, end);
-        if (type_end == nullptr || !literal(type_end, close)) return false;
-        name = std::string_view(name_begin, static_cast<std::size_t>(name_end - name_begin));
-        type = std::string_view(type_begin, static_cast<std::size_t>(type_end - type_begin));
-        p = type_end + close.size();
-        return true;
-    };
-    // An object: its name and type; false when it does not read (or is cut).
-    auto read_object = [&](std::string_view& name, std::string_view& type) {
-        if (read_usual_object(name, type)) return true;
-        if (!at('{')) return false;
-        ++p;
-        skip_space();
-        bool has_name = false, has_type = false;
-        for (;;) {
-            std::string_view key;
-            if (!read_string(key)) return false;
-            skip_space();
-            if (!at(':')) return false;
-            ++p;
-            skip_space();
-            if (is_key(key, "name")) {
-                if (has_name || !read_string(name)) return false;
-                has_name = true;
-            } else if (is_key(key, "type")) {
-                if (has_type || !read_string(type)) return false;
-                has_type = true;
-            } else if (key == "in" || key == "out") {
-                // A non-negative integer (anything else is reported by the DOM reader).
-                if (at('0')) {
-                    ++p;
-                } else {
-                    const std::size_t n = digits();
-                    if (n == 0 || n > 15) return false;
-                }
-                if (!at_end() && ((*p >= '0' && *p <= '9') || *p == '.' || *p == 'e' || *p == 'E')) return false;
-            } else if (!skip_value()) {
-                return false;
-            }
-            skip_space();
-            if (at(',')) {
-                ++p;
-                skip_space();
-                continue;
-            }
-            if (!at('}')) return false;
-            ++p;
-            break;
-        }
-        return has_name && has_type && !name.empty();
-    };
-    // One entry `{...}` and the `,` or `]` after it; false when it does not read (or is cut).
-    auto read_entry = [&](bool& duplicate) {
-        skip_space();  // (space after the comma may run past the end of the previous window)
-        std::string_view name, type;
-        if (!read_object(name, type)) return false;
-        skip_space();
-        if (at(',')) {
-            ++p;
-            skip_space();
-        } else if (at(']')) {
-            ++p;
-            next = stage::close;
-        } else {
-            return false;
-        }
-        const std::uint32_t h = layer_table::hash_of(name);
-        table.prefetch(h);
-        batch[pending++] = {name, type, h};
-        if (pending == batch_size && !add_pending()) {
-            duplicate = true;
-            return false;
-        }
-        return true;
-    };
-
-    for (;;) {
-        std::string_view window = source.window();
-        p = window.data();
-        end = p + window.size();
-        hit_end = false;
-        // Space between units is consumed as it is read: a long run never piles up in the window.
-        skip_space();
-        if (p != window.data()) {
-            source.consume(static_cast<std::size_t>(p - window.data()));
-            window = source.window();
-            p = window.data();
-            end = p + window.size();
-        }
-        if (p == end) {
-            if (source.exhausted()) return next == stage::close && add_pending() && !source.failed();
-            if (!add_pending()) return false;  // (the pending entries view the window)
-            source.more();
-            continue;
-        }
-        bool ok = false, duplicate = false;
-        switch (next) {
-            case stage::open:
-                ok = at('[');
-                if (ok) {
-                    ++p;
-                    next = stage::first;
-                }
-                break;
-            case stage::first:
-                ok = true;
-                if (*p == ']') {
-                    ++p;
-                    next = stage::close;
-                } else {
-                    next = stage::entries;
-                }
-                break;
-            case stage::entries:
-                if (!reserved) {
-                    // Room for one row per object (a name's new prefixes may add more).
-                    builder.reserve(source.expected_objects());
-                    reserved = true;
-                }
-                ok = read_entry(duplicate);
-                break;
-            case stage::close: return false;  // something after the closing bracket
-        }
-        if (ok) {
-            source.consume(static_cast<std::size_t>(p - window.data()));
-            continue;
-        }
-        if (duplicate || !hit_end || source.exhausted()) return false;
-        // The unit is cut by the end of the window: add what is read (it views the window), then
-        // read it again with more text.
-        if (!add_pending()) return false;
-        source.more();
-    }
-}
-
-/// Where things are in a layer list that parsed as JSON (Boost.JSON's DOM keeps no positions):
-/// the top-level array's elements, found in one pass when the first problem is reported, and the
-/// members of one element, found when asked for.
-class layer_list_positions {
+/// Line and byte column of document offsets, for a text read window by window: newlines are
+/// counted forward from the last position asked for (positions come in document order), and from
+/// a base that moves as bytes are dropped.
+class line_counter {
 public:
-    layer_list_positions(std::string_view text, const std::string& file) : text_(text), file_(file) {}
-
-    /// The first character of the document.
-    source_location start() { return at(skip_space(0)); }
-    /// The first character of element `i` of the top-level array.
-    source_location element(std::size_t i) {
-        index();
-        return i < elements_.size() ? at(elements_[i]) : start();
+    /// The 1-based line and column of `offset`, a byte still held by `source`.
+    template <class Source>
+    source_location at(std::size_t offset, const Source& source, const std::string& file) {
+        if (offset < cursor_.offset) cursor_ = base_;
+        advance(cursor_, offset, source.held(), source.held_offset());
+        return {file, static_cast<std::uint32_t>(cursor_.line), static_cast<std::uint32_t>(offset - cursor_.line_start + 1)};
     }
-    /// The key `key` of element `i` (an object), or the element when it has no such key (a key
-    /// written with escapes is not matched).
-    source_location key(std::size_t i, std::string_view key) {
-        const member* m = find(i, key);
-        return m != nullptr ? at(m->key_offset) : element(i);
-    }
-    /// The value of member `key` of element `i`, or the element.
-    source_location value(std::size_t i, std::string_view key) {
-        const member* m = find(i, key);
-        return m != nullptr ? at(m->value_offset) : element(i);
-    }
-    /// The text of the value of member `key` of element `i` (`-1`, `"8"`, `null`), for messages.
-    std::string_view value_text(std::size_t i, std::string_view key) {
-        const member* m = find(i, key);
-        if (m == nullptr) return {};
-        const std::size_t end = skip_value(m->value_offset);
-        return text_.substr(m->value_offset, end - m->value_offset);
+    /// The held bytes before `offset` are about to be dropped: count them now.
+    template <class Source>
+    void drop_before(std::size_t offset, const Source& source) {
+        position& from = cursor_.offset <= offset ? cursor_ : base_;
+        advance(from, offset, source.held(), source.held_offset());
+        base_ = from;
+        cursor_ = from;
     }
 
 private:
-    struct member {
-        std::string_view raw_key;  ///< as written, between the quotes
-        std::size_t key_offset = 0, value_offset = 0;
+    struct position {
+        std::size_t offset = 0, line = 1, line_start = 0;
     };
-
-    /// 1-based line and byte column of `offset` (by binary search over the line starts).
-    source_location at(std::size_t offset) {
-        if (line_starts_.empty()) {
-            line_starts_.push_back(0);
-            for (std::size_t i = 0; i < text_.size(); ++i) {
-                if (text_[i] == '\n') line_starts_.push_back(i + 1);
+    static void advance(position& p, std::size_t to, std::string_view held, std::size_t held_offset) {
+        const char* const from = held.data() + (p.offset - held_offset);
+        const char* const end = held.data() + (to - held_offset);
+        if (const std::size_t n = count_newlines(from, end); n != 0) {
+            const char* last = end - 1;
+            while (*last != '\n') --last;
+            p.line += n;
+            p.line_start = held_offset + static_cast<std::size_t>(last + 1 - held.data());
+        }
+        p.offset = to;
+    }
+    /// The newlines in [p, end): sixteen bytes at a time with SSE2 (x86-64's baseline), else eight.
+    static std::size_t count_newlines(const char* p, const char* end) noexcept {
+        std::size_t n = 0;
+#if defined(__SSE2__)
+        const __m128i newline = _mm_set1_epi8('\n');
+        while (end - p >= 16) {
+            // Per byte lane, up to 255 blocks' matches (each -1) before they are summed.
+            __m128i lanes = _mm_setzero_si128();
+            for (int block = 0; block < 255 && end - p >= 16; ++block, p += 16) {
+                lanes = _mm_sub_epi8(lanes, _mm_cmpeq_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)), newline));
             }
+            const __m128i sums = _mm_sad_epu8(lanes, _mm_setzero_si128());
+            n += static_cast<std::size_t>(_mm_cvtsi128_si32(sums)) + static_cast<std::size_t>(_mm_extract_epi16(sums, 4));
         }
-        offset = std::min(offset, text_.size());
-        const auto line =
-            static_cast<std::size_t>(std::upper_bound(line_starts_.begin(), line_starts_.end(), offset) - line_starts_.begin());
-        return {file_, static_cast<std::uint32_t>(line), static_cast<std::uint32_t>(offset - line_starts_[line - 1] + 1)};
+#else
+        using namespace swar;
+        constexpr std::uint64_t lows = ~highs;
+        for (; end - p >= 8; p += 8) {
+            const std::uint64_t t = load(p) ^ (ones * '\n');
+            const std::uint64_t marks = ~(((t & lows) + lows) | t | lows);  // 0x80 in each newline byte (exact: no borrows)
+            n += static_cast<std::size_t>(((marks >> 7) * ones) >> 56);     // (their sum, in the top byte)
+        }
+#endif
+        for (; p != end; ++p) n += *p == '\n';
+        return n;
     }
-    std::size_t skip_space(std::size_t i) const {
-        while (i < text_.size() && (text_[i] == ' ' || text_[i] == '\t' || text_[i] == '\n' || text_[i] == '\r')) ++i;
-        return i;
-    }
-    /// Past the string starting at `i` (its opening quote).
-    std::size_t skip_string(std::size_t i) const {
-        for (++i; i < text_.size(); ++i) {
-            if (text_[i] == '\\') {
-                ++i;
-            } else if (text_[i] == '"') {
-                return i + 1;
-            }
-        }
-        return text_.size();
-    }
-    /// Past the value starting at `i` (the text is valid JSON: no checks).
-    std::size_t skip_value(std::size_t i) const {
-        if (i >= text_.size()) return i;
-        if (text_[i] == '"') return skip_string(i);
-        if (text_[i] == '{' || text_[i] == '[') {
-            std::size_t depth = 0;
-            while (i < text_.size()) {
-                const char c = text_[i];
-                if (c == '"') {
-                    i = skip_string(i);
-                    continue;
-                }
-                ++i;
-                if (c == '{' || c == '[') ++depth;
-                if ((c == '}' || c == ']') && --depth == 0) return i;
-            }
-            return i;
-        }
-        while (i < text_.size() && text_[i] != ',' && text_[i] != ']' && text_[i] != '}' && text_[i] != ' ' && text_[i] != '\t' &&
-               text_[i] != '\n' && text_[i] != '\r') {
-            ++i;
-        }
-        return i;
-    }
-    void index() {
-        if (indexed_) return;
-        indexed_ = true;
-        std::size_t i = skip_space(0);
-        if (i >= text_.size() || text_[i] != '[') return;
-        i = skip_space(i + 1);
-        while (i < text_.size() && text_[i] != ']') {
-            elements_.push_back(i);
-            i = skip_space(skip_value(i));
-            if (i < text_.size() && text_[i] == ',') i = skip_space(i + 1);
-        }
-    }
-    const member* find(std::size_t i, std::string_view key) {
-        index();
-        if (i >= elements_.size()) return nullptr;
-        if (members_of_ != i) {
-            members_of_ = i;
-            members_.clear();
-            std::size_t j = elements_[i];
-            if (text_[j] != '{') return nullptr;
-            j = skip_space(j + 1);
-            while (j < text_.size() && text_[j] == '"') {
-                member m;
-                m.key_offset = j;
-                const std::size_t after = skip_string(j);
-                m.raw_key = text_.substr(j + 1, after - j - 2);
-                j = skip_space(after);
-                if (j < text_.size() && text_[j] == ':') j = skip_space(j + 1);
-                m.value_offset = j;
-                members_.push_back(m);
-                j = skip_space(skip_value(j));
-                if (j < text_.size() && text_[j] == ',') j = skip_space(j + 1);
-            }
-        }
-        // The last one: as Boost.JSON keeps the last of a repeated key.
-        for (auto it = members_.rbegin(); it != members_.rend(); ++it) {
-            if (it->raw_key == key) return &*it;
-        }
-        return nullptr;
-    }
-
-    std::string_view text_;
-    const std::string& file_;
-    std::vector<std::size_t> line_starts_;
-    bool indexed_ = false;
-    std::vector<std::size_t> elements_;
-    std::size_t members_of_ = static_cast<std::size_t>(-1);
-    std::vector<member> members_;
+    position base_, cursor_;
 };
 
-/// parse_layer_list through the JSON DOM: for any text, reporting every problem with its line and
-/// column, the layer it concerns, and a did-you-mean for a misspelt key.
-inline layer_table parse_layer_list_dom(std::string_view text, const std::string& file, diagnostics& diags,
-                                        const type_predicate& eligible) {
-    layer_table table;
-    boost::json::value doc;
-    if (!detail::parse_json(text, file, errc::invalid_model, "the layer list", doc, diags)) return table;
-    layer_list_positions where(text, file);
-    const auto* array = doc.if_array();
-    if (array == nullptr) {
-        diags.add({.severity = severity::error,
-                   .category = errc::invalid_model,
-                   .message = "a layer list must be a JSON array of layer objects",
-                   .where = where.start(),
-                   .layer = {},
-                   .json_path = "$"});
-        return table;
-    }
-    static constexpr std::string_view known_keys[] = {"name", "type", "in", "out"};
-    detail::layer_table_builder builder(table, eligible);
-    builder.reserve(array->size());
-    for (std::size_t i = 0; i < array->size(); ++i) {
-        const std::string path = "[" + std::to_string(i) + "]";
-        const auto* object = (*array)[i].if_object();
-        if (object == nullptr) {
-            diags.add({.severity = severity::error,
-                       .category = errc::invalid_model,
-                       .message = path + " must be an object {\"name\", \"type\"}",
-                       .where = where.element(i),
-                       .layer = {},
-                       .json_path = path});
-            continue;
+/// One member of an element as last given (a repeated key: the last one counts, as in Boost.JSON).
+struct layer_list_member {
+    bool present = false;
+    bool is_string = false;
+    bool is_count = false;                       ///< a non-negative integer within 64 bits (`-0` included)
+    bool decoded = false;                        ///< `text` is in a buffer of the reader (it had escapes or non-ASCII bytes)
+    std::string_view text;                       ///< a string's value (in the window or in a buffer of the reader)
+    std::size_t value_start = 0, value_end = 0;  ///< the value as written: its place in the element's window
+    std::uint64_t count = 0;                     ///< when is_count
+};
+
+/// One element of the top-level array, as read.
+struct layer_list_element {
+    std::size_t index = 0;
+    std::size_t offset = 0;         ///< its first character
+    std::size_t window_offset = 0;  ///< the offset of the window it was read from
+    std::string_view window;        ///< (which holds it until the next element)
+    bool is_object = false;
+    layer_list_member name, type, in, out;
+    /// Keys other than name, type, in and out: the first `unknown_count` of `unknown`, in the
+    /// order they first appear, each with the offset of its last occurrence.
+    std::vector<std::pair<std::string, std::size_t>> unknown;
+    std::size_t unknown_count = 0;
+};
+
+/// Reads a layer list from `Source` (layer_list_text or layer_list_file) with one JSON parser,
+/// one element of the top-level array at a time, and checks each element as the layer list's
+/// format demands. `Sink` gets each valid entry: `add(reader, element)` (its name and type view
+/// the window or the reader's buffers: both change at the next element unless `flush(reader)` is
+/// called first, which the reader does before it reports a problem or reads more text).
+template <class Source>
+class layer_list_reader {
+public:
+    layer_list_reader(Source& source, const std::string& file) : source_(source), file_(file), parser_({}, max_depth, false) {}
+
+    /// Reads the whole list. Problems go to `problems`, in document order; on a JSON syntax error
+    /// only that one is left there, and false is returned.
+    template <class Sink>
+    bool read(Sink& sink, std::vector<diagnostic>& problems) {
+        problems_ = &problems;
+        if (!read_units(sink)) {
+            problems.clear();
+            problems.push_back({.severity = severity::error,
+                                .category = errc::invalid_model,
+                                .message = "the layer list is not valid JSON: " + parser_.error(),
+                                .where = locate(parser_.error_offset()),
+                                .layer = {},
+                                .json_path = {}});
+            return false;
         }
-        // A required key that is missing: point at a misspelt key standing for it, when there is one.
-        auto missing = [&](std::string_view key) {
-            std::vector<std::string_view> unknown;
-            for (const auto& kv : *object) {
-                const std::string_view k = kv.key();
-                if (std::find(std::begin(known_keys), std::end(known_keys), k) == std::end(known_keys)) unknown.push_back(k);
+        sink.flush(*this);
+        return true;
+    }
+
+    source_location locate(std::size_t offset) { return lines_.at(offset, source_, file_); }
+    void report(std::string message, std::size_t offset, std::string layer, std::string json_path) {
+        problems_->push_back({.severity = severity::error,
+                              .category = errc::invalid_model,
+                              .message = std::move(message),
+                              .where = locate(offset),
+                              .layer = std::move(layer),
+                              .json_path = std::move(json_path)});
+    }
+    Source& source() noexcept { return source_; }
+
+private:
+    static constexpr std::size_t max_depth = 64;
+
+    /// The parser reads the source's window as it is; the text read is consumed only when more is
+    /// needed (the window is set once per piece, not per element). `keep_from`: the first byte of
+    /// the window still needed.
+    template <class Sink>
+    void more(Sink& sink, std::size_t keep_from) {
+        sink.flush(*this);  // (entries still pending view the window)
+        source_.consume(keep_from);
+        lines_.drop_before(source_.offset(), source_);
+        source_.more();
+        parser_.set_window(source_.window(), source_.offset());
+    }
+    /// Skips white space (a run of it reaching the window's end is dropped, so that it never piles
+    /// up): false at the end of the text.
+    template <class Sink>
+    bool skip_space(Sink& sink) {
+        for (;;) {
+            parser_.skip_whitespace();
+            if (!parser_.at_end()) return true;
+            if (source_.exhausted()) return false;
+            more(sink, parser_.position());
+        }
+    }
+    /// Runs `unit` (one step of the grammar); when it fails so near the window's end that more
+    /// text could help, reads more and runs it again from where it started.
+    template <class Sink, class Unit>
+    bool run(Sink& sink, Unit&& unit) {
+        for (;;) {
+            const std::size_t start = parser_.position();
+            if (unit()) return true;
+            if (source_.exhausted() || !parser_.stopped_near_end()) return false;
+            more(sink, start);
+        }
+    }
+
+    template <class Sink>
+    bool read_units(Sink& sink) {
+        parser_.set_window(source_.window(), source_.offset());
+        // The start: a byte order mark needs three bytes to be seen.
+        while (source_.window().size() < 3 && !source_.exhausted()) more(sink, 0);
+        if (source_.window().starts_with("\xEF\xBB\xBF") || !skip_space(sink)) {
+            parser_.set_window(source_.window(), source_.offset());
+            return parser_.document_start();  // (fails)
+        }
+        if (parser_.peek() != '[') return not_an_array(sink);
+        if (!parser_.array_start(1)) return false;
+        bool more_elements = true;
+        if (skip_space(sink) && parser_.peek() == ']') parser_.array_separator(more_elements);  // `[]`
+        for (std::size_t index = 0; more_elements; ++index) {
+            if (!skip_space(sink)) {
+                parser_.read_value(fresh_node(), 1);  // (the error: the end of the text)
+                return false;
             }
-            std::string message = path + " has no \"" + std::string(key) + "\" (a layer is {\"name\": string, \"type\": string})";
-            source_location at = where.element(i);
-            const auto near = closest_names(
-                key, unknown, [](std::string_view k) { return k; }, 1);
-            if (!near.empty()) {
-                message = path + ": unknown key \"" + near.front() + "\"" + did_you_mean({std::string(key)});
-                at = where.key(i, near.front());
+            if (index == 0) sink.reserve(source_.expected_objects());
+            element_.index = index;
+            if (!run(sink, [&] { return read_element() && parser_.array_separator(more_elements); })) return false;
+            check(sink);
+        }
+        return !skip_space(sink) || parser_.document_end();
+    }
+
+    /// A document that is not an array: valid JSON (read whole) is reported as the wrong shape.
+    template <class Sink>
+    bool not_an_array(Sink& sink) {
+        const std::size_t start = source_.offset() + parser_.position();
+        while (!source_.exhausted()) more(sink, parser_.position());  // (the window grows to the whole value)
+        json_node ignored;
+        if (!parser_.read_value(ignored, 0) || !parser_.document_end()) return false;
+        report("a layer list must be a JSON array of layer objects", start, {}, "$");
+        return true;
+    }
+
+    /// One element into `element_` (no problem reported yet: the step may run again).
+    bool read_element() {
+        layer_list_element& e = element_;
+        e.window = source_.window();
+        e.window_offset = source_.offset();
+        e.offset = e.window_offset + parser_.position();
+        e.name.present = e.type.present = e.in.present = e.out.present = false;
+        e.unknown_count = 0;
+        e.is_object = parser_.peek() == '{';
+        if (!e.is_object) return parser_.read_value(fresh_node(), 1);
+        return parser_.read_object(2, [&](std::string_view key, std::size_t key_offset) {
+            if (key == "name") return read_text_member(e.name, name_buffer_);
+            if (key == "type") return read_text_member(e.type, type_buffer_);
+            if (key == "in") return read_count_member(e.in);
+            if (key == "out") return read_count_member(e.out);
+            remember_unknown(key, key_offset);
+            return parser_.read_value(fresh_node(), 2);
+        });
+    }
+    /// "name" or "type": a string, or anything (then refused).
+    bool read_text_member(layer_list_member& m, std::string& buffer) {
+        m.present = true;
+        m.value_start = parser_.position();
+        m.is_string = parser_.peek() == '"';
+        if (m.is_string) {
+            if (!parser_.read_string(m.text, buffer)) return false;
+            m.decoded = m.text.data() == buffer.data();
+        } else if (!parser_.read_value(fresh_node(), 2)) {
+            return false;
+        }
+        m.value_end = parser_.position();
+        return true;
+    }
+    /// "in" or "out": a non-negative integer, or anything (then refused).
+    bool read_count_member(layer_list_member& m) {
+        m.present = true;
+        m.value_start = parser_.position();
+        if (!parser_.read_value(fresh_node(), 2)) return false;
+        m.is_count = is_count(scratch_node_, m.count);
+        m.value_end = parser_.position();
+        return true;
+    }
+    /// The node for values not kept, emptied (its buffers kept).
+    json_node& fresh_node() {
+        scratch_node_.members.clear();
+        scratch_node_.items.clear();
+        scratch_node_.string.clear();
+        return scratch_node_;
+    }
+    void remember_unknown(std::string_view key, std::size_t key_offset) {
+        auto& unknown = element_.unknown;
+        for (std::size_t i = 0; i < element_.unknown_count; ++i) {
+            if (unknown[i].first == key) {
+                unknown[i].second = key_offset;
+                return;
             }
-            diags.add({.severity = severity::error,
-                       .category = errc::invalid_model,
-                       .message = std::move(message),
-                       .where = std::move(at),
-                       .layer = {},
-                       .json_path = path});
+        }
+        if (element_.unknown_count == unknown.size()) unknown.emplace_back();
+        unknown[element_.unknown_count].first.assign(key);
+        unknown[element_.unknown_count].second = key_offset;
+        ++element_.unknown_count;
+    }
+    /// A non-negative integer within 64 bits, as written with integer syntax (Boost.JSON reads
+    /// `-0` as the integer 0, anything beyond 2^64 - 1 as a double).
+    static bool is_count(const json_node& v, std::uint64_t& out) {
+        if (v.type != json_node::kind::number || !v.integer_syntax) return false;
+        std::string_view digits = v.number;
+        if (digits == "-0") {
+            out = 0;
+            return true;
+        }
+        const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), out);
+        return ec == std::errc() && end == digits.data() + digits.size();
+    }
+
+    /// The checks of an element, read whole; a valid one goes to the sink.
+    template <class Sink>
+    void check(Sink& sink) {
+        const layer_list_element& e = element_;
+        if (e.is_object && e.name.present && e.type.present && e.name.is_string && e.type.is_string && !e.name.text.empty() &&
+            (!e.in.present || e.in.is_count) && (!e.out.present || e.out.is_count)) {
+            sink.add(*this, e);  // (the usual case, checked at once)
+            return;
+        }
+        const std::string path = "[" + std::to_string(e.index) + "]";
+        auto raw = [&](const layer_list_member& m) { return std::string(e.window.substr(m.value_start, m.value_end - m.value_start)); };
+        auto at = [&](const layer_list_member& m) { return e.window_offset + m.value_start; };
+        auto problem = [&](std::string message, std::size_t offset, std::string layer, std::string json_path) {
+            sink.flush(*this);  // (problems in document order)
+            report(std::move(message), offset, std::move(layer), std::move(json_path));
         };
-        const auto* name_value = object->if_contains("name");
-        const auto* type_value = object->if_contains("type");
-        if (name_value == nullptr || type_value == nullptr) {
-            if (name_value == nullptr) missing("name");
-            if (type_value == nullptr) missing("type");
-            continue;
+        if (!e.is_object) {
+            problem(path + " must be an object {\"name\", \"type\"}", e.offset, {}, path);
+            return;
         }
-        if (!name_value->is_string()) {
-            diags.add({.severity = severity::error,
-                       .category = errc::invalid_model,
-                       .message = path + ".name must be a string, not " + std::string(where.value_text(i, "name")),
-                       .where = where.value(i, "name"),
-                       .layer = {},
-                       .json_path = path + ".name"});
-            continue;
+        if (!e.name.present || !e.type.present) {
+            // A required key that is missing: point at a misspelt key standing for it, when there is one.
+            for (const std::string_view key : {std::string_view("name"), std::string_view("type")}) {
+                if ((key == "name" ? e.name : e.type).present) continue;
+                std::string message = path + " has no \"" + std::string(key) + "\" (a layer is {\"name\": string, \"type\": string})";
+                std::size_t where = e.offset;
+                const auto near = closest_names(
+                    key, std::span(e.unknown.data(), e.unknown_count), [](const auto& k) { return std::string_view(k.first); }, 1);
+                if (!near.empty()) {
+                    message = path + ": unknown key \"" + near.front() + "\"" + did_you_mean({std::string(key)});
+                    for (std::size_t i = 0; i < e.unknown_count; ++i) {
+                        if (e.unknown[i].first == near.front()) where = e.unknown[i].second;
+                    }
+                }
+                problem(std::move(message), where, {}, path);
+            }
+            return;
         }
-        const std::string_view name(name_value->get_string());
-        if (!type_value->is_string()) {
-            diags.add({.severity = severity::error,
-                       .category = errc::invalid_model,
-                       .message = path + ".type of layer \"" + std::string(name) + "\" must be a string, not " +
-                                  std::string(where.value_text(i, "type")),
-                       .where = where.value(i, "type"),
-                       .layer = std::string(name),
-                       .json_path = path + ".type"});
-            continue;
+        if (!e.name.is_string) {
+            problem(path + ".name must be a string, not " + raw(e.name), at(e.name), {}, path + ".name");
+            return;
         }
-        const std::string_view type(type_value->get_string());
-        if (name.empty()) {
-            diags.add({.severity = severity::error,
-                       .category = errc::invalid_model,
-                       .message = path + ".name is empty (the root module is not a layer)",
-                       .where = where.value(i, "name"),
-                       .layer = {},
-                       .json_path = path + ".name"});
-            continue;
+        if (!e.type.is_string) {
+            problem(path + ".type of layer \"" + std::string(e.name.text) + "\" must be a string, not " + raw(e.type), at(e.type),
+                    std::string(e.name.text), path + ".type");
+            return;
         }
-        for (const std::string_view key : {std::string_view("in"), std::string_view("out")}) {
-            const auto* v = object->if_contains(key);
-            if (v == nullptr || v->is_uint64() || (v->is_int64() && v->get_int64() >= 0)) continue;
-            diags.add({.severity = severity::error,
-                       .category = errc::invalid_model,
-                       .message = path + "." + std::string(key) + " of layer \"" + std::string(name) +
-                                  "\" must be a non-negative integer, not " + std::string(where.value_text(i, key)),
-                       .where = where.value(i, key),
-                       .layer = std::string(name),
-                       .json_path = path + "." + std::string(key)});
+        if (e.name.text.empty()) {
+            problem(path + ".name is empty (the root module is not a layer)", at(e.name), {}, path + ".name");
+            return;
         }
-        if (!builder.add(name, type)) {
-            diags.add({.severity = severity::error,
-                       .category = errc::invalid_model,
-                       .message = path + ".name: layer \"" + std::string(name) + "\" is listed twice",
-                       .where = where.value(i, "name"),
-                       .layer = std::string(name),
-                       .json_path = path + ".name"});
+        for (const layer_list_member* m : {&e.in, &e.out}) {
+            if (!m->present || m->is_count) continue;
+            const std::string key = m == &e.in ? "in" : "out";
+            problem(path + "." + key + " of layer \"" + std::string(e.name.text) + "\" must be a non-negative integer, not " + raw(*m),
+                    at(*m), std::string(e.name.text), path + "." + key);
+        }
+        sink.add(*this, e);
+    }
+
+    Source& source_;
+    const std::string& file_;
+    json_parser parser_;
+    line_counter lines_;
+    std::vector<diagnostic>* problems_ = nullptr;
+    layer_list_element element_;
+    json_node scratch_node_;                 ///< values not kept
+    std::string name_buffer_, type_buffer_;  ///< a name or type with escapes or non-ASCII, decoded
+};
+
+/// Builds the layer table from a reader's entries; `each` (when set) sees every entry added.
+/// Entries are added a few at a time, their index slots prefetched when read: the index is
+/// larger than the caches, and a miss per name would cost more than reading the entry.
+class layer_table_sink {
+public:
+    layer_table_sink(layer_table& table, const type_predicate& eligible, const std::function<void(const layer_list_entry&)>& each)
+        : table_(table), builder_(table, eligible), each_(each) {}
+
+    void reserve(std::size_t entries) { builder_.reserve(entries); }
+
+    template <class Reader>
+    void add(Reader& reader, const layer_list_element& e) {
+        const std::uint32_t h = layer_table::hash_of(e.name.text);
+        table_.prefetch(h);
+        batch_[pending_++] = {
+            e.name.text, e.type.text, e.out.present && e.out.is_count ? std::optional<std::uint64_t>(e.out.count) : std::nullopt,
+            h,           e.index,     e.window_offset + e.name.value_start};
+        // A name or type decoded into the reader's buffers is overwritten by the next element.
+        if (pending_ == batch_size || e.name.decoded || e.type.decoded) flush(reader);
+    }
+
+    template <class Reader>
+    void flush(Reader& reader) {
+        for (std::size_t i = 0; i < pending_; ++i) {
+            const pending_entry& p = batch_[i];
+            if (builder_.add(p.name, p.type, p.hash)) {
+                if (each_) each_(layer_list_entry{.name = p.name, .type = p.type, .out = p.out});
+                continue;
+            }
+            const std::string path = "[" + std::to_string(p.index) + "].name";
+            reader.report(path + ": layer \"" + std::string(p.name) + "\" is listed twice", p.name_offset, std::string(p.name), path);
+        }
+        pending_ = 0;
+    }
+
+private:
+    struct pending_entry {
+        std::string_view name, type;
+        std::optional<std::uint64_t> out;
+        std::uint32_t hash = 0;
+        std::size_t index = 0, name_offset = 0;
+    };
+    static constexpr std::size_t batch_size = 8;
+
+    layer_table& table_;
+    layer_table_builder builder_;
+    const std::function<void(const layer_list_entry&)>& each_;
+    pending_entry batch_[batch_size]{};
+    std::size_t pending_ = 0;
+};
+
+template <class Source>
+layer_table read_layer_list(Source& source, const std::string& file, diagnostics& diags, const type_predicate& eligible,
+                            const std::function<void(const layer_list_entry&)>& each) {
+    layer_table table;
+    std::vector<diagnostic> problems;
+    layer_table_sink sink(table, eligible, each);
+    layer_list_reader<Source> reader(source, file);
+    if (!reader.read(sink, problems)) table = layer_table();
+    for (auto& d : problems) diags.add(std::move(d));
+    return table;
+}
+
+KVCALI_DECL layer_table load_layer_list(const std::filesystem::path& path, const type_predicate& eligible,
+                                        const std::function<void(const layer_list_entry&)>& each) {
+    // A regular file is read in pieces; anything else, or a file that does not read, is read whole
+    // with read_file (which reports why it cannot be).
+    diagnostics diags;
+    layer_table table;
+    std::error_code ec;
+    bool read = false;
+    if (std::filesystem::is_regular_file(path, ec)) {
+        detail::layer_list_file source(path);
+        if (!source.failed()) {
+            table = read_layer_list(source, path.string(), diags, eligible, each);
+            read = !source.failed();
         }
     }
+    if (!read) {
+        diags = diagnostics();
+        const std::string text = read_file(path);
+        detail::layer_list_text source(text);
+        table = read_layer_list(source, path.string(), diags, eligible, each);
+    }
+    diags.throw_if_errors();
     return table;
 }
 
@@ -769,28 +686,12 @@ inline layer_table parse_layer_list_dom(std::string_view text, const std::string
 
 KVCALI_DECL layer_table parse_layer_list(std::string_view text, const std::string& file, diagnostics& diags,
                                          const type_predicate& eligible) {
-    {
-        layer_table table;
-        detail::layer_list_text source(text);
-        if (detail::read_plain_layer_list(source, table, eligible)) return table;
-    }
-    return detail::parse_layer_list_dom(text, file, diags, eligible);
+    detail::layer_list_text source(text);
+    return detail::read_layer_list(source, file, diags, eligible, {});
 }
 
 KVCALI_DECL layer_table load_layer_list(const std::filesystem::path& path, const type_predicate& eligible) {
-    // A regular file is read in pieces by the plain reader; anything else, or a file it does not
-    // read, is read whole (reporting why it cannot be) and parsed with the DOM.
-    std::error_code ec;
-    if (std::filesystem::is_regular_file(path, ec)) {
-        layer_table table;
-        detail::layer_list_file source(path);
-        if (detail::read_plain_layer_list(source, table, eligible)) return table;
-    }
-    const std::string text = read_file(path);
-    diagnostics diags;
-    layer_table table = detail::parse_layer_list_dom(text, path.string(), diags, eligible);
-    diags.throw_if_errors();
-    return table;
+    return detail::load_layer_list(path, eligible, {});
 }
 
 }  // namespace kvcali
