@@ -539,8 +539,8 @@ public:
         if (e.dtype == "F32") {
             out.resize(bytes.size() / 4);
             for (std::size_t i = 0; i < out.size(); ++i) {
-                const std::uint32_t b =
-                    p[4 * i] | (p[4 * i + 1] << 8) | (p[4 * i + 2] << 16) | (static_cast<std::uint32_t>(p[4 * i + 3]) << 24);
+                const std::uint32_t b = std::uint32_t{p[4 * i]} | (std::uint32_t{p[4 * i + 1]} << 8) | (std::uint32_t{p[4 * i + 2]} << 16) |
+                                        (std::uint32_t{p[4 * i + 3]} << 24);
                 out[i] = std::bit_cast<float>(b);
             }
         } else if (e.dtype == "F16" || e.dtype == "BF16") {
