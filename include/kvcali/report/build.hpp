@@ -49,8 +49,7 @@ struct report_progress {
 
 /// What `build_quality_report` takes besides the config and the activations.
 struct report_request {
-    /// The record's layers (`parse_record`); empty: calibrate first, as `kvcali
-    /// calibrate` would.
+    /// The record's layers (`parse_record`); empty: calibrate first, as `kvcali calibrate` would.
     std::optional<std::vector<layer_record>> record;
     std::string record_file;  ///< names the record in messages
     std::string config_file;  ///< names the config in the report
@@ -59,14 +58,12 @@ struct report_request {
     std::function<void(const report_progress&)> on_progress;  ///< called after each layer (the library never prints)
 };
 
-/// Everything that can be checked before any activation data is read, every
-/// problem at once: each batch file exists with a valid npy header (io_error,
-/// invalid_data, naming the file); a per-channel layer's batches share their
-/// last dimension (invalid_data); every config layer is in the record
-/// (incomplete_calibration), every record layer in the config (unknown_layer: a
-/// record of another config), no record layer twice (invalid_data), and each
-/// layer's scale and offset counts fit its granularity (invalid_data). Returns
-/// the diagnostics (empty: all fine).
+/// Everything that can be checked before any activation data is read, every problem at once: each
+/// batch file exists with a valid npy header (io_error, invalid_data, naming the file); a
+/// per-channel layer's batches share their last dimension (invalid_data); every config layer is in
+/// the record (incomplete_calibration), every record layer in the config (unknown_layer: a record
+/// of another config), no record layer twice (invalid_data), and each layer's scale and offset
+/// counts fit its granularity (invalid_data). Returns the diagnostics (empty: all fine).
 inline std::vector<diagnostic> check_report_inputs(const resolved_config& config, const std::filesystem::path& dir,
                                                    const report_request& request) {
     std::vector<diagnostic> problems;
@@ -161,8 +158,7 @@ inline std::vector<diagnostic> check_report_inputs(const resolved_config& config
 
 namespace detail {
 
-/// Appends the elements of a batch file to `out` as float32, checking each is
-/// finite.
+/// Appends the elements of a batch file to `out` as float32, checking each is finite.
 inline void append_batch(std::vector<float>& out, const npy_array& a, const std::string& file, const std::string& layer, std::uint32_t k) {
     const std::size_t n = a.size();
     const std::size_t at = out.size();
@@ -193,16 +189,13 @@ inline void append_batch(std::vector<float>& out, const npy_array& a, const std:
 
 }  // namespace detail
 
-/// Builds the report: checks everything first (`check_report_inputs`, all
-/// problems in one `kvcali::error`), then reads each layer's batches (one layer
-/// in memory at a time), calibrates it when no record is given
-/// (`kvcali::calibrator`, as `kvcali calibrate`), and assesses it
-/// (`assess_layer`).
-/// Errors: throws `kvcali::error`: the checks' categories; invalid_data for a
-/// non-finite value (naming the file and the layer) and for what the calibrator
-/// refuses. Example: `auto r =
-/// kvcali::build_quality_report(kvcali::read_quant_cali_config("config.json"),
-/// "act", {});`
+/// Builds the report: checks everything first (`check_report_inputs`, all problems in one
+/// `kvcali::error`), then reads each layer's batches (one layer in memory at a time), calibrates it
+/// when no record is given (`kvcali::calibrator`, as `kvcali calibrate`), and assesses it
+/// (`assess_layer`). Errors: throws `kvcali::error`: the checks' categories; invalid_data for a
+/// non-finite value (naming the file and the layer) and for what the calibrator refuses. Example:
+/// `auto r = kvcali::build_quality_report(kvcali::read_quant_cali_config("config.json"), "act",
+/// {});`
 inline quality_report build_quality_report(const resolved_config& config, const std::filesystem::path& dir, const report_request& request) {
     if (!std::filesystem::is_directory(dir)) {
         throw error(diagnostic{.severity = severity::error,

@@ -32,9 +32,9 @@
 
 namespace kvcali {
 
-/// Count, extremes, mean and standard deviation (population, divided by the
-/// count) of a sample. `mean` and `std` are computed in double: the sum of the
-/// values, then the sum of squared deviations from the mean (two passes).
+/// Count, extremes, mean and standard deviation (population, divided by the count) of a sample.
+/// `mean` and `std` are computed in double: the sum of the values, then the sum of squared
+/// deviations from the mean (two passes).
 struct value_stats {
     std::uint64_t count = 0;
     float min = 0.0f;
@@ -68,8 +68,8 @@ struct error_figures {
     double cosine = 1.0;
 };
 
-/// The running sums behind `error_figures` (mergeable: a per-channel layer's
-/// figures over all its values are its channels' sums merged).
+/// The running sums behind `error_figures` (mergeable: a per-channel layer's figures over all its
+/// values are its channels' sums merged).
 struct error_sums {
     std::uint64_t count = 0;
     std::uint64_t clipped = 0;
@@ -130,8 +130,8 @@ inline float int8_round_trip(float x, float scale, std::int32_t offset) noexcept
     return (q - off) * scale;
 }
 
-/// The INT8 clip range of a scale and offset: `[(-128 - offset) * scale, (127 -
-/// offset) * scale]` (float32).
+/// The INT8 clip range of a scale and offset: `[(-128 - offset) * scale, (127 - offset) * scale]`
+/// (float32).
 inline std::pair<float, float> int8_clip_range(float scale, std::int32_t offset) noexcept {
     return {static_cast<float>(-128 - offset) * scale, static_cast<float>(127 - offset) * scale};
 }
@@ -152,17 +152,16 @@ inline float fp8_e4m3_round(float v) noexcept {
     return std::copysign(round_half_even(a / ulp) * ulp, v);
 }
 
-/// The FP8 scale of a sample with largest magnitude `absmax`: `absmax / 448`
-/// (float32), 1 when absmax is 0 (what an fp8 export gives).
+/// The FP8 scale of a sample with largest magnitude `absmax`: `absmax / 448` (float32), 1 when
+/// absmax is 0 (what an fp8 export gives).
 inline float fp8_scale(float absmax) noexcept { return absmax == 0.0f ? 1.0f : absmax / fp8_e4m3_max; }
 
 /// The FP8 E4M3 round trip of `x`: `e4m3(x / scale) * scale` (float32).
 inline float fp8_round_trip(float x, float scale) noexcept { return fp8_e4m3_round(x / scale) * scale; }
 
-/// One way of quantizing a layer: its scales and offsets (one, or one per
-/// channel; FP8 offsets are 0) and its figures over all the layer's values
-/// (each with its own channel's scale and offset). For a per-channel layer `lo`
-/// is the smallest channel `lo` and `hi` the largest channel `hi`.
+/// One way of quantizing a layer: its scales and offsets (one, or one per channel; FP8 offsets are
+/// 0) and its figures over all the layer's values (each with its own channel's scale and offset).
+/// For a per-channel layer `lo` is the smallest channel `lo` and `hi` the largest channel `hi`.
 struct method_quality {
     quant_factors factors;
     error_figures all;
@@ -218,9 +217,8 @@ struct layer_quality {
     value_histogram histogram;
 };
 
-/// A layer's values: all its batches one after another (row-major, the last
-/// dimension the channel), and where each batch ends (HFMG histograms batch by
-/// batch).
+/// A layer's values: all its batches one after another (row-major, the last dimension the channel),
+/// and where each batch ends (HFMG histograms batch by batch).
 struct layer_values {
     std::span<const float> values;
     std::size_t channels = 1;                 ///< the last dimension; 0 when batches disagree
@@ -252,8 +250,7 @@ inline value_stats stats_of(std::span<const float> v, std::size_t first, std::si
     return s;
 }
 
-/// Fills a method's figures from its factors (INT8, or FP8 when `fp8`): one
-/// pass over the values.
+/// Fills a method's figures from its factors (INT8, or FP8 when `fp8`): one pass over the values.
 inline void measure(method_quality& m, std::span<const float> v, std::size_t groups, bool fp8) {
     std::vector<error_sums> sums(groups);
     std::vector<float> lo(groups), hi(groups);
@@ -301,8 +298,8 @@ inline double sqnr_rank(double db) noexcept { return std::isnan(db) ? std::numer
 
 }  // namespace detail
 
-/// The IFMR options of the policy defaults (`ifmr_defaults`), as the decimals
-/// config.json would show.
+/// The IFMR options of the policy defaults (`ifmr_defaults`), as the decimals config.json would
+/// show.
 inline ifmr_options default_ifmr_options(bool with_offset) {
     ifmr_options o;  // the defaults are the policy's (calibration/settings.hpp)
     o.with_offset = with_offset;

@@ -45,8 +45,7 @@ inline std::string show_number(double v, int digits = 4) {
     return buf;
 }
 
-/// A number for sorting (data-v): full precision; Infinity for +inf and for NaN
-/// (no error at all).
+/// A number for sorting (data-v): full precision; Infinity for +inf and for NaN (no error at all).
 inline std::string sort_number(double v) {
     if (std::isnan(v) || (std::isinf(v) && v > 0)) return "Infinity";
     if (std::isinf(v)) return "-Infinity";
@@ -75,8 +74,7 @@ inline std::string flag_title(std::string_view flag) {
     return html_text(flag);
 }
 
-/// The histogram of a layer's values (log-scale counts) with the record's clip
-/// range drawn on it.
+/// The histogram of a layer's values (log-scale counts) with the record's clip range drawn on it.
 inline void append_histogram_svg(std::string& out, const layer_quality& l) {
     const value_histogram& h = l.histogram;
     constexpr double W = 520, H = 150, left = 40, right = 10, top = 10, bottom = 28;
@@ -122,8 +120,8 @@ inline void append_histogram_svg(std::string& out, const layer_quality& l) {
     out += "</svg>";
 }
 
-/// Each channel's [min, max] (dark) against its clip range [lo, hi] (band);
-/// channels whose data reach outside their clip range in red.
+/// Each channel's [min, max] (dark) against its clip range [lo, hi] (band); channels whose data
+/// reach outside their clip range in red.
 inline void append_channel_svg(std::string& out, const layer_quality& l) {
     const std::size_t n = l.channels.size();
     constexpr double W = 520, H = 150, left = 40, right = 10, top = 10, bottom = 20;

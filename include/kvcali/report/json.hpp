@@ -14,8 +14,7 @@ namespace kvcali {
 
 namespace detail {
 
-/// A double as the shortest text that reads back as it (std::to_chars); null
-/// when not finite.
+/// A double as the shortest text that reads back as it (std::to_chars); null when not finite.
 inline void append_json_double(std::string& out, double v) {
     if (!std::isfinite(v)) {
         out += "null";
@@ -26,8 +25,8 @@ inline void append_json_double(std::string& out, double v) {
     out.append(buf, r.ptr);
 }
 
-/// A float32 as the shortest text that reads back as it (std::to_chars on the
-/// float); null when not finite.
+/// A float32 as the shortest text that reads back as it (std::to_chars on the float); null when not
+/// finite.
 inline void append_json_float(std::string& out, float v) {
     if (!std::isfinite(v)) {
         out += "null";
