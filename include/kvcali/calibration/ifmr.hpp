@@ -426,7 +426,9 @@ inline std::optional<scale_offset> ifmr_choose_sorted(std::span<const float> x, 
     const float last_bucket = static_cast<float>(buckets - 1);
     auto bucket = [&](float y) KVCALI_ALWAYS_INLINE -> std::size_t {
         const float f = (y - origin) * inverse_width;  // NaN only as inf * 0: bucket 0
-        return f > 0.0f ? static_cast<std::size_t>(std::min(f, last_bucket)) : 0;
+        // Through int32 (the bucket count is at most 2^24): one instruction, where a float to
+        // 64-bit unsigned conversion takes a compare and two paths on x86-64.
+        return f > 0.0f ? static_cast<std::size_t>(static_cast<std::int32_t>(std::min(f, last_bucket))) : 0;
     };
     ws.grid.assign(buckets + 1, 0);
     for (std::size_t i = 0; i < n; ++i) ++ws.grid[bucket(x[i]) + 1];
@@ -720,7 +722,7 @@ struct ifmr_cells {
     /// are), which is all the locator needs from it.
     std::size_t bucket(float x) const noexcept {
         const float f = (x - origin) * inverse_width;  // NaN only as inf * 0, when every bucket is 0
-        return f >= 0.0f ? static_cast<std::size_t>(std::min(f, last_bucket)) : 0;
+        return f >= 0.0f ? static_cast<std::size_t>(static_cast<std::int32_t>(std::min(f, last_bucket))) : 0;  // at most 2^22 buckets
     }
     /// The number of thresholds <= x.
     std::uint32_t interval(float x) const noexcept {
