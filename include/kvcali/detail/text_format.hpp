@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -187,6 +188,11 @@ class text_format_reader {
 public:
     text_format_reader(std::string_view text, const std::string& file, diagnostics& diags, const simple_config_limits& limits)
         : text_(text), file_(file), diags_(diags), limits_(limits) {}
+
+    /// Hands each top-level field to `each` as soon as it is read (the root then holding only that
+    /// field), and drops it after: the document never holds more than one top-level field, so a
+    /// file of many override blocks is never in memory as a whole tree.
+    void each_top_level_field(std::function<void(cfg_document&)> each) { each_top_ = std::move(each); }
 
     /// Fills `root`; false when the text has a syntax error (already reported).
     /// (A ptree has no move constructor: the caller owns the tree so that it is never copied.)
@@ -515,6 +521,10 @@ private:
             field.data().colon = colon;
             read_value(field, name, depth);
             if (is_symbol(',') || is_symbol(';')) advance();
+            if (close == 0 && each_top_) {
+                each_top_(message);
+                message.clear();
+            }
         }
     }
 
@@ -606,6 +616,7 @@ private:
     const std::string& file_;
     diagnostics& diags_;
     const simple_config_limits& limits_;
+    std::function<void(cfg_document&)> each_top_;
     std::size_t pos_ = 0;
     std::uint32_t line_ = 1;
     std::size_t line_start_ = 0;

@@ -22,13 +22,23 @@ namespace kvcali {
 
 KVCALI_DECL simple_config parse_simple_config(std::string_view text, const std::string& file, algorithm_registry algorithms,
                                               diagnostics& diags, const simple_config_limits& limits) {
-    // One reader for every file (its fast paths are inside the tokenizer), then the binder.
+    // One reader for every file (its fast paths are inside the tokenizer), then the binder, one
+    // top-level field at a time as the reader finishes it (the whole document is never in memory).
+    // The binder's reports are held until the text has been read: a syntax error anywhere means
+    // the file is not bound at all (only the syntax error is reported), as when reading came first.
     simple_config cfg;
     cfg.file = file;
+    diagnostics bound(diags.strict());
+    detail::document_binder binder(file, false, algorithms, bound, limits);
+    detail::text_format_reader reader(text, file, diags, limits);
+    reader.each_top_level_field([&](detail::cfg_document& top) { binder.bind(top, cfg); });
     detail::cfg_document doc;
-    if (detail::read_text_format(text, file, diags, doc, limits)) {
-        detail::document_binder(file, false, algorithms, diags, limits).bind(doc, cfg);
+    if (!reader.read(doc)) {
+        simple_config unbound;
+        unbound.file = file;
+        return unbound;
     }
+    for (diagnostic& d : bound.take()) diags.add(std::move(d));
     return cfg;
 }
 
