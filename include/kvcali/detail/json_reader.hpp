@@ -21,7 +21,6 @@
 #include <vector>
 
 #include "../error.hpp"
-#include "config.hpp"
 #include "../json_format.hpp"
 #include "numbers.hpp"
 #include "swar.hpp"
@@ -204,7 +203,7 @@ public:
     /// change its outcome (a cut string, number or literal).
     bool stopped_near_end() const noexcept { return pos_ + 16 >= text_.size(); }
 
-    KVCALI_ALWAYS_INLINE inline void skip_whitespace() noexcept { skip_ws(); }
+    inline void skip_whitespace() noexcept { skip_ws(); }
     bool at_end() const noexcept { return pos_ >= text_.size(); }
     /// The next character (the window must not be at its end).
     char peek() const noexcept { return text_[pos_]; }
@@ -229,7 +228,7 @@ public:
         return true;
     }
     /// After an element of an array: `,` (`more` set) or `]`.
-    KVCALI_ALWAYS_INLINE inline bool array_separator(bool& more) {
+    inline bool array_separator(bool& more) {
         skip_ws();
         if (pos_ < text_.size() && (text_[pos_] == ',' || text_[pos_] == ']')) {
             more = text_[pos_++] == ',';
@@ -244,7 +243,7 @@ public:
     }
     /// A string at the current position: a view of the window when it is printable ASCII without
     /// escapes (the fast branch), else decoded into `scratch` and viewed there.
-    KVCALI_ALWAYS_INLINE inline bool read_string(std::string_view& out, std::string& scratch) {
+    inline bool read_string(std::string_view& out, std::string& scratch) {
         const char* const body = text_.data() + pos_ + 1;
         const char* const end = text_.data() + text_.size();
         const char* const quote = plain_string_end(body, end);
@@ -316,7 +315,7 @@ private:
         return std::string("byte 0x") + hex[c >> 4] + hex[c & 0xF];
     }
 
-    KVCALI_ALWAYS_INLINE inline void skip_ws() noexcept {
+    inline void skip_ws() noexcept {
         if (pos_ < text_.size() && static_cast<unsigned char>(text_[pos_]) > ' ') return;  // (usually)
         while (pos_ < text_.size()) {
             const char c = text_[pos_];
