@@ -15,6 +15,7 @@
 #include <span>
 #include <string_view>
 
+#include "../detail/config.hpp"
 #include "scale.hpp"
 
 namespace kvcali {
@@ -51,5 +52,23 @@ public:
 
 /// How the calibrator makes an accumulator for a layer (see calibrator.hpp).
 using accumulator_factory = std::unique_ptr<accumulator> (*)(const accumulator_settings&);
+
+namespace detail {
+/// Channels copied out at once when a per-channel accumulator splits a batch: each row of the
+/// batch then gives one cache line to `channel_block` sequential writers.
+inline constexpr std::size_t channel_block = 16;
+
+/// Copies channels [c0, c0 + width) of a row-major [rows, channels] batch, channel c0 + c to
+/// out[c][0 .. rows) (width <= channel_block). The rows are a whole row of channels apart, so
+/// each is fetched 16 rows ahead.
+inline void copy_channels(const float* values, std::size_t rows, std::size_t channels, std::size_t c0, std::size_t width,
+                          float* const* out) noexcept {
+    for (std::size_t r = 0; r < rows; ++r) {
+        const float* row = values + r * channels + c0;
+        if (r + 16 < rows) prefetch(row + 16 * channels);
+        for (std::size_t c = 0; c < width; ++c) out[c][r] = row[c];
+    }
+}
+}  // namespace detail
 
 }  // namespace kvcali

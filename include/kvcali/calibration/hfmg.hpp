@@ -567,19 +567,15 @@ public:
         }
         if (histograms_.empty()) histograms_.resize(channels);
         const std::size_t rows = values.size() / channels;
-        // By blocks of 16 channels copied out column by column (each row gives one cache line to
-        // 16 sequential writers), so that every channel's histogram reads contiguous values.
-        constexpr std::size_t block = 16;
-        columns_.resize(block * rows);
-        for (std::size_t c0 = 0; c0 < channels; c0 += block) {
-            const std::size_t width = std::min(block, channels - c0);
-            float* out = columns_.data();
-            for (std::size_t r = 0; r < rows; ++r) {
-                const float* row = values.data() + r * channels + c0;
-                if (r + 16 < rows) detail::prefetch(row + 16 * channels);  // rows are far apart: fetch ahead
-                for (std::size_t c = 0; c < width; ++c) out[c * rows + r] = row[c];
-            }
-            for (std::size_t c = 0; c < width; ++c) hfmg_add(histograms_[c0 + c], settings_.num_of_bins, out + c * rows, rows, 1);
+        // By blocks of channels copied out column by column, so that every channel's histogram
+        // reads contiguous values.
+        columns_.resize(detail::channel_block * rows);
+        float* out[detail::channel_block];
+        for (std::size_t c = 0; c < detail::channel_block; ++c) out[c] = columns_.data() + c * rows;
+        for (std::size_t c0 = 0; c0 < channels; c0 += detail::channel_block) {
+            const std::size_t width = std::min(detail::channel_block, channels - c0);
+            detail::copy_channels(values.data(), rows, channels, c0, width, out);
+            for (std::size_t c = 0; c < width; ++c) hfmg_add(histograms_[c0 + c], settings_.num_of_bins, out[c], rows, 1);
         }
     }
 

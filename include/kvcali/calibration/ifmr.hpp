@@ -966,17 +966,11 @@ public:
         }
         const std::size_t at = samples_.front().size();
         for (auto& sample : samples_) sample.resize(at + rows);
-        // By blocks of 16 channels: each row gives one cache line to 16 sequential writers.
-        constexpr std::size_t block = 16;
-        float* out[block];
-        for (std::size_t c0 = 0; c0 < channels; c0 += block) {
-            const std::size_t width = std::min(block, channels - c0);
+        float* out[detail::channel_block];
+        for (std::size_t c0 = 0; c0 < channels; c0 += detail::channel_block) {
+            const std::size_t width = std::min(detail::channel_block, channels - c0);
             for (std::size_t c = 0; c < width; ++c) out[c] = samples_[c0 + c].data() + at;
-            for (std::size_t r = 0; r < rows; ++r) {
-                const float* row = values.data() + r * channels + c0;
-                if (r + 16 < rows) detail::prefetch(row + 16 * channels);  // rows are far apart: fetch ahead
-                for (std::size_t c = 0; c < width; ++c) out[c][r] = row[c];
-            }
+            detail::copy_channels(values.data(), rows, channels, c0, width, out);
         }
     }
 
