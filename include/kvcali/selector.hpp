@@ -150,7 +150,7 @@ inline kv_role kv_role_of(std::string_view name) {
 }
 
 namespace detail {
-struct compiled_regex;  // std::regex, in impl/selector.ipp: <regex> only where selectors are compiled
+struct compiled_regex;  // detail/regex.hpp, in impl/selector.ipp: only where selectors are compiled
 }
 
 /// A compiled selector.

@@ -18,6 +18,7 @@
 #include <string_view>
 #include <system_error>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "../error.hpp"
@@ -117,10 +118,15 @@ public:
             if (text[i] == '\n') starts_.push_back(i + 1);
         }
     }
-    source_location at(std::size_t offset, const std::string& file) const {
+    /// The line and column of `offset`.
+    std::pair<std::uint32_t, std::uint32_t> line_column(std::size_t offset) const {
         const auto it = std::upper_bound(starts_.begin(), starts_.end(), offset);
         const auto line = static_cast<std::size_t>(it - starts_.begin());
-        return {file, static_cast<std::uint32_t>(line), static_cast<std::uint32_t>(offset - starts_[line - 1] + 1)};
+        return {static_cast<std::uint32_t>(line), static_cast<std::uint32_t>(offset - starts_[line - 1] + 1)};
+    }
+    source_location at(std::size_t offset, const std::string& file) const {
+        const auto [line, column] = line_column(offset);
+        return {file, line, column};
     }
 
 private:
@@ -289,6 +295,25 @@ public:
             }
             return fail(pos_, "expected ',' or '}' in an object, found " + show_here());
         }
+    }
+
+    /// An array at `depth` (its `[` at the current position): calls `on_element(index)` for each
+    /// element, positioned at it, which it must read.
+    template <class OnElement>
+    bool read_array(std::size_t depth, OnElement&& on_element) {
+        if (!array_start(depth)) return false;
+        skip_ws();
+        if (pos_ < text_.size() && text_[pos_] == ']') {
+            ++pos_;
+            return true;
+        }
+        std::size_t index = 0;
+        for (bool more = true; more; ++index) {
+            skip_ws();
+            if (!on_element(index)) return false;
+            if (!array_separator(more)) return false;
+        }
+        return true;
     }
 
 private:
@@ -541,20 +566,10 @@ private:
 
     bool array(json_node& out, const std::string& path, std::size_t depth) {
         out.type = json_node::kind::array;
-        if (!array_start(depth)) return false;
-        skip_ws();
-        if (pos_ < text_.size() && text_[pos_] == ']') {
-            ++pos_;
-            return true;
-        }
-        for (bool more = true; more;) {
-            skip_ws();
-            json_node item;
-            if (!value(item, json_path_index(path, out.items.size()), depth)) return false;
-            out.items.push_back(std::move(item));
-            if (!array_separator(more)) return false;
-        }
-        return true;
+        return read_array(depth, [&](std::size_t index) {
+            out.items.emplace_back();
+            return value(out.items.back(), json_path_index(path, index), depth);
+        });
     }
 
     std::string_view text_;

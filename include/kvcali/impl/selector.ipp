@@ -1,20 +1,20 @@
 // kvcali: compiling selectors (declared in selector.hpp): included at the end of that header
-// (header-only use) or by <kvcali/src.hpp> (separate compilation). The one place <regex> is used.
+// (header-only use) or by <kvcali/src.hpp> (separate compilation).
 #pragma once
 
 #include <memory>
 #include <optional>
-#include <regex>
 #include <string>
 #include <string_view>
 
+#include "../detail/regex.hpp"
 #include "../selector.hpp"
 
 namespace kvcali {
 
 namespace detail {
 struct compiled_regex {
-    std::regex regex;
+    regex::program program;
 };
 }  // namespace detail
 
@@ -26,12 +26,14 @@ KVCALI_DECL std::optional<selector> selector::compile(std::string_view written, 
         case selector_kind::glob: s.pattern_ = std::string(written.substr(5)); break;
         case selector_kind::regex:
             s.pattern_ = std::string(written.substr(3));
-            try {
-                s.regex_ = std::make_shared<const detail::compiled_regex>(
-                    detail::compiled_regex{std::regex(s.pattern_, std::regex::ECMAScript | std::regex::optimize)});
-            } catch (const std::regex_error& e) {
-                error = std::string("invalid regular expression: ") + e.what();
-                return std::nullopt;
+            {
+                std::string why;
+                auto program = detail::regex::program::compile(s.pattern_, why);
+                if (!program) {
+                    error = "invalid regular expression: " + why;
+                    return std::nullopt;
+                }
+                s.regex_ = std::make_shared<const detail::compiled_regex>(detail::compiled_regex{std::move(*program)});
             }
             break;
         case selector_kind::auto_kv:
@@ -45,6 +47,6 @@ KVCALI_DECL std::optional<selector> selector::compile(std::string_view written, 
     return s;
 }
 
-KVCALI_DECL bool selector::matches_regex(std::string_view name) const { return std::regex_match(name.begin(), name.end(), regex_->regex); }
+KVCALI_DECL bool selector::matches_regex(std::string_view name) const { return regex_->program.full_match(name); }
 
 }  // namespace kvcali

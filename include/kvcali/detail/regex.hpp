@@ -1,0 +1,658 @@
+// kvcali internals: the regular expressions of `re:` selectors. ECMAScript syntax on bytes, as
+// std::regex (ECMAScript) reads it, matched against a whole layer name in time linear in the name
+// (a Pike machine: every alive state advances one byte at a time; no backtracking, so no pattern
+// can make a match take exponential time or deep recursion). Not supported, refused with an error:
+// backreferences (\1), which no linear matcher can do.
+//
+// Syntax: literals; `.` (any byte but \n and \r); classes `[a-z_]`, `[^...]`, `\d \D \w \W \s \S`,
+// `[:alpha:]`-style names inside classes; groups `(...)`, `(?:...)`; lookahead `(?=...)`,
+// `(?!...)`; alternation `|`; quantifiers `* + ? {n} {n,} {n,m}`, each also lazy (`*?`: the same
+// set of names matches); anchors `^ $`; word boundaries `\b \B`; escapes `\t \n \r \v \f \0`,
+// `\xHH`, `\uHHHH` (at most FF), `\cX`, and `\` before any other character for that character.
+#pragma once
+
+#include <bitset>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace kvcali::detail::regex {
+
+using byte_set = std::bitset<256>;
+
+/// One instruction of the compiled program.
+struct instruction {
+    enum class op : std::uint8_t { set, split, jump, line_start, line_end, word_boundary, not_word_boundary, lookahead, match };
+    op code = op::match;
+    bool negative = false;  ///< lookahead: (?!...)
+    std::uint32_t x = 0;    ///< set: its index; split/jump: a target; lookahead: its first instruction
+    std::uint32_t y = 0;    ///< split: the other target; lookahead: its index among the lookaheads
+};
+
+/// A compiled pattern; `full_match` is all it does.
+class program {
+public:
+    /// Compiles `pattern`; on a syntax error, `error` says what and where (a byte offset).
+    static std::optional<program> compile(std::string_view pattern, std::string& error);
+
+    /// Does the whole of `text` match?
+    bool full_match(std::string_view text) const;
+
+private:
+    friend class compiler;
+    friend class machine;
+
+    std::vector<instruction> code_;
+    std::vector<byte_set> sets_;
+    std::uint32_t lookaheads_ = 0;
+};
+
+inline bool is_word_byte(unsigned char c) noexcept {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+/// The pattern's syntax tree, then its program.
+class compiler {
+public:
+    static constexpr std::size_t max_instructions = 100'000;
+    static constexpr std::size_t max_nesting = 200;
+
+    explicit compiler(std::string_view pattern) : p_(pattern) {}
+
+    bool run(program& out, std::string& error) {
+        out_ = &out;
+        const int root = disjunction(0);
+        if (!error_.empty()) return fail_with(error);
+        if (pos_ < p_.size()) {  // only ')' stops a disjunction early
+            fail("')' without a matching '('");
+            return fail_with(error);
+        }
+        emit(root);
+        if (!error_.empty()) return fail_with(error);
+        add({instruction::op::match, false, 0, 0});
+        return true;
+    }
+
+private:
+    enum class kind : std::uint8_t { empty, set, concat, alternation, repeat, assertion, lookahead };
+    struct node {
+        kind k = kind::empty;
+        instruction::op assertion = instruction::op::match;
+        bool negative = false;
+        std::uint32_t set = 0;
+        std::uint32_t min = 0, max = 0;  ///< repeat: max == unbounded for no limit
+        std::vector<int> children;
+    };
+    static constexpr std::uint32_t unbounded = 0xFFFFFFFF;
+
+    bool fail_with(std::string& error) {
+        error = error_;
+        return false;
+    }
+    int fail(const std::string& message) {
+        if (error_.empty()) error_ = message + " at offset " + std::to_string(pos_);
+        return -1;
+    }
+    bool at(char c) const noexcept { return pos_ < p_.size() && p_[pos_] == c; }
+
+    int make(node n) {
+        nodes_.push_back(std::move(n));
+        return static_cast<int>(nodes_.size() - 1);
+    }
+    std::uint32_t make_set(const byte_set& s) {
+        out_->sets_.push_back(s);
+        return static_cast<std::uint32_t>(out_->sets_.size() - 1);
+    }
+    int set_node(const byte_set& s) { return make({kind::set, {}, false, make_set(s), 0, 0, {}}); }
+
+    int disjunction(std::size_t depth) {
+        if (depth > max_nesting) return fail("groups nested deeper than " + std::to_string(max_nesting) + " levels");
+        node alt{kind::alternation, {}, false, 0, 0, 0, {}};
+        alt.children.push_back(alternative(depth));
+        while (error_.empty() && at('|')) {
+            ++pos_;
+            alt.children.push_back(alternative(depth));
+        }
+        if (!error_.empty()) return -1;
+        return alt.children.size() == 1 ? alt.children.front() : make(std::move(alt));
+    }
+
+    int alternative(std::size_t depth) {
+        node seq{kind::concat, {}, false, 0, 0, 0, {}};
+        while (error_.empty() && pos_ < p_.size() && !at('|') && !at(')')) {
+            const int t = term(depth);
+            if (t >= 0) seq.children.push_back(t);
+        }
+        return make(std::move(seq));
+    }
+
+    int term(std::size_t depth) {
+        const char c = p_[pos_];
+        bool quantifiable = true;
+        int atom = -1;
+        switch (c) {
+            case '^':
+            case '$':
+                ++pos_;
+                atom = make({kind::assertion, c == '^' ? instruction::op::line_start : instruction::op::line_end, false, 0, 0, 0, {}});
+                quantifiable = false;
+                break;
+            case '*':
+            case '+':
+            case '?':
+            case '{': return fail(std::string("nothing to repeat before '") + c + "'");
+            case '.': {
+                ++pos_;
+                byte_set s;
+                s.set();
+                s.reset('\n');
+                s.reset('\r');
+                atom = set_node(s);
+                break;
+            }
+            case '(': atom = group(depth, quantifiable); break;
+            case '[': atom = bracket(); break;
+            case '\\': {
+                ++pos_;
+                if (pos_ >= p_.size()) return fail("'\\' at the end of the pattern");
+                if (p_[pos_] == 'b' || p_[pos_] == 'B') {
+                    atom = make({kind::assertion,
+                                 p_[pos_] == 'b' ? instruction::op::word_boundary : instruction::op::not_word_boundary,
+                                 false,
+                                 0,
+                                 0,
+                                 0,
+                                 {}});
+                    ++pos_;
+                    quantifiable = false;
+                    break;
+                }
+                byte_set s;
+                if (!escape(s, false)) return -1;
+                atom = set_node(s);
+                break;
+            }
+            default: {
+                ++pos_;
+                byte_set s;
+                s.set(static_cast<unsigned char>(c));
+                atom = set_node(s);
+                break;
+            }
+        }
+        if (atom < 0) return -1;
+        return quantifier(atom, quantifiable);
+    }
+
+    int group(std::size_t depth, bool& quantifiable) {
+        const std::size_t open = pos_;
+        ++pos_;
+        bool look = false, negative = false;
+        if (at('?')) {
+            ++pos_;
+            if (at(':')) {
+                ++pos_;
+            } else if (at('=') || at('!')) {
+                look = true;
+                negative = at('!');
+                ++pos_;
+            } else {
+                return fail("'(?' must be followed by ':', '=' or '!'");
+            }
+        }
+        const int inner = disjunction(depth + 1);
+        if (inner < 0) return -1;
+        if (!at(')')) {
+            pos_ = open;
+            return fail("'(' without a matching ')'");
+        }
+        ++pos_;
+        if (!look) return inner;
+        quantifiable = false;
+        return make({kind::lookahead, {}, negative, 0, 0, 0, {inner}});
+    }
+
+    bool number(std::uint32_t& out) {
+        const std::size_t start = pos_;
+        std::uint64_t v = 0;
+        while (pos_ < p_.size() && p_[pos_] >= '0' && p_[pos_] <= '9') {
+            v = v * 10 + static_cast<unsigned>(p_[pos_] - '0');
+            if (v > 100'000) v = 100'001;  // (too large either way)
+            ++pos_;
+        }
+        out = static_cast<std::uint32_t>(v);
+        return pos_ > start;
+    }
+
+    /// The quantifiers after `atom`, each applied to what the ones before it made (`a+*`, as
+    /// std::regex reads it).
+    int quantifier(int atom, bool quantifiable) {
+        while (atom >= 0 && pos_ < p_.size() && (at('*') || at('+') || at('?') || at('{'))) {
+            atom = one_quantifier(atom, quantifiable);
+            quantifiable = true;
+        }
+        return atom;
+    }
+
+    int one_quantifier(int atom, bool quantifiable) {
+        std::uint32_t min = 0, max = 0;
+        switch (p_[pos_]) {
+            case '*': min = 0, max = unbounded; break;
+            case '+': min = 1, max = unbounded; break;
+            case '?': min = 0, max = 1; break;
+            case '{': {
+                ++pos_;
+                if (!number(min)) return fail("expected a count after '{'");
+                max = min;
+                if (at(',')) {
+                    ++pos_;
+                    if (!number(max)) max = unbounded;
+                }
+                if (!at('}')) return fail("expected '}' to close the count");
+                if (max < min) return fail("the counts of {n,m} are in the wrong order");
+                if (max != unbounded && max > 100'000) return fail("a count above 100000");
+                break;
+            }
+            default: return atom;
+        }
+        if (!quantifiable) return fail("nothing to repeat before a quantifier");
+        ++pos_;
+        if (at('?')) ++pos_;  // lazy: the same names match
+        return make({kind::repeat, {}, false, 0, min, max, {atom}});
+    }
+
+    static byte_set class_of(char c) {
+        byte_set s;
+        for (int b = 0; b < 256; ++b) {
+            const auto u = static_cast<unsigned char>(b);
+            const bool in = c == 'd' || c == 'D'   ? (u >= '0' && u <= '9')
+                            : c == 's' || c == 'S' ? (u == ' ' || u == '\t' || u == '\n' || u == '\v' || u == '\f' || u == '\r')
+                                                   : is_word_byte(u);
+            s.set(u, in);
+        }
+        if (c == 'D' || c == 'S' || c == 'W') s.flip();
+        return s;
+    }
+
+    bool hex(std::size_t digits, std::uint32_t& out) {
+        out = 0;
+        for (std::size_t i = 0; i < digits; ++i) {
+            if (pos_ >= p_.size()) return fail("expected " + std::to_string(digits) + " hex digits") >= 0;
+            const char c = p_[pos_];
+            std::uint32_t d = 0;
+            if (c >= '0' && c <= '9') {
+                d = static_cast<std::uint32_t>(c - '0');
+            } else if (c >= 'a' && c <= 'f') {
+                d = static_cast<std::uint32_t>(c - 'a' + 10);
+            } else if (c >= 'A' && c <= 'F') {
+                d = static_cast<std::uint32_t>(c - 'A' + 10);
+            } else {
+                return fail("expected " + std::to_string(digits) + " hex digits") >= 0;
+            }
+            out = out * 16 + d;
+            ++pos_;
+        }
+        return true;
+    }
+
+    /// The escape after a backslash (at pos_) as a set of bytes; `in_class`: `\b` is a backspace.
+    bool escape(byte_set& s, bool in_class) {
+        const char c = p_[pos_++];
+        switch (c) {
+            case 'd':
+            case 'D':
+            case 's':
+            case 'S':
+            case 'w':
+            case 'W': s = class_of(c); return true;
+            case 'f': s.set('\f'); return true;
+            case 'n': s.set('\n'); return true;
+            case 'r': s.set('\r'); return true;
+            case 't': s.set('\t'); return true;
+            case 'v': s.set('\v'); return true;
+            case '0': s.set(0); return true;
+            case 'b':
+                if (in_class) {
+                    s.set('\b');
+                    return true;
+                }
+                break;
+            case 'c': {
+                if (pos_ >= p_.size() || !((p_[pos_] >= 'a' && p_[pos_] <= 'z') || (p_[pos_] >= 'A' && p_[pos_] <= 'Z'))) {
+                    return fail("expected a letter after \\c") >= 0;
+                }
+                s.set(static_cast<unsigned char>(p_[pos_++]) % 32);
+                return true;
+            }
+            case 'x':
+            case 'u': {
+                std::uint32_t v = 0;
+                if (!hex(c == 'x' ? 2 : 4, v)) return false;
+                if (v > 0xFF) {
+                    return fail("\\u" + std::string(p_.substr(pos_ - 4, 4)) +
+                                " is not a byte (names are matched byte by byte, as UTF-8)") >= 0;
+                }
+                s.set(v);
+                return true;
+            }
+            default:
+                if (c >= '1' && c <= '9') {
+                    --pos_;
+                    return fail("backreferences (\\1) are not supported") >= 0;
+                }
+                break;
+        }
+        s.set(static_cast<unsigned char>(c));
+        return true;
+    }
+
+    /// `[:name:]` inside a class (pos_ at the first ':').
+    bool class_name(byte_set& s) {
+        const std::size_t end = p_.find(":]", pos_ + 1);
+        if (end == std::string_view::npos) return fail("'[:' without ':]'") >= 0;
+        const std::string_view name = p_.substr(pos_ + 1, end - pos_ - 1);
+        for (int b = 0; b < 256; ++b) {
+            const auto u = static_cast<unsigned char>(b);
+            const bool upper = u >= 'A' && u <= 'Z', lower = u >= 'a' && u <= 'z', digit = u >= '0' && u <= '9';
+            const bool space = u == ' ' || (u >= '\t' && u <= '\r');
+            const bool print = u >= 0x20 && u < 0x7F;
+            bool in = false;
+            if (name == "alpha")
+                in = upper || lower;
+            else if (name == "digit" || name == "d")
+                in = digit;
+            else if (name == "alnum")
+                in = upper || lower || digit;
+            else if (name == "upper")
+                in = upper;
+            else if (name == "lower")
+                in = lower;
+            else if (name == "space" || name == "s")
+                in = space;
+            else if (name == "blank")
+                in = u == ' ' || u == '\t';
+            else if (name == "punct")
+                in = print && u != ' ' && !upper && !lower && !digit;
+            else if (name == "xdigit")
+                in = digit || (u >= 'a' && u <= 'f') || (u >= 'A' && u <= 'F');
+            else if (name == "print")
+                in = print;
+            else if (name == "graph")
+                in = print && u != ' ';
+            else if (name == "cntrl")
+                in = u < 0x20 || u == 0x7F;
+            else if (name == "w")
+                in = is_word_byte(u);
+            else
+                return fail("unknown character class [:" + std::string(name) + ":]") >= 0;
+            if (in) s.set(u);
+        }
+        pos_ = end + 2;
+        return true;
+    }
+
+    /// One member of a class: a byte (`single` set) or a whole class.
+    bool class_atom(byte_set& s, int& single) {
+        single = -1;
+        const char c = p_[pos_];
+        if (c == '\\') {
+            ++pos_;
+            if (pos_ >= p_.size()) return fail("'\\' at the end of the pattern") >= 0;
+            const char e = p_[pos_];
+            if (e == 'B') return fail("\\B (not a word boundary) inside a class") >= 0;
+            if (!escape(s, true)) return false;
+            if (e != 'd' && e != 'D' && e != 's' && e != 'S' && e != 'w' && e != 'W') {
+                for (int b = 0; b < 256 && single < 0; ++b) {
+                    if (s.test(static_cast<std::size_t>(b))) single = b;
+                }
+            }
+            return true;
+        }
+        if (c == '[' && pos_ + 1 < p_.size() && p_[pos_ + 1] == ':') {
+            ++pos_;
+            return class_name(s);
+        }
+        if (c == '[' && pos_ + 1 < p_.size() && (p_[pos_ + 1] == '.' || p_[pos_ + 1] == '=')) {
+            const char mark = p_[pos_ + 1];
+            if (pos_ + 4 < p_.size() && p_[pos_ + 3] == mark && p_[pos_ + 4] == ']') {
+                single = static_cast<unsigned char>(p_[pos_ + 2]);
+                s.set(static_cast<std::size_t>(single));
+                pos_ += 5;
+                return true;
+            }
+            return fail(std::string("'[") + mark + "' takes one character and '" + mark + "]'") >= 0;
+        }
+        ++pos_;
+        single = static_cast<unsigned char>(c);
+        s.set(static_cast<std::size_t>(single));
+        return true;
+    }
+
+    int bracket() {
+        const std::size_t open = pos_;
+        ++pos_;
+        bool negated = false;
+        if (at('^')) {
+            negated = true;
+            ++pos_;
+        }
+        byte_set s;
+        while (true) {
+            if (pos_ >= p_.size()) {
+                pos_ = open;
+                return fail("'[' without a matching ']'");
+            }
+            if (p_[pos_] == ']') {
+                ++pos_;
+                break;
+            }
+            byte_set first;
+            int lo = -1;
+            if (!class_atom(first, lo)) return -1;
+            if (at('-') && pos_ + 1 < p_.size() && p_[pos_ + 1] != ']') {
+                ++pos_;
+                byte_set second;
+                int hi = -1;
+                if (!class_atom(second, hi)) return -1;
+                if (lo < 0 || hi < 0) return fail("a range in a class must go from one character to another");
+                if (hi < lo) return fail("a range in a class goes from a higher character to a lower one");
+                for (int b = lo; b <= hi; ++b) s.set(static_cast<std::size_t>(b));
+            } else {
+                s |= first;
+            }
+        }
+        if (negated) s.flip();
+        return set_node(s);
+    }
+
+    // ---- emitting ----
+
+    std::uint32_t add(instruction i) {
+        if (out_->code_.size() >= max_instructions) {
+            if (error_.empty()) error_ = "the regular expression is too large (more than " + std::to_string(max_instructions) + " steps)";
+            return 0;
+        }
+        out_->code_.push_back(i);
+        return static_cast<std::uint32_t>(out_->code_.size() - 1);
+    }
+    std::uint32_t here() const { return static_cast<std::uint32_t>(out_->code_.size()); }
+
+    void emit(int index) {
+        if (!error_.empty()) return;
+        const node& n = nodes_[static_cast<std::size_t>(index)];
+        switch (n.k) {
+            case kind::empty: return;
+            case kind::set: add({instruction::op::set, false, n.set, 0}); return;
+            case kind::assertion: add({n.assertion, false, 0, 0}); return;
+            case kind::concat:
+                for (const int child : n.children) emit(child);
+                return;
+            case kind::alternation: {
+                const std::vector<int>& children = n.children;
+                std::vector<std::uint32_t> jumps;
+                for (std::size_t i = 0; i + 1 < children.size() && error_.empty(); ++i) {
+                    const std::uint32_t split = add({instruction::op::split, false, 0, 0});
+                    out_->code_[split].x = here();
+                    emit(children[i]);
+                    jumps.push_back(add({instruction::op::jump, false, 0, 0}));
+                    if (error_.empty()) out_->code_[split].y = here();
+                }
+                emit(children.back());
+                if (error_.empty()) {
+                    for (const std::uint32_t j : jumps) out_->code_[j].x = here();
+                }
+                return;
+            }
+            case kind::repeat: {
+                const int child = n.children.front();
+                const std::uint32_t min = n.min, max = n.max;
+                for (std::uint32_t i = 0; i < min && error_.empty(); ++i) emit(child);
+                if (max == unbounded) {
+                    const std::uint32_t split = add({instruction::op::split, false, 0, 0});
+                    if (!error_.empty()) return;
+                    out_->code_[split].x = here();
+                    emit(child);
+                    add({instruction::op::jump, false, split, 0});
+                    if (error_.empty()) out_->code_[split].y = here();
+                    return;
+                }
+                std::vector<std::uint32_t> splits;
+                for (std::uint32_t i = min; i < max && error_.empty(); ++i) {
+                    splits.push_back(add({instruction::op::split, false, 0, 0}));
+                    if (error_.empty()) out_->code_[splits.back()].x = here();
+                    emit(child);
+                }
+                if (error_.empty()) {
+                    for (const std::uint32_t s : splits) out_->code_[s].y = here();
+                }
+                return;
+            }
+            case kind::lookahead: {
+                const int child = n.children.front();
+                const bool negative = n.negative;
+                const std::uint32_t look = add({instruction::op::lookahead, negative, 0, out_->lookaheads_++});
+                const std::uint32_t skip = add({instruction::op::jump, false, 0, 0});
+                if (!error_.empty()) return;
+                out_->code_[look].x = here();
+                emit(child);
+                add({instruction::op::match, false, 0, 0});
+                if (error_.empty()) out_->code_[skip].x = here();
+                return;
+            }
+        }
+    }
+
+    std::string_view p_;
+    std::size_t pos_ = 0;
+    std::string error_;
+    std::vector<node> nodes_;
+    program* out_ = nullptr;
+};
+
+/// Runs a program: the states alive after each byte, each once (linear in the text). A lookahead
+/// runs a machine of its own from its position; its answers are kept, one per position.
+class machine {
+public:
+    using lookahead_answers = std::vector<std::vector<std::int8_t>>;
+
+    machine(const program& prog, std::string_view text, lookahead_answers& answers) : prog_(prog), text_(text), answers_(answers) {}
+
+    /// From instruction `start` at byte `from`: with `whole`, does it reach `match` exactly at the
+    /// end of the text; without, at any point (a lookahead)?
+    bool run(std::uint32_t start, std::size_t from, bool whole) {
+        std::vector<std::uint32_t> current, next;
+        seen_.assign(prog_.code_.size(), static_cast<std::size_t>(-1));
+        if (add(current, start, from, whole) && !whole) return true;
+        for (std::size_t pos = from; pos < text_.size() && !current.empty(); ++pos) {
+            const auto c = static_cast<unsigned char>(text_[pos]);
+            next.clear();
+            for (const std::uint32_t pc : current) {
+                const instruction& i = prog_.code_[pc];
+                if (i.code == instruction::op::set && prog_.sets_[i.x].test(c)) {
+                    if (add(next, pc + 1, pos + 1, whole) && !whole) return true;
+                }
+            }
+            current.swap(next);
+        }
+        if (!whole) return false;
+        for (const std::uint32_t pc : current) {
+            if (prog_.code_[pc].code == instruction::op::match) return true;
+        }
+        return false;
+    }
+
+private:
+    /// Adds the states reachable from `pc` at `pos` without reading a byte; true when one is `match`.
+    bool add(std::vector<std::uint32_t>& list, std::uint32_t pc, std::size_t pos, bool whole) {
+        bool matched = false;
+        stack_.clear();
+        stack_.push_back(pc);
+        while (!stack_.empty()) {
+            const std::uint32_t at = stack_.back();
+            stack_.pop_back();
+            if (seen_[at] == pos) continue;
+            seen_[at] = pos;
+            const instruction& i = prog_.code_[at];
+            switch (i.code) {
+                case instruction::op::set: list.push_back(at); break;
+                case instruction::op::match:
+                    if (!whole || pos == text_.size()) matched = true;
+                    list.push_back(at);
+                    break;
+                case instruction::op::jump: stack_.push_back(i.x); break;
+                case instruction::op::split:
+                    stack_.push_back(i.y);
+                    stack_.push_back(i.x);
+                    break;
+                case instruction::op::line_start:
+                    if (pos == 0) stack_.push_back(at + 1);
+                    break;
+                case instruction::op::line_end:
+                    if (pos == text_.size()) stack_.push_back(at + 1);
+                    break;
+                case instruction::op::word_boundary:
+                case instruction::op::not_word_boundary: {
+                    const bool before = pos > 0 && is_word_byte(static_cast<unsigned char>(text_[pos - 1]));
+                    const bool after = pos < text_.size() && is_word_byte(static_cast<unsigned char>(text_[pos]));
+                    if ((before != after) == (i.code == instruction::op::word_boundary)) stack_.push_back(at + 1);
+                    break;
+                }
+                case instruction::op::lookahead:
+                    if (lookahead(i, pos) != i.negative) stack_.push_back(at + 1);  // the jump past its body
+                    break;
+            }
+        }
+        return matched;
+    }
+
+    bool lookahead(const instruction& i, std::size_t pos) {
+        if (answers_.size() < prog_.lookaheads_) answers_.resize(prog_.lookaheads_);
+        std::vector<std::int8_t>& known = answers_[i.y];
+        if (known.empty()) known.assign(text_.size() + 1, -1);
+        if (known[pos] < 0) known[pos] = machine(prog_, text_, answers_).run(i.x, pos, false) ? 1 : 0;
+        return known[pos] == 1;
+    }
+
+    const program& prog_;
+    std::string_view text_;
+    lookahead_answers& answers_;
+    std::vector<std::size_t> seen_;
+    std::vector<std::uint32_t> stack_;
+};
+
+inline std::optional<program> program::compile(std::string_view pattern, std::string& error) {
+    program out;
+    if (!compiler(pattern).run(out, error)) return std::nullopt;
+    return out;
+}
+
+inline bool program::full_match(std::string_view text) const {
+    machine::lookahead_answers answers;
+    return machine(*this, text, answers).run(0, 0, true);
+}
+
+}  // namespace kvcali::detail::regex
