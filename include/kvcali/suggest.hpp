@@ -55,9 +55,13 @@ std::vector<std::string> closest_names(std::string_view name, const Range& candi
         const std::size_t d = bounded_edit_distance(name, other, limit);
         if (d <= limit) found.emplace_back(d, other);
     }
-    std::stable_sort(found.begin(), found.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
+    // Nearest first, ties in candidate order: one pass per distance (there are at most 9).
     std::vector<std::string> out;
-    for (std::size_t i = 0; i < found.size() && i < count; ++i) out.emplace_back(found[i].second);
+    for (std::size_t d = 0; d <= limit && out.size() < count; ++d) {
+        for (std::size_t i = 0; i < found.size() && out.size() < count; ++i) {
+            if (found[i].first == d) out.emplace_back(found[i].second);
+        }
+    }
     return out;
 }
 

@@ -24,6 +24,7 @@
 #include "../policy.hpp"
 #include "../simple_config.hpp"
 #include "../suggest.hpp"
+#include "function_ref.hpp"
 #include "numbers.hpp"
 #include "text_format.hpp"
 
@@ -361,8 +362,7 @@ private:
 
     /// Calls `fn(value, path)` for each scalar of field `f` (one, or each list element when
     /// `repeated`); reports shape errors.
-    template <class Fn>
-    void for_each_scalar(const field_ref& f, bool repeated, Fn&& fn) {
+    void for_each_scalar(const field_ref& f, bool repeated, function_ref<void(cfg_node&, const std::string&)> fn) {
         const cfg_node& n = at(f);
         if (n.kind == cfg_kind::message) {
             error_at_name(f, f.key + " is a " + std::string(repeated ? "list of values" : "value") + ", not a message: expected \"" +
@@ -392,8 +392,7 @@ private:
     }
 
     /// Calls `fn(message, path)` for each message of field `f`; reports shape errors.
-    template <class Fn>
-    void for_each_message(const field_ref& f, bool repeated, Fn&& fn) {
+    void for_each_message(const field_ref& f, bool repeated, function_ref<void(cfg_document&, const std::string&)> fn) {
         const cfg_node& n = at(f);
         const std::string path = member_path(f.in.path, f.key);
         if (n.kind == cfg_kind::message) {

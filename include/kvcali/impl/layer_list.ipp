@@ -153,39 +153,19 @@ private:
     std::size_t previous_ = layer_table::npos;  ///< the row of the last name added (it and its prefixes are in the table)
 };
 
-/// The whole text of a layer list, in memory.
-class layer_list_text {
-public:
-    explicit layer_list_text(std::string_view text) : text_(text) {}
-    /// The text not yet consumed (the reader's window), and its offset in the text.
-    std::string_view window() const noexcept { return text_.substr(start_); }
-    std::size_t offset() const noexcept { return start_; }
-    /// The bytes still held (from held_offset() on): the consumed ones stay until more() drops them.
-    std::string_view held() const noexcept { return text_; }
-    std::size_t held_offset() const noexcept { return 0; }
-    /// Drops the first `n` bytes of the window.
-    void consume(std::size_t n) noexcept { start_ += n; }
-    /// Appends more text to the window; false at the end (there is none here).
-    bool more() noexcept { return false; }
-    bool exhausted() const noexcept { return true; }
-    bool failed() const noexcept { return false; }
-    /// About how many objects the whole list holds (`{` never occurs elsewhere in the usual shape
-    /// but inside names, so this is at most a little high).
-    std::size_t expected_objects() const noexcept { return static_cast<std::size_t>(std::count(text_.begin(), text_.end(), '{')); }
-
-private:
-    std::string_view text_;
-    std::size_t start_ = 0;
-};
-
-/// A layer-list file read in pieces: the reader holds one piece at a time (and the element it is
-/// reading), never the whole file. A problem reading it (or a file over the size limit) marks it
-/// failed: the caller then reads it with read_file, which reports exactly.
-class layer_list_file {
+/// A layer list's text, held whole in memory or read from a file in pieces: the reader holds one
+/// piece at a time (and the element it is reading), never the whole file. A problem reading the
+/// file (or a file over the size limit) marks it failed: the caller then reads it with read_file,
+/// which reports exactly.
+class layer_list_source {
 public:
     static constexpr std::size_t default_piece = std::size_t{1} << 16;
 
-    explicit layer_list_file(const std::filesystem::path& path, std::size_t piece = default_piece)
+    /// The whole text, in memory (one window; more() has nothing to add).
+    explicit layer_list_source(std::string_view text) noexcept
+        : data_(text.data()), end_(text.size()), size_(text.size()), total_(text.size()), exhausted_(true), in_memory_(true) {}
+
+    explicit layer_list_source(const std::filesystem::path& path, std::size_t piece = default_piece)
         : in_(path, std::ios::binary), piece_(piece) {
         std::error_code ec;
         size_ = std::filesystem::file_size(path, ec);
@@ -194,12 +174,15 @@ public:
             exhausted_ = true;
         }
     }
-    std::string_view window() const noexcept { return std::string_view(buffer_.get() + start_, end_ - start_); }
+    /// The text not yet consumed (the reader's window), and its offset in the text.
+    std::string_view window() const noexcept { return std::string_view(data_ + start_, end_ - start_); }
     std::size_t offset() const noexcept { return held_offset() + start_; }
-    std::string_view held() const noexcept { return std::string_view(buffer_.get(), end_); }
+    /// The bytes still held (from held_offset() on): the consumed ones stay until more() drops them.
+    std::string_view held() const noexcept { return std::string_view(data_, end_); }
     std::size_t held_offset() const noexcept { return static_cast<std::size_t>(total_) - end_; }
+    /// Drops the first `n` bytes of the window.
     void consume(std::size_t n) noexcept { start_ += n; }
-    /// Drops the consumed bytes and reads more after the window.
+    /// Drops the consumed bytes and reads more after the window; false at the end.
     bool more() {
         if (exhausted_) return false;
         // Keep what is not consumed yet, at the front (no more than a cut entry, usually), and
@@ -215,6 +198,7 @@ public:
         } else if (kept != 0) {
             std::memmove(buffer_.get(), buffer_.get() + start_, kept);
         }
+        data_ = buffer_.get();
         start_ = 0;
         end_ = kept;
         in_.read(buffer_.get() + end_, static_cast<std::streamsize>(want));
@@ -227,9 +211,12 @@ public:
     }
     bool exhausted() const noexcept { return exhausted_; }
     bool failed() const noexcept { return failed_; }
-    /// About how many objects the file holds: those of the window, scaled to the file's size.
+    /// About how many objects the list holds: the `{` of the text in memory (`{` never occurs
+    /// elsewhere in the usual shape but inside names, so at most a little high), or those of the
+    /// window scaled to the file's size.
     std::size_t expected_objects() const noexcept {
         const std::string_view w = window();
+        if (in_memory_) return static_cast<std::size_t>(std::count(w.begin(), w.end(), '{'));
         if (w.empty()) return 0;
         const auto seen = static_cast<double>(std::count(w.begin(), w.end(), '{'));
         const double scale = static_cast<double>(size_ > total_ ? size_ - (total_ - w.size()) : w.size()) / static_cast<double>(w.size());
@@ -238,11 +225,12 @@ public:
 
 private:
     std::ifstream in_;
-    std::size_t piece_;
+    std::size_t piece_ = default_piece;
     std::unique_ptr<char[]> buffer_;                  ///< (not zero-filled: read into)
+    const char* data_ = nullptr;                      ///< the text in memory, or buffer_
     std::size_t capacity_ = 0, start_ = 0, end_ = 0;  ///< the window is [start_, end_)
     std::uintmax_t size_ = 0, total_ = 0;
-    bool exhausted_ = false, failed_ = false;
+    bool exhausted_ = false, failed_ = false, in_memory_ = false;
 };
 
 /// Line and byte column of document offsets, for a text read window by window: newlines are
@@ -335,7 +323,7 @@ struct layer_list_element {
     std::size_t unknown_count = 0;
 };
 
-/// Reads a layer list from `Source` (layer_list_text or layer_list_file) with one JSON parser,
+/// Reads a layer list from `Source` (layer_list_source) with one JSON parser,
 /// one element of the top-level array at a time, and checks each element as the layer list's
 /// format demands. `Sink` gets each valid entry: `add(reader, element)` (its name and type view
 /// the window or the reader's buffers: both change at the next element unless `flush(reader)` is
@@ -666,7 +654,7 @@ KVCALI_DECL layer_table load_layer_list(const std::filesystem::path& path, const
     std::error_code ec;
     bool read = false;
     if (std::filesystem::is_regular_file(path, ec)) {
-        detail::layer_list_file source(path);
+        detail::layer_list_source source(path);
         if (!source.failed()) {
             table = read_layer_list(source, path.string(), diags, eligible, each);
             read = !source.failed();
@@ -675,7 +663,7 @@ KVCALI_DECL layer_table load_layer_list(const std::filesystem::path& path, const
     if (!read) {
         diags = diagnostics();
         const std::string text = read_file(path);
-        detail::layer_list_text source(text);
+        detail::layer_list_source source{std::string_view(text)};
         table = read_layer_list(source, path.string(), diags, eligible, each);
     }
     diags.throw_if_errors();
@@ -686,7 +674,7 @@ KVCALI_DECL layer_table load_layer_list(const std::filesystem::path& path, const
 
 KVCALI_DECL layer_table parse_layer_list(std::string_view text, const std::string& file, diagnostics& diags,
                                          const type_predicate& eligible) {
-    detail::layer_list_text source(text);
+    detail::layer_list_source source{std::string_view(text)};
     return detail::read_layer_list(source, file, diags, eligible, {});
 }
 

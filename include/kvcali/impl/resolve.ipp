@@ -11,6 +11,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "../detail/function_ref.hpp"
 #include "../detail/show_value.hpp"
 #include "../error.hpp"
 #include "../json_format.hpp"
@@ -223,8 +224,8 @@ struct selection_context {
 /// The layers a written name chooses, each given to `each(const listed_layer&)`: one for an exact
 /// name or alias (reported when unknown or not KV-quantizable), every matching KV-quantizable
 /// layer in model order for a selector (an unknown_layer error when none matches).
-template <class Each>
-void select(selection_context& ctx, const std::string& written, const source_location& where, Each&& each) {
+inline void select(selection_context& ctx, const std::string& written, const source_location& where,
+                   function_ref<void(const listed_layer&)> each) {
     const std::size_t row = ctx.table.find(written);
     const selector_kind kind = row != layer_table::npos ? selector_kind::exact : kind_of_selector(written);
     if (kind == selector_kind::exact) {
