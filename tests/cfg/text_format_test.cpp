@@ -544,6 +544,16 @@ BOOST_AUTO_TEST_CASE(json_diagnostics_name_the_json_path) {
     BOOST_TEST(has_path("$.batch_num"), p.all());
     BOOST_TEST(has_path("$.activation_offset"), p.all());
     BOOST_TEST(has_path("$.override_layers_configs[1]"), p.all());
+    // Each names its line and column too: the key of a misspelt field, the value of a wrong one.
+    auto where_of = [&](std::string_view path) {
+        const auto it = std::find_if(p.diags.begin(), p.diags.end(), [&](const auto& d) { return d.json_path == path; });
+        return it == p.diags.end() ? std::pair<std::uint32_t, std::uint32_t>{0, 0} : std::pair{it->where.line, it->where.column};
+    };
+    BOOST_TEST((where_of("$.kv_cache_quant_config.quant_layers[1]") == std::pair<std::uint32_t, std::uint32_t>{1, 50}));
+    BOOST_TEST((where_of("$.kv_cache_quant_config.calibration_config.ifmr_quantize.search_stepp") ==
+                std::pair<std::uint32_t, std::uint32_t>{2, 50}));
+    BOOST_TEST((where_of("$.batch_num") == std::pair<std::uint32_t, std::uint32_t>{2, 87}));
+    BOOST_TEST((where_of("$.override_layers_configs[1]") == std::pair<std::uint32_t, std::uint32_t>{3, 58}));
     const parsed dup = parse_json(R"({"batch_num": 1, "batch_num": 2})");
     BOOST_TEST(dup.ok());
     BOOST_TEST(*dup.cfg.batch_num == 2u);

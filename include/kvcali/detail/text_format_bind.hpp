@@ -260,12 +260,10 @@ private:
 
     // -- locations and reports ---------------------------------------------------------------
 
-    source_location name_location(const cfg_node& n) const {
-        return json_ ? source_location{file_, 0, 0} : source_location{file_, n.line, n.column};
-    }
-    source_location value_location(const cfg_node& n) const {
-        return json_ ? source_location{file_, 0, 0} : source_location{file_, n.value_line, n.value_column};
-    }
+    // (Both forms keep positions: the text format's field names and values, the JSON form's keys
+    // and values.)
+    source_location name_location(const cfg_node& n) const { return source_location{file_, n.line, n.column}; }
+    source_location value_location(const cfg_node& n) const { return source_location{file_, n.value_line, n.value_column}; }
     static std::string member_path(std::string_view parent, std::string_view key) {
         std::string p(parent);
         const bool plain =
