@@ -14,6 +14,8 @@
 #include "impl/config_writer.ipp"      // IWYU pragma: export
 #include "impl/error.ipp"              // IWYU pragma: export
 #include "impl/generate.ipp"           // IWYU pragma: export
+#include "impl/hfmg.ipp"               // IWYU pragma: export
+#include "impl/ifmr.ipp"               // IWYU pragma: export
 #include "impl/json_format.ipp"        // IWYU pragma: export
 #include "impl/layer_list.ipp"         // IWYU pragma: export
 #include "impl/layout.ipp"             // IWYU pragma: export
@@ -23,4 +25,5 @@
 #include "impl/quant_layers_json.ipp"  // IWYU pragma: export
 #include "impl/record.ipp"             // IWYU pragma: export
 #include "impl/resolve.ipp"            // IWYU pragma: export
+#include "impl/scale.ipp"              // IWYU pragma: export
 #include "impl/selector.ipp"           // IWYU pragma: export
