@@ -28,6 +28,10 @@
 #include "impl/quant_cfg.ipp"           // IWYU pragma: export
 #include "impl/quant_layers_json.ipp"   // IWYU pragma: export
 #include "impl/record.ipp"              // IWYU pragma: export
+#include "impl/report_build.ipp"        // IWYU pragma: export
+#include "impl/report_figures.ipp"      // IWYU pragma: export
+#include "impl/report_html.ipp"         // IWYU pragma: export
+#include "impl/report_json.ipp"         // IWYU pragma: export
 #include "impl/resolve.ipp"             // IWYU pragma: export
 #include "impl/scale.ipp"               // IWYU pragma: export
 #include "impl/selector.ipp"            // IWYU pragma: export
