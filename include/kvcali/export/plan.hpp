@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "../calibration/record.hpp"
+#include "../config_reader.hpp"
 #include "../detail/config.hpp"
 #include "../error.hpp"
 #include "../resolved_config.hpp"
