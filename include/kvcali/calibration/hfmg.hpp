@@ -83,25 +83,120 @@ public:
     __extension__ typedef __int128 wide;       // every error sum is an exact integer (GCC and Clang)
     static constexpr std::int64_t unit = 512;  // positions in 1/512 of a source bin
 
-    explicit hfmg_error_model(const hfmg_histogram& h);
+    explicit hfmg_error_model(const hfmg_histogram& h) : counts_(h.counts), width_((h.hi - h.lo) / static_cast<float>(h.bins)) {
+        const std::size_t n = counts_.size();
+        // The double evaluation takes its moments from 64-bit prefix sums: exact while
+        // total * bins^2 stays below 2^60 (every intermediate below is bounded by twice that).
+        // Then the exact evaluation reads the same 64-bit sums (they are the 128-bit ones), and
+        // only otherwise are the prefix sums kept in 128 bits.
+        const wide limit = static_cast<wide>(1) << 60;
+        bool negative = false;
+        wide total = 0;
+        for (auto c : counts_) {
+            negative = negative || c < 0;
+            total += c;
+        }
+        fast_ = !negative && total * static_cast<wide>(n) * static_cast<wide>(n) < limit;
+        if (fast_) {
+            q0_.resize(n + 1);
+            q1_.resize(n + 1);
+            q2_.resize(n + 1);
+            std::int64_t a0 = 0, a1 = 0, a2 = 0;
+            for (std::size_t j = 0; j < n; ++j) {
+                q0_[j] = a0;
+                q1_[j] = a1;
+                q2_[j] = a2;
+                const std::int64_t c = counts_[j], jj = static_cast<std::int64_t>(j);
+                a0 += c;
+                a1 += c * jj;
+                a2 += c * jj * jj;
+            }
+            q0_[n] = a0;
+            q1_[n] = a1;
+            q2_[n] = a2;
+            return;
+        }
+        p0_.assign(n + 1, 0);
+        p1_.assign(n + 1, 0);
+        p2_.assign(n + 1, 0);
+        for (std::size_t j = 0; j < n; ++j) {
+            const wide c = counts_[j], jj = static_cast<wide>(j);
+            p0_[j + 1] = p0_[j] + c;
+            p1_[j + 1] = p1_[j] + c * jj;
+            p2_[j + 1] = p2_[j] + c * jj * jj;
+        }
+    }
 
     /// Whether `approximate_error` and `outside_error` are available (the counts are small enough
     /// for exact 64-bit moments: fewer than 2^60 / bins^2 values in all).
     bool has_fast_path() const noexcept { return fast_; }
 
     /// `scaled_error(l, r)` evaluated in double, within about 1e-12 relative. Requires `has_fast_path()`.
-    double approximate_error(std::int64_t l, std::int64_t r) const;
+    double approximate_error(std::int64_t l, std::int64_t r) const {
+        const std::int64_t span_bins = r - l + 1;
+        const float dst_width = width_ * static_cast<float>(span_bins) / 256.0f;
+        if (dst_width < flt_epsilon) return 0.0;
+        const std::int64_t dw = 2 * span_bins;
+        const std::int64_t half = span_bins;
+        double total = outside(l, r, half);
+        std::int64_t next = 0;
+        for (std::int64_t d = 0; d < 256; ++d) {
+            const std::int64_t bound = (d + 1) * dw;
+            const std::int64_t full_end = std::min(bound / unit, span_bins);
+            if (full_end > next) {
+                total += inside_group(l + next, l + full_end, l, d * dw + half);
+                next = full_end;
+            }
+            while (next < span_bins && next * unit < bound) {
+                total += single_approx(l + next, l, dw, half);
+                ++next;
+            }
+        }
+        return total;
+    }
 
     /// The part of `approximate_error(l, r)` from the bins outside [l, r]: a lower bound of the
     /// error, in O(1). Requires `has_fast_path()`.
-    double outside_error(std::int64_t l, std::int64_t r) const;
+    double outside_error(std::int64_t l, std::int64_t r) const {
+        const std::int64_t span_bins = r - l + 1;
+        const float dst_width = width_ * static_cast<float>(span_bins) / 256.0f;
+        if (dst_width < flt_epsilon) return 0.0;
+        return outside(l, r, span_bins);
+    }
 
     /// The error of candidate [l, r] times 3 * 512^3 / width^2 (an exact integer; 0 when the
     /// destination bin width is below FLT_EPSILON, as in the reference).
-    wide scaled_error(std::int64_t l, std::int64_t r) const;
+    wide scaled_error(std::int64_t l, std::int64_t r) const {
+        const std::int64_t span_bins = r - l + 1;
+        const float dst_width = width_ * static_cast<float>(span_bins) / 256.0f;
+        if (dst_width < flt_epsilon) return 0;
+        const std::int64_t dw = 2 * span_bins;  // destination bin width in units
+        const std::int64_t half = span_bins;    // half of it
+        const auto n = static_cast<std::int64_t>(counts_.size());
+        wide total = 0;
+        total += group(0, l, l, half);                 // below the range: the first centre
+        total += group(r + 1, n, l, 255 * dw + half);  // above: the last centre
+        std::int64_t next = 0;                         // next source bin, relative to l
+        for (std::int64_t d = 0; d < 256; ++d) {
+            const std::int64_t bound = (d + 1) * dw;  // end of destination bin d
+            const std::int64_t full_end = std::min(bound / unit, span_bins);
+            if (full_end > next) {
+                total += group(l + next, l + full_end, l, d * dw + half);
+                next = full_end;
+            }
+            while (next < span_bins && next * unit < bound) {
+                total += single(l + next, l, dw, half);
+                ++next;
+            }
+        }
+        return total;
+    }
 
     /// The error of candidate [l, r] in the reference's units (for comparisons and tests).
-    double error(std::int64_t l, std::int64_t r) const;
+    double error(std::int64_t l, std::int64_t r) const {
+        const double w = static_cast<double>(width_);
+        return static_cast<double>(scaled_error(l, r)) * w * w / (3.0 * static_cast<double>(unit * unit * unit));
+    }
 
     float width() const noexcept { return width_; }
 
@@ -127,19 +222,85 @@ private:
     }
 
     /// The bins below l (centre: the first destination bin's) and above r (the last one's).
-    double outside(std::int64_t l, std::int64_t r, std::int64_t half) const;
+    double outside(std::int64_t l, std::int64_t r, std::int64_t half) const {
+        const auto n = static_cast<std::int64_t>(counts_.size());
+        double total = 0.0;
+        if (l > 0) {
+            // y = l - j >= 1; the start of bin j relative to the centre is -(u*y + half).
+            const moments m = sums(0, l);
+            if (m.s0 != 0) {
+                const std::int64_t y1 = l * m.s0 - m.a1;
+                const std::int64_t y2 = l * l * m.s0 - 2 * l * m.a1 + m.a2;
+                total += polynomial(m.s0, y1, y2, static_cast<double>(half) - static_cast<double>(unit) / 2.0);
+            }
+        }
+        if (r + 1 < n) {
+            // y = j - (r + 1) >= 0; the start of bin j relative to the centre is u*y + half.
+            const moments m = sums(r + 1, n);
+            if (m.s0 != 0) {
+                const std::int64_t b = r + 1;
+                const std::int64_t y1 = m.a1 - b * m.s0;
+                const std::int64_t y2 = m.a2 - 2 * b * m.a1 + b * b * m.s0;
+                total += polynomial(m.s0, y1, y2, static_cast<double>(half) + static_cast<double>(unit) / 2.0);
+            }
+        }
+        return total;
+    }
 
     /// Source bins [from, to) inside [l, r] with one centre (relative to bin l's start).
-    double inside_group(std::int64_t from, std::int64_t to, std::int64_t l, std::int64_t centre) const;
+    double inside_group(std::int64_t from, std::int64_t to, std::int64_t l, std::int64_t centre) const {
+        const moments m = sums(from, to);
+        if (m.s0 == 0) return 0.0;
+        const std::int64_t y1 = m.a1 - from * m.s0;
+        const std::int64_t y2 = m.a2 - 2 * from * m.a1 + from * from * m.s0;
+        const std::int64_t t0 = unit * (from - l) - centre;
+        return polynomial(m.s0, y1, y2, static_cast<double>(t0) + static_cast<double>(unit) / 2.0);
+    }
 
     /// `single` in double (every part is non-negative).
-    double single_approx(std::int64_t j, std::int64_t l, std::int64_t dw, std::int64_t half) const;
+    double single_approx(std::int64_t j, std::int64_t l, std::int64_t dw, std::int64_t half) const {
+        const std::int64_t c = counts_[static_cast<std::size_t>(j)];
+        if (c == 0) return 0.0;
+        const std::int64_t a = (j - l) * unit, e = a + unit;
+        const std::int64_t d1 = std::clamp<std::int64_t>(a >= 0 ? a / dw : -1, 0, 255);
+        const std::int64_t d2 = std::clamp<std::int64_t>(e >= 0 ? e / dw : -1, 0, 255);
+        const std::int64_t c1 = d1 * dw + half, c2 = d2 * dw + half;
+        const double cnt = static_cast<double>(c);
+        if (d1 == d2) return cnt * (dcube(static_cast<double>(e - c1)) - dcube(static_cast<double>(a - c1)));
+        const double h3 = dcube(static_cast<double>(half));
+        return cnt * ((h3 - dcube(static_cast<double>(a - c1))) + static_cast<double>(d2 - d1 - 1) * 2.0 * h3 +
+                      (dcube(static_cast<double>(e - c2)) + h3));
+    }
 
     /// Source bins [from, to) whose whole extent has one centre `centre` (relative to bin l's start).
-    wide group(std::int64_t from, std::int64_t to, std::int64_t l, std::int64_t centre) const;
+    wide group(std::int64_t from, std::int64_t to, std::int64_t l, std::int64_t centre) const {
+        if (to <= from) return 0;
+        const auto f = static_cast<std::size_t>(from), t = static_cast<std::size_t>(to);
+        const wide s0 = fast_ ? static_cast<wide>(q0_[t] - q0_[f]) : p0_[t] - p0_[f];
+        if (s0 == 0) return 0;
+        const wide s1 = fast_ ? static_cast<wide>(q1_[t] - q1_[f]) : p1_[t] - p1_[f];
+        const wide s2 = fast_ ? static_cast<wide>(q2_[t] - q2_[f]) : p2_[t] - p2_[f];
+        // t_j = unit * j - k: the start of bin j relative to the centre.
+        const wide k = static_cast<wide>(unit) * l + centre;
+        const wide u = unit;
+        const wide sum_t2 = u * u * s2 - 2 * u * k * s1 + k * k * s0;
+        const wide sum_t = u * s1 - k * s0;
+        // (t + u)^3 - t^3 = 3u t^2 + 3u^2 t + u^3
+        return 3 * u * sum_t2 + 3 * u * u * sum_t + u * u * u * s0;
+    }
 
     /// One source bin that crosses destination-bin edges (PyTorch's three-part formula).
-    wide single(std::int64_t j, std::int64_t l, std::int64_t dw, std::int64_t half) const;
+    wide single(std::int64_t j, std::int64_t l, std::int64_t dw, std::int64_t half) const {
+        const wide c = counts_[static_cast<std::size_t>(j)];
+        if (c == 0) return 0;
+        const std::int64_t a = (j - l) * unit, e = a + unit;
+        const std::int64_t d1 = std::clamp<std::int64_t>(a >= 0 ? a / dw : -1, 0, 255);
+        const std::int64_t d2 = std::clamp<std::int64_t>(e >= 0 ? e / dw : -1, 0, 255);
+        const wide c1 = static_cast<wide>(d1) * dw + half, c2 = static_cast<wide>(d2) * dw + half;
+        if (d1 == d2) return c * (cube(e - c1) - cube(a - c1));
+        const wide h3 = cube(half);
+        return c * ((h3 - cube(a - c1)) + static_cast<wide>(d2 - d1 - 1) * 2 * h3 + (cube(e - c2) + h3));
+    }
 
     std::span<const std::int64_t> counts_;
     float width_;

@@ -133,7 +133,36 @@ public:
     std::size_t size() const noexcept { return x_.size(); }
 
     /// The sum of `(x - v)^2` over the values at positions [first, last).
-    double squared_error(std::size_t first, std::size_t last, double v) const;
+    double squared_error(std::size_t first, std::size_t last, double v) const {
+        double total = 0.0;
+        std::size_t level = 0;  // 0: the values; k: levels_[k - 1]
+        while (true) {
+            auto add = [&](std::size_t a, std::size_t b) {
+                if (level == 0) {
+                    for (std::size_t i = a; i < b; ++i) {
+                        const double d = static_cast<double>(x_[i]) - v;
+                        total += d * d;
+                    }
+                } else {
+                    const auto& stats = levels_[level - 1];
+                    for (std::size_t i = a; i < b; ++i) {
+                        const double d = stats[i].mean - v;
+                        total += stats[i].m2 + stats[i].count * d * d;
+                    }
+                }
+            };
+            const std::size_t a2 = (first + fan - 1) / fan * fan, b2 = last / fan * fan;
+            if (level == levels_.size() || a2 >= b2) {
+                add(first, last);
+                return total;
+            }
+            add(first, a2);
+            add(b2, last);
+            first = a2 / fan;
+            last = b2 / fan;
+            ++level;
+        }
+    }
 
 private:
     struct stat {
@@ -148,7 +177,33 @@ private:
         return {n, a.mean + delta * b.count / n, a.m2 + b.m2 + delta * delta * a.count * b.count / n};
     }
 
-    void build();
+    void build() {
+        const std::size_t n = x_.size();
+        std::vector<stat> level((n + fan - 1) / fan);
+        for (std::size_t b = 0; b < level.size(); ++b) {
+            const std::size_t lo = b * fan, hi = std::min(n, lo + fan);
+            double sum = 0.0;
+            for (std::size_t i = lo; i < hi; ++i) sum += x_[i];
+            const double mean = sum / static_cast<double>(hi - lo);
+            double m2 = 0.0;
+            for (std::size_t i = lo; i < hi; ++i) {
+                const double d = x_[i] - mean;
+                m2 += d * d;
+            }
+            level[b] = {static_cast<double>(hi - lo), mean, m2};
+        }
+        while (level.size() >= fan) {
+            std::vector<stat> up((level.size() + fan - 1) / fan);
+            for (std::size_t u = 0; u < up.size(); ++u) {
+                stat acc{};
+                for (std::size_t b = u * fan; b < std::min(level.size(), (u + 1) * fan); ++b) acc = merge(acc, level[b]);
+                up[u] = acc;
+            }
+            levels_.push_back(std::move(level));
+            level = std::move(up);
+        }
+        levels_.push_back(std::move(level));
+    }
 
     std::vector<float> x_;
     std::vector<std::vector<stat>> levels_;
@@ -243,10 +298,43 @@ class moment_tree {
 public:
     static constexpr std::size_t fan = 16;
 
-    explicit moment_tree(std::vector<moment_stat> leaves);
+    explicit moment_tree(std::vector<moment_stat> leaves) {
+        levels_.push_back(std::move(leaves));
+        while (levels_.back().size() > fan) {
+            const auto& below = levels_.back();
+            std::vector<moment_stat> up((below.size() + fan - 1) / fan);
+            for (std::size_t u = 0; u < up.size(); ++u) {
+                moment_stat acc{};
+                for (std::size_t b = u * fan; b < std::min(below.size(), (u + 1) * fan); ++b) acc = merge_moments(acc, below[b]);
+                up[u] = acc;
+            }
+            levels_.push_back(std::move(up));
+        }
+    }
 
     /// The sum of `(x - v)^2` over the values of leaves [first, last).
-    double squared_error(std::size_t first, std::size_t last, double v) const;
+    double squared_error(std::size_t first, std::size_t last, double v) const {
+        double total = 0.0;
+        for (std::size_t level = 0;; ++level) {
+            const auto& stats = levels_[level];
+            auto add = [&](std::size_t a, std::size_t b) {
+                for (std::size_t i = a; i < b; ++i) {
+                    if (stats[i].count == 0.0) continue;
+                    const double d = stats[i].mean - v;
+                    total += stats[i].m2 + stats[i].count * d * d;
+                }
+            };
+            const std::size_t a2 = (first + fan - 1) / fan * fan, b2 = last / fan * fan;
+            if (level + 1 == levels_.size() || a2 >= b2) {
+                add(first, last);
+                return total;
+            }
+            add(first, a2);
+            add(b2, last);
+            first = a2 / fan;
+            last = b2 / fan;
+        }
+    }
 
 private:
     std::vector<std::vector<moment_stat>> levels_;
