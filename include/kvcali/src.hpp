@@ -8,19 +8,30 @@
 #error "<kvcali/src.hpp> is for separate compilation: define KVCALI_SEPARATE_COMPILATION in every TU of the program"
 #endif
 
-#include "impl/activations.ipp"        // IWYU pragma: export
-#include "impl/calibrator.ipp"         // IWYU pragma: export
-#include "impl/config_reader.ipp"      // IWYU pragma: export
-#include "impl/config_writer.ipp"      // IWYU pragma: export
-#include "impl/error.ipp"              // IWYU pragma: export
-#include "impl/generate.ipp"           // IWYU pragma: export
-#include "impl/json_format.ipp"        // IWYU pragma: export
-#include "impl/layer_list.ipp"         // IWYU pragma: export
-#include "impl/layout.ipp"             // IWYU pragma: export
-#include "impl/npy.ipp"                // IWYU pragma: export
-#include "impl/policy.ipp"             // IWYU pragma: export
-#include "impl/quant_cfg.ipp"          // IWYU pragma: export
-#include "impl/quant_layers_json.ipp"  // IWYU pragma: export
-#include "impl/record.ipp"             // IWYU pragma: export
-#include "impl/resolve.ipp"            // IWYU pragma: export
-#include "impl/selector.ipp"           // IWYU pragma: export
+#include "impl/activations.ipp"         // IWYU pragma: export
+#include "impl/calibrator.ipp"          // IWYU pragma: export
+#include "impl/config_reader.ipp"       // IWYU pragma: export
+#include "impl/config_writer.ipp"       // IWYU pragma: export
+#include "impl/error.ipp"               // IWYU pragma: export
+#include "impl/export_json_text.ipp"    // IWYU pragma: export
+#include "impl/export_plan.ipp"         // IWYU pragma: export
+#include "impl/export_safetensors.ipp"  // IWYU pragma: export
+#include "impl/export_writer.ipp"       // IWYU pragma: export
+#include "impl/generate.ipp"            // IWYU pragma: export
+#include "impl/hfmg.ipp"                // IWYU pragma: export
+#include "impl/ifmr.ipp"                // IWYU pragma: export
+#include "impl/json_format.ipp"         // IWYU pragma: export
+#include "impl/layer_list.ipp"          // IWYU pragma: export
+#include "impl/layout.ipp"              // IWYU pragma: export
+#include "impl/npy.ipp"                 // IWYU pragma: export
+#include "impl/policy.ipp"              // IWYU pragma: export
+#include "impl/quant_cfg.ipp"           // IWYU pragma: export
+#include "impl/quant_layers_json.ipp"   // IWYU pragma: export
+#include "impl/record.ipp"              // IWYU pragma: export
+#include "impl/report_build.ipp"        // IWYU pragma: export
+#include "impl/report_figures.ipp"      // IWYU pragma: export
+#include "impl/report_html.ipp"         // IWYU pragma: export
+#include "impl/report_json.ipp"         // IWYU pragma: export
+#include "impl/resolve.ipp"             // IWYU pragma: export
+#include "impl/scale.ipp"               // IWYU pragma: export
+#include "impl/selector.ipp"            // IWYU pragma: export

@@ -3,15 +3,12 @@
 #pragma once
 
 #include <bit>
-#include <charconv>
 #include <cmath>
 #include <cstdint>
-#include <string>
 #include <string_view>
 #include <vector>
 
-#include "../error.hpp"
-#include "../json_format.hpp"
+#include "../detail/config.hpp"
 
 namespace kvcali {
 
@@ -103,59 +100,23 @@ inline std::uint16_t float_to_half(float f) noexcept {
 
 /// The double of the decimal config.json shows for a float32 parameter (`0.01f` -> 0.01): the
 /// reference reads the JSON text, so its search grid is made of these doubles.
-inline double decimal_double(float value) {
-    const std::string text = float32_repr(value);
-    double out = 0.0;
-    std::from_chars(text.data(), text.data() + text.size(), out);
-    return out;
-}
+KVCALI_DECL double decimal_double(float value);
 
 namespace detail {
-[[noreturn]] inline void throw_bad_scale(float scale) {
-    throw error(diagnostic{.severity = severity::error,
-                           .category = errc::invalid_data,
-                           .message = "the calibrated scale " + float32_repr(scale) +
-                                      " is not usable (expected a finite scale whose inverse is at least FLT_EPSILON)",
-                           .where = {},
-                           .layer = {},
-                           .json_path = {}});
-}
+[[noreturn]] KVCALI_DECL void throw_bad_scale(float scale);
 }  // namespace detail
 
 /// Applies the reference's final rules to a computed scale: below FLT_EPSILON it becomes 1.0
 /// (the offset -128 when asymmetric). Throws `kvcali::error` (invalid_data) for a non-finite scale
 /// or one whose inverse is below FLT_EPSILON.
-inline scale_offset finish_scale(scale_offset so, bool with_offset) {
-    if (!std::isfinite(so.scale)) detail::throw_bad_scale(so.scale);
-    if (so.scale < flt_epsilon) {
-        so.scale = 1.0f;
-        if (with_offset) so.offset = -128;
-    }
-    if (!(1.0f / so.scale >= flt_epsilon)) detail::throw_bad_scale(so.scale);
-    return so;
-}
+KVCALI_DECL scale_offset finish_scale(scale_offset so, bool with_offset);
 
 /// Scale and offset from a clip range [lo, hi] (both algorithms), computed in float32.
 /// Example: `scale_offset_from_range(-1.0f, 2.0f, true)` gives scale 3/255 and offset -43.
-inline scale_offset scale_offset_from_range(float lo, float hi, bool with_offset) {
-    scale_offset so;
-    if (with_offset) {
-        hi = std::max(hi, 0.0f);
-        lo = std::min(lo, 0.0f);
-        so.scale = (hi - lo) / 255.0f;
-        if (!std::isfinite(so.scale)) detail::throw_bad_scale(so.scale);
-        if (hi == lo) {
-            so.offset = -128;
-        } else {
-            const float shifted = -128.0f - lo / so.scale;
-            so.offset = static_cast<std::int32_t>(round_half_even(shifted));
-        }
-    } else {
-        const float limit = std::fabs(hi) < std::fabs(lo) ? 128.0f : 127.0f;
-        so.scale = std::max(std::fabs(hi), std::fabs(lo)) / limit;
-        so.offset = 0;
-    }
-    return finish_scale(so, with_offset);
-}
+KVCALI_DECL scale_offset scale_offset_from_range(float lo, float hi, bool with_offset);
 
 }  // namespace kvcali
+
+#if !defined(KVCALI_SEPARATE_COMPILATION)
+#include "../impl/scale.ipp"  // IWYU pragma: export
+#endif
