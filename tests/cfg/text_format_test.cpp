@@ -134,7 +134,8 @@ BOOST_AUTO_TEST_CASE(the_document_keys_children_by_field_name) {
         "kv_cache_quant_config {\n  quant_layers: 'a'\n  calibration_config { }\n  quant_layers: 'b'\n}\nbatch_num: 1\n";
     kvcali::diagnostics diags;
     kvcali::detail::cfg_document doc;
-    BOOST_TEST_REQUIRE(kvcali::detail::read_text_format(text, "doc.cfg", diags, doc));
+    const kvcali::simple_config_limits limits;
+    BOOST_TEST_REQUIRE(kvcali::detail::text_format_reader(text, "doc.cfg", diags, limits).read(doc));
     BOOST_TEST(doc.size() == 2u);
     BOOST_TEST(doc.begin()->first == "kv_cache_quant_config");
     BOOST_TEST(doc.find("batch_num")->second.data().text == "1");

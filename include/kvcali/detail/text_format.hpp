@@ -625,11 +625,5 @@ private:
     std::size_t string_errors_ = 0;
 };
 
-/// Reads text format into `root`; false on a syntax error (reported to `diags`).
-inline bool read_text_format(std::string_view text, const std::string& file, diagnostics& diags, cfg_document& root,
-                             const simple_config_limits& limits = {}) {
-    return text_format_reader(text, file, diags, limits).read(root);
-}
-
 }  // namespace detail
 }  // namespace kvcali
