@@ -8,7 +8,8 @@
 // `[:alpha:]`-style names inside classes; groups `(...)`, `(?:...)`; lookahead `(?=...)`,
 // `(?!...)`; alternation `|`; quantifiers `* + ? {n} {n,} {n,m}`, each also lazy (`*?`: the same
 // set of names matches); anchors `^ $`; word boundaries `\b \B`; escapes `\t \n \r \v \f \0`,
-// `\xHH`, `\uHHHH` (at most FF), `\cX`, and `\` before any other character for that character.
+// `\xHH`, `\uHHHH` (at most FF), `\cX` (the control character X % 32, as ECMAScript says), and `\`
+// before any other character for that character.
 #pragma once
 
 #include <bitset>
@@ -96,6 +97,11 @@ private:
     int fail(const std::string& message) {
         if (error_.empty()) error_ = message + " at offset " + std::to_string(pos_);
         return -1;
+    }
+    /// fail() for the functions that answer whether they read what they should.
+    bool refuse(const std::string& message) {
+        fail(message);
+        return false;
     }
     bool at(char c) const noexcept { return pos_ < p_.size() && p_[pos_] == c; }
 
@@ -281,7 +287,7 @@ private:
     bool hex(std::size_t digits, std::uint32_t& out) {
         out = 0;
         for (std::size_t i = 0; i < digits; ++i) {
-            if (pos_ >= p_.size()) return fail("expected " + std::to_string(digits) + " hex digits") >= 0;
+            if (pos_ >= p_.size()) return refuse("expected " + std::to_string(digits) + " hex digits");
             const char c = p_[pos_];
             std::uint32_t d = 0;
             if (c >= '0' && c <= '9') {
@@ -291,7 +297,7 @@ private:
             } else if (c >= 'A' && c <= 'F') {
                 d = static_cast<std::uint32_t>(c - 'A' + 10);
             } else {
-                return fail("expected " + std::to_string(digits) + " hex digits") >= 0;
+                return refuse("expected " + std::to_string(digits) + " hex digits");
             }
             out = out * 16 + d;
             ++pos_;
@@ -323,7 +329,7 @@ private:
                 break;
             case 'c': {
                 if (pos_ >= p_.size() || !((p_[pos_] >= 'a' && p_[pos_] <= 'z') || (p_[pos_] >= 'A' && p_[pos_] <= 'Z'))) {
-                    return fail("expected a letter after \\c") >= 0;
+                    return refuse("expected a letter after \\c");
                 }
                 s.set(static_cast<unsigned char>(p_[pos_++]) % 32);
                 return true;
@@ -333,8 +339,8 @@ private:
                 std::uint32_t v = 0;
                 if (!hex(c == 'x' ? 2 : 4, v)) return false;
                 if (v > 0xFF) {
-                    return fail("\\u" + std::string(p_.substr(pos_ - 4, 4)) +
-                                " is not a byte (names are matched byte by byte, as UTF-8)") >= 0;
+                    return refuse("\\u" + std::string(p_.substr(pos_ - 4, 4)) +
+                                  " is not a byte (names are matched byte by byte, as UTF-8)");
                 }
                 s.set(v);
                 return true;
@@ -342,7 +348,7 @@ private:
             default:
                 if (c >= '1' && c <= '9') {
                     --pos_;
-                    return fail("backreferences (\\1) are not supported") >= 0;
+                    return refuse("backreferences (\\1) are not supported");
                 }
                 break;
         }
@@ -353,7 +359,7 @@ private:
     /// `[:name:]` inside a class (pos_ at the first ':').
     bool class_name(byte_set& s) {
         const std::size_t end = p_.find(":]", pos_ + 1);
-        if (end == std::string_view::npos) return fail("'[:' without ':]'") >= 0;
+        if (end == std::string_view::npos) return refuse("'[:' without ':]'");
         const std::string_view name = p_.substr(pos_ + 1, end - pos_ - 1);
         for (int b = 0; b < 256; ++b) {
             const auto u = static_cast<unsigned char>(b);
@@ -388,7 +394,7 @@ private:
             else if (name == "w")
                 in = is_word_byte(u);
             else
-                return fail("unknown character class [:" + std::string(name) + ":]") >= 0;
+                return refuse("unknown character class [:" + std::string(name) + ":]");
             if (in) s.set(u);
         }
         pos_ = end + 2;
@@ -401,9 +407,9 @@ private:
         const char c = p_[pos_];
         if (c == '\\') {
             ++pos_;
-            if (pos_ >= p_.size()) return fail("'\\' at the end of the pattern") >= 0;
+            if (pos_ >= p_.size()) return refuse("'\\' at the end of the pattern");
             const char e = p_[pos_];
-            if (e == 'B') return fail("\\B (not a word boundary) inside a class") >= 0;
+            if (e == 'B') return refuse("\\B (not a word boundary) inside a class");
             if (!escape(s, true)) return false;
             if (e != 'd' && e != 'D' && e != 's' && e != 'S' && e != 'w' && e != 'W') {
                 for (int b = 0; b < 256 && single < 0; ++b) {
@@ -424,7 +430,7 @@ private:
                 pos_ += 5;
                 return true;
             }
-            return fail(std::string("'[") + mark + "' takes one character and '" + mark + "]'") >= 0;
+            return refuse(std::string("'[") + mark + "' takes one character and '" + mark + "]'");
         }
         ++pos_;
         single = static_cast<unsigned char>(c);
