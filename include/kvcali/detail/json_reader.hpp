@@ -457,18 +457,9 @@ private:
         if (pos_ + 4 > text_.size()) return fail(pos_, "expected 4 hex digits after \\u");
         out = 0;
         for (int i = 0; i < 4; ++i) {
-            const char c = text_[pos_];
-            std::uint32_t d = 0;
-            if (c >= '0' && c <= '9') {
-                d = static_cast<std::uint32_t>(c - '0');
-            } else if (c >= 'a' && c <= 'f') {
-                d = static_cast<std::uint32_t>(c - 'a' + 10);
-            } else if (c >= 'A' && c <= 'F') {
-                d = static_cast<std::uint32_t>(c - 'A' + 10);
-            } else {
-                return fail(pos_, "expected 4 hex digits after \\u, found " + show_here());
-            }
-            out = out * 16 + d;
+            const int d = hex_digit_value(text_[pos_]);
+            if (d < 0) return fail(pos_, "expected 4 hex digits after \\u, found " + show_here());
+            out = out * 16 + static_cast<std::uint32_t>(d);
             ++pos_;
         }
         return true;

@@ -14,6 +14,14 @@
 
 namespace kvcali::detail {
 
+/// The value of a hex digit (either case), or -1.
+inline int hex_digit_value(char c) noexcept {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
 /// The double nearest to a decimal `[-]? digits [. digits] [(e|E) [+-]? digits]` (its grammar
 /// checked by the caller's reader): correctly rounded (std::from_chars); beyond the double range
 /// ±inf, below it ±0, decided by the decimal exponent of the first significant digit. nullopt

@@ -21,6 +21,8 @@
 #include <utility>
 #include <vector>
 
+#include "numbers.hpp"
+
 namespace kvcali::detail::regex {
 
 using byte_set = std::bitset<256>;
@@ -288,18 +290,9 @@ private:
         out = 0;
         for (std::size_t i = 0; i < digits; ++i) {
             if (pos_ >= p_.size()) return refuse("expected " + std::to_string(digits) + " hex digits");
-            const char c = p_[pos_];
-            std::uint32_t d = 0;
-            if (c >= '0' && c <= '9') {
-                d = static_cast<std::uint32_t>(c - '0');
-            } else if (c >= 'a' && c <= 'f') {
-                d = static_cast<std::uint32_t>(c - 'a' + 10);
-            } else if (c >= 'A' && c <= 'F') {
-                d = static_cast<std::uint32_t>(c - 'A' + 10);
-            } else {
-                return refuse("expected " + std::to_string(digits) + " hex digits");
-            }
-            out = out * 16 + d;
+            const int d = hex_digit_value(p_[pos_]);
+            if (d < 0) return refuse("expected " + std::to_string(digits) + " hex digits");
+            out = out * 16 + static_cast<std::uint32_t>(d);
             ++pos_;
         }
         return true;

@@ -33,6 +33,7 @@
 
 #include "../error.hpp"
 #include "../simple_config.hpp"
+#include "numbers.hpp"
 #include "swar.hpp"
 
 namespace kvcali {
@@ -146,13 +147,6 @@ inline void append_utf8(std::string& out, std::uint32_t cp) {
         out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
         out += static_cast<char>(0x80 | (cp & 0x3F));
     }
-}
-
-inline int hex_digit_value(char c) noexcept {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
 }
 
 /// The text format's identifier and number characters, and the extent of the identifier or

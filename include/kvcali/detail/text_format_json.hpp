@@ -63,7 +63,10 @@ private:
         const auto [line, column] = lines_.line_column(offset);
         data.value_line = line;
         data.value_column = column;
-        if (data.line == 0) set_position(data, offset);
+        if (data.line == 0) {  // a list element: named by its value's place
+            data.line = line;
+            data.column = column;
+        }
         const char c = parser_.at_end() ? '\0' : parser_.peek();
         if (c == '{' || c == '[') {
             if (depth + 1 > limits_.max_depth)
