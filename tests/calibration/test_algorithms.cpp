@@ -385,6 +385,23 @@ BOOST_AUTO_TEST_CASE(radix_sort_sorts) {
     BOOST_TEST(std::is_sorted(sorted.begin(), sorted.end()));
     BOOST_TEST((std::is_permutation(sorted.begin(), sorted.end(), expected.begin(),
                                     [](float a, float b) { return std::bit_cast<std::uint32_t>(a) == std::bit_cast<std::uint32_t>(b); })));
+    // ifmr_sort_sample's own passes (keys made while counting, values written by the last pass,
+    // digits shared by every key skipped) give the same bits, on these values, on values that
+    // differ only in the low digit, on equal values and on a short sample; twice over one
+    // workspace (its buffers are reused).
+    kvcali::ifmr_walk_workspace ws;
+    std::vector<float> low_digit(3000), equal(2500, -2.5f), short_sample(v.begin(), v.begin() + 2047);
+    for (std::size_t i = 0; i < low_digit.size(); ++i) low_digit[i] = 1.0f + static_cast<float>((i * 7919) % 2000) * 0x1p-23f;
+    for (const std::vector<float>* input : {&v, &low_digit, &equal, &short_sample, &v}) {
+        std::vector<std::uint32_t> reference;
+        for (float x : *input) reference.push_back(kvcali::float_key(x));
+        kvcali::sort_float_keys(reference);
+        const auto got = kvcali::ifmr_sort_sample(*input, ws);
+        BOOST_REQUIRE_EQUAL(got.size(), reference.size());
+        std::size_t differ = 0;
+        for (std::size_t i = 0; i < got.size(); ++i) differ += kvcali::float_key(got[i]) != reference[i] ? 1 : 0;
+        BOOST_TEST(differ == 0u, "n " << input->size());
+    }
 }
 
 BOOST_AUTO_TEST_CASE(fast_hfmg_errors_equal_the_straightforward_ones) {

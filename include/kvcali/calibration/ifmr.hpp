@@ -236,9 +236,11 @@ struct ifmr_walk_workspace {
     std::vector<double> block_s1, block_s2;  ///< per block: the sums over the whole block
     std::vector<std::uint32_t> grid;         ///< grid bucket -> the number of values in lower buckets
     std::vector<ifmr_candidate> candidates;
-    std::size_t hint = 0;             ///< the previous sample's winner, tried first
-    std::vector<std::uint32_t> keys;  ///< sort keys (ifmr_sort_sample)
-    std::vector<float> sorted;        ///< the sorted sample (ifmr_sort_sample)
+    std::size_t hint = 0;                      ///< the previous sample's winner, tried first
+    std::vector<std::uint32_t> keys;           ///< sort keys (ifmr_sort_sample)
+    std::vector<std::uint32_t> radix_scratch;  ///< the radix sort's second buffer (ifmr_sort_sample)
+    std::vector<std::uint32_t> radix_counts;   ///< the radix sort's digit counts (ifmr_sort_sample)
+    std::vector<float> sorted;                 ///< the sorted sample (ifmr_sort_sample)
 };
 
 /// Sorts a sample into `ws.sorted` (radix sort on float_key) and returns it.

@@ -222,9 +222,12 @@ KVCALI_DECL std::optional<scale_offset> ifmr_choose_sorted(std::span<const float
         const std::size_t g = bucket(t);
         std::size_t i = grid[g];
         const std::size_t end = grid[g + 1];
-        if (end - i <= 2) {
-            for (int k = 0; k < 2; ++k) i += static_cast<std::size_t>((i < end) & (x[std::min(i, n - 1)] < t));
-            return i;
+        if (end - i <= 4) {
+            // The values of the bucket are sorted: the count below t is the offset; four
+            // independent loads, no chain.
+            std::size_t below = 0;
+            for (std::size_t k = 0; k < 4; ++k) below += static_cast<std::size_t>((i + k < end) & (x[std::min(i + k, n - 1)] < t));
+            return i + below;
         }
         return static_cast<std::size_t>(std::partition_point(x.begin() + static_cast<std::ptrdiff_t>(i),
                                                              x.begin() + static_cast<std::ptrdiff_t>(end), [&](float v) { return v < t; }) -
@@ -294,6 +297,37 @@ KVCALI_DECL std::optional<scale_offset> ifmr_choose_sorted(std::span<const float
         float up_level = middle, down_level = middle;
         bool up = true, down = middle > first && down_end > 0;
         while (up || down) {
+            // In the dense middle (the next cell each way holds 16 values or more), `batch` cells
+            // each way at once: their starts are independent lookups, which the processor overlaps,
+            // where one cell at a time waits for each. The candidate is given up after the batch.
+            constexpr int batch = 8;
+            constexpr auto batch_levels = static_cast<float>(batch);
+            if (up && down && up_level + batch_levels < last && down_level - batch_levels > first && up_begin + 16 < top && down_end > 16 &&
+                static_cast<double>(x[up_begin + 16]) < (static_cast<double>(up_level) + 0.5) * scale &&
+                static_cast<double>(x[down_end - 16]) > (static_cast<double>(down_level) - 1.5) * scale) {
+                std::size_t ends[batch], begins[batch];  // of the cells up_level + j and down_level - 1 - j
+                for (int j = 0; j < batch; ++j) ends[j] = cell_start(up_level + static_cast<float>(j + 1));
+                for (int j = 0; j < batch; ++j) begins[j] = cell_start(down_level - static_cast<float>(j + 1));
+                double part = 0.0;
+                std::size_t from = up_begin, to = down_end;
+                for (int j = 0; j < batch; ++j) {
+                    part += run_error(from, ends[j], static_cast<double>((up_level + static_cast<float>(j)) * c.scale));
+                    from = ends[j];
+                }
+                for (int j = 0; j < batch; ++j) {
+                    part += run_error(begins[j], to, static_cast<double>((down_level - static_cast<float>(j + 1)) * c.scale));
+                    to = begins[j];
+                }
+                total += part;
+                if (total > limit) return std::numeric_limits<double>::infinity();
+                up_begin = from;
+                up_level += batch_levels;
+                down_end = to;
+                down_level -= batch_levels;
+                up = up_begin < top;
+                down = down_end > 0;
+                continue;
+            }
             if (up) {
                 const float q = up_level + 1.0f;
                 const std::size_t end = q < last ? cell_start(q) : top;
@@ -352,11 +386,63 @@ KVCALI_DECL std::optional<scale_offset> ifmr_choose_sorted(std::span<const float
 }
 
 KVCALI_DECL std::span<const float> ifmr_sort_sample(std::span<const float> values, ifmr_walk_workspace& ws) {
-    ws.keys.resize(values.size());
-    for (std::size_t i = 0; i < values.size(); ++i) ws.keys[i] = float_key(values[i]);
-    sort_float_keys(ws.keys);
-    ws.sorted.resize(values.size());
-    for (std::size_t i = 0; i < values.size(); ++i) ws.sorted[i] = key_float(ws.keys[i]);
+    const std::size_t n = values.size();
+    ws.keys.resize(n);
+    ws.sorted.resize(n);
+    std::uint32_t* keys = ws.keys.data();
+    float* sorted = ws.sorted.data();
+    if (n < 2048 || n >= (std::size_t{1} << 32)) {
+        for (std::size_t i = 0; i < n; ++i) keys[i] = float_key(values[i]);
+        sort_float_keys(ws.keys);
+        for (std::size_t i = 0; i < n; ++i) sorted[i] = key_float(keys[i]);
+        return ws.sorted;
+    }
+    // sort_float_keys' three passes, with the keys made during the counting pass and the last
+    // pass writing the values themselves, into buffers kept from one sample to the next.
+    constexpr unsigned shift[3] = {0, 11, 22};
+    constexpr std::uint32_t mask[3] = {0x7FF, 0x7FF, 0x3FF};
+    ws.radix_counts.assign(3 * 2048, 0);
+    std::uint32_t* counts = ws.radix_counts.data();
+    for (std::size_t i = 0; i < n; ++i) {
+        const std::uint32_t k = float_key(values[i]);
+        keys[i] = k;
+        ++counts[k & 0x7FF];
+        ++counts[2048 + ((k >> 11) & 0x7FF)];
+        ++counts[4096 + (k >> 22)];
+    }
+    // The digits that move anything (a digit shared by every key leaves the order as it is).
+    int passes[3];
+    int used = 0;
+    for (int d = 0; d < 3; ++d) {
+        const std::uint32_t* count = counts + static_cast<std::size_t>(d) * 2048;
+        if (count[(keys[0] >> shift[d]) & mask[d]] != n) passes[used++] = d;
+    }
+    ws.radix_scratch.resize(n);
+    std::uint32_t* from = keys;
+    std::uint32_t* to = ws.radix_scratch.data();
+    for (int p = 0; p < used; ++p) {
+        const int d = passes[p];
+        std::uint32_t* count = counts + static_cast<std::size_t>(d) * 2048;
+        std::uint32_t sum = 0;
+        for (std::size_t b = 0; b <= mask[d]; ++b) {
+            const std::uint32_t c = count[b];
+            count[b] = sum;
+            sum += c;
+        }
+        if (p + 1 == used) {
+            for (std::size_t i = 0; i < n; ++i) {
+                const std::uint32_t k = from[i];
+                sorted[count[(k >> shift[d]) & mask[d]]++] = key_float(k);
+            }
+            return ws.sorted;
+        }
+        for (std::size_t i = 0; i < n; ++i) {
+            const std::uint32_t k = from[i];
+            to[count[(k >> shift[d]) & mask[d]]++] = k;
+        }
+        std::swap(from, to);
+    }
+    for (std::size_t i = 0; i < n; ++i) sorted[i] = key_float(from[i]);  // every key alike
     return ws.sorted;
 }
 
