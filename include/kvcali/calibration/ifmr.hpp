@@ -220,18 +220,19 @@ KVCALI_DECL scale_offset ifmr_choose(const ifmr_sorted_sample& sample, const ifm
 
 // ---------------------------------------------------------------------------------------------
 // The cell walk: the sorted path for many small samples (per channel). The sample is sorted once;
-// prefix sums of x and x^2 (within blocks of 32 values, each shifted by its block's middle value
+// prefix sums of x and x^2 (within blocks of 128 values, each shifted by its block's middle value
 // against cancellation; cells of at most 8 values summed directly) give any run's squared error in
-// O(1 + run / 32), and a uniform grid from value to index finds where a cell starts in O(1): the
+// O(1 + run / 128), and a uniform grid from value to index finds where a cell starts in O(1): the
 // first value whose level reaches q. Every value more than 2^-20 (relative) away from the rounding
 // point `(q - 0.5) * scale` is on a known side of it, so the reference's float32 level is evaluated
 // only for values inside that window (almost never). The cost per candidate is O(levels), with no
-// binary search and no division per level; a candidate is given up as soon as its partial sum
-// exceeds the best full one, and the previous sample's winner is tried first.
+// binary search and no division per level (in the dense middle, eight cells each way are looked
+// up at once); a candidate is given up as soon as its partial sum exceeds the best full one, and
+// the previous sample's winner is tried first.
 
 /// Buffers for `ifmr_choose_sorted`, reused from one sample to the next (per channel: one per layer).
 struct ifmr_walk_workspace {
-    std::vector<double> sums;                ///< per block, 33 slots of (prefix of x - shift, prefix of (x - shift)^2), see below
+    std::vector<double> sums;                ///< per block, 129 slots of (prefix of x - shift, prefix of (x - shift)^2), see ifmr.ipp
     std::vector<double> block_shift;         ///< per block: its shift (the middle value)
     std::vector<double> block_s1, block_s2;  ///< per block: the sums over the whole block
     std::vector<std::uint32_t> grid;         ///< grid bucket -> the number of values in lower buckets
