@@ -1,55 +1,112 @@
-// kvcali internals: parsing JSON input with positions for error messages.
+// kvcali internals: the JSON that export reads (a checkpoint's config.json, model.safetensors.index.json
+// and description to merge into, safetensors headers), parsed by the library's one JSON reader
+// (detail/json_reader.hpp) into Boost.JSON values, export's document model. The values are the
+// ones Boost.JSON's parser gave (see boost_json_builder), so a merged file is written back as before.
 #pragma once
 
-#include <boost/json/parser.hpp>
 #include <boost/json/value.hpp>
 
+#include <charconv>
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <system_error>
 
 #include "../error.hpp"
+#include "json_reader.hpp"
+#include "numbers.hpp"
 
 namespace kvcali::detail {
 
-/// 1-based line and byte column of `offset` in `text`.
-inline source_location location_of(std::string_view text, std::size_t offset, const std::string& file) {
-    source_location loc{file, 1, 1};
-    if (offset > text.size()) offset = text.size();
-    for (std::size_t i = 0; i < offset; ++i) {
-        if (text[i] == '\n') {
-            ++loc.line;
-            loc.column = 1;
-        } else {
-            ++loc.column;
-        }
+/// A JSON number's text as Boost.JSON's parser stores it: an integer literal as int64, else
+/// uint64, else (beyond uint64) the nearest double; a number with a fraction or an exponent as
+/// the nearest double (correctly rounded, where Boost.JSON 1.81 could miss by one ulp); beyond the
+/// double range +-inf (as Boost.JSON 1.81), below it +-0.
+inline boost::json::value json_number_value(std::string_view text, bool integer_syntax) {
+    if (integer_syntax) {
+        const char* const first = text.data();
+        const char* const last = text.data() + text.size();
+        std::int64_t i = 0;
+        if (const auto r = std::from_chars(first, last, i); r.ec == std::errc() && r.ptr == last) return i;
+        std::uint64_t u = 0;
+        if (const auto r = std::from_chars(first, last, u); r.ec == std::errc() && r.ptr == last) return u;
     }
-    return loc;
+    return decimal_to_double(text).value_or(0.0);  // (always a value for JSON's number syntax)
 }
 
-/// Parses `text` as one JSON value. On failure records a diagnostic of `category` at the
-/// position of the error and returns false.
+/// Builds a boost::json::value from the reader's steps (no tree of the reader's own). A key given
+/// twice in an object keeps the later value at the place of the first, as Boost.JSON's parser
+/// does. NaN and Infinity are refused, as by Boost.JSON.
+class boost_json_builder {
+public:
+    boost_json_builder(std::string_view text, std::size_t max_depth) : parser_(text, max_depth, false) {}
+
+    /// Reads the whole text into `out`; false on the first error (see error(), error_offset()).
+    bool read(boost::json::value& out) { return parser_.document_start() && value(out, 0) && parser_.document_end(); }
+
+    const std::string& error() const noexcept { return parser_.error(); }
+    std::size_t error_offset() const noexcept { return parser_.error_offset(); }
+
+private:
+    /// The value at the current position, a member or an element of a value at `depth`.
+    bool value(boost::json::value& out, std::size_t depth) {
+        switch (parser_.at_end() ? '\0' : parser_.peek()) {
+            case '{': {
+                boost::json::object& object = out.emplace_object();
+                return parser_.read_object(depth + 1, [&](std::string_view key, std::size_t) {
+                    boost::json::value member;
+                    if (!value(member, depth + 1)) return false;
+                    object.insert_or_assign(key, std::move(member));
+                    return true;
+                });
+            }
+            case '[': {
+                boost::json::array& array = out.emplace_array();
+                return parser_.read_array(depth + 1, [&](std::size_t) { return value(array.emplace_back(nullptr), depth + 1); });
+            }
+            case '"': {
+                std::string_view s;
+                if (!parser_.read_string(s, scratch_)) return false;
+                out.emplace_string().assign(s);
+                return true;
+            }
+            default: {
+                json_node scalar;
+                if (!parser_.read_value(scalar, depth)) return false;
+                switch (scalar.type) {
+                    case json_node::kind::number: out = json_number_value(scalar.number, scalar.integer_syntax); break;
+                    case json_node::kind::boolean: out = scalar.boolean; break;
+                    default: out = nullptr; break;
+                }
+                return true;
+            }
+        }
+    }
+
+    json_parser parser_;
+    std::string scratch_;
+};
+
+/// Parses `text` as one JSON value, nested at most `max_depth` levels. On failure records a
+/// diagnostic of `category` ("<what> is not valid JSON: ...") at the error's line:column and
+/// returns false.
 inline bool parse_json(std::string_view text, const std::string& file, errc category, std::string_view what, boost::json::value& out,
                        diagnostics& diags, std::size_t max_depth = 64) {
-    boost::json::parse_options opts;
-    opts.max_depth = max_depth;
-    boost::json::parser p(boost::json::storage_ptr(), opts);
-    boost::system::error_code ec;
-    const std::size_t consumed = p.write(text.data(), text.size(), ec);
-    if (ec) {
-        const bool bom = text.starts_with("\xEF\xBB\xBF");
-        diags.add(
-            {.severity = severity::error,
-             .category = category,
-             .message = std::string(what) + " is not valid JSON: " +
-                        (bom ? std::string("it starts with a UTF-8 byte order mark, which JSON does not allow; remove it") : ec.message()),
-             .where = location_of(text, bom ? 0 : consumed, file),
-             .layer = {},
-             .json_path = {}});
+    auto report = [&](std::size_t offset, const std::string& message) {
+        diags.add({.severity = severity::error,
+                   .category = category,
+                   .message = std::string(what) + " is not valid JSON: " + message,
+                   .where = line_index(text).at(offset, file),
+                   .layer = {},
+                   .json_path = {}});
         return false;
-    }
-    out = p.release();
+    };
+    if (text.starts_with("\xEF\xBB\xBF")) return report(0, "it starts with a UTF-8 byte order mark, which JSON does not allow; remove it");
+    boost_json_builder builder(text, max_depth);
+    boost::json::value doc;
+    if (!builder.read(doc)) return report(builder.error_offset(), builder.error());
+    out = std::move(doc);
     return true;
 }
 
