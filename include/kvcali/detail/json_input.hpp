@@ -5,6 +5,7 @@
 #pragma once
 
 #include <boost/json/value.hpp>
+#include <boost/json/value_stack.hpp>
 
 #include <charconv>
 #include <cstddef>
@@ -19,65 +20,71 @@
 
 namespace kvcali::detail {
 
-/// A JSON number's text as Boost.JSON's parser stores it: an integer literal as int64, else
+/// Pushes a JSON number's text as Boost.JSON's parser stores it: an integer literal as int64, else
 /// uint64, else (beyond uint64) the nearest double; a number with a fraction or an exponent as
 /// the nearest double (correctly rounded, where Boost.JSON 1.81 could miss by one ulp); beyond the
 /// double range +-inf (as Boost.JSON 1.81), below it +-0.
-inline boost::json::value json_number_value(std::string_view text, bool integer_syntax) {
+inline void push_json_number(boost::json::value_stack& stack, std::string_view text, bool integer_syntax) {
     if (integer_syntax) {
         const char* const first = text.data();
         const char* const last = text.data() + text.size();
         std::int64_t i = 0;
-        if (const auto r = std::from_chars(first, last, i); r.ec == std::errc() && r.ptr == last) return i;
+        if (const auto r = std::from_chars(first, last, i); r.ec == std::errc() && r.ptr == last) return stack.push_int64(i);
         std::uint64_t u = 0;
-        if (const auto r = std::from_chars(first, last, u); r.ec == std::errc() && r.ptr == last) return u;
+        if (const auto r = std::from_chars(first, last, u); r.ec == std::errc() && r.ptr == last) return stack.push_uint64(u);
     }
-    return decimal_to_double(text).value_or(0.0);  // (always a value for JSON's number syntax)
+    stack.push_double(decimal_to_double(text).value_or(0.0));  // (always a value for JSON's number syntax)
 }
 
-/// Builds a boost::json::value from the reader's steps (no tree of the reader's own). A key given
-/// twice in an object keeps the later value at the place of the first, as Boost.JSON's parser
-/// does. NaN and Infinity are refused, as by Boost.JSON.
+/// Builds a boost::json::value from the reader's steps through Boost.JSON's value_stack, the
+/// builder its own parser feeds: so a key given twice in an object keeps the later value at the
+/// place of the first, as before. NaN and Infinity are refused, as by Boost.JSON.
 class boost_json_builder {
 public:
     boost_json_builder(std::string_view text, std::size_t max_depth) : parser_(text, max_depth, false) {}
 
     /// Reads the whole text into `out`; false on the first error (see error(), error_offset()).
-    bool read(boost::json::value& out) { return parser_.document_start() && value(out, 0) && parser_.document_end(); }
+    bool read(boost::json::value& out) {
+        stack_.reset();
+        if (!(parser_.document_start() && value(0) && parser_.document_end())) return false;
+        out = stack_.release();
+        return true;
+    }
 
     const std::string& error() const noexcept { return parser_.error(); }
     std::size_t error_offset() const noexcept { return parser_.error_offset(); }
 
 private:
-    /// The value at the current position, a member or an element of a value at `depth`.
-    bool value(boost::json::value& out, std::size_t depth) {
+    /// Pushes the value at the current position, a member or an element of a value at `depth`.
+    bool value(std::size_t depth) {
+        std::size_t n = 0;
         switch (parser_.at_end() ? '\0' : parser_.peek()) {
-            case '{': {
-                boost::json::object& object = out.emplace_object();
-                return parser_.read_object(depth + 1, [&](std::string_view key, std::size_t) {
-                    boost::json::value member;
-                    if (!value(member, depth + 1)) return false;
-                    object.insert_or_assign(key, std::move(member));
-                    return true;
-                });
-            }
-            case '[': {
-                boost::json::array& array = out.emplace_array();
-                return parser_.read_array(depth + 1, [&](std::size_t) { return value(array.emplace_back(nullptr), depth + 1); });
-            }
+            case '{':
+                if (!parser_.read_object(depth + 1, [&](std::string_view key, std::size_t) {
+                        stack_.push_key(key);
+                        ++n;
+                        return value(depth + 1);
+                    }))
+                    return false;
+                stack_.push_object(n);
+                return true;
+            case '[':
+                if (!parser_.read_array(depth + 1, [&](std::size_t) { return ++n, value(depth + 1); })) return false;
+                stack_.push_array(n);
+                return true;
             case '"': {
                 std::string_view s;
                 if (!parser_.read_string(s, scratch_)) return false;
-                out.emplace_string().assign(s);
+                stack_.push_string(s);
                 return true;
             }
             default: {
                 json_node scalar;
                 if (!parser_.read_value(scalar, depth)) return false;
                 switch (scalar.type) {
-                    case json_node::kind::number: out = json_number_value(scalar.number, scalar.integer_syntax); break;
-                    case json_node::kind::boolean: out = scalar.boolean; break;
-                    default: out = nullptr; break;
+                    case json_node::kind::number: push_json_number(stack_, scalar.number, scalar.integer_syntax); break;
+                    case json_node::kind::boolean: stack_.push_bool(scalar.boolean); break;
+                    default: stack_.push_null(); break;
                 }
                 return true;
             }
@@ -85,6 +92,7 @@ private:
     }
 
     json_parser parser_;
+    boost::json::value_stack stack_;
     std::string scratch_;
 };
 
