@@ -264,6 +264,8 @@ BOOST_AUTO_TEST_CASE(safetensors_header_read_by_the_json_reader) {
     const std::string deep17 = "{\"__metadata__\":" + std::string(16, '[') + std::string(16, ']') + "}";
     BOOST_TEST(parse_error_of(st_file(deep16, 0)).diagnostics().front().message.find("must be an object of strings") != std::string::npos);
     BOOST_TEST(parse_error_of(st_file(deep17, 0)).diagnostics().front().message.find("nesting deeper than 16 levels") != std::string::npos);
+    BOOST_TEST(parse_error_of(st_file(std::string(100000, '['), 0)).diagnostics().front().message.find("nesting deeper than 16 levels") !=
+               std::string::npos);
     // A tensor named twice: the later entry, as Boost.JSON's parser kept it.
     const auto h =
         kvcali::parse_safetensors(st_file("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
@@ -643,6 +645,8 @@ BOOST_AUTO_TEST_CASE(into_reports_bad_json_with_line_and_column) {
     d = merge_error(tmp.path(), "{\"a\":" + std::string(64, '[') + std::string(64, ']') + "}");
     BOOST_TEST(d.message == "config.json is not valid JSON: nesting deeper than 64 levels");
     BOOST_TEST(d.where.column == 69u);
+    d = merge_error(tmp.path(), "{\"a\":" + std::string(100000, '['));  // refused at the limit, not by the stack
+    BOOST_TEST(d.message == "config.json is not valid JSON: nesting deeper than 64 levels");
     spit(tmp / "config.json", "{\"a\":" + std::string(63, '[') + std::string(63, ']') + "}");
     BOOST_TEST(merged_config(tmp.path()).find("\"quantization_config\"") != std::string::npos);
 }
