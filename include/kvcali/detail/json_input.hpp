@@ -1,7 +1,7 @@
 // kvcali internals: the JSON that export reads (a checkpoint's config.json, model.safetensors.index.json
 // and description to merge into, safetensors headers), parsed by the library's one JSON reader
-// (detail/json_reader.hpp) into Boost.JSON values, export's document model. The values are the
-// ones Boost.JSON's parser gave (see boost_json_builder), so a merged file is written back as before.
+// (detail/json_reader.hpp) into Boost.JSON values, export's document model. The values are of the
+// kinds Boost.JSON's parser gave (see push_json_number), so a merged file is written back as before.
 #pragma once
 
 #include <boost/json/value.hpp>
