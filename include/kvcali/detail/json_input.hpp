@@ -23,7 +23,8 @@ namespace kvcali::detail {
 /// Pushes a JSON number's text as Boost.JSON's parser stores it: an integer literal as int64, else
 /// uint64, else (beyond uint64) the nearest double; a number with a fraction or an exponent as
 /// the nearest double (correctly rounded, where Boost.JSON 1.81 could miss by one ulp); beyond the
-/// double range +-inf (as Boost.JSON 1.81), below it +-0.
+/// double range +-inf (as Boost.JSON 1.81), below it +-0, whatever the exponent (Boost.JSON 1.81
+/// refused one of 2^31 or more: "exponent overflow").
 inline void push_json_number(boost::json::value_stack& stack, std::string_view text, bool integer_syntax) {
     if (integer_syntax) {
         const char* const first = text.data();
