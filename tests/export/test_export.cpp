@@ -251,6 +251,30 @@ BOOST_AUTO_TEST_CASE(safetensors_reader_rejects_bad_files) {
                           [](const kvcali::error& e) { return e.code() == kvcali::errc::io_error; });
 }
 
+BOOST_AUTO_TEST_CASE(safetensors_header_read_by_the_json_reader) {
+    // A syntax error: the reader's message and its line:column in the header.
+    const kvcali::error e = parse_error_of(st_file("{\n  \"a\": }", 0));
+    BOOST_REQUIRE(!e.diagnostics().empty());
+    BOOST_TEST(e.diagnostics().front().message ==
+               "the header is not valid JSON (expected a JSON value, found '}', at line 2, column 8 of the header)");
+    BOOST_TEST(parse_error_of(st_file("{\"a\": NaN}", 0)).diagnostics().front().message ==
+               "the header is not valid JSON (expected a JSON value, found 'N', at line 1, column 7 of the header)");
+    // At most 16 levels of nesting, as before.
+    const std::string deep16 = "{\"__metadata__\":" + std::string(15, '[') + std::string(15, ']') + "}";
+    const std::string deep17 = "{\"__metadata__\":" + std::string(16, '[') + std::string(16, ']') + "}";
+    BOOST_TEST(parse_error_of(st_file(deep16, 0)).diagnostics().front().message.find("must be an object of strings") != std::string::npos);
+    BOOST_TEST(parse_error_of(st_file(deep17, 0)).diagnostics().front().message.find("nesting deeper than 16 levels") != std::string::npos);
+    BOOST_TEST(parse_error_of(st_file(std::string(100000, '['), 0)).diagnostics().front().message.find("nesting deeper than 16 levels") !=
+               std::string::npos);
+    // A tensor named twice: the later entry, as Boost.JSON's parser kept it.
+    const auto h =
+        kvcali::parse_safetensors(st_file("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+                                          "\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}",
+                                          8));
+    BOOST_REQUIRE(h.tensors.size() == 1u);
+    BOOST_TEST((h.tensors[0].shape == std::vector<std::uint64_t>{2}));
+}
+
 // ---------------------------------------------------------------------------------------------
 // The plan, through the library
 
@@ -533,6 +557,102 @@ BOOST_AUTO_TEST_CASE(into_merges_and_keeps_the_rest_byte_for_byte) {
     args = base;
     args.insert(args.end(), {"--format", "compressed-tensors", "--into", ckpt.string()});
     expect_failure(args, "invalid_argument", ckpt, "no such file");
+}
+
+/// The bytes prepare_export gives for `ckpt`/config.json when merging the kv_cache_scheme into it.
+std::string merged_config(const fs::path& ckpt) {
+    const auto layers = two_modules();
+    kvcali::export_options o;
+    o.format = kvcali::export_format::compressed_tensors;
+    const auto plan =
+        kvcali::plan_export(kvcali::parse_record(record_text(layers)), kvcali::parse_quant_cali_config(config_text(layers)), o);
+    for (const auto& f : kvcali::prepare_export(plan, ckpt, true)) {
+        if (f.path == ckpt / "config.json") return f.bytes;
+    }
+    BOOST_FAIL("no config.json among the files");
+    return {};
+}
+
+/// The first diagnostic of merging into `ckpt`/config.json holding `text`.
+kvcali::diagnostic merge_error(const fs::path& ckpt, const std::string& text) {
+    spit(ckpt / "config.json", text);
+    try {
+        merged_config(ckpt);
+    } catch (const kvcali::error& e) {
+        BOOST_REQUIRE(!e.diagnostics().empty());
+        return e.diagnostics().front();
+    }
+    BOOST_FAIL("the merge succeeded");
+    return {};
+}
+
+BOOST_AUTO_TEST_CASE(into_keeps_numbers_and_duplicate_keys_as_before) {
+    temp_dir tmp;
+    // Integers as int64, then uint64, then (beyond) double; a fraction or an exponent: the double,
+    // written back as Python writes it; beyond the double range: +-Infinity (as Boost.JSON 1.81
+    // gave, and Python writes; also for an exponent of 2^31 or more, which Boost.JSON refused).
+    // The last two doubles were one ulp off through Boost.JSON 1.81's parser (0.9783926500593084,
+    // 0.49406583030893): now they are kept as written.
+    spit(tmp / "config.json",
+         "{\"f1\": 10000.0, \"f2\": 1e-05, \"int_neg_zero\": -0, \"zero\": 0.0, \"neg_zero\": -0.0, \"u64_max\": 18446744073709551615, "
+         "\"i64_min\": -9223372036854775808, \"u64\": 9223372036854775808, \"beyond_u64\": 18446744073709551616, "
+         "\"beyond_i64\": -9223372036854775809, \"big\": 123456789012345678901234567890, \"over\": 1e400, \"under\": -1e400, "
+         "\"tiny\": 1e-400, \"far\": 1e4294967296, \"near\": -1e-4294967296, \"max\": 1.7976931348623157e+308, \"min_sub\": 5e-324, "
+         "\"upper_e\": 1E5, \"dup\": 1, "
+         "\"nested\": {\"x\": [1, {\"y\": 2.5}], \"x\": \"later\"}, \"seventeen\": 0.9783926500593085, "
+         "\"seventeen2\": 0.49406583030893003, \"dup\": [2]}");
+    const std::string merged = merged_config(tmp.path());
+    const std::string expected =
+        "{\n  \"f1\": 10000.0,\n  \"f2\": 1e-05,\n  \"int_neg_zero\": 0,\n  \"zero\": 0.0,\n  \"neg_zero\": -0.0,\n"
+        "  \"u64_max\": 18446744073709551615,\n  \"i64_min\": -9223372036854775808,\n  \"u64\": 9223372036854775808,\n"
+        "  \"beyond_u64\": 1.8446744073709552e+19,\n  \"beyond_i64\": -9.223372036854776e+18,\n  \"big\": 1.2345678901234568e+29,\n"
+        "  \"over\": Infinity,\n  \"under\": -Infinity,\n  \"tiny\": 0.0,\n  \"far\": Infinity,\n  \"near\": -0.0,\n  \"max\": "
+        "1.7976931348623157e+308,\n  \"min_sub\": 5e-324,\n"
+        "  \"upper_e\": 100000.0,\n  \"dup\": [\n    2\n  ],\n  \"nested\": {\n    \"x\": \"later\"\n  },\n"
+        "  \"seventeen\": 0.9783926500593085,\n  \"seventeen2\": 0.49406583030893003,\n  \"quantization_config\": {";
+    BOOST_TEST(merged.substr(0, expected.size()) == expected);
+    // Merged again, the file comes back byte for byte (without the infinities, which are not JSON
+    // and are refused when read, as by Boost.JSON).
+    std::string again = merged;
+    for (const std::string infinity : {"  \"over\": Infinity,\n  \"under\": -Infinity,\n", "  \"far\": Infinity,\n"}) {
+        BOOST_REQUIRE(again.find(infinity) != std::string::npos);
+        again.erase(again.find(infinity), infinity.size());
+    }
+    spit(tmp / "config.json", again);
+    BOOST_TEST(merged_config(tmp.path()) == again);
+    BOOST_TEST(merge_error(tmp.path(), merged).message == "config.json is not valid JSON: expected a JSON value, found 'I'");
+}
+
+BOOST_AUTO_TEST_CASE(into_reports_bad_json_with_line_and_column) {
+    temp_dir tmp;
+    const std::string file = (tmp / "config.json").string();
+    auto d = merge_error(tmp.path(), "{\n  \"a\": 1,\n  \"b\": }\n");
+    BOOST_TEST((d.category == kvcali::errc::invalid_data));
+    BOOST_TEST(d.message == "config.json is not valid JSON: expected a JSON value, found '}'");
+    BOOST_TEST(d.where.file == file);
+    BOOST_TEST(d.where.line == 3u);
+    BOOST_TEST(d.where.column == 8u);
+    d = merge_error(tmp.path(), "{\"a\": NaN}");
+    BOOST_TEST(d.message == "config.json is not valid JSON: expected a JSON value, found 'N'");
+    BOOST_TEST(d.where.line == 1u);
+    BOOST_TEST(d.where.column == 7u);
+    d = merge_error(tmp.path(), "\xEF\xBB\xBF{}");
+    BOOST_TEST(d.message == "config.json is not valid JSON: it starts with a UTF-8 byte order mark, which JSON does not allow; remove it");
+    BOOST_TEST(d.where.line == 1u);
+    BOOST_TEST(d.where.column == 1u);
+    d = merge_error(tmp.path(), "{\"a\": [\"b\xff\"]}");
+    BOOST_TEST(d.message == "config.json is not valid JSON: invalid UTF-8 in a string");
+    BOOST_TEST(d.where.column == 10u);
+    d = merge_error(tmp.path(), "[1]");
+    BOOST_TEST(d.message == file + " must hold a JSON object to merge into");
+    // At most 64 levels of nesting, as before.
+    d = merge_error(tmp.path(), "{\"a\":" + std::string(64, '[') + std::string(64, ']') + "}");
+    BOOST_TEST(d.message == "config.json is not valid JSON: nesting deeper than 64 levels");
+    BOOST_TEST(d.where.column == 69u);
+    d = merge_error(tmp.path(), "{\"a\":" + std::string(100000, '['));  // refused at the limit, not by the stack
+    BOOST_TEST(d.message == "config.json is not valid JSON: nesting deeper than 64 levels");
+    spit(tmp / "config.json", "{\"a\":" + std::string(63, '[') + std::string(63, ']') + "}");
+    BOOST_TEST(merged_config(tmp.path()).find("\"quantization_config\"") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(output_over_an_input_is_refused) {

@@ -8,7 +8,6 @@
 
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
-#include <boost/json/parser.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
@@ -28,6 +27,7 @@
 #include <utility>
 #include <vector>
 
+#include "../detail/json_input.hpp"
 #include "../error.hpp"
 #include "../export/safetensors.hpp"
 #include "../io.hpp"
@@ -148,16 +148,13 @@ KVCALI_DECL safetensors_header parse_safetensors_header(std::string_view text, s
         return out;
     }
     const std::uint64_t data_size = file_size - out.data_start;
-    boost::json::parse_options opts;
-    opts.max_depth = 16;
-    boost::json::parser parser(boost::json::storage_ptr(), opts);
-    boost::system::error_code ec;
-    parser.write(text.data(), text.size(), ec);
-    if (ec) {
-        bad({}, "the header is not valid JSON (" + ec.message() + ")");
+    boost::json::value doc;
+    if (detail::boost_json_builder builder(text, 16); !builder.read(doc)) {
+        const auto [line, column] = detail::line_index(text).line_column(builder.error_offset());
+        bad({}, "the header is not valid JSON (" + builder.error() + ", at line " + std::to_string(line) + ", column " +
+                    std::to_string(column) + " of the header)");
         return out;
     }
-    const boost::json::value doc = parser.release();
     const auto* object = doc.if_object();
     if (object == nullptr) {
         bad({}, "the header must be a JSON object of tensors");
