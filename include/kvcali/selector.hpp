@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -172,8 +173,25 @@ public:
         return false;
     }
 
+    /// matches(), where a `re:` selector's matching costs one step from `budget` per state its
+    /// matcher visits (other kinds cost nothing): nothing, and `budget` 0, when the name would
+    /// need more steps than `budget` holds.
+    std::optional<bool> matches(std::string_view name, std::uint64_t& budget) const {
+        if (kind_ == selector_kind::regex) return matches_regex(name, &budget);
+        return matches(name);
+    }
+
+    /// The steps the resolver lets one `re:` selector take over a model's layer names:
+    /// `regex_base_steps` plus `regex_steps_per_byte` per byte of the names it tries (a name of n
+    /// bytes counts n + 1), so that no pattern makes resolving cost more than a constant per byte of
+    /// input (a pattern like `.*\.(k|v)_proj` takes about 7 steps per byte; 2^24 steps take about
+    /// 0.07 s). Beyond it the selector is an invalid_argument error.
+    static constexpr std::uint64_t regex_base_steps = std::uint64_t{1} << 24;
+    static constexpr std::uint64_t regex_steps_per_byte = 256;
+
 private:
-    KVCALI_DECL bool matches_regex(std::string_view name) const;
+    bool matches_regex(std::string_view name) const { return *matches_regex(name, nullptr); }
+    KVCALI_DECL std::optional<bool> matches_regex(std::string_view name, std::uint64_t* budget) const;
 
     selector_kind kind_ = selector_kind::exact;
     std::string pattern_;

@@ -9,6 +9,7 @@
 
 #include <random>
 #include <regex>
+#include <thread>
 
 #include "../support/test_support.hpp"
 
@@ -349,6 +350,61 @@ BOOST_AUTO_TEST_CASE(time_is_linear_in_the_name) {
     BOOST_TEST(why.find("too large") != std::string::npos, why);
     BOOST_TEST(!rx::program::compile(std::string(1000, '(') + std::string(1000, ')'), why).has_value());
     BOOST_TEST(why.find("nested deeper") != std::string::npos, why);
+}
+
+BOOST_AUTO_TEST_CASE(work_is_bounded_by_a_budget) {
+    namespace rx = kvcali::detail::regex;
+    std::string why;
+    // A lookahead that reads to the end of the name from every byte: quadratic in the name.
+    const auto quadratic = rx::program::compile("((?=.*x).)*y", why);
+    const std::string name = std::string(3000, 'a') + "xy";
+    BOOST_TEST(quadratic->full_match(name));  // about 27 million steps, unbounded
+    std::uint64_t budget = 1'000'000;
+    BOOST_TEST(!quadratic->full_match(name, budget).has_value());
+    BOOST_TEST(budget == 0u);
+    budget = 100'000'000;
+    BOOST_TEST((quadratic->full_match(name, budget) == std::optional<bool>(true)));
+    const std::uint64_t used = 100'000'000 - budget;
+    BOOST_TEST(used > 4'500'000u);  // at least one step per byte the lookaheads read (3000^2 / 2)
+    BOOST_TEST(used < 40'000'000u);
+    budget = used;  // exactly enough
+    BOOST_TEST((quadratic->full_match(name, budget) == std::optional<bool>(true)));
+    budget = used - 1;
+    BOOST_TEST(!quadratic->full_match(name, budget).has_value());
+    // The buffers kept between matches (per thread) give the same answers after a match that ran
+    // out, and from several threads at once.
+    const auto kv = rx::program::compile(R"(.*\.(k|v)_proj)", why);
+    const std::vector<std::string> names{"model.layers.0.self_attn.k_proj", "model.layers.0.mlp.up_proj", "a.v_proj", "v_proj", ".k_proj"};
+    const std::vector<bool> expected{true, false, true, false, true};
+    for (std::size_t i = 0; i < names.size(); ++i) BOOST_TEST(kv->full_match(names[i]) == expected[i]);
+    std::vector<int> wrong(4, 0);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+        threads.emplace_back([&, t] {
+            for (int round = 0; round < 2000; ++round) {
+                const std::size_t i = static_cast<std::size_t>(round + t) % names.size();
+                wrong[static_cast<std::size_t>(t)] += kv->full_match(names[i]) != expected[i] ? 1 : 0;
+            }
+        });
+    }
+    for (auto& th : threads) th.join();
+    BOOST_TEST(wrong == std::vector<int>(4, 0), boost::test_tools::per_element());
+
+    // The resolver's budget: 2^24 steps plus 256 per byte of the names, so a long name against
+    // this pattern is an error naming the selector and the layer, in well under a second.
+    kvcali::layer_table t;
+    t.add("model.layers.0.self_attn.k_proj", "Linear", true);
+    t.add(std::string(20000, 'a') + "xy", "Linear", true);
+    std::string what;
+    BOOST_TEST(failure(t, {"re:((?=.*x).)*y"}, &what) == kvcali::errc::invalid_argument);
+    BOOST_TEST(
+        what.find(
+            "selector \"re:((?=.*x).)*y\" needs more than 21906176 matching steps over the model's layer names (it ran "
+            "out at layer \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"... (20002 bytes)): simplify the pattern") !=
+            std::string::npos,
+        what);
+    // A plain pattern over the same names stays well inside it.
+    BOOST_TEST(selected(t, {R"(re:.*\.k_proj)"}) == (strings{"model.layers.0.self_attn.k_proj"}), boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(errors_say_what_and_where) {

@@ -15,9 +15,11 @@
 #include <bitset>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -42,12 +44,19 @@ public:
     /// Compiles `pattern`; on a syntax error, `error` says what and where (a byte offset).
     static std::optional<program> compile(std::string_view pattern, std::string& error);
 
-    /// Does the whole of `text` match?
-    bool full_match(std::string_view text) const;
+    /// Does the whole of `text` match? Safe to call from several threads at once (each thread
+    /// keeps its own buffers, see match_scratch).
+    bool full_match(std::string_view text) const { return *match(text, nullptr); }
+
+    /// full_match, where each state the matcher visits costs one step from `budget`: nothing
+    /// (and `budget` 0) when the match would need more steps than it holds.
+    std::optional<bool> full_match(std::string_view text, std::uint64_t& budget) const { return match(text, &budget); }
 
 private:
     friend class compiler;
     friend class machine;
+
+    std::optional<bool> match(std::string_view text, std::uint64_t* budget) const;
 
     std::vector<instruction> code_;
     std::vector<byte_set> sets_;
@@ -552,49 +561,93 @@ private:
     program* out_ = nullptr;
 };
 
+/// What a match keeps between calls on one thread: each machine's state lists (one set per
+/// lookahead level running at once), so that matching name after name allocates nothing once they
+/// have grown, and the lookaheads' answers.
+struct match_scratch {
+    struct lists {
+        std::vector<std::uint64_t> seen;  ///< instruction -> the stamp of the position it was last added at
+        std::vector<std::uint32_t> current, next, stack;
+    };
+    std::deque<lists> levels;  ///< a deque: a nested lookahead adding a level moves none of the others
+    /// (lookahead, position) -> its answer, for the current text; a map, so that its size is
+    /// bounded by the work done, not by lookaheads x positions.
+    std::unordered_map<std::uint64_t, bool> answers;
+    std::uint64_t stamp = 1;  ///< grows with every run: a stamp is never reused, so `seen` needs no clearing
+};
+
+inline match_scratch& thread_match_scratch() {
+    thread_local match_scratch scratch;
+    return scratch;
+}
+
 /// Runs a program: the states alive after each byte, each once (linear in the text). A lookahead
-/// runs a machine of its own from its position; its answers are kept, one per position.
+/// runs a machine of its own from its position; its answers are kept, one per position. Every
+/// state visited counts one step against `budget`, when given; a run that would exceed it stops
+/// and sets `exhausted`.
 class machine {
 public:
-    using lookahead_answers = std::vector<std::vector<std::int8_t>>;
-
-    machine(const program& prog, std::string_view text, lookahead_answers& answers) : prog_(prog), text_(text), answers_(answers) {}
+    machine(const program& prog, std::string_view text, match_scratch& scratch, std::size_t level, std::uint64_t* budget, bool& exhausted)
+        : prog_(prog), text_(text), scratch_(scratch), level_(level), budget_(budget), exhausted_(exhausted) {
+        if (scratch_.levels.size() <= level_) scratch_.levels.resize(level_ + 1);
+        l_ = &scratch_.levels[level_];
+        if (l_->seen.size() < prog_.code_.size()) l_->seen.resize(prog_.code_.size(), 0);
+    }
 
     /// From instruction `start` at byte `from`: with `whole`, does it reach `match` exactly at the
-    /// end of the text; without, at any point (a lookahead)?
+    /// end of the text; without, at any point (a lookahead)? False once `exhausted`.
     bool run(std::uint32_t start, std::size_t from, bool whole) {
-        std::vector<std::uint32_t> current, next;
-        seen_.assign(prog_.code_.size(), static_cast<std::size_t>(-1));
-        if (add(current, start, from, whole) && !whole) return true;
-        for (std::size_t pos = from; pos < text_.size() && !current.empty(); ++pos) {
+        base_ = scratch_.stamp - from;  // stamp of position p: base_ + p, unique to this run
+        scratch_.stamp += text_.size() - from + 1;
+        lists& l = *l_;
+        l.current.clear();
+        if (add(l.current, start, from, whole) && !whole) return true;
+        for (std::size_t pos = from; pos < text_.size() && !l.current.empty() && !exhausted_; ++pos) {
+            if (!spend(l.current.size())) return false;
             const auto c = static_cast<unsigned char>(text_[pos]);
-            next.clear();
-            for (const std::uint32_t pc : current) {
+            l.next.clear();
+            for (const std::uint32_t pc : l.current) {
                 const instruction& i = prog_.code_[pc];
                 if (i.code == instruction::op::set && prog_.sets_[i.x].test(c)) {
-                    if (add(next, pc + 1, pos + 1, whole) && !whole) return true;
+                    if (add(l.next, pc + 1, pos + 1, whole) && !whole) return true;
                 }
             }
-            current.swap(next);
+            l.current.swap(l.next);
         }
-        if (!whole) return false;
-        for (const std::uint32_t pc : current) {
+        if (!whole || exhausted_) return false;
+        for (const std::uint32_t pc : l.current) {
             if (prog_.code_[pc].code == instruction::op::match) return true;
         }
         return false;
     }
 
 private:
+    using lists = match_scratch::lists;
+
+    bool spend(std::size_t steps) {
+        if (budget_ == nullptr) return true;
+        if (*budget_ < steps) {
+            *budget_ = 0;
+            exhausted_ = true;
+            return false;
+        }
+        *budget_ -= steps;
+        return true;
+    }
+
     /// Adds the states reachable from `pc` at `pos` without reading a byte; true when one is `match`.
     bool add(std::vector<std::uint32_t>& list, std::uint32_t pc, std::size_t pos, bool whole) {
         bool matched = false;
-        stack_.clear();
-        stack_.push_back(pc);
-        while (!stack_.empty()) {
-            const std::uint32_t at = stack_.back();
-            stack_.pop_back();
-            if (seen_[at] == pos) continue;
-            seen_[at] = pos;
+        lists& l = *l_;
+        const std::uint64_t stamp = base_ + pos;
+        l.stack.clear();
+        l.stack.push_back(pc);
+        while (!l.stack.empty() && !exhausted_) {
+            const std::uint32_t at = l.stack.back();
+            l.stack.pop_back();
+            if (l.seen[at] == stamp) continue;
+            l.seen[at] = stamp;
+            if (!spend(1)) break;
             const instruction& i = prog_.code_[at];
             switch (i.code) {
                 case instruction::op::set: list.push_back(at); break;
@@ -602,26 +655,27 @@ private:
                     if (!whole || pos == text_.size()) matched = true;
                     list.push_back(at);
                     break;
-                case instruction::op::jump: stack_.push_back(i.x); break;
+                case instruction::op::jump: l.stack.push_back(i.x); break;
                 case instruction::op::split:
-                    stack_.push_back(i.y);
-                    stack_.push_back(i.x);
+                    l.stack.push_back(i.y);
+                    l.stack.push_back(i.x);
                     break;
                 case instruction::op::line_start:
-                    if (pos == 0) stack_.push_back(at + 1);
+                    if (pos == 0) l.stack.push_back(at + 1);
                     break;
                 case instruction::op::line_end:
-                    if (pos == text_.size()) stack_.push_back(at + 1);
+                    if (pos == text_.size()) l.stack.push_back(at + 1);
                     break;
                 case instruction::op::word_boundary:
                 case instruction::op::not_word_boundary: {
                     const bool before = pos > 0 && is_word_byte(static_cast<unsigned char>(text_[pos - 1]));
                     const bool after = pos < text_.size() && is_word_byte(static_cast<unsigned char>(text_[pos]));
-                    if ((before != after) == (i.code == instruction::op::word_boundary)) stack_.push_back(at + 1);
+                    if ((before != after) == (i.code == instruction::op::word_boundary)) l.stack.push_back(at + 1);
                     break;
                 }
                 case instruction::op::lookahead:
-                    if (lookahead(i, pos) != i.negative) stack_.push_back(at + 1);  // the jump past its body
+                    // (its machine runs on the next level's lists)
+                    if (lookahead(i, pos) != i.negative && !exhausted_) l.stack.push_back(at + 1);  // the jump past its body
                     break;
             }
         }
@@ -629,18 +683,21 @@ private:
     }
 
     bool lookahead(const instruction& i, std::size_t pos) {
-        if (answers_.size() < prog_.lookaheads_) answers_.resize(prog_.lookaheads_);
-        std::vector<std::int8_t>& known = answers_[i.y];
-        if (known.empty()) known.assign(text_.size() + 1, -1);
-        if (known[pos] < 0) known[pos] = machine(prog_, text_, answers_).run(i.x, pos, false) ? 1 : 0;
-        return known[pos] == 1;
+        const std::uint64_t key = static_cast<std::uint64_t>(i.y) * (text_.size() + 1) + pos;
+        if (const auto it = scratch_.answers.find(key); it != scratch_.answers.end()) return it->second;
+        const bool answer = machine(prog_, text_, scratch_, level_ + 1, budget_, exhausted_).run(i.x, pos, false);
+        if (!exhausted_) scratch_.answers.emplace(key, answer);
+        return answer;
     }
 
     const program& prog_;
     std::string_view text_;
-    lookahead_answers& answers_;
-    std::vector<std::size_t> seen_;
-    std::vector<std::uint32_t> stack_;
+    match_scratch& scratch_;
+    std::size_t level_;
+    std::uint64_t* budget_;
+    bool& exhausted_;
+    lists* l_ = nullptr;  ///< this level's lists (stable: levels is a deque)
+    std::uint64_t base_ = 0;
 };
 
 inline std::optional<program> program::compile(std::string_view pattern, std::string& error) {
@@ -649,9 +706,21 @@ inline std::optional<program> program::compile(std::string_view pattern, std::st
     return out;
 }
 
-inline bool program::full_match(std::string_view text) const {
-    machine::lookahead_answers answers;
-    return machine(*this, text, answers).run(0, 0, true);
+inline std::optional<bool> program::match(std::string_view text, std::uint64_t* budget) const {
+    match_scratch& scratch = thread_match_scratch();
+    if (lookaheads_ != 0) {
+        // Answers are per text: start afresh (a map grown large by one long name is dropped
+        // rather than cleared bucket by bucket for every later name).
+        if (scratch.answers.bucket_count() > 4096) {
+            std::unordered_map<std::uint64_t, bool>().swap(scratch.answers);
+        } else {
+            scratch.answers.clear();
+        }
+    }
+    bool exhausted = false;
+    const bool matched = machine(*this, text, scratch, 0, budget, exhausted).run(0, 0, true);
+    if (exhausted) return std::nullopt;
+    return matched;
 }
 
 }  // namespace kvcali::detail::regex

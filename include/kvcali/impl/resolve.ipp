@@ -246,9 +246,32 @@ inline void select(selection_context& ctx, const std::string& written, const sou
     std::vector<std::size_t> matched;  // rows, in model order (given to `each` after this selector's own reports)
     std::size_t fused = 0;
     std::string_view first_fused;
+    std::uint64_t steps = 0;  // the selector's budget (see selector::regex_base_steps)
+    if (kind == selector_kind::regex) {
+        std::uint64_t bytes = 0;
+        for (std::size_t i = 0; i < ctx.table.size(); ++i) bytes += ctx.table[i].eligible ? ctx.table[i].name.size() + 1 : 0;
+        steps = selector::regex_base_steps + selector::regex_steps_per_byte * bytes;
+    }
+    std::uint64_t steps_left = steps;
     for (std::size_t i = 0; i < ctx.table.size(); ++i) {
         const layer_info& layer = ctx.table[i];
-        if (!layer.eligible || !compiled->matches(layer.name)) continue;
+        if (!layer.eligible) continue;
+        const std::optional<bool> hit = compiled->matches(layer.name, steps_left);
+        if (!hit) {
+            const std::string at = layer.name.size() <= 80 ? quote_name(layer.name)
+                                                           : quote_name(std::string_view(layer.name).substr(0, 60)) + "... (" +
+                                                                 std::to_string(layer.name.size()) + " bytes)";
+            ctx.diags.add({.severity = severity::error,
+                           .category = errc::invalid_argument,
+                           .message = "selector " + quote_name(written) + " needs more than " + std::to_string(steps) +
+                                      " matching steps over the model's layer names (it ran out at layer " + at +
+                                      "): simplify the pattern (fewer alternatives or lookaheads) or name the layers",
+                           .where = where,
+                           .layer = written,
+                           .json_path = {}});
+            return;
+        }
+        if (!*hit) continue;
         if (kind == selector_kind::auto_kv && kv_role_of(layer.name) == kv_role::fused_qkv) {
             if (fused++ == 0) first_fused = layer.name;
         }

@@ -47,6 +47,9 @@ KVCALI_DECL std::optional<selector> selector::compile(std::string_view written, 
     return s;
 }
 
-KVCALI_DECL bool selector::matches_regex(std::string_view name) const { return regex_->program.full_match(name); }
+KVCALI_DECL std::optional<bool> selector::matches_regex(std::string_view name, std::uint64_t* budget) const {
+    if (budget == nullptr) return regex_->program.full_match(name);
+    return regex_->program.full_match(name, *budget);
+}
 
 }  // namespace kvcali
