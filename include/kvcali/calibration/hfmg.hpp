@@ -320,9 +320,9 @@ class hfmg_accumulator final : public accumulator {
 public:
     hfmg_accumulator(const hfmg_options& settings, bool per_channel);
 
-    void add_batch(std::span<const float> values, std::size_t channels) override;
+    KVCALI_DECL void add_batch(std::span<const float> values, std::size_t channels) override;
 
-    quant_factors finish() override;
+    KVCALI_DECL quant_factors finish() override;
 
 private:
     hfmg_options settings_;

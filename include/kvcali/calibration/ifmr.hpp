@@ -428,9 +428,9 @@ public:
         ifmr_ratios(settings_);  // refuse a search without candidates before any data is taken
     }
 
-    void add_batch(std::span<const float> values, std::size_t channels) override;
+    KVCALI_DECL void add_batch(std::span<const float> values, std::size_t channels) override;
 
-    quant_factors finish() override;
+    KVCALI_DECL quant_factors finish() override;
 
 private:
     ifmr_options settings_;
