@@ -168,6 +168,15 @@ headers)
   done < <(find "$root/include/kvcali" -name '*.hpp' | sort)
   [ "$n" -ge 30 ] || fail "only $n public headers found"
   echo "$n public headers compile on their own with ${strict[*]}"
+  # Header-only, a TU that includes everything and calls nothing compiles none of kvcali's functions
+  # (a virtual function declared plain in its class and defined inline after it is a key function:
+  # its class's vtable, and all it calls, would be compiled in every TU).
+  # shellcheck disable=SC2046
+  printf '#include <kvcali/kvcali.hpp>\nint main() { return 0; }\n' |
+    $cxx -std=c++20 -O0 -c -x c++ $(pc --cflags kvcali) -o "$tmp/unused.o" - || fail "<kvcali/kvcali.hpp> does not compile"
+  emitted=$(nm -C "$tmp/unused.o" | grep -E ' [TtWw] kvcali::' || true)
+  [ -z "$emitted" ] || { echo "$emitted" | head -20; fail "a TU calling nothing compiled kvcali functions"; }
+  echo "a TU that includes <kvcali/kvcali.hpp> and calls nothing compiles none of kvcali's functions"
   ;;
 *) echo "unknown mode $mode" >&2; exit 2 ;;
 esac
