@@ -390,9 +390,15 @@ BOOST_AUTO_TEST_CASE(radix_sort_sorts) {
     // differ only in the low digit, on equal values and on a short sample; twice over one
     // workspace (its buffers are reused).
     kvcali::ifmr_walk_workspace ws;
-    std::vector<float> low_digit(3000), equal(2500, -2.5f), short_sample(v.begin(), v.begin() + 2047);
+    std::vector<float> low_digit(3000), equal(2500, -2.5f), short_sample(v.begin(), v.begin() + 2047), halves(5000);
     for (std::size_t i = 0; i < low_digit.size(); ++i) low_digit[i] = 1.0f + static_cast<float>((i * 7919) % 2000) * 0x1p-23f;
-    for (const std::vector<float>* input : {&v, &low_digit, &equal, &short_sample, &v}) {
+    // float16 values of both signs (low 13 bits 0: the low digit is not sorted on), with zeros of both signs.
+    for (std::size_t i = 0; i < halves.size(); ++i) {
+        halves[i] = std::bit_cast<float>(std::bit_cast<std::uint32_t>(u(rng) * 1e-3f) & 0xFFFFE000u);
+    }
+    halves[7] = -0.0f;
+    halves[8] = 0.0f;
+    for (const std::vector<float>* input : {&v, &low_digit, &equal, &short_sample, &halves, &v}) {
         std::vector<std::uint32_t> reference;
         for (float x : *input) reference.push_back(kvcali::float_key(x));
         kvcali::sort_float_keys(reference);

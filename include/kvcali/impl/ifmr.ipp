@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <charconv>
 #include <cmath>
 #include <cstddef>
@@ -405,18 +406,23 @@ KVCALI_DECL std::span<const float> ifmr_sort_sample(std::span<const float> value
     constexpr std::uint32_t mask[3] = {0x7FF, 0x7FF, 0x3FF};
     ws.radix_counts.assign(3 * 2048, 0);
     std::uint32_t* counts = ws.radix_counts.data();
+    std::uint32_t low_bits = 0;  // of the values' own bits
     for (std::size_t i = 0; i < n; ++i) {
+        low_bits |= std::bit_cast<std::uint32_t>(values[i]) & 0x7FFu;
         const std::uint32_t k = float_key(values[i]);
         keys[i] = k;
         ++counts[k & 0x7FF];
         ++counts[2048 + ((k >> 11) & 0x7FF)];
         ++counts[4096 + (k >> 22)];
     }
-    // The digits that move anything (a digit shared by every key leaves the order as it is).
+    // The digits that move anything: not one shared by every key, and not the low one when every
+    // value's low 11 bits are 0 (float16 and bfloat16 data widened): the low digit is then 0 for
+    // positive values and 0x7FF for negative ones, so keys alike above it are alike in it.
     int passes[3];
     int used = 0;
     for (int d = 0; d < 3; ++d) {
         const std::uint32_t* count = counts + static_cast<std::size_t>(d) * 2048;
+        if (d == 0 && low_bits == 0) continue;
         if (count[(keys[0] >> shift[d]) & mask[d]] != n) passes[used++] = d;
     }
     ws.radix_scratch.resize(n);
