@@ -385,10 +385,10 @@ BOOST_AUTO_TEST_CASE(radix_sort_sorts) {
     BOOST_TEST(std::is_sorted(sorted.begin(), sorted.end()));
     BOOST_TEST((std::is_permutation(sorted.begin(), sorted.end(), expected.begin(),
                                     [](float a, float b) { return std::bit_cast<std::uint32_t>(a) == std::bit_cast<std::uint32_t>(b); })));
-    // ifmr_sort_sample's own passes (keys made while counting, values written by the last pass,
-    // digits shared by every key skipped) give the same bits, on these values, on values that
-    // differ only in the low digit, on equal values and on a short sample; twice over one
-    // workspace (its buffers are reused).
+    // The radix sort's skipped passes (a digit shared by every key; the low digit of float16 data)
+    // give the bits std::sort gives, through sort_float_keys and through ifmr_sort_sample (whose
+    // buffers are reused: twice over one workspace), on these values, on values that differ only in
+    // the low digit, on equal values, on a short sample and on float16 values.
     kvcali::ifmr_walk_workspace ws;
     std::vector<float> low_digit(3000), equal(2500, -2.5f), short_sample(v.begin(), v.begin() + 2047), halves(5000);
     for (std::size_t i = 0; i < low_digit.size(); ++i) low_digit[i] = 1.0f + static_cast<float>((i * 7919) % 2000) * 0x1p-23f;
@@ -401,7 +401,10 @@ BOOST_AUTO_TEST_CASE(radix_sort_sorts) {
     for (const std::vector<float>* input : {&v, &low_digit, &equal, &short_sample, &halves, &v}) {
         std::vector<std::uint32_t> reference;
         for (float x : *input) reference.push_back(kvcali::float_key(x));
-        kvcali::sort_float_keys(reference);
+        std::vector<std::uint32_t> radix = reference;
+        std::sort(reference.begin(), reference.end());
+        kvcali::sort_float_keys(radix);
+        BOOST_TEST(radix == reference, "n " << input->size());
         const auto got = kvcali::ifmr_sort_sample(*input, ws);
         BOOST_REQUIRE_EQUAL(got.size(), reference.size());
         std::size_t differ = 0;

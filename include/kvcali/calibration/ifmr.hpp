@@ -106,6 +106,13 @@ inline float ifmr_dequantized(const ifmr_candidate& c, float x) noexcept { retur
 /// large inputs (three passes), std::sort for small ones.
 KVCALI_DECL void sort_float_keys(std::vector<std::uint32_t>& keys);
 
+namespace detail {
+/// sort_float_keys on `n` keys at `keys`, with its buffers given (kept from one sample to the next
+/// by ifmr_sort_sample): returns where the sorted keys are, `keys` or `scratch.data()`.
+KVCALI_DECL const std::uint32_t* sort_keys(std::uint32_t* keys, std::size_t n, std::vector<std::uint32_t>& scratch,
+                                           std::vector<std::uint32_t>& counts);
+}  // namespace detail
+
 /// The order-preserving unsigned key of a float, and back.
 inline std::uint32_t float_key(float x) noexcept {
     const auto u = std::bit_cast<std::uint32_t>(x);

@@ -4,7 +4,6 @@
 #pragma once
 
 #include <algorithm>
-#include <bit>
 #include <charconv>
 #include <cmath>
 #include <cstddef>
@@ -61,39 +60,55 @@ KVCALI_DECL std::vector<float> ifmr_ratios(const ifmr_options& s) {
     return ratios;
 }
 
-KVCALI_DECL void sort_float_keys(std::vector<std::uint32_t>& keys) {
-    const std::size_t n = keys.size();
-    if (n < 2048) {
-        std::sort(keys.begin(), keys.end());
-        return;
+namespace detail {
+
+KVCALI_DECL const std::uint32_t* sort_keys(std::uint32_t* keys, std::size_t n, std::vector<std::uint32_t>& scratch,
+                                           std::vector<std::uint32_t>& counts) {
+    if (n < 2048 || n >= (std::size_t{1} << 32)) {
+        std::sort(keys, keys + n);
+        return keys;
     }
-    constexpr int digits = 3;
-    constexpr unsigned shift[digits] = {0, 11, 22};
-    constexpr std::uint32_t mask[digits] = {0x7FF, 0x7FF, 0x3FF};
-    std::vector<std::uint32_t> counts(static_cast<std::size_t>(digits) * 2048, 0);
-    for (std::uint32_t k : keys) {
-        ++counts[k & 0x7FF];
-        ++counts[2048 + ((k >> 11) & 0x7FF)];
-        ++counts[4096 + (k >> 22)];
+    constexpr unsigned shift[3] = {0, 11, 22};
+    constexpr std::uint32_t mask[3] = {0x7FF, 0x7FF, 0x3FF};
+    counts.assign(3 * 2048, 0);
+    std::uint32_t* count = counts.data();
+    std::uint32_t low_bits = 0;  // the low 11 bits of every key's float
+    for (std::size_t i = 0; i < n; ++i) {
+        const std::uint32_t k = keys[i];
+        low_bits |= ((k & 0x80000000u) ? k : ~k) & 0x7FFu;
+        ++count[k & 0x7FF];
+        ++count[2048 + ((k >> 11) & 0x7FF)];
+        ++count[4096 + (k >> 22)];
     }
-    std::vector<std::uint32_t> scratch(n);
-    for (int d = 0; d < digits; ++d) {
-        std::uint32_t* count = counts.data() + static_cast<std::size_t>(d) * 2048;
-        const std::size_t buckets = mask[d] + 1u;
-        bool trivial = false;
-        for (std::size_t b = 0; b < buckets; ++b) {
-            if (count[b] == n) trivial = true;
-        }
-        if (trivial) continue;
+    scratch.resize(n);
+    std::uint32_t* from = keys;
+    std::uint32_t* to = scratch.data();
+    for (int d = 0; d < 3; ++d) {
+        std::uint32_t* digit = count + static_cast<std::size_t>(d) * 2048;
+        // Passes that move nothing are skipped: a digit shared by every key, and the low digit when
+        // every float's low 11 bits are 0 (float16 and bfloat16 data widened): that digit is then 0
+        // for positive values and 0x7FF for negative ones, so keys alike above it are alike in it.
+        if (digit[(keys[0] >> shift[d]) & mask[d]] == n || (d == 0 && low_bits == 0)) continue;
         std::uint32_t sum = 0;
-        for (std::size_t b = 0; b < buckets; ++b) {
-            const std::uint32_t c = count[b];
-            count[b] = sum;
+        for (std::size_t b = 0; b <= mask[d]; ++b) {
+            const std::uint32_t c = digit[b];
+            digit[b] = sum;
             sum += c;
         }
-        for (std::uint32_t k : keys) scratch[count[(k >> shift[d]) & mask[d]]++] = k;
-        keys.swap(scratch);
+        for (std::size_t i = 0; i < n; ++i) {
+            const std::uint32_t k = from[i];
+            to[digit[(k >> shift[d]) & mask[d]]++] = k;
+        }
+        std::swap(from, to);
     }
+    return from;
+}
+
+}  // namespace detail
+
+KVCALI_DECL void sort_float_keys(std::vector<std::uint32_t>& keys) {
+    std::vector<std::uint32_t> scratch, counts;
+    if (detail::sort_keys(keys.data(), keys.size(), scratch, counts) != keys.data()) keys.swap(scratch);
 }
 
 KVCALI_DECL double ifmr_candidate_error(const ifmr_sorted_sample& sample, const ifmr_candidate& c) {
@@ -392,65 +407,9 @@ KVCALI_DECL std::span<const float> ifmr_sort_sample(std::span<const float> value
     const std::size_t n = values.size();
     ws.keys.resize(n);
     ws.sorted.resize(n);
-    std::uint32_t* keys = ws.keys.data();
-    float* sorted = ws.sorted.data();
-    if (n < 2048 || n >= (std::size_t{1} << 32)) {
-        for (std::size_t i = 0; i < n; ++i) keys[i] = float_key(values[i]);
-        sort_float_keys(ws.keys);
-        for (std::size_t i = 0; i < n; ++i) sorted[i] = key_float(keys[i]);
-        return ws.sorted;
-    }
-    // sort_float_keys' three passes, with the keys made during the counting pass and the last
-    // pass writing the values themselves, into buffers kept from one sample to the next.
-    constexpr unsigned shift[3] = {0, 11, 22};
-    constexpr std::uint32_t mask[3] = {0x7FF, 0x7FF, 0x3FF};
-    ws.radix_counts.assign(3 * 2048, 0);
-    std::uint32_t* counts = ws.radix_counts.data();
-    std::uint32_t low_bits = 0;  // of the values' own bits
-    for (std::size_t i = 0; i < n; ++i) {
-        low_bits |= std::bit_cast<std::uint32_t>(values[i]) & 0x7FFu;
-        const std::uint32_t k = float_key(values[i]);
-        keys[i] = k;
-        ++counts[k & 0x7FF];
-        ++counts[2048 + ((k >> 11) & 0x7FF)];
-        ++counts[4096 + (k >> 22)];
-    }
-    // The digits that move anything: not one shared by every key, and not the low one when every
-    // value's low 11 bits are 0 (float16 and bfloat16 data widened): the low digit is then 0 for
-    // positive values and 0x7FF for negative ones, so keys alike above it are alike in it.
-    int passes[3];
-    int used = 0;
-    for (int d = 0; d < 3; ++d) {
-        const std::uint32_t* count = counts + static_cast<std::size_t>(d) * 2048;
-        if (d == 0 && low_bits == 0) continue;
-        if (count[(keys[0] >> shift[d]) & mask[d]] != n) passes[used++] = d;
-    }
-    ws.radix_scratch.resize(n);
-    std::uint32_t* from = keys;
-    std::uint32_t* to = ws.radix_scratch.data();
-    for (int p = 0; p < used; ++p) {
-        const int d = passes[p];
-        std::uint32_t* count = counts + static_cast<std::size_t>(d) * 2048;
-        std::uint32_t sum = 0;
-        for (std::size_t b = 0; b <= mask[d]; ++b) {
-            const std::uint32_t c = count[b];
-            count[b] = sum;
-            sum += c;
-        }
-        if (p + 1 == used) {
-            for (std::size_t i = 0; i < n; ++i) {
-                const std::uint32_t k = from[i];
-                sorted[count[(k >> shift[d]) & mask[d]]++] = key_float(k);
-            }
-            return ws.sorted;
-        }
-        for (std::size_t i = 0; i < n; ++i) {
-            const std::uint32_t k = from[i];
-            to[count[(k >> shift[d]) & mask[d]]++] = k;
-        }
-        std::swap(from, to);
-    }
-    for (std::size_t i = 0; i < n; ++i) sorted[i] = key_float(from[i]);  // every key alike
+    for (std::size_t i = 0; i < n; ++i) ws.keys[i] = float_key(values[i]);
+    const std::uint32_t* keys = detail::sort_keys(ws.keys.data(), n, ws.radix_scratch, ws.radix_counts);
+    for (std::size_t i = 0; i < n; ++i) ws.sorted[i] = key_float(keys[i]);
     return ws.sorted;
 }
 
@@ -475,7 +434,7 @@ KVCALI_DECL std::pair<float, float> select_two(std::span<const float> values, st
     // (which vectorises) skips the blocks that hold none of its values.
     const float lo1 = key_float(b1 << 16), hi1 = key_float((b1 << 16) | 0xFFFFu);
     const float lo2 = key_float(b2 << 16), hi2 = key_float((b2 << 16) | 0xFFFFu);
-    constexpr std::size_t block = 128;
+    constexpr std::size_t block = 256;
     for (std::size_t begin = 0; begin < values.size(); begin += block) {
         const std::span<const float> part = values.subspan(begin, std::min(block, values.size() - begin));
         unsigned hits = 0;
