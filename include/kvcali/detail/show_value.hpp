@@ -10,6 +10,14 @@
 
 namespace kvcali::detail {
 
+/// `text` shortened for a message: at most `limit` bytes, cut on a UTF-8 boundary, with "...".
+inline std::string clip(std::string_view text, std::size_t limit = 40) {
+    if (text.size() <= limit) return std::string(text);
+    std::size_t cut = limit;
+    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+    return std::string(text.substr(0, cut)) + "...";
+}
+
 inline std::string quote_name(std::string_view s) {
     std::string out;
     append_json_string(out, s);

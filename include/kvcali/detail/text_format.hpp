@@ -34,6 +34,7 @@
 #include "../error.hpp"
 #include "../simple_config.hpp"
 #include "numbers.hpp"
+#include "show_value.hpp"
 #include "swar.hpp"
 
 namespace kvcali {
@@ -76,14 +77,6 @@ inline bool is_scalar(cfg_kind k) noexcept { return k != cfg_kind::message && k 
 inline cfg_document& add_child(cfg_document& parent, std::string_view key) {
     const cfg_document::value_type child(std::piecewise_construct, std::forward_as_tuple(key), std::forward_as_tuple());
     return parent.push_back(child)->second;
-}
-
-/// `text` shortened for a message: at most `limit` bytes, cut on a UTF-8 boundary, with "...".
-inline std::string clip(std::string_view text, std::size_t limit = 40) {
-    if (text.size() <= limit) return std::string(text);
-    std::size_t cut = limit;
-    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
-    return std::string(text.substr(0, cut)) + "...";
 }
 
 /// Length of the UTF-8 sequence at `p` if it is well formed (no overlong forms, no surrogates,

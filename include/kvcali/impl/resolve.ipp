@@ -258,9 +258,8 @@ inline void select(selection_context& ctx, const std::string& written, const sou
         if (!layer.eligible) continue;
         const std::optional<bool> hit = compiled->matches(layer.name, steps_left);
         if (!hit) {
-            const std::string at = layer.name.size() <= 80 ? quote_name(layer.name)
-                                                           : quote_name(std::string_view(layer.name).substr(0, 60)) + "... (" +
-                                                                 std::to_string(layer.name.size()) + " bytes)";
+            const std::string at =
+                quote_name(clip(layer.name, 80)) + (layer.name.size() > 80 ? " (" + std::to_string(layer.name.size()) + " bytes)" : "");
             ctx.diags.add({.severity = severity::error,
                            .category = errc::invalid_argument,
                            .message = "selector " + quote_name(written) + " needs more than " + std::to_string(steps) +
