@@ -21,6 +21,7 @@
 #include "impl/hfmg.ipp"                // IWYU pragma: export
 #include "impl/ifmr.ipp"                // IWYU pragma: export
 #include "impl/json_format.ipp"         // IWYU pragma: export
+#include "impl/layer_buffer.ipp"        // IWYU pragma: export
 #include "impl/layer_list.ipp"          // IWYU pragma: export
 #include "impl/layout.ipp"              // IWYU pragma: export
 #include "impl/npy.ipp"                 // IWYU pragma: export

@@ -4,11 +4,13 @@
 #include <boost/test/unit_test.hpp>
 
 #include <kvcali/calibration/calibrator.hpp>
+#include <kvcali/calibration/hfmg.hpp>
 #include <kvcali/calibration/ifmr.hpp>
 #include <kvcali/calibration/layout.hpp>
 #include <kvcali/calibration/npy.hpp>
 #include <kvcali/calibration/record.hpp>
 #include <kvcali/config_reader.hpp>
+#include <kvcali/detail/layer_buffer.hpp>
 #include <kvcali/detail/widen.hpp>
 #include <kvcali/generate.hpp>
 #include <kvcali/layer_list.hpp>
@@ -208,6 +210,146 @@ BOOST_AUTO_TEST_CASE(layers_fed_from_several_threads_at_once_give_the_single_thr
         std::sort(finished.begin(), finished.end());
         BOOST_TEST((std::adjacent_find(finished.begin(), finished.end()) == finished.end()));
         BOOST_TEST(shared.records().size() == 16u);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(layer_buffers_are_reused_on_a_thread) {
+    using kvcali::detail::layer_buffer;
+    kvcali::detail::release_layer_buffers();
+    const std::size_t mib = std::size_t{1} << 20;
+    const void* first = nullptr;
+    {
+        layer_buffer a(2 * mib);
+        BOOST_REQUIRE(a.as<void>() != nullptr);
+        BOOST_TEST(a.size() == 2 * mib);
+        BOOST_TEST(reinterpret_cast<std::uintptr_t>(a.as<void>()) % 64 == 0u);
+        std::memset(a.as<void>(), 0x5A, a.size());
+        first = a.as<void>();
+    }  // given back: kept by this thread
+    {
+        layer_buffer small(100 * 1024);  // under 1 MiB: not from the cache
+        BOOST_TEST(small.as<void>() != first);
+        layer_buffer b(2 * mib - 64);  // fits the kept block: the same one, at its full size
+        BOOST_TEST(b.as<void>() == first);
+        BOOST_TEST(b.size() == 2 * mib);
+        layer_buffer c(2 * mib);  // the cache is empty now: a new block
+        BOOST_TEST(c.as<void>() != first);
+        layer_buffer moved = std::move(b);
+        BOOST_TEST(moved.as<void>() == first);
+        BOOST_TEST(b.as<void>() == nullptr);
+        BOOST_TEST(b.size() == 0u);
+    }  // both kept (two slots)
+    {
+        layer_buffer half(mib);  // a kept block serves a request down to a quarter of its size
+        BOOST_TEST(half.size() == 2 * mib);
+    }
+    {
+        // A request larger than every kept block gets a new one; a block more than four times the
+        // request is not handed out for it.
+        layer_buffer big(16 * mib);
+        BOOST_TEST(big.size() == 16 * mib);
+        const void* kept = big.as<void>();
+        big.reset();
+        BOOST_TEST(big.as<void>() == nullptr);
+        layer_buffer modest(3 * mib);
+        BOOST_TEST(modest.size() == 3 * mib);
+        BOOST_TEST(modest.as<void>() != kept);
+        layer_buffer again(16 * mib);
+        BOOST_TEST(again.as<void>() == kept);
+    }
+    kvcali::detail::release_layer_buffers();
+    // Threads that give blocks back and exit free them (checked by the sanitizer build's leak check).
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+        threads.emplace_back([] {
+            for (int k = 0; k < 3; ++k) {
+                layer_buffer a(static_cast<std::size_t>(k + 1) << 20), b(std::size_t{4} << 20);
+                std::memset(a.as<void>(), k, a.size());
+            }
+        });
+    }
+    for (auto& th : threads) th.join();
+}
+
+BOOST_AUTO_TEST_CASE(accumulators_give_the_same_answers_whatever_their_buffers_held) {
+    // Layers large enough for the reused buffers (2 MiB of IFMR values, 8 MiB of HFMG counts per
+    // layer), calibrated one after another on this thread, so each takes the blocks the previous
+    // one (of another kind) filled; IFMR told 0, 2 (fewer than given) or 5 batches in advance.
+    // Against the per-channel values and histograms built directly.
+    const std::size_t rows = 512, channels = 256, batches = 5;
+    auto batch = [&](std::size_t k) {
+        std::vector<float> v(rows * channels);
+        std::uint32_t h = static_cast<std::uint32_t>(k * 104729 + 17);
+        for (std::size_t i = 0; i < v.size(); ++i) {
+            h = h * 1664525u + 1013904223u;
+            const float spread = 1.0f + static_cast<float>(i % channels % 7) + static_cast<float>(k);
+            v[i] = (static_cast<float>(h >> 8) / 16777216.0f - 0.4f) * spread;
+        }
+        return v;
+    };
+    std::vector<std::vector<float>> data;
+    for (std::size_t k = 0; k < batches; ++k) data.push_back(batch(k));
+    kvcali::ifmr_options ifmr;
+    ifmr.with_offset = true;
+    kvcali::hfmg_options hfmg;
+    hfmg.num_of_bins = 4096;
+    hfmg.with_offset = true;
+    // Expected: per channel, every batch's values in order.
+    kvcali::quant_factors ifmr_channels, ifmr_tensor, hfmg_channels;
+    {
+        std::vector<float> all;
+        for (const auto& b : data) all.insert(all.end(), b.begin(), b.end());
+        const auto so = kvcali::ifmr_calibrate(all, ifmr);
+        ifmr_tensor.scale.push_back(so.scale);
+        ifmr_tensor.offset.push_back(so.offset);
+        for (std::size_t c = 0; c < channels; ++c) {
+            std::vector<float> column;
+            kvcali::hfmg_histogram h;
+            for (const auto& b : data) {
+                std::vector<float> part;
+                for (std::size_t r = 0; r < rows; ++r) part.push_back(b[r * channels + c]);
+                column.insert(column.end(), part.begin(), part.end());
+                kvcali::hfmg_add(h, hfmg.num_of_bins, part.data(), part.size());
+            }
+            const auto i = kvcali::ifmr_calibrate(column, ifmr);
+            ifmr_channels.scale.push_back(i.scale);
+            ifmr_channels.offset.push_back(i.offset);
+            const auto g = kvcali::hfmg_calibrate(h, hfmg.with_offset);
+            hfmg_channels.scale.push_back(g.scale);
+            hfmg_channels.offset.push_back(g.offset);
+        }
+    }
+    auto run = [&](kvcali::accumulator& acc) {
+        for (const auto& b : data) acc.add_batch(b, channels);
+        return acc.finish();
+    };
+    auto same = [](const kvcali::quant_factors& a, const kvcali::quant_factors& b) { return a.scale == b.scale && a.offset == b.offset; };
+    for (int round = 0; round < 2; ++round) {
+        for (std::uint32_t expected : {0u, 2u, 5u}) {
+            kvcali::ifmr_accumulator per_channel(ifmr, true, expected);
+            BOOST_TEST(same(run(per_channel), ifmr_channels), "IFMR per channel, expected batches " << expected);
+            kvcali::hfmg_accumulator histograms(hfmg, true);
+            BOOST_TEST(same(run(histograms), hfmg_channels), "HFMG per channel");
+            kvcali::ifmr_accumulator per_tensor(ifmr, false, expected);
+            BOOST_TEST(same(run(per_tensor), ifmr_tensor), "IFMR per tensor, expected batches " << expected);
+        }
+    }
+    // A per-channel accumulator refuses a batch with another number of channels.
+    for (int algorithm = 0; algorithm < 2; ++algorithm) {
+        std::unique_ptr<kvcali::accumulator> acc;
+        if (algorithm == 0) {
+            acc = std::make_unique<kvcali::ifmr_accumulator>(ifmr, true, 2);
+        } else {
+            acc = std::make_unique<kvcali::hfmg_accumulator>(hfmg, true);
+        }
+        acc->add_batch(data[0], channels);
+        try {
+            acc->add_batch(std::span<const float>(data[1]).first(rows * 128), 128);
+            BOOST_ERROR("no error for a batch of 128 channels after 256");
+        } catch (const kvcali::error& e) {
+            BOOST_TEST((e.code() == kvcali::errc::invalid_data));
+            BOOST_TEST(std::string(e.what()).find("a batch of 128 channels after batches of 256") != std::string::npos, e.what());
+        }
     }
 }
 

@@ -17,6 +17,7 @@
 
 #include "../config_reader.hpp"
 #include "../detail/config.hpp"
+#include "../detail/layer_buffer.hpp"
 #include "../error.hpp"
 #include "../policy.hpp"
 #include "../resolved_config.hpp"
@@ -153,8 +154,8 @@ private:
         std::optional<quant_factors> result;
         std::optional<param_view> view;
         layer_calibration plan;
-        std::vector<float> buffer;  // the batch widened to float32, when it is not already
-        bool finished = false;      // under finished_lock_
+        detail::layer_buffer buffer;  // the batch widened to float32, when it is not already
+        bool finished = false;        // under finished_lock_
     };
 
     /// Requires finished_lock_ held.

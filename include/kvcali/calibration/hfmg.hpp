@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "../detail/config.hpp"
+#include "../detail/layer_buffer.hpp"
 #include "../error.hpp"
 #include "accumulator.hpp"
 #include "scale.hpp"
@@ -52,11 +53,23 @@ struct hfmg_histogram {
 };
 
 namespace detail {
+/// A histogram whose counts are held elsewhere (the accumulator keeps its per-channel counts in one
+/// buffer): what the search reads.
+struct hfmg_counts_view {
+    std::uint32_t bins = 0;
+    float lo = 0.0f;
+    float hi = 0.0f;
+    std::span<const std::int64_t> counts;
+};
+
+inline hfmg_counts_view view_of(const hfmg_histogram& h) noexcept { return {h.bins, h.lo, h.hi, h.counts}; }
+}  // namespace detail
+
+namespace detail {
 
 /// Adds `count` values (every `stride`-th from `data`) to `counts` with torch.histc's rule over
 /// [lo, hi] in float32 (a degenerate range widened by one on each side).
-KVCALI_DECL void histc_into(std::vector<std::int64_t>& counts, const float* data, std::size_t count, std::size_t stride, float lo,
-                            float hi);
+KVCALI_DECL void histc_into(std::span<std::int64_t> counts, const float* data, std::size_t count, std::size_t stride, float lo, float hi);
 
 /// The smallest and largest of `count` values (every `stride`-th), the first of equals (so a -0
 /// and a +0 come out as the sequence has them).
@@ -67,6 +80,17 @@ KVCALI_DECL std::vector<std::int64_t>& histc_scratch();
 
 /// A per-thread buffer for the new bins of the old bins' edges (see `hfmg_add`).
 KVCALI_DECL std::vector<std::int32_t>& histc_edge_scratch();
+
+/// `hfmg_add` on counts held anywhere: `counts` (`bins` entries, over [lo, hi]; uninitialised when
+/// `empty`) take the batch, and `lo` and `hi` become the new range. Returns the merged counts (the
+/// thread's `histc_scratch()`) when the range widened, for the caller to move or copy into place;
+/// nullptr when the batch was counted in place.
+KVCALI_DECL std::vector<std::int64_t>* hfmg_add_counts(std::span<std::int64_t> counts, float& lo, float& hi, bool empty, const float* data,
+                                                       std::size_t count, std::size_t stride);
+
+/// The candidate ranges, and the chosen clip range, of counts held anywhere.
+KVCALI_DECL std::vector<std::pair<std::int64_t, std::int64_t>> hfmg_candidates(const hfmg_counts_view& h);
+KVCALI_DECL std::pair<float, float> hfmg_clip_range(const hfmg_counts_view& h);
 
 }  // namespace detail
 
@@ -83,7 +107,8 @@ public:
     __extension__ typedef __int128 wide;       // every error sum is an exact integer (GCC and Clang)
     static constexpr std::int64_t unit = 512;  // positions in 1/512 of a source bin
 
-    explicit hfmg_error_model(const hfmg_histogram& h) : counts_(h.counts), width_((h.hi - h.lo) / static_cast<float>(h.bins)) {
+    explicit hfmg_error_model(const hfmg_histogram& h) : hfmg_error_model(detail::view_of(h)) {}
+    explicit hfmg_error_model(const detail::hfmg_counts_view& h) : counts_(h.counts), width_((h.hi - h.lo) / static_cast<float>(h.bins)) {
         const std::size_t n = counts_.size();
         // The double evaluation takes its moments from 64-bit prefix sums: exact while
         // total * bins^2 stays below 2^60 (every intermediate below is bounded by twice that).
@@ -327,8 +352,14 @@ public:
 private:
     hfmg_options settings_;
     bool per_channel_;
-    std::vector<hfmg_histogram> histograms_;
+    std::vector<hfmg_histogram> histograms_;  // per tensor: the one histogram
+    // Per channel: the counts, channel after channel (`bins` each), and each channel's range.
+    detail::layer_buffer counts_;
+    std::vector<float> lo_, hi_;
+    bool filled_ = false;         // per channel: whether the counts hold a batch
     std::vector<float> columns_;  // per channel: a block of channels, one after the other
+
+    [[noreturn]] KVCALI_DECL void channel_mismatch(std::size_t channels) const;
 };
 
 }  // namespace kvcali

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "../detail/config.hpp"
+#include "../detail/layer_buffer.hpp"
 #include "../error.hpp"
 #include "accumulator.hpp"
 #include "scale.hpp"
@@ -443,7 +444,10 @@ private:
     ifmr_options settings_;
     bool per_channel_;
     std::uint32_t expected_batches_;
-    std::vector<std::vector<float>> samples_;
+    // The values, channel after channel: channel c's `rows_` values start at `c * capacity_`.
+    detail::layer_buffer values_;
+    std::size_t channels_ = 0;  // 0 until the first batch
+    std::size_t rows_ = 0, capacity_ = 0;
     std::vector<std::uint32_t> high_keys_;  // per tensor: histogram of the upper key bits
     ifmr_walk_workspace workspace_;         // the sorted path's buffers, shared by the channels
 };

@@ -152,7 +152,7 @@ KVCALI_DECL batch_outcome calibrator::observe(std::string_view layer, const void
         rethrow_for(s, e);
     }
     s.acc.reset();
-    std::vector<float>().swap(s.buffer);  // release the memory (`= {}` keeps the capacity)
+    s.buffer.reset();  // to this thread's cache, for the next layer
     {
         const std::lock_guard<std::mutex> lock(*finished_lock_);
         s.finished = true;
@@ -245,7 +245,8 @@ KVCALI_DECL std::span<const float> calibrator::widen(state& s, const void* data,
     if (type == dtype::float32 && contiguous && reinterpret_cast<std::uintptr_t>(data) % alignof(float) == 0) {
         out = {static_cast<const float*>(data), count};
     } else {
-        s.buffer.resize(count);
+        if (s.buffer.size() < count * sizeof(float)) s.buffer = detail::layer_buffer(count * sizeof(float));
+        float* const buffer = s.buffer.as<float>();
         auto load = [&](std::size_t element) -> float {
             switch (type) {
                 case dtype::float32: {
@@ -263,9 +264,9 @@ KVCALI_DECL std::span<const float> calibrator::widen(state& s, const void* data,
             return 0.0f;
         };
         if (contiguous && type == dtype::float16) {
-            detail::widen_halves(bytes, s.buffer.data(), count);  // the bulk of a float16 dump's cost
+            detail::widen_halves(bytes, buffer, count);  // the bulk of a float16 dump's cost
         } else if (contiguous) {
-            for (std::size_t i = 0; i < count; ++i) s.buffer[i] = load(i);
+            for (std::size_t i = 0; i < count; ++i) buffer[i] = load(i);
         } else {
             // Walk the index space in C order; offsets may be negative.
             const std::size_t rank = shape.size();
@@ -281,7 +282,7 @@ KVCALI_DECL std::span<const float> calibrator::widen(state& s, const void* data,
                     std::memcpy(&h, bytes + at, 2);
                     f = type == dtype::float16 ? half_to_float(h) : bfloat16_to_float(h);
                 }
-                s.buffer[i] = f;
+                buffer[i] = f;
                 for (std::size_t d = rank; d-- > 0;) {
                     offset += strides[d];
                     if (++index[d] < shape[d]) break;
@@ -290,7 +291,7 @@ KVCALI_DECL std::span<const float> calibrator::widen(state& s, const void* data,
                 }
             }
         }
-        out = s.buffer;
+        out = {buffer, count};
     }
     // A pass that vectorises (all exponent bits set: inf or nan), then the first bad value's place.
     std::uint32_t non_finite = 0;

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <limits>
 #include <span>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -18,8 +19,7 @@ namespace kvcali {
 
 namespace detail {
 
-KVCALI_DECL void histc_into(std::vector<std::int64_t>& counts, const float* data, std::size_t count, std::size_t stride, float lo,
-                            float hi) {
+KVCALI_DECL void histc_into(std::span<std::int64_t> counts, const float* data, std::size_t count, std::size_t stride, float lo, float hi) {
     if (lo == hi) {
         lo = lo - 1.0f;
         hi = hi + 1.0f;
@@ -108,45 +108,47 @@ KVCALI_DECL std::vector<std::int32_t>& histc_edge_scratch() {
 
 }  // namespace detail
 
-KVCALI_DECL void hfmg_add(hfmg_histogram& h, std::uint32_t bins, const float* data, std::size_t count, std::size_t stride) {
-    if (count == 0) return;
-    const auto [mn, mx] = detail::histc_min_max(data, count, stride);
-    if (h.empty()) {
-        h.bins = bins;
-        h.lo = mn;
-        h.hi = mx;
-        h.counts.assign(bins, 0);
-        detail::histc_into(h.counts, data, count, stride, mn, mx);
-        return;
+namespace detail {
+
+KVCALI_DECL std::vector<std::int64_t>* hfmg_add_counts(std::span<std::int64_t> counts, float& h_lo, float& h_hi, bool empty,
+                                                       const float* data, std::size_t count, std::size_t stride) {
+    if (count == 0) return nullptr;
+    const auto [mn, mx] = histc_min_max(data, count, stride);
+    if (empty) {
+        h_lo = mn;
+        h_hi = mx;
+        std::fill(counts.begin(), counts.end(), std::int64_t{0});
+        histc_into(counts, data, count, stride, mn, mx);
+        return nullptr;
     }
-    const float lo = std::min(h.lo, mn), hi = std::max(h.hi, mx);
-    if (std::fabs(lo - h.lo) < flt_epsilon && std::fabs(hi - h.hi) < flt_epsilon) {
+    const float lo = std::min(h_lo, mn), hi = std::max(h_hi, mx);
+    if (std::fabs(lo - h_lo) < flt_epsilon && std::fabs(hi - h_hi) < flt_epsilon) {
         // The new counts over [lo, hi] plus the old ones, bin by bin: counted in place.
-        detail::histc_into(h.counts, data, count, stride, lo, hi);
-        h.lo = lo;
-        h.hi = hi;
-        return;
+        histc_into(counts, data, count, stride, lo, hi);
+        h_lo = lo;
+        h_hi = hi;
+        return nullptr;
     }
-    std::vector<std::int64_t>& merged = detail::histc_scratch();
-    merged.assign(h.bins, 0);
-    detail::histc_into(merged, data, count, stride, lo, hi);
+    std::vector<std::int64_t>& merged = histc_scratch();
+    merged.assign(counts.size(), 0);
+    histc_into(merged, data, count, stride, lo, hi);
     {
-        const auto n = static_cast<std::int64_t>(h.bins);
+        const auto n = static_cast<std::int64_t>(counts.size());
         const float nf = static_cast<float>(n);
-        const float old_width = (h.hi - h.lo) / nf;
+        const float old_width = (h_hi - h_lo) / nf;
         const float width = (hi - lo) / nf;
         // Every bin number a float: the new bins of each old bin's edges in a loop that vectorises
         // (floor, then clamping the 64-bit truncation, is clamping in float and truncating, as in
         // histc_into: NaN and 2^63 or more give 0).
         const bool small = n <= (std::int64_t{1} << 24);
-        std::vector<std::int32_t>& edges = detail::histc_edge_scratch();
+        std::vector<std::int32_t>& edges = histc_edge_scratch();
         if (small) {
             edges.resize(2 * static_cast<std::size_t>(n));
             const float top = nf - 1.0f;
             constexpr float too_large = 0x1p63f;
             std::int32_t* ed = edges.data();
             for (std::int32_t b = 0; b < static_cast<std::int32_t>(n); ++b) {
-                const float a = h.lo + static_cast<float>(b) * old_width;
+                const float a = h_lo + static_cast<float>(b) * old_width;
                 const float e = a + old_width;
                 const float fa = (a - lo) / width, fe = (e - lo) / width;
                 const float ta = fa < too_large ? fa : 0.0f, te = fe < too_large ? fe : 0.0f;
@@ -156,9 +158,9 @@ KVCALI_DECL void hfmg_add(hfmg_histogram& h, std::uint32_t bins, const float* da
             }
         }
         for (std::int64_t b = 0; b < n; ++b) {
-            const std::int64_t c = h.counts[static_cast<std::size_t>(b)];
+            const std::int64_t c = counts[static_cast<std::size_t>(b)];
             if (c == 0) continue;
-            const float a = h.lo + static_cast<float>(b) * old_width;
+            const float a = h_lo + static_cast<float>(b) * old_width;
             const float e = a + old_width;
             std::int64_t first, last;
             if (small) {
@@ -181,12 +183,27 @@ KVCALI_DECL void hfmg_add(hfmg_histogram& h, std::uint32_t bins, const float* da
             wrap_add(merged[static_cast<std::size_t>(last)], static_cast<std::uint64_t>(c) - static_cast<std::uint64_t>(lower));
         }
     }
-    h.counts.swap(merged);  // the old counts' storage becomes the next scratch
-    h.lo = lo;
-    h.hi = hi;
+    h_lo = lo;
+    h_hi = hi;
+    return &merged;
 }
 
-KVCALI_DECL std::vector<std::pair<std::int64_t, std::int64_t>> hfmg_candidates(const hfmg_histogram& h) {
+}  // namespace detail
+
+KVCALI_DECL void hfmg_add(hfmg_histogram& h, std::uint32_t bins, const float* data, std::size_t count, std::size_t stride) {
+    if (count == 0) return;
+    const bool empty = h.empty();
+    if (empty) {
+        h.bins = bins;
+        h.counts.resize(bins);
+    }
+    if (auto* merged = detail::hfmg_add_counts(h.counts, h.lo, h.hi, empty, data, count, stride))
+        h.counts.swap(*merged);  // the old counts' storage becomes the next scratch
+}
+
+namespace detail {
+
+KVCALI_DECL std::vector<std::pair<std::int64_t, std::int64_t>> hfmg_candidates(const hfmg_counts_view& h) {
     std::int64_t total = 0;
     for (auto c : h.counts) total += c;
     const std::int64_t step = std::max<std::int64_t>((total + 99999) / 100000, 1);
@@ -208,7 +225,7 @@ KVCALI_DECL std::vector<std::pair<std::int64_t, std::int64_t>> hfmg_candidates(c
     return out;
 }
 
-KVCALI_DECL std::pair<float, float> hfmg_clip_range(const hfmg_histogram& h) {
+KVCALI_DECL std::pair<float, float> hfmg_clip_range(const hfmg_counts_view& h) {
     const auto candidates = hfmg_candidates(h);
     const float width = (h.hi - h.lo) / static_cast<float>(h.bins);
     std::int64_t l = 0, r = static_cast<std::int64_t>(h.bins) - 1;
@@ -255,6 +272,14 @@ KVCALI_DECL std::pair<float, float> hfmg_clip_range(const hfmg_histogram& h) {
     return {h.lo + static_cast<float>(l) * width, h.lo + static_cast<float>(r + 1) * width};
 }
 
+}  // namespace detail
+
+KVCALI_DECL std::vector<std::pair<std::int64_t, std::int64_t>> hfmg_candidates(const hfmg_histogram& h) {
+    return detail::hfmg_candidates(detail::view_of(h));
+}
+
+KVCALI_DECL std::pair<float, float> hfmg_clip_range(const hfmg_histogram& h) { return detail::hfmg_clip_range(detail::view_of(h)); }
+
 KVCALI_DECL scale_offset hfmg_calibrate(const hfmg_histogram& h, bool with_offset) {
     if (h.empty())
         throw error(diagnostic{.severity = severity::error,
@@ -286,12 +311,23 @@ KVCALI_DECL hfmg_accumulator::hfmg_accumulator(const hfmg_options& settings, boo
 KVCALI_DECL void hfmg_accumulator::add_batch(std::span<const float> values, std::size_t channels) {
     if (values.empty()) return;
     if (!per_channel_ || channels <= 1) {
+        if (!lo_.empty()) channel_mismatch(1);
         if (histograms_.empty()) histograms_.resize(1);
         hfmg_add(histograms_.front(), settings_.num_of_bins, values.data(), values.size(), 1);
         return;
     }
-    if (histograms_.empty()) histograms_.resize(channels);
+    if (!histograms_.empty()) channel_mismatch(channels);
+    const std::size_t bins = settings_.num_of_bins;
+    const bool first = lo_.empty();
+    if (first) {
+        counts_ = detail::layer_buffer(channels * bins * sizeof(std::int64_t));
+        lo_.assign(channels, 0.0f);
+        hi_.assign(channels, 0.0f);
+    } else if (channels != lo_.size()) {
+        channel_mismatch(channels);
+    }
     const std::size_t rows = values.size() / channels;
+    if (rows == 0) return;
     // By blocks of channels copied out column by column, so that every channel's histogram
     // reads contiguous values.
     columns_.resize(detail::channel_block * rows);
@@ -300,8 +336,13 @@ KVCALI_DECL void hfmg_accumulator::add_batch(std::span<const float> values, std:
     for (std::size_t c0 = 0; c0 < channels; c0 += detail::channel_block) {
         const std::size_t width = std::min(detail::channel_block, channels - c0);
         detail::copy_channels(values.data(), rows, channels, c0, width, out);
-        for (std::size_t c = 0; c < width; ++c) hfmg_add(histograms_[c0 + c], settings_.num_of_bins, out[c], rows, 1);
+        for (std::size_t c = 0; c < width; ++c) {
+            const std::span<std::int64_t> counts(counts_.as<std::int64_t>() + (c0 + c) * bins, bins);
+            if (const auto* merged = detail::hfmg_add_counts(counts, lo_[c0 + c], hi_[c0 + c], !filled_, out[c], rows, 1))
+                std::copy(merged->begin(), merged->end(), counts.begin());
+        }
     }
+    filled_ = true;
 }
 
 KVCALI_DECL quant_factors hfmg_accumulator::finish() {
@@ -311,9 +352,33 @@ KVCALI_DECL quant_factors hfmg_accumulator::finish() {
         out.scale.push_back(so.scale);
         out.offset.push_back(so.offset);
     }
+    const std::size_t bins = settings_.num_of_bins;
+    for (std::size_t c = 0; c < lo_.size(); ++c) {
+        if (!filled_) hfmg_calibrate(hfmg_histogram{}, settings_.with_offset);  // the error of a histogram without values
+        const std::span<const std::int64_t> counts(counts_.as<std::int64_t>() + c * bins, bins);
+        const auto [lo, hi] = detail::hfmg_clip_range(detail::hfmg_counts_view{settings_.num_of_bins, lo_[c], hi_[c], counts});
+        const scale_offset so = scale_offset_from_range(lo, hi, settings_.with_offset);
+        out.scale.push_back(so.scale);
+        out.offset.push_back(so.offset);
+    }
     histograms_.clear();
+    counts_.reset();  // to this thread's cache, for the next layer
+    std::vector<float>().swap(lo_);
+    std::vector<float>().swap(hi_);
     std::vector<float>().swap(columns_);
+    filled_ = false;
     return out;
+}
+
+KVCALI_DECL void hfmg_accumulator::channel_mismatch(std::size_t channels) const {
+    const std::size_t before = histograms_.empty() ? lo_.size() : 1;
+    throw error(diagnostic{.severity = severity::error,
+                           .category = errc::invalid_data,
+                           .message = "a batch of " + std::to_string(channels) + " channels after batches of " + std::to_string(before) +
+                                      "; expected the same number in every batch",
+                           .where = {},
+                           .layer = {},
+                           .json_path = {}});
 }
 
 }  // namespace kvcali

@@ -655,41 +655,55 @@ KVCALI_DECL scale_offset ifmr_calibrate(std::span<const float> values, const ifm
 namespace kvcali {
 
 KVCALI_DECL void ifmr_accumulator::add_batch(std::span<const float> values, std::size_t channels) {
-    if (!per_channel_ || channels <= 1) {
-        if (samples_.empty()) {
-            samples_.resize(1);
-            samples_.front().reserve(values.size() * std::max<std::size_t>(1, expected_batches_));
-        }
-        auto& sample = samples_.front();
-        sample.insert(sample.end(), values.begin(), values.end());
+    const bool per_tensor = !per_channel_ || channels <= 1;
+    const std::size_t width = per_tensor ? 1 : channels;
+    const std::size_t rows = values.size() / width;
+    if (channels_ == 0) channels_ = width;
+    if (width != channels_)
+        throw error(diagnostic{.severity = severity::error,
+                               .category = errc::invalid_data,
+                               .message = "a batch of " + std::to_string(width) + " channels after batches of " +
+                                          std::to_string(channels_) + "; expected the same number in every batch",
+                               .where = {},
+                               .layer = {},
+                               .json_path = {}});
+    if (rows_ + rows > capacity_) {
+        // Room for every batch at the first (batch_num, when known), else twice the room: the
+        // values kept so far are copied into the larger buffer.
+        const std::size_t capacity = std::max({rows_ + rows, capacity_ * 2, rows * std::max<std::size_t>(1, expected_batches_)});
+        detail::layer_buffer larger(channels_ * capacity * sizeof(float));
+        for (std::size_t c = 0; c < channels_ && rows_ > 0; ++c)
+            std::copy_n(values_.as<float>() + c * capacity_, rows_, larger.as<float>() + c * capacity);
+        values_ = std::move(larger);
+        capacity_ = capacity;
+    }
+    float* const base = values_.as<float>();
+    if (per_tensor) {
+        std::copy(values.begin(), values.end(), base + rows_);
+        rows_ += rows;
         detail::add_high_key_histogram(high_keys_, values);  // the first selection pass, while the batch is warm
         return;
     }
-    const std::size_t rows = values.size() / channels;
-    if (samples_.empty()) {
-        samples_.resize(channels);
-        for (auto& sample : samples_) sample.reserve(rows * std::max<std::size_t>(1, expected_batches_));
-    }
-    const std::size_t at = samples_.front().size();
-    for (auto& sample : samples_) sample.resize(at + rows);
     float* out[detail::channel_block];
     for (std::size_t c0 = 0; c0 < channels; c0 += detail::channel_block) {
-        const std::size_t width = std::min(detail::channel_block, channels - c0);
-        for (std::size_t c = 0; c < width; ++c) out[c] = samples_[c0 + c].data() + at;
-        detail::copy_channels(values.data(), rows, channels, c0, width, out);
+        const std::size_t block = std::min(detail::channel_block, channels - c0);
+        for (std::size_t c = 0; c < block; ++c) out[c] = base + (c0 + c) * capacity_ + rows_;
+        detail::copy_channels(values.data(), rows, channels, c0, block, out);
     }
+    rows_ += rows;
 }
 
 KVCALI_DECL quant_factors ifmr_accumulator::finish() {
     quant_factors out;
-    for (auto& sample : samples_) {
+    for (std::size_t c = 0; c < channels_; ++c) {
+        const std::span<const float> sample(values_.as<float>() + c * capacity_, rows_);
         const scale_offset so = ifmr_calibrate(sample, settings_, workspace_, std::move(high_keys_));
         high_keys_ = {};
-        std::vector<float>().swap(sample);  // this channel's values are done with
         out.scale.push_back(so.scale);
         out.offset.push_back(so.offset);
     }
-    samples_.clear();
+    values_.reset();  // to this thread's cache, for the next layer
+    channels_ = rows_ = capacity_ = 0;
     return out;
 }
 
