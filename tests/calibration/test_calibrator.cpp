@@ -257,7 +257,7 @@ BOOST_AUTO_TEST_CASE(layer_buffers_are_reused_on_a_thread) {
         layer_buffer again(16 * mib);
         BOOST_TEST(again.as<void>() == kept);
     }
-    kvcali::detail::release_layer_buffers();
+    kvcali::release_calibration_buffers();
     // Threads that give blocks back and exit free them (checked by the sanitizer build's leak check).
     std::vector<std::thread> threads;
     for (int t = 0; t < 4; ++t) {

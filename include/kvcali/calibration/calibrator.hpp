@@ -189,6 +189,13 @@ private:
     std::vector<std::size_t> finished_;
 };
 
+/// Frees the large buffers the calling thread keeps for its next layer. A finished layer's buffers
+/// (IFMR's values, HFMG's per-channel counts, the widened batch; those of 1 MiB or more) stay with
+/// the thread that finished it, at most two of them, so that the next layer calibrated there reuses
+/// them instead of taking new memory; they are freed when the thread exits, or by this call (say,
+/// on a long-lived thread that is done calibrating).
+inline void release_calibration_buffers() noexcept { detail::release_layer_buffers(); }
+
 }  // namespace kvcali
 
 #if !defined(KVCALI_SEPARATE_COMPILATION)

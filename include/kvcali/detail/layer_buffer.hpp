@@ -7,7 +7,7 @@
 // shape could not use them, and the next layer faulted fresh pages in beside them (a 7B-sized dump
 // peaked at 83 MiB with one layer in flight needing about 45 MiB).
 // Buffers under 1 MiB bypass the cache. A thread's blocks are freed when it exits, or by
-// `release_layer_buffers()` (calibration/calibrator.hpp).
+// `release_layer_buffers()` (public: `kvcali::release_calibration_buffers()`, calibrator.hpp).
 #pragma once
 
 #include <cstddef>
