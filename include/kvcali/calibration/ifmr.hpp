@@ -444,10 +444,11 @@ private:
     ifmr_options settings_;
     bool per_channel_;
     std::uint32_t expected_batches_;
-    // The values, channel after channel: channel c's `rows_` values start at `c * capacity_`.
+    // The values, channel after channel: channel c's `rows_` values (room for `capacity_`) start at
+    // `c * stride_`.
     detail::layer_buffer values_;
     std::size_t channels_ = 0;  // 0 until the first batch
-    std::size_t rows_ = 0, capacity_ = 0;
+    std::size_t rows_ = 0, capacity_ = 0, stride_ = 0;
     std::vector<std::uint32_t> high_keys_;  // per tensor: histogram of the upper key bits
     ifmr_walk_workspace workspace_;         // the sorted path's buffers, shared by the channels
 };

@@ -671,11 +671,16 @@ KVCALI_DECL void ifmr_accumulator::add_batch(std::span<const float> values, std:
         // Room for every batch at the first (batch_num, when known), else twice the room: the
         // values kept so far are copied into the larger buffer.
         const std::size_t capacity = std::max({rows_ + rows, capacity_ * 2, rows * std::max<std::size_t>(1, expected_batches_)});
-        detail::layer_buffer larger(channels_ * capacity * sizeof(float));
+        // Channels a cache line more than a whole number of lines apart: at a stride of a power of
+        // two (8192 values), the 16 channels copy_channels writes at once would share one set of the
+        // L1 cache (copying 128 x 8192 values took 1.8-2.2 ms instead of 1.0-1.4 ms).
+        const std::size_t stride = channels_ > 1 ? (capacity + 15) / 16 * 16 + 16 : capacity;
+        detail::layer_buffer larger(channels_ * stride * sizeof(float));
         for (std::size_t c = 0; c < channels_ && rows_ > 0; ++c)
-            std::copy_n(values_.as<float>() + c * capacity_, rows_, larger.as<float>() + c * capacity);
+            std::copy_n(values_.as<float>() + c * stride_, rows_, larger.as<float>() + c * stride);
         values_ = std::move(larger);
         capacity_ = capacity;
+        stride_ = stride;
     }
     float* const base = values_.as<float>();
     if (per_tensor) {
@@ -687,7 +692,7 @@ KVCALI_DECL void ifmr_accumulator::add_batch(std::span<const float> values, std:
     float* out[detail::channel_block];
     for (std::size_t c0 = 0; c0 < channels; c0 += detail::channel_block) {
         const std::size_t block = std::min(detail::channel_block, channels - c0);
-        for (std::size_t c = 0; c < block; ++c) out[c] = base + (c0 + c) * capacity_ + rows_;
+        for (std::size_t c = 0; c < block; ++c) out[c] = base + (c0 + c) * stride_ + rows_;
         detail::copy_channels(values.data(), rows, channels, c0, block, out);
     }
     rows_ += rows;
@@ -696,14 +701,14 @@ KVCALI_DECL void ifmr_accumulator::add_batch(std::span<const float> values, std:
 KVCALI_DECL quant_factors ifmr_accumulator::finish() {
     quant_factors out;
     for (std::size_t c = 0; c < channels_; ++c) {
-        const std::span<const float> sample(values_.as<float>() + c * capacity_, rows_);
+        const std::span<const float> sample(values_.as<float>() + c * stride_, rows_);
         const scale_offset so = ifmr_calibrate(sample, settings_, workspace_, std::move(high_keys_));
         high_keys_ = {};
         out.scale.push_back(so.scale);
         out.offset.push_back(so.offset);
     }
     values_.reset();  // to this thread's cache, for the next layer
-    channels_ = rows_ = capacity_ = 0;
+    channels_ = rows_ = capacity_ = stride_ = 0;
     return out;
 }
 
