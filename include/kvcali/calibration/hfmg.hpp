@@ -53,6 +53,7 @@ struct hfmg_histogram {
 };
 
 namespace detail {
+
 /// A histogram whose counts are held elsewhere (the accumulator keeps its per-channel counts in one
 /// buffer): what the search reads.
 struct hfmg_counts_view {
@@ -63,9 +64,6 @@ struct hfmg_counts_view {
 };
 
 inline hfmg_counts_view view_of(const hfmg_histogram& h) noexcept { return {h.bins, h.lo, h.hi, h.counts}; }
-}  // namespace detail
-
-namespace detail {
 
 /// Adds `count` values (every `stride`-th from `data`) to `counts` with torch.histc's rule over
 /// [lo, hi] in float32 (a degenerate range widened by one on each side).
