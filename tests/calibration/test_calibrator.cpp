@@ -213,6 +213,59 @@ BOOST_AUTO_TEST_CASE(layers_fed_from_several_threads_at_once_give_the_single_thr
     }
 }
 
+BOOST_AUTO_TEST_CASE(large_layers_fed_by_threads_one_after_another_give_the_single_threaded_results) {
+    // Layers whose buffers are large enough to be kept and reused (a [1024, 512] float16 batch
+    // widens to 2 MiB; IFMR keeps 6 MiB of values, HFMG 4 MiB of per-channel counts), 3 threads each
+    // calibrating its layers one after another, so that every layer after a thread's first takes
+    // the blocks an earlier layer of another kind filled. Against one thread, and against a fresh
+    // thread per layer.
+    kvcali::resolved_config cfg;
+    cfg.algorithms = kvcali::default_policies::algorithms;
+    cfg.batch_num = 3;
+    const char* params[] = {R"({"act_algo":"ifmr","quant_granularity":1})",
+                            R"({"act_algo":"hfmg","num_of_bins":1024,"quant_granularity":1})", R"({"act_algo":"ifmr"})",
+                            R"({"act_algo":"hfmg","num_of_bins":2048})"};
+    const int layers = 12;
+    for (int i = 0; i < layers; ++i) {
+        cfg.layers.push_back(
+            cali_test::layer_from_params("layer" + std::to_string(i), cali_test::parse_json(params[i % 4]), cfg.algorithms));
+    }
+    const std::int64_t shape[2] = {1024, 512};
+    auto feed = [&](kvcali::calibrator& cal, int layer) {
+        std::vector<std::uint16_t> half(1024 * 512);
+        for (int k = 0; k < 3; ++k) {
+            std::uint32_t h = static_cast<std::uint32_t>(layer * 7919 + k * 104729 + 3);
+            for (std::size_t i = 0; i < half.size(); ++i) {
+                h = h * 1664525u + 1013904223u;
+                const float x = (static_cast<float>(h >> 8) / 16777216.0f - 0.45f) * static_cast<float>(1 + (layer + k) % 5) *
+                                (1.0f + static_cast<float>(i % 512) / 256.0f);
+                half[i] = kvcali::float_to_half(x);
+            }
+            cal.observe("layer" + std::to_string(layer), half.data(), kvcali::dtype::float16, shape);
+        }
+    };
+    kvcali::calibrator single(cfg);
+    for (int layer = 0; layer < layers; ++layer) feed(single, layer);
+    BOOST_REQUIRE(single.complete());
+    kvcali::calibrator fresh(cfg);
+    for (int layer = 0; layer < layers; ++layer) std::thread([&] { feed(fresh, layer); }).join();
+    kvcali::calibrator shared(cfg);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 3; ++t) {
+        threads.emplace_back([&, t] {
+            for (int layer = t; layer < layers; layer += 3) feed(shared, layer);
+        });
+    }
+    for (auto& th : threads) th.join();
+    BOOST_REQUIRE(shared.complete());
+    BOOST_REQUIRE(fresh.complete());
+    for (int layer = 0; layer < layers; ++layer) {
+        const std::string name = "layer" + std::to_string(layer);
+        BOOST_TEST((shared.result(name) == single.result(name)), name);
+        BOOST_TEST((fresh.result(name) == single.result(name)), name);
+    }
+}
+
 BOOST_AUTO_TEST_CASE(layer_buffers_are_reused_on_a_thread) {
     using kvcali::detail::layer_buffer;
     kvcali::detail::release_layer_buffers();
