@@ -216,9 +216,8 @@ BOOST_AUTO_TEST_CASE(layers_fed_from_several_threads_at_once_give_the_single_thr
 BOOST_AUTO_TEST_CASE(large_layers_fed_by_threads_one_after_another_give_the_single_threaded_results) {
     // Layers whose buffers are large enough to be kept and reused (a [1024, 512] float16 batch
     // widens to 2 MiB; IFMR keeps 6 MiB of values, HFMG 4 MiB of per-channel counts), 3 threads each
-    // calibrating its layers one after another, so that every layer after a thread's first takes
-    // the blocks an earlier layer of another kind filled. Against one thread, and against a fresh
-    // thread per layer.
+    // calibrating its layers one after another, so that layers take the blocks earlier layers of
+    // other kinds filled on other threads. Against one thread, and against a fresh thread per layer.
     kvcali::resolved_config cfg;
     cfg.algorithms = kvcali::default_policies::algorithms;
     cfg.batch_num = 3;
@@ -266,55 +265,81 @@ BOOST_AUTO_TEST_CASE(large_layers_fed_by_threads_one_after_another_give_the_sing
     }
 }
 
-BOOST_AUTO_TEST_CASE(layer_buffers_are_reused_on_a_thread) {
+BOOST_AUTO_TEST_CASE(layer_buffers_come_from_and_go_back_to_the_pool_in_scope) {
+    using kvcali::detail::buffer_pool;
     using kvcali::detail::layer_buffer;
-    kvcali::detail::release_layer_buffers();
     const std::size_t mib = std::size_t{1} << 20;
+    buffer_pool pool;
+    {
+        layer_buffer outside(2 * mib);  // no pool in scope: allocated, and freed
+        BOOST_TEST(outside.size() == 2 * mib);
+    }
+    BOOST_TEST(pool.kept() == 0u);
     const void* first = nullptr;
     {
-        layer_buffer a(2 * mib);
-        BOOST_REQUIRE(a.as<void>() != nullptr);
-        BOOST_TEST(a.size() == 2 * mib);
-        BOOST_TEST(reinterpret_cast<std::uintptr_t>(a.as<void>()) % 64 == 0u);
-        std::memset(a.as<void>(), 0x5A, a.size());
-        first = a.as<void>();
-    }  // given back: kept by this thread
-    {
-        layer_buffer small(100 * 1024);  // under 1 MiB: not from the cache
+        const buffer_pool::scope in(pool);
+        {
+            layer_buffer a(2 * mib);
+            BOOST_REQUIRE(a.as<void>() != nullptr);
+            BOOST_TEST(a.size() == 2 * mib);
+            BOOST_TEST(reinterpret_cast<std::uintptr_t>(a.as<void>()) % 64 == 0u);
+            std::memset(a.as<void>(), 0x5A, a.size());
+            first = a.as<void>();
+        }
+        BOOST_TEST(pool.kept() == 1u);
+        layer_buffer small(100 * 1024);  // under 1 MiB: not pooled
         BOOST_TEST(small.as<void>() != first);
         layer_buffer b(2 * mib - 64);  // fits the kept block: the same one, at its full size
         BOOST_TEST(b.as<void>() == first);
         BOOST_TEST(b.size() == 2 * mib);
-        layer_buffer c(2 * mib);  // the cache is empty now: a new block
+        BOOST_TEST(pool.kept() == 0u);
+        layer_buffer c(2 * mib);  // nothing kept: a new block
         BOOST_TEST(c.as<void>() != first);
         layer_buffer moved = std::move(b);
         BOOST_TEST(moved.as<void>() == first);
         BOOST_TEST(b.as<void>() == nullptr);
         BOOST_TEST(b.size() == 0u);
-    }  // both kept (two slots)
+        {
+            buffer_pool other;
+            const buffer_pool::scope inner(other);
+            { layer_buffer d(2 * mib); }
+            BOOST_TEST(other.kept() == 1u);
+        }
+        { layer_buffer e(2 * mib); }  // the outer scope's pool again
+        BOOST_TEST(pool.kept() == 1u);
+    }  // moved and c back to the pool, small freed
+    BOOST_TEST(pool.kept() == 3u);
     {
+        layer_buffer later(2 * mib);  // made after the scope: not from the pool
+        BOOST_TEST(later.as<void>() != first);
+    }
+    BOOST_TEST(pool.kept() == 3u);
+    {
+        const buffer_pool::scope in(pool);
         layer_buffer half(mib);  // a kept block serves a request down to a quarter of its size
         BOOST_TEST(half.size() == 2 * mib);
-    }
-    {
-        // A request larger than every kept block gets a new one; a block more than four times the
-        // request is not handed out for it.
+        BOOST_TEST(pool.kept() == 2u);
+        // Larger than every kept block: a new one, and the kept blocks too small for it are freed.
         layer_buffer big(16 * mib);
         BOOST_TEST(big.size() == 16 * mib);
+        BOOST_TEST(pool.kept() == 0u);
         const void* kept = big.as<void>();
         big.reset();
         BOOST_TEST(big.as<void>() == nullptr);
-        layer_buffer modest(3 * mib);
+        BOOST_TEST(pool.kept() == 1u);
+        layer_buffer modest(3 * mib);  // the 16 MiB block is more than four times larger
         BOOST_TEST(modest.size() == 3 * mib);
         BOOST_TEST(modest.as<void>() != kept);
         layer_buffer again(16 * mib);
         BOOST_TEST(again.as<void>() == kept);
     }
-    kvcali::release_calibration_buffers();
-    // Threads that give blocks back and exit free them (checked by the sanitizer build's leak check).
+    // Blocks given back on some threads and taken on others; the pool holds at most what its
+    // layers had in use at once, and frees it when destroyed (the sanitizer build checks leaks).
+    buffer_pool shared;
     std::vector<std::thread> threads;
     for (int t = 0; t < 4; ++t) {
-        threads.emplace_back([] {
+        threads.emplace_back([&shared] {
+            const buffer_pool::scope in(shared);
             for (int k = 0; k < 3; ++k) {
                 layer_buffer a(static_cast<std::size_t>(k + 1) << 20), b(std::size_t{4} << 20);
                 std::memset(a.as<void>(), k, a.size());
@@ -322,12 +347,14 @@ BOOST_AUTO_TEST_CASE(layer_buffers_are_reused_on_a_thread) {
         });
     }
     for (auto& th : threads) th.join();
+    BOOST_TEST(shared.kept() >= 1u);
+    BOOST_TEST(shared.kept() <= 8u);
 }
 
 BOOST_AUTO_TEST_CASE(accumulators_give_the_same_answers_whatever_their_buffers_held) {
     // Layers large enough for the reused buffers (2 MiB of IFMR values, 8 MiB of HFMG counts per
-    // layer), calibrated one after another on this thread, so each takes the blocks the previous
-    // one (of another kind) filled; IFMR told 0, 2 (fewer than given) or 5 batches in advance.
+    // layer), calibrated one after another with one pool in scope, so each takes the blocks the
+    // previous one (of another kind) filled; IFMR told 0, 2 (fewer than given) or 5 batches in advance.
     // Against the per-channel values and histograms built directly.
     const std::size_t rows = 512, channels = 256, batches = 5;
     auto batch = [&](std::size_t k) {
@@ -377,6 +404,8 @@ BOOST_AUTO_TEST_CASE(accumulators_give_the_same_answers_whatever_their_buffers_h
         return acc.finish();
     };
     auto same = [](const kvcali::quant_factors& a, const kvcali::quant_factors& b) { return a.scale == b.scale && a.offset == b.offset; };
+    kvcali::detail::buffer_pool pool;
+    const kvcali::detail::buffer_pool::scope in(pool);
     for (int round = 0; round < 2; ++round) {
         for (std::uint32_t expected : {0u, 2u, 5u}) {
             kvcali::ifmr_accumulator per_channel(ifmr, true, expected);

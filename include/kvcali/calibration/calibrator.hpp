@@ -183,18 +183,14 @@ private:
                                         std::span<const std::int64_t> strides, std::size_t count);
 
     std::uint32_t batch_num_;
+    // A finished layer's large buffers, for the next layers (declared before the layers, which give
+    // their buffers back to it, so that it is destroyed after them; a pointer: the calibrator stays movable).
+    std::unique_ptr<detail::buffer_pool> buffers_;
     std::vector<state> layers_;
     std::map<std::string, std::size_t, std::less<>> index_;
     std::unique_ptr<std::mutex> finished_lock_;  // a pointer: the calibrator stays movable
     std::vector<std::size_t> finished_;
 };
-
-/// Frees the large buffers the calling thread keeps for its next layer. A finished layer's buffers
-/// (IFMR's values, HFMG's per-channel counts, the widened batch; those of 1 MiB or more) stay with
-/// the thread that finished it, at most two of them, so that the next layer calibrated there reuses
-/// them instead of taking new memory; they are freed when the thread exits, or by this call (say,
-/// on a long-lived thread that is done calibrating).
-inline void release_calibration_buffers() noexcept { detail::release_layer_buffers(); }
 
 }  // namespace kvcali
 

@@ -1,37 +1,44 @@
 // kvcali internals: the large buffers of a layer being calibrated (IFMR's kept values, HFMG's
-// per-channel histograms, a batch widened to float32), reused from one layer to the next on a thread.
+// per-channel histograms, a batch widened to float32), reused from one layer to the next.
 //
-// Each thread keeps up to two such blocks that layers gave back. A thread that calibrates layer after
-// layer (the CLI's --jobs workers) so holds one layer's buffers, on pages already resident: freed to
-// the C library instead, the last layer's pages stayed in glibc's heap, where a buffer of another
-// shape could not use them, and the next layer faulted fresh pages in beside them (a 7B-sized dump
-// peaked at 83 MiB with one layer in flight needing about 45 MiB).
-// Buffers under 1 MiB bypass the cache. A thread's blocks are freed when it exits, or by
-// `release_layer_buffers()` (public: `kvcali::release_calibration_buffers()`, calibrator.hpp).
+// A calibrator owns a `buffer_pool`. While it feeds a layer it makes that pool the calling thread's
+// (`buffer_pool::scope`); a layer's buffers of 1 MiB or more then come from the pool, and go back
+// to it when the layer is done, for the next layer on any thread. So a calibration holds the
+// buffers of the layers in flight, on pages already in place: freed to the C library instead, a
+// finished layer's pages stayed in glibc's heap, where a buffer of another shape could not use
+// them, and the next layer faulted fresh pages in beside them (a 7B-sized dump peaked at 82 MiB with
+// one layer in flight needing about 45 MiB). The pool frees its blocks when the calibrator is
+// destroyed. Outside a scope (an accumulator used on its own), buffers are allocated and freed.
 #pragma once
 
 #include <cstddef>
+#include <mutex>
 #include <utility>
+#include <vector>
 
 #include "config.hpp"
 
 namespace kvcali::detail {
 
+class buffer_pool;
+
 class layer_buffer {
 public:
     /// Buffers smaller than this are allocated and freed directly.
-    static constexpr std::size_t min_cached = std::size_t{1} << 20;
+    static constexpr std::size_t min_pooled = std::size_t{1} << 20;
 
     layer_buffer() noexcept = default;
-    /// `bytes` of uninitialised storage, aligned to 64 bytes: a block the calling thread kept, when
-    /// one is at least that large and at most four times larger, else a new one.
+    /// `bytes` of uninitialised storage, aligned to 64 bytes: the smallest block of the calling
+    /// thread's pool that is at least that large and at most four times larger, else a new one.
     KVCALI_DECL explicit layer_buffer(std::size_t bytes);
-    layer_buffer(layer_buffer&& other) noexcept : data_(std::exchange(other.data_, nullptr)), bytes_(std::exchange(other.bytes_, 0)) {}
+    layer_buffer(layer_buffer&& other) noexcept
+        : data_(std::exchange(other.data_, nullptr)), bytes_(std::exchange(other.bytes_, 0)), pool_(std::exchange(other.pool_, nullptr)) {}
     layer_buffer& operator=(layer_buffer&& other) noexcept {
         if (this != &other) {
             reset();
             data_ = std::exchange(other.data_, nullptr);
             bytes_ = std::exchange(other.bytes_, 0);
+            pool_ = std::exchange(other.pool_, nullptr);
         }
         return *this;
     }
@@ -39,7 +46,7 @@ public:
     layer_buffer& operator=(const layer_buffer&) = delete;
     ~layer_buffer() { reset(); }
 
-    /// Gives the block back: to the calling thread's cache (the two largest blocks stay), or freed.
+    /// Gives the block back: to the pool it came from (or was made under), or freed.
     KVCALI_DECL void reset() noexcept;
 
     template <class T>
@@ -51,10 +58,46 @@ public:
 private:
     void* data_ = nullptr;
     std::size_t bytes_ = 0;
+    buffer_pool* pool_ = nullptr;
 };
 
-/// Frees the blocks the calling thread keeps.
-KVCALI_DECL void release_layer_buffers() noexcept;
+/// Blocks that finished layers gave back, for the next layers (thread-safe).
+class buffer_pool {
+public:
+    buffer_pool() = default;
+    buffer_pool(const buffer_pool&) = delete;
+    buffer_pool& operator=(const buffer_pool&) = delete;
+    KVCALI_DECL ~buffer_pool();
+
+    /// For its lifetime, the calling thread's new layer buffers come from `pool`.
+    class scope {
+    public:
+        KVCALI_DECL explicit scope(buffer_pool& pool) noexcept;
+        KVCALI_DECL ~scope();
+        scope(const scope&) = delete;
+        scope& operator=(const scope&) = delete;
+
+    private:
+        buffer_pool* previous_;
+    };
+
+    /// The blocks kept (for the tests).
+    std::size_t kept() {
+        const std::lock_guard<std::mutex> g(lock_);
+        return free_.size();
+    }
+
+private:
+    friend class layer_buffer;
+    /// The smallest kept block of `bytes` to 4 x `bytes` (its size in `got`), or nullptr; then the
+    /// kept blocks smaller than `bytes` are freed (a pool holds at most the blocks its layers had
+    /// in use at once, of the sizes they still ask for).
+    KVCALI_DECL void* take(std::size_t bytes, std::size_t& got);
+    KVCALI_DECL void give(void* data, std::size_t bytes) noexcept;
+
+    std::mutex lock_;
+    std::vector<std::pair<void*, std::size_t>> free_;
+};
 
 }  // namespace kvcali::detail
 

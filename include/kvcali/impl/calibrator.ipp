@@ -41,7 +41,7 @@ KVCALI_DECL std::unique_ptr<accumulator> make_hfmg_accumulator(const accumulator
 }
 
 KVCALI_DECL calibrator::calibrator(const resolved_config& config, std::vector<accumulator_entry> accumulators)
-    : batch_num_(config.batch_num), finished_lock_(std::make_unique<std::mutex>()) {
+    : batch_num_(config.batch_num), buffers_(std::make_unique<detail::buffer_pool>()), finished_lock_(std::make_unique<std::mutex>()) {
     if (batch_num_ == 0) {
         throw error(diagnostic{.severity = severity::error,
                                .category = errc::invalid_value,
@@ -135,6 +135,7 @@ KVCALI_DECL batch_outcome calibrator::observe(std::string_view layer, const void
                         std::to_string(s.channels) + "; expected the same last dimension in every batch");
         }
     }
+    const detail::buffer_pool::scope pooled(*buffers_);  // this layer's large buffers: from and back to the pool
     const std::span<const float> values = widen(s, data, type, shape, strides, count);
     try {
         s.acc->add_batch(values, channels);
@@ -152,7 +153,7 @@ KVCALI_DECL batch_outcome calibrator::observe(std::string_view layer, const void
         rethrow_for(s, e);
     }
     s.acc.reset();
-    s.buffer.reset();  // to this thread's cache, for the next layer
+    s.buffer.reset();  // to the pool, for the next layer
     {
         const std::lock_guard<std::mutex> lock(*finished_lock_);
         s.finished = true;

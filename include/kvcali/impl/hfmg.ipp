@@ -362,7 +362,7 @@ KVCALI_DECL quant_factors hfmg_accumulator::finish() {
         out.offset.push_back(so.offset);
     }
     histograms_.clear();
-    counts_.reset();  // to this thread's cache, for the next layer
+    counts_.reset();  // to the calibrator's pool (if any), for the next layer
     std::vector<float>().swap(lo_);
     std::vector<float>().swap(hi_);
     std::vector<float>().swap(columns_);

@@ -707,7 +707,7 @@ KVCALI_DECL quant_factors ifmr_accumulator::finish() {
         out.scale.push_back(so.scale);
         out.offset.push_back(so.offset);
     }
-    values_.reset();  // to this thread's cache, for the next layer
+    values_.reset();  // to the calibrator's pool (if any), for the next layer
     channels_ = rows_ = capacity_ = stride_ = 0;
     return out;
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <mutex>
 #include <new>
 #include <utility>
 
@@ -10,53 +11,24 @@
 
 namespace kvcali::detail {
 
-/// The blocks a thread keeps. Trivially destructible, so that it stays usable after the guard below
-/// has run at the thread's exit (a buffer given back later, by another thread-local's destructor,
-/// is then freed).
-struct layer_buffer_cache {
-    void* data[2];
-    std::size_t bytes[2];
-    bool closed;
-};
-
-inline layer_buffer_cache& thread_layer_buffers() noexcept {
-    thread_local layer_buffer_cache cache{{nullptr, nullptr}, {0, 0}, false};
-    return cache;
-}
-
-/// Frees the thread's blocks when it exits.
-struct layer_buffer_guard {
-    layer_buffer_guard() = default;
-    layer_buffer_guard(const layer_buffer_guard&) = delete;
-    layer_buffer_guard& operator=(const layer_buffer_guard&) = delete;
-    ~layer_buffer_guard() {
-        release_layer_buffers();
-        thread_layer_buffers().closed = true;
-    }
-};
-
 constexpr std::align_val_t layer_buffer_alignment{64};
+
+/// The pool new layer buffers of this thread come from (set by buffer_pool::scope).
+inline buffer_pool*& thread_buffer_pool() noexcept {
+    thread_local buffer_pool* pool = nullptr;
+    return pool;
+}
 
 KVCALI_DECL layer_buffer::layer_buffer(std::size_t bytes) {
     if (bytes == 0) return;
-    if (bytes >= min_cached) {
-        layer_buffer_cache& c = thread_layer_buffers();
-        int best = -1;
-        for (int i = 0; i < 2; ++i) {
-            if (c.data[i] != nullptr && c.bytes[i] >= bytes && c.bytes[i] / 4 <= bytes && (best < 0 || c.bytes[i] < c.bytes[best]))
-                best = i;
-        }
-        if (best >= 0) {
-            data_ = std::exchange(c.data[best], nullptr);
-            bytes_ = std::exchange(c.bytes[best], 0);
-            return;
-        }
-        // No kept block fits. Those too small for this buffer are freed now, so that a thread holds
-        // at most its buffers in use plus two kept blocks of the sizes it still asks for.
-        for (int i = 0; i < 2; ++i) {
-            if (c.data[i] != nullptr && c.bytes[i] < bytes) {
-                ::operator delete(std::exchange(c.data[i], nullptr), layer_buffer_alignment);
-                c.bytes[i] = 0;
+    if (bytes >= min_pooled) {
+        pool_ = thread_buffer_pool();
+        if (pool_ != nullptr) {
+            std::size_t got = 0;
+            if (void* p = pool_->take(bytes, got)) {
+                data_ = p;
+                bytes_ = got;
+                return;
             }
         }
     }
@@ -68,36 +40,50 @@ KVCALI_DECL void layer_buffer::reset() noexcept {
     if (data_ == nullptr) return;
     void* p = std::exchange(data_, nullptr);
     const std::size_t n = std::exchange(bytes_, 0);
-    if (n >= min_cached) {
-        layer_buffer_cache& c = thread_layer_buffers();
-        bool guarded = false;
-        if (!c.closed) {
-            try {
-                thread_local layer_buffer_guard guard;  // registered at the thread's first block
-                guarded = true;
-            } catch (...) {  // could not register the exit handler: the block is freed, not kept
-            }
-        }
-        if (guarded) {
-            // An empty slot, else the slot of the smaller block if this one is larger.
-            int slot = c.data[0] == nullptr ? 0 : c.data[1] == nullptr ? 1 : c.bytes[0] <= c.bytes[1] ? 0 : 1;
-            if (c.data[slot] == nullptr || c.bytes[slot] < n) {
-                if (c.data[slot] != nullptr) ::operator delete(c.data[slot], layer_buffer_alignment);
-                c.data[slot] = p;
-                c.bytes[slot] = n;
-                return;
-            }
-        }
+    if (buffer_pool* pool = std::exchange(pool_, nullptr)) {
+        pool->give(p, n);
+    } else {
+        ::operator delete(p, layer_buffer_alignment);
     }
-    ::operator delete(p, layer_buffer_alignment);
 }
 
-KVCALI_DECL void release_layer_buffers() noexcept {
-    layer_buffer_cache& c = thread_layer_buffers();
-    for (int i = 0; i < 2; ++i) {
-        if (c.data[i] != nullptr) ::operator delete(std::exchange(c.data[i], nullptr), layer_buffer_alignment);
-        c.bytes[i] = 0;
+KVCALI_DECL buffer_pool::~buffer_pool() {
+    for (const auto& [p, n] : free_) ::operator delete(p, layer_buffer_alignment);
+}
+
+KVCALI_DECL buffer_pool::scope::scope(buffer_pool& pool) noexcept : previous_(std::exchange(thread_buffer_pool(), &pool)) {}
+
+KVCALI_DECL buffer_pool::scope::~scope() { thread_buffer_pool() = previous_; }
+
+KVCALI_DECL void* buffer_pool::take(std::size_t bytes, std::size_t& got) {
+    const std::lock_guard<std::mutex> g(lock_);
+    std::size_t best = free_.size();
+    for (std::size_t i = 0; i < free_.size(); ++i) {
+        const std::size_t n = free_[i].second;
+        if (n >= bytes && n / 4 <= bytes && (best == free_.size() || n < free_[best].second)) best = i;
     }
+    if (best != free_.size()) {
+        void* p = free_[best].first;
+        got = free_[best].second;
+        free_.erase(free_.begin() + static_cast<std::ptrdiff_t>(best));
+        return p;
+    }
+    std::erase_if(free_, [&](const std::pair<void*, std::size_t>& block) {
+        if (block.second >= bytes) return false;
+        ::operator delete(block.first, layer_buffer_alignment);
+        return true;
+    });
+    return nullptr;
+}
+
+KVCALI_DECL void buffer_pool::give(void* data, std::size_t bytes) noexcept {
+    try {
+        const std::lock_guard<std::mutex> g(lock_);
+        free_.emplace_back(data, bytes);
+        return;
+    } catch (...) {  // no room to keep it (or the lock failed): freed
+    }
+    ::operator delete(data, layer_buffer_alignment);
 }
 
 }  // namespace kvcali::detail
