@@ -282,7 +282,7 @@ BOOST_AUTO_TEST_CASE(layer_buffers_come_from_and_go_back_to_the_pool_in_scope) {
             layer_buffer a(2 * mib);
             BOOST_REQUIRE(a.as<void>() != nullptr);
             BOOST_TEST(a.size() == 2 * mib);
-            BOOST_TEST(reinterpret_cast<std::uintptr_t>(a.as<void>()) % 64 == 0u);
+            BOOST_TEST(reinterpret_cast<std::uintptr_t>(a.as<void>()) % alignof(std::max_align_t) == 0u);
             std::memset(a.as<void>(), 0x5A, a.size());
             first = a.as<void>();
         }

@@ -28,8 +28,10 @@ public:
     static constexpr std::size_t min_pooled = std::size_t{1} << 20;
 
     layer_buffer() noexcept = default;
-    /// `bytes` of uninitialised storage, aligned to 64 bytes: the smallest block of the calling
-    /// thread's pool that is at least that large and at most four times larger, else a new one.
+    /// `bytes` of uninitialised storage (aligned as `operator new` aligns): the smallest block of the
+    /// calling thread's pool that is at least that large and at most four times larger, else a new
+    /// one. (Not over-aligned: glibc serves an over-aligned request of this size from fresh mapped
+    /// pages every time, where a plain one reuses its heap, for an accumulator used without a pool.)
     KVCALI_DECL explicit layer_buffer(std::size_t bytes);
     layer_buffer(layer_buffer&& other) noexcept
         : data_(std::exchange(other.data_, nullptr)), bytes_(std::exchange(other.bytes_, 0)), pool_(std::exchange(other.pool_, nullptr)) {}

@@ -11,8 +11,6 @@
 
 namespace kvcali::detail {
 
-constexpr std::align_val_t layer_buffer_alignment{64};
-
 /// The pool new layer buffers of this thread come from (set by buffer_pool::scope).
 inline buffer_pool*& thread_buffer_pool() noexcept {
     thread_local buffer_pool* pool = nullptr;
@@ -32,7 +30,7 @@ KVCALI_DECL layer_buffer::layer_buffer(std::size_t bytes) {
             }
         }
     }
-    data_ = ::operator new(bytes, layer_buffer_alignment);
+    data_ = ::operator new(bytes);
     bytes_ = bytes;
 }
 
@@ -43,12 +41,12 @@ KVCALI_DECL void layer_buffer::reset() noexcept {
     if (buffer_pool* pool = std::exchange(pool_, nullptr)) {
         pool->give(p, n);
     } else {
-        ::operator delete(p, layer_buffer_alignment);
+        ::operator delete(p);
     }
 }
 
 KVCALI_DECL buffer_pool::~buffer_pool() {
-    for (const auto& [p, n] : free_) ::operator delete(p, layer_buffer_alignment);
+    for (const auto& [p, n] : free_) ::operator delete(p);
 }
 
 KVCALI_DECL buffer_pool::scope::scope(buffer_pool& pool) noexcept : previous_(std::exchange(thread_buffer_pool(), &pool)) {}
@@ -70,7 +68,7 @@ KVCALI_DECL void* buffer_pool::take(std::size_t bytes, std::size_t& got) {
     }
     std::erase_if(free_, [&](const std::pair<void*, std::size_t>& block) {
         if (block.second >= bytes) return false;
-        ::operator delete(block.first, layer_buffer_alignment);
+        ::operator delete(block.first);
         return true;
     });
     return nullptr;
@@ -83,7 +81,7 @@ KVCALI_DECL void buffer_pool::give(void* data, std::size_t bytes) noexcept {
         return;
     } catch (...) {  // no room to keep it (or the lock failed): freed
     }
-    ::operator delete(data, layer_buffer_alignment);
+    ::operator delete(data);
 }
 
 }  // namespace kvcali::detail
