@@ -67,6 +67,10 @@ enum class batch_outcome {
 /// `write_record` may run while other threads feed layers: they see each layer either finished
 /// with its result or not. `result`, `batches` and `ignored_batches` of a layer must not overlap
 /// an `observe` of that same layer.
+/// Memory: a layer holds its buffers (IFMR's values, HFMG's per-channel histograms, the batch
+/// widened to float32) until its last batch; then those of 1 MiB or more go to the calibrator's pool
+/// (locked), and the next layers, on any thread, take them from there. The pool is freed with the
+/// calibrator.
 /// Example:
 ///   kvcali::calibrator cal(kvcali::read_quant_cali_config("config.json"));
 ///   cal.observe("model.layers.0.self_attn.k_proj", values, shape);   // one batch
