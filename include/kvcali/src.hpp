@@ -8,6 +8,7 @@
 #error "<kvcali/src.hpp> is for separate compilation: define KVCALI_SEPARATE_COMPILATION in every TU of the program"
 #endif
 
+#include "impl/accumulator.ipp"         // IWYU pragma: export
 #include "impl/activations.ipp"         // IWYU pragma: export
 #include "impl/calibrator.ipp"          // IWYU pragma: export
 #include "impl/config_reader.ipp"       // IWYU pragma: export

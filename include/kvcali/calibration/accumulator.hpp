@@ -69,6 +69,14 @@ inline void copy_channels(const float* values, std::size_t rows, std::size_t cha
         for (std::size_t c = 0; c < width; ++c) out[c][r] = row[c];
     }
 }
+
+/// Throws the `invalid_data` error of a per-channel accumulator given a batch of `channels` channels
+/// after batches of `before`.
+[[noreturn]] KVCALI_DECL void throw_channel_count_changed(std::size_t channels, std::size_t before);
 }  // namespace detail
 
 }  // namespace kvcali
+
+#if !defined(KVCALI_SEPARATE_COMPILATION)
+#include "../impl/accumulator.ipp"  // IWYU pragma: export
+#endif

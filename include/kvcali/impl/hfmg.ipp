@@ -353,8 +353,8 @@ KVCALI_DECL quant_factors hfmg_accumulator::finish() {
         out.offset.push_back(so.offset);
     }
     const std::size_t bins = settings_.num_of_bins;
+    if (!lo_.empty() && !filled_) hfmg_calibrate(hfmg_histogram{}, settings_.with_offset);  // the error of a histogram without values
     for (std::size_t c = 0; c < lo_.size(); ++c) {
-        if (!filled_) hfmg_calibrate(hfmg_histogram{}, settings_.with_offset);  // the error of a histogram without values
         const std::span<const std::int64_t> counts(counts_.as<std::int64_t>() + c * bins, bins);
         const auto [lo, hi] = detail::hfmg_clip_range(detail::hfmg_counts_view{settings_.num_of_bins, lo_[c], hi_[c], counts});
         const scale_offset so = scale_offset_from_range(lo, hi, settings_.with_offset);
@@ -371,14 +371,7 @@ KVCALI_DECL quant_factors hfmg_accumulator::finish() {
 }
 
 KVCALI_DECL void hfmg_accumulator::channel_mismatch(std::size_t channels) const {
-    const std::size_t before = histograms_.empty() ? lo_.size() : 1;
-    throw error(diagnostic{.severity = severity::error,
-                           .category = errc::invalid_data,
-                           .message = "a batch of " + std::to_string(channels) + " channels after batches of " + std::to_string(before) +
-                                      "; expected the same number in every batch",
-                           .where = {},
-                           .layer = {},
-                           .json_path = {}});
+    detail::throw_channel_count_changed(channels, histograms_.empty() ? lo_.size() : 1);
 }
 
 }  // namespace kvcali

@@ -659,14 +659,7 @@ KVCALI_DECL void ifmr_accumulator::add_batch(std::span<const float> values, std:
     const std::size_t width = per_tensor ? 1 : channels;
     const std::size_t rows = values.size() / width;
     if (channels_ == 0) channels_ = width;
-    if (width != channels_)
-        throw error(diagnostic{.severity = severity::error,
-                               .category = errc::invalid_data,
-                               .message = "a batch of " + std::to_string(width) + " channels after batches of " +
-                                          std::to_string(channels_) + "; expected the same number in every batch",
-                               .where = {},
-                               .layer = {},
-                               .json_path = {}});
+    if (width != channels_) detail::throw_channel_count_changed(width, channels_);
     if (rows_ + rows > capacity_) {
         // Room for every batch at the first (batch_num, when known), else twice the room: the
         // values kept so far are copied into the larger buffer.
