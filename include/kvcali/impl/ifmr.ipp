@@ -240,11 +240,12 @@ KVCALI_DECL std::optional<scale_offset> ifmr_choose_sorted(std::span<const float
         const std::size_t g = bucket(t);
         std::size_t i = grid[g];
         const std::size_t end = grid[g + 1];
-        if (end - i <= 4) {
-            // The values of the bucket are sorted: the count below t is the offset; four
-            // independent loads, no chain.
+        if (end - i <= 4 && i + 4 <= n) {
+            // The values of the bucket are sorted, and those past it are above t (their buckets
+            // are higher, and bucket(y) is monotone): the count below t among the next four is the
+            // offset; four independent loads, no chain.
             std::size_t below = 0;
-            for (std::size_t k = 0; k < 4; ++k) below += static_cast<std::size_t>((i + k < end) & (x[std::min(i + k, n - 1)] < t));
+            for (std::size_t k = 0; k < 4; ++k) below += static_cast<std::size_t>(x[i + k] < t);
             return i + below;
         }
         return static_cast<std::size_t>(std::partition_point(x.begin() + static_cast<std::ptrdiff_t>(i),
