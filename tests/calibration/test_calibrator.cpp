@@ -10,6 +10,7 @@
 #include <kvcali/calibration/npy.hpp>
 #include <kvcali/calibration/record.hpp>
 #include <kvcali/config_reader.hpp>
+#include <kvcali/detail/huge_pages.hpp>
 #include <kvcali/detail/layer_buffer.hpp>
 #include <kvcali/detail/widen.hpp>
 #include <kvcali/generate.hpp>
@@ -21,6 +22,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <optional>
 #include <thread>
 
 #include "../support/test_support.hpp"
@@ -349,6 +352,46 @@ BOOST_AUTO_TEST_CASE(layer_buffers_come_from_and_go_back_to_the_pool_in_scope) {
     for (auto& th : threads) th.join();
     BOOST_TEST(shared.kept() >= 1u);
     BOOST_TEST(shared.kept() <= 8u);
+}
+
+BOOST_AUTO_TEST_CASE(large_layer_buffers_start_at_a_huge_page_hinted_for_huge_pages) {
+    using kvcali::detail::layer_buffer;
+    const std::size_t huge = kvcali::detail::huge_page_bytes;
+    kvcali::detail::buffer_pool pool;
+    for (const bool pooled : {false, true}) {
+        std::optional<kvcali::detail::buffer_pool::scope> in;
+        if (pooled) in.emplace(pool);
+        for (const std::size_t bytes : {huge, 3 * huge + 100, 4 * huge}) {
+            BOOST_TEST_CONTEXT("pooled " << pooled << ", " << bytes << " bytes") {
+                layer_buffer b(bytes);
+                const auto at = reinterpret_cast<std::uintptr_t>(b.as<void>());
+                BOOST_TEST(at % huge == 0u);
+                BOOST_TEST(b.size() == bytes);
+                std::memset(b.as<void>(), 0x33, b.size());  // all of it usable (ASan checks the bounds)
+#if defined(__linux__)
+                // The hint is in the mapping's flags ("hg": MADV_HUGEPAGE) where the kernel has
+                // transparent huge pages.
+                if (fs::exists("/sys/kernel/mm/transparent_hugepage/enabled")) {
+                    std::ifstream smaps("/proc/self/smaps");
+                    std::string line, flags;
+                    bool inside = false;
+                    while (std::getline(smaps, line)) {
+                        unsigned long lo = 0, hi = 0;
+                        if (std::sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2 && line.find(':') > line.find(' ')) {
+                            inside = lo <= at && at < hi;
+                        } else if (inside && line.rfind("VmFlags:", 0) == 0) {
+                            flags = line;
+                        }
+                    }
+                    BOOST_TEST(flags.find(" hg") != std::string::npos, "VmFlags of the block's mapping: " << flags);
+                }
+#endif
+            }
+        }
+    }
+    // Under 2 MiB: a plain block (not moved to a boundary; what operator new aligns to).
+    layer_buffer small(huge - 4096);
+    BOOST_TEST(reinterpret_cast<std::uintptr_t>(small.as<void>()) % alignof(std::max_align_t) == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(accumulators_give_the_same_answers_whatever_their_buffers_held) {

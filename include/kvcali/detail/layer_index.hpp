@@ -2,10 +2,6 @@
 // hash, huge-page hints and prefetches. Internals: nothing here is a customisation point.
 #pragma once
 
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
-
 #include <algorithm>
 #include <bit>
 #include <cstddef>
@@ -14,23 +10,9 @@
 #include <string_view>
 #include <vector>
 
-namespace kvcali::detail {
-/// Hints that a large block about to be filled should be backed by huge pages (Linux: the 2 MiB
-/// aligned part of a block of at least 4 MiB). Faulting a large array in 4 KiB at a time costs
-/// more than filling it; the hint changes nothing else, and is ignored where unsupported.
-inline void advise_huge_pages(const void* data, std::size_t bytes) noexcept {
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-    constexpr std::uintptr_t huge = std::uintptr_t{1} << 21;
-    if (bytes < 2 * huge) return;
-    const auto begin = (reinterpret_cast<std::uintptr_t>(data) + huge - 1) & ~(huge - 1);
-    const auto end = (reinterpret_cast<std::uintptr_t>(data) + bytes) & ~(huge - 1);
-    if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
-#else
-    (void)data;
-    (void)bytes;
-#endif
-}
+#include "huge_pages.hpp"
 
+namespace kvcali::detail {
 /// A fast 64-bit hash of a byte string (eight bytes per step, then a splitmix64 finish): the
 /// layer table hashes every name once, so this is on the hot path of loading a model.
 inline std::uint64_t hash_name(std::string_view s) noexcept {

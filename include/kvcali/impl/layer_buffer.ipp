@@ -3,10 +3,12 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <mutex>
 #include <new>
 #include <utility>
 
+#include "../detail/huge_pages.hpp"
 #include "../detail/layer_buffer.hpp"
 
 namespace kvcali::detail {
@@ -17,71 +19,81 @@ inline buffer_pool*& thread_buffer_pool() noexcept {
     return pool;
 }
 
+/// A new block of `bytes` (see layer_buffer's constructor).
+inline buffer_block new_buffer_block(std::size_t bytes) {
+    buffer_block b;
+    if (bytes < huge_page_bytes) {
+        b.base = b.data = ::operator new(bytes);
+    } else {
+        // operator new aligns to at least alignof(std::max_align_t): this much more is enough to
+        // reach the next huge-page boundary.
+        b.base = ::operator new(bytes + huge_page_bytes - alignof(std::max_align_t));
+        const auto at = (reinterpret_cast<std::uintptr_t>(b.base) + huge_page_bytes - 1) & ~std::uintptr_t{huge_page_bytes - 1};
+        b.data = static_cast<char*>(b.base) + (at - reinterpret_cast<std::uintptr_t>(b.base));
+        advise_whole_huge_pages(b.data, bytes);
+    }
+    b.bytes = bytes;
+    return b;
+}
+
 KVCALI_DECL layer_buffer::layer_buffer(std::size_t bytes) {
     if (bytes == 0) return;
     if (bytes >= min_pooled) {
         pool_ = thread_buffer_pool();
         if (pool_ != nullptr) {
-            std::size_t got = 0;
-            if (void* p = pool_->take(bytes, got)) {
-                data_ = p;
-                bytes_ = got;
-                return;
-            }
+            block_ = pool_->take(bytes);
+            if (block_.data != nullptr) return;
         }
     }
-    data_ = ::operator new(bytes);
-    bytes_ = bytes;
+    block_ = new_buffer_block(bytes);
 }
 
 KVCALI_DECL void layer_buffer::reset() noexcept {
-    if (data_ == nullptr) return;
-    void* p = std::exchange(data_, nullptr);
-    const std::size_t n = std::exchange(bytes_, 0);
+    if (block_.data == nullptr) return;
+    const buffer_block b = std::exchange(block_, {});
     if (buffer_pool* pool = std::exchange(pool_, nullptr)) {
-        pool->give(p, n);
+        pool->give(b);
     } else {
-        ::operator delete(p);
+        ::operator delete(b.base);
     }
 }
 
 KVCALI_DECL buffer_pool::~buffer_pool() {
-    for (const auto& [p, n] : free_) ::operator delete(p);
+    for (const buffer_block& b : free_) ::operator delete(b.base);
 }
 
 KVCALI_DECL buffer_pool::scope::scope(buffer_pool& pool) noexcept : previous_(std::exchange(thread_buffer_pool(), &pool)) {}
 
 KVCALI_DECL buffer_pool::scope::~scope() { thread_buffer_pool() = previous_; }
 
-KVCALI_DECL void* buffer_pool::take(std::size_t bytes, std::size_t& got) {
+KVCALI_DECL buffer_block buffer_pool::take(std::size_t bytes) {
     const std::lock_guard<std::mutex> g(lock_);
     std::size_t best = free_.size();
     for (std::size_t i = 0; i < free_.size(); ++i) {
-        const std::size_t n = free_[i].second;
-        if (n >= bytes && n / 4 <= bytes && (best == free_.size() || n < free_[best].second)) best = i;
+        const std::size_t n = free_[i].bytes;
+        if (n >= bytes && n / 4 <= bytes && (best == free_.size() || n < free_[best].bytes)) best = i;
     }
     if (best != free_.size()) {
-        void* p = free_[best].first;
-        got = free_[best].second;
+        const buffer_block b = free_[best];
         free_.erase(free_.begin() + static_cast<std::ptrdiff_t>(best));
-        return p;
+        return b;
     }
-    std::erase_if(free_, [&](const std::pair<void*, std::size_t>& block) {
-        if (block.second >= bytes) return false;
-        ::operator delete(block.first);
+    std::erase_if(free_, [&](const buffer_block& b) {
+        if (b.bytes >= bytes) return false;
+        ::operator delete(b.base);
         return true;
     });
-    return nullptr;
+    return {};
 }
 
-KVCALI_DECL void buffer_pool::give(void* data, std::size_t bytes) noexcept {
+KVCALI_DECL void buffer_pool::give(const buffer_block& block) noexcept {
     try {
         const std::lock_guard<std::mutex> g(lock_);
-        free_.emplace_back(data, bytes);
+        free_.push_back(block);
         return;
     } catch (...) {  // no room to keep it (or the lock failed): freed
     }
-    ::operator delete(data);
+    ::operator delete(block.base);
 }
 
 }  // namespace kvcali::detail
