@@ -431,6 +431,28 @@ BOOST_AUTO_TEST_CASE(fast_hfmg_errors_equal_the_straightforward_ones) {
             ++candidates_compared;
         }
         BOOST_TEST(slow_best == fast_best);
+        if (model.has_fast_path()) {
+            // A limit gives a candidate up (+inf) only when its error is above it.
+            for (const auto& [l, r] : cands) {
+                const double full = model.approximate_error(l, r);
+                BOOST_TEST(model.approximate_error(l, r, full * (1.0 + 1e-6)) == full);
+                if (full > 0.0) BOOST_TEST(std::isinf(model.approximate_error(l, r, full * 0.5)));
+            }
+        }
+        // Whatever candidate is scored first, the choice is the same, and the hint comes back as
+        // the chosen candidate's index.
+        const auto plain = kvcali::hfmg_clip_range(h);
+        for (const std::size_t first : {std::size_t{0}, cands.size() / 2, cands.size() - (cands.empty() ? 0 : 1), cands.size() + 3}) {
+            std::size_t hint = first;
+            const auto hinted = kvcali::detail::hfmg_clip_range(kvcali::detail::view_of(h), &hint);
+            BOOST_TEST((hinted == plain), "hint " << first);
+            if (!cands.empty() && model.has_fast_path()) {
+                BOOST_REQUIRE(hint < cands.size());
+                const float width = (h.hi - h.lo) / static_cast<float>(h.bins);
+                BOOST_TEST(plain.first == h.lo + static_cast<float>(cands[hint].first) * width);
+                BOOST_TEST(plain.second == h.lo + static_cast<float>(cands[hint].second + 1) * width);
+            }
+        }
         ++compared;
     };
     for (const json& c : cases.items) {

@@ -88,7 +88,10 @@ KVCALI_DECL std::vector<std::int64_t>* hfmg_add_counts(std::span<std::int64_t> c
 
 /// The candidate ranges, and the chosen clip range, of counts held anywhere.
 KVCALI_DECL std::vector<std::pair<std::int64_t, std::int64_t>> hfmg_candidates(const hfmg_counts_view& h);
-KVCALI_DECL std::pair<float, float> hfmg_clip_range(const hfmg_counts_view& h);
+/// With `hint` (not null): the candidate at index *hint (if any) is scored first, and *hint becomes
+/// the chosen candidate's index. Per channel, the previous channel's choice is near this one's, and
+/// scoring it first lets the other candidates be given up sooner; the choice is the same.
+KVCALI_DECL std::pair<float, float> hfmg_clip_range(const hfmg_counts_view& h, std::size_t* hint = nullptr);
 
 }  // namespace detail
 
@@ -155,7 +158,9 @@ public:
     bool has_fast_path() const noexcept { return fast_; }
 
     /// `scaled_error(l, r)` evaluated in double, within about 1e-12 relative. Requires `has_fast_path()`.
-    double approximate_error(std::int64_t l, std::int64_t r) const {
+    /// With a `limit`: +infinity as soon as the sum passes it (its parts are not negative, so the
+    /// error is above the limit then, up to the rounding of the parts).
+    double approximate_error(std::int64_t l, std::int64_t r, double limit = std::numeric_limits<double>::infinity()) const {
         const std::int64_t span_bins = r - l + 1;
         const float dst_width = width_ * static_cast<float>(span_bins) / 256.0f;
         if (dst_width < flt_epsilon) return 0.0;
@@ -174,6 +179,7 @@ public:
                 total += single_approx(l + next, l, dw, half);
                 ++next;
             }
+            if (total > limit) return std::numeric_limits<double>::infinity();
         }
         return total;
     }

@@ -225,35 +225,49 @@ KVCALI_DECL std::vector<std::pair<std::int64_t, std::int64_t>> hfmg_candidates(c
     return out;
 }
 
-KVCALI_DECL std::pair<float, float> hfmg_clip_range(const hfmg_counts_view& h) {
+KVCALI_DECL std::pair<float, float> hfmg_clip_range(const hfmg_counts_view& h, std::size_t* hint) {
     const auto candidates = hfmg_candidates(h);
     const float width = (h.hi - h.lo) / static_cast<float>(h.bins);
     std::int64_t l = 0, r = static_cast<std::int64_t>(h.bins) - 1;
     if (!candidates.empty()) {
         const hfmg_error_model model(h);
         if (model.has_fast_path()) {
-            // Double errors (within ~1e-12) with pruning by the error outside the range; then the
-            // exact error of every candidate within 1e-9 of the double minimum decides.
+            // Double errors (within ~1e-12) with pruning by the error outside the range, and given
+            // up once past the smallest so far; then the exact error of every candidate within 1e-9
+            // of the double minimum decides. (A candidate given up is more than 1e-9 above the
+            // minimum, so it is not among those; the hint's candidate first only makes the smallest
+            // so far small sooner.)
             constexpr double margin = 1e-9;
             std::vector<double> approx(candidates.size(), std::numeric_limits<double>::infinity());
             double best = std::numeric_limits<double>::infinity();
-            for (std::size_t k = 0; k < candidates.size(); ++k) {
+            auto score = [&](std::size_t k) {
                 const auto [cl, cr] = candidates[k];
-                if (model.outside_error(cl, cr) > best * (1.0 + margin)) continue;
-                approx[k] = model.approximate_error(cl, cr);
+                const double limit = best * (1.0 + margin);
+                if (model.outside_error(cl, cr) > limit) return;
+                approx[k] = model.approximate_error(cl, cr, limit);
                 best = std::min(best, approx[k]);
+            };
+            const std::size_t hinted = hint != nullptr && *hint < candidates.size() ? *hint : candidates.size();
+            if (hinted < candidates.size()) score(hinted);
+            for (std::size_t k = 0; k < candidates.size(); ++k) {
+                if (k != hinted) score(k);
             }
             bool first = true;
             hfmg_error_model::wide exact_best = 0;
+            std::size_t chosen = 0;
             for (std::size_t k = 0; k < candidates.size(); ++k) {
                 if (!(approx[k] <= best * (1.0 + margin))) continue;
                 const auto e = model.scaled_error(candidates[k].first, candidates[k].second);
                 if (first || e < exact_best) {
                     exact_best = e;
-                    l = candidates[k].first;
-                    r = candidates[k].second;
+                    chosen = k;
                     first = false;
                 }
+            }
+            if (!first) {
+                if (hint != nullptr) *hint = chosen;
+                l = candidates[chosen].first;
+                r = candidates[chosen].second;
             }
             return {h.lo + static_cast<float>(l) * width, h.lo + static_cast<float>(r + 1) * width};
         }
@@ -354,9 +368,10 @@ KVCALI_DECL quant_factors hfmg_accumulator::finish() {
     }
     const std::size_t bins = settings_.num_of_bins;
     if (!lo_.empty() && !filled_) hfmg_calibrate(hfmg_histogram{}, settings_.with_offset);  // the error of a histogram without values
+    std::size_t hint = std::numeric_limits<std::size_t>::max();                             // the previous channel's choice
     for (std::size_t c = 0; c < lo_.size(); ++c) {
         const std::span<const std::int64_t> counts(counts_.as<std::int64_t>() + c * bins, bins);
-        const auto [lo, hi] = detail::hfmg_clip_range(detail::hfmg_counts_view{settings_.num_of_bins, lo_[c], hi_[c], counts});
+        const auto [lo, hi] = detail::hfmg_clip_range(detail::hfmg_counts_view{settings_.num_of_bins, lo_[c], hi_[c], counts}, &hint);
         const scale_offset so = scale_offset_from_range(lo, hi, settings_.with_offset);
         out.scale.push_back(so.scale);
         out.offset.push_back(so.offset);
