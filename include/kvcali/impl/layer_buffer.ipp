@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <mutex>
 #include <new>
 #include <utility>
@@ -22,7 +23,8 @@ inline buffer_pool*& thread_buffer_pool() noexcept {
 /// A new block of `bytes` (see layer_buffer's constructor).
 inline buffer_block new_buffer_block(std::size_t bytes) {
     buffer_block b;
-    if (bytes < huge_page_bytes) {
+    if (bytes < huge_page_bytes || bytes > std::numeric_limits<std::size_t>::max() - huge_page_bytes) {
+        // Under 2 MiB; or so large that 2 MiB more would wrap around: operator new throws bad_alloc.
         b.base = b.data = ::operator new(bytes);
     } else {
         // operator new aligns to at least alignof(std::max_align_t): this much more is enough to
