@@ -365,17 +365,32 @@ namespace {
 /// a sandbox may refuse the call): a probe on a mapping of the test's own.
 bool kernel_takes_huge_page_hints() {
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-    const std::uintptr_t huge = kvcali::detail::huge_page_bytes;
-    const std::size_t size = 2 * huge;  // holds a whole huge page wherever it starts
+    const std::size_t size = 2 * kvcali::detail::huge_page_bytes;  // holds a whole huge page wherever it starts
     void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) return false;
-    const auto at = (reinterpret_cast<std::uintptr_t>(p) + huge - 1) & ~(huge - 1);
-    const bool taken = ::madvise(reinterpret_cast<void*>(at), huge, MADV_HUGEPAGE) == 0;
+    const auto at = kvcali::detail::huge_page_ceil(reinterpret_cast<std::uintptr_t>(p));
+    const bool taken = ::madvise(reinterpret_cast<void*>(at), kvcali::detail::huge_page_bytes, MADV_HUGEPAGE) == 0;
     ::munmap(p, size);
     return taken;
 #else
     return false;
 #endif
+}
+
+/// The "VmFlags:" line of the mapping that holds `address` (/proc/self/smaps), or "".
+std::string vm_flags_of(std::uintptr_t address) {
+    std::ifstream smaps("/proc/self/smaps");
+    std::string line, flags;
+    bool inside = false;
+    while (std::getline(smaps, line)) {
+        unsigned long lo = 0, hi = 0;
+        if (std::sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2 && line.find(':') > line.find(' ')) {
+            inside = lo <= address && address < hi;  // a mapping's first line: "lo-hi perms offset dev inode path"
+        } else if (inside && line.rfind("VmFlags:", 0) == 0) {
+            flags = line;
+        }
+    }
+    return flags;
 }
 
 }  // namespace
@@ -396,31 +411,19 @@ BOOST_AUTO_TEST_CASE(large_layer_buffers_start_at_a_huge_page_hinted_for_huge_pa
                 BOOST_TEST(at % huge == 0u);
                 BOOST_TEST(b.size() == bytes);
                 std::memset(b.as<void>(), 0x33, b.size());  // all of it usable (ASan checks the bounds)
-#if defined(__linux__)
                 // The hint is in the mapping's flags ("hg": MADV_HUGEPAGE) where the kernel takes
                 // such hints.
                 if (hints) {
-                    std::ifstream smaps("/proc/self/smaps");
-                    std::string line, flags;
-                    bool inside = false;
-                    while (std::getline(smaps, line)) {
-                        unsigned long lo = 0, hi = 0;
-                        if (std::sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2 && line.find(':') > line.find(' ')) {
-                            inside = lo <= at && at < hi;
-                        } else if (inside && line.rfind("VmFlags:", 0) == 0) {
-                            flags = line;
-                        }
-                    }
+                    const std::string flags = vm_flags_of(at);
                     BOOST_TEST(flags.find(" hg") != std::string::npos, "VmFlags of the block's mapping: " << flags);
                 }
-#endif
             }
         }
     }
     // Under 2 MiB: a plain block (not moved to a boundary; what operator new aligns to).
     layer_buffer small(huge - 4096);
     BOOST_TEST(reinterpret_cast<std::uintptr_t>(small.as<void>()) % alignof(std::max_align_t) == 0u);
-    // A size 2 MiB short of the largest: std::bad_alloc, not a block of the wrapped-around size.
+    // A size within 2 MiB of the largest: std::bad_alloc, not a block of the wrapped-around size.
     // (AddressSanitizer's allocator stops the program on such a request instead of throwing.)
 #if !defined(__SANITIZE_ADDRESS__)
     BOOST_CHECK_THROW(layer_buffer(std::numeric_limits<std::size_t>::max() - huge / 2), std::bad_alloc);

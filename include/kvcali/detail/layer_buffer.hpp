@@ -41,9 +41,9 @@ public:
     /// 2 MiB larger (address space only: the extra is never touched), and is hinted to be backed by
     /// huge pages (Linux), so that filling it faults a few pages in instead of one per 4 KiB where
     /// transparent huge pages are enabled: a 4 MiB block filled in a fresh process took 2.1 ms,
-    /// 0.5 ms so. (Plain `operator new`, not an
-    /// over-aligned one: glibc serves an over-aligned request of this size from fresh mapped pages
-    /// every time, where a plain one reuses its heap, for an accumulator used without a pool.)
+    /// 0.5 ms so. (Plain `operator new`, not an over-aligned one: glibc serves an over-aligned
+    /// request of this size from fresh mapped pages every time, where a plain one reuses its heap,
+    /// for an accumulator used without a pool.)
     KVCALI_DECL explicit layer_buffer(std::size_t bytes);
     layer_buffer(layer_buffer&& other) noexcept : block_(std::exchange(other.block_, {})), pool_(std::exchange(other.pool_, nullptr)) {}
     layer_buffer& operator=(layer_buffer&& other) noexcept {

@@ -252,19 +252,17 @@ KVCALI_DECL std::pair<float, float> hfmg_clip_range(const hfmg_counts_view& h, s
             for (std::size_t k = 0; k < candidates.size(); ++k) {
                 if (k != hinted) score(k);
             }
-            bool first = true;
             hfmg_error_model::wide exact_best = 0;
-            std::size_t chosen = 0;
+            std::size_t chosen = candidates.size();  // none yet
             for (std::size_t k = 0; k < candidates.size(); ++k) {
                 if (!(approx[k] <= best * (1.0 + margin))) continue;
                 const auto e = model.scaled_error(candidates[k].first, candidates[k].second);
-                if (first || e < exact_best) {
+                if (chosen == candidates.size() || e < exact_best) {
                     exact_best = e;
                     chosen = k;
-                    first = false;
                 }
             }
-            if (!first) {
+            if (chosen < candidates.size()) {
                 if (hint != nullptr) *hint = chosen;
                 l = candidates[chosen].first;
                 r = candidates[chosen].second;

@@ -30,8 +30,8 @@ inline buffer_block new_buffer_block(std::size_t bytes) {
         // operator new aligns to at least alignof(std::max_align_t): this much more is enough to
         // reach the next huge-page boundary.
         b.base = ::operator new(bytes + huge_page_bytes - alignof(std::max_align_t));
-        const auto at = (reinterpret_cast<std::uintptr_t>(b.base) + huge_page_bytes - 1) & ~std::uintptr_t{huge_page_bytes - 1};
-        b.data = static_cast<char*>(b.base) + (at - reinterpret_cast<std::uintptr_t>(b.base));
+        const auto base = reinterpret_cast<std::uintptr_t>(b.base);
+        b.data = static_cast<char*>(b.base) + (huge_page_ceil(base) - base);
         advise_whole_huge_pages(b.data, bytes);
     }
     b.bytes = bytes;
