@@ -1,23 +1,13 @@
 // kvcali: reading files whole and writing them atomically.
 #pragma once
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <algorithm>
-#include <atomic>
-#include <cerrno>
-#include <chrono>
 #include <cstdint>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <utility>
 
+#include "detail/config.hpp"
 #include "error.hpp"
 
 namespace kvcali {
@@ -26,78 +16,12 @@ namespace kvcali {
 inline constexpr std::uintmax_t max_input_file_size = std::uintmax_t{1} << 31;
 
 namespace detail {
-inline std::string errno_text(int e) { return std::strerror(e); }
+/// The system's text for an errno value (strerror).
+KVCALI_DECL std::string errno_text(int e);
 }  // namespace detail
 
 /// Reads a whole file; throws `kvcali::error` (io_error) naming the path and the reason.
-inline std::string read_file(const std::filesystem::path& path, std::uintmax_t max_size = max_input_file_size) {
-    const std::string name = path.string();
-    std::error_code ec;
-    const auto status = std::filesystem::status(path, ec);
-    if (ec || !std::filesystem::exists(status)) {
-        throw error(diagnostic{.severity = severity::error,
-                               .category = errc::io_error,
-                               .message = "cannot read " + name + ": no such file",
-                               .where = {name, 0, 0},
-                               .layer = {},
-                               .json_path = {}});
-    }
-    if (std::filesystem::is_directory(status)) {
-        throw error(diagnostic{.severity = severity::error,
-                               .category = errc::io_error,
-                               .message = "cannot read " + name + ": it is a directory",
-                               .where = {name, 0, 0},
-                               .layer = {},
-                               .json_path = {}});
-    }
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        throw error(diagnostic{.severity = severity::error,
-                               .category = errc::io_error,
-                               .message = "cannot open " + name + ": " + detail::errno_text(errno),
-                               .where = {name, 0, 0},
-                               .layer = {},
-                               .json_path = {}});
-    }
-    std::string data;
-    // Room for the whole of a regular file at once (its size is only a hint: it may change, and
-    // other files report none), so a large file is neither copied on growth nor held twice.
-    if (std::filesystem::is_regular_file(status)) {
-        const std::uintmax_t hint = std::filesystem::file_size(path, ec);
-        if (!ec) data.reserve(static_cast<std::size_t>(std::min<std::uintmax_t>(hint, max_size) + 1));
-    }
-    char buf[1 << 16];
-    while (in) {
-        in.read(buf, sizeof buf);
-        data.append(buf, static_cast<std::size_t>(in.gcount()));
-        if (data.size() > max_size) {
-            throw error(diagnostic{.severity = severity::error,
-                                   .category = errc::io_error,
-                                   .message = "cannot read " + name + ": larger than the limit of " + std::to_string(max_size) + " bytes",
-                                   .where = {name, 0, 0},
-                                   .layer = {},
-                                   .json_path = {}});
-        }
-    }
-    if (in.bad()) {
-        throw error(diagnostic{.severity = severity::error,
-                               .category = errc::io_error,
-                               .message = "error while reading " + name,
-                               .where = {name, 0, 0},
-                               .layer = {},
-                               .json_path = {}});
-    }
-    return data;
-}
-
-namespace detail {
-/// What a file that is neither a regular file, a folder, a FIFO nor a character device is, for messages.
-inline const char* special_file_kind(mode_t mode) noexcept {
-    if (S_ISSOCK(mode)) return "a socket";
-    if (S_ISBLK(mode)) return "a block device";
-    return "not a regular file";
-}
-}  // namespace detail
+KVCALI_DECL std::string read_file(const std::filesystem::path& path, std::uintmax_t max_size = max_input_file_size);
 
 /// Writes a file in pieces, atomically: a temporary file beside the target receives the bytes,
 /// commit() flushes it to disk and renames it over the target. A symbolic link (a chain of them,
@@ -115,139 +39,27 @@ inline const char* special_file_kind(mode_t mode) noexcept {
 /// Example: `atomic_file_writer f("config.json"); f.write(head); f.write(body); f.commit();`
 class atomic_file_writer {
 public:
-    explicit atomic_file_writer(const std::filesystem::path& path) : name_(path.string()) {
-        if (name_.empty()) fail("empty path");
-        struct ::stat st {};
-        if (::stat(path.c_str(), &st) == 0) {
-            if (S_ISDIR(st.st_mode)) fail("it is a directory");
-            if (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode)) {
-                open_as_it_is(path);
-                return;
-            }
-            if (!S_ISREG(st.st_mode)) {
-                fail(std::string("it is ") + detail::special_file_kind(st.st_mode) +
-                     " (kvcali writes regular files, FIFOs and character devices)");
-            }
-            target_ = final_target(path);
-            // The file the links lead to must be the one stat() saw: a link the kernel resolves
-            // itself (/proc/self/fd/N of a deleted file) names no path to write beside.
-            struct ::stat found {};
-            if (::lstat(target_.c_str(), &found) != 0 || found.st_dev != st.st_dev || found.st_ino != st.st_ino) {
-                fail("cannot find the file it leads to");
-            }
-            create_temporary(static_cast<mode_t>(st.st_mode & 07777));
-        } else if (errno == ENOENT || errno == ENOTDIR) {
-            target_ = final_target(path);  // no file yet, or a dangling link: create what it names
-            create_temporary(std::nullopt);
-        } else {
-            fail(detail::errno_text(errno));
-        }
-    }
+    KVCALI_DECL explicit atomic_file_writer(const std::filesystem::path& path);
     atomic_file_writer(const atomic_file_writer&) = delete;
     atomic_file_writer& operator=(const atomic_file_writer&) = delete;
-    ~atomic_file_writer() {
-        if (fd_ >= 0) {
-            ::close(fd_);
-            if (!temp_.empty()) ::unlink(temp_.c_str());
-        }
-    }
+    KVCALI_DECL ~atomic_file_writer();
 
     /// Appends bytes to the temporary file (or to the FIFO or device).
-    void write(std::string_view bytes) {
-        const char* p = bytes.data();
-        std::size_t left = bytes.size();
-        while (left > 0) {
-            const ssize_t n = ::write(fd_, p, left);
-            if (n < 0) {
-                if (errno == EINTR) continue;
-                abandon(detail::errno_text(errno));
-            }
-            p += n;
-            left -= static_cast<std::size_t>(n);
-        }
-    }
+    KVCALI_DECL void write(std::string_view bytes);
 
     /// Flushes the temporary file to disk and renames it over the target (a FIFO or device: closes it).
-    void commit() {
-        if (temp_.empty()) {
-            if (::close(std::exchange(fd_, -1)) != 0) fail(detail::errno_text(errno));
-            return;
-        }
-        if (::fsync(fd_) != 0) abandon(detail::errno_text(errno));
-        const int fd = std::exchange(fd_, -1);
-        if (::close(fd) != 0) {
-            const int e = errno;
-            ::unlink(temp_.c_str());
-            fail(detail::errno_text(e));
-        }
-        if (::rename(temp_.c_str(), target_.c_str()) != 0) {
-            const int e = errno;
-            ::unlink(temp_.c_str());
-            fail(detail::errno_text(e));
-        }
-    }
+    KVCALI_DECL void commit();
 
 private:
-    [[noreturn]] void fail(const std::string& why) const {
-        throw error(diagnostic{.severity = severity::error,
-                               .category = errc::io_error,
-                               .message = "cannot write " + name_ + ": " + why,
-                               .where = {name_, 0, 0},
-                               .layer = {},
-                               .json_path = {}});
-    }
-    [[noreturn]] void abandon(const std::string& why) {
-        ::close(std::exchange(fd_, -1));
-        if (!temp_.empty()) ::unlink(temp_.c_str());
-        fail(why);
-    }
-
+    [[noreturn]] KVCALI_DECL void fail(const std::string& why) const;
+    [[noreturn]] KVCALI_DECL void abandon(const std::string& why);
     /// The path at the end of the chain of symbolic links starting at `path` (`path` itself when
     /// it is no link). Relative links are read against the folder of the link that holds them.
-    std::filesystem::path final_target(std::filesystem::path path) const {
-        for (int hops = 0;; ++hops) {
-            struct ::stat st {};
-            if (::lstat(path.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) return path;
-            if (hops == 40) fail(detail::errno_text(ELOOP));
-            std::error_code ec;
-            const std::filesystem::path next = std::filesystem::read_symlink(path, ec);
-            if (ec) fail("cannot read the link " + path.string() + ": " + ec.message());
-            path = next.is_absolute() ? next : path.parent_path() / next;
-        }
-    }
-
+    KVCALI_DECL std::filesystem::path final_target(std::filesystem::path path) const;
     /// A FIFO or character device: opened for writing as it is (a FIFO waits for its reader).
-    void open_as_it_is(const std::filesystem::path& path) {
-        do {
-            fd_ = ::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOCTTY);
-        } while (fd_ < 0 && errno == EINTR);
-        if (fd_ < 0) fail(detail::errno_text(errno));
-        struct ::stat st {};
-        if (::fstat(fd_, &st) != 0 || !(S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode))) {
-            ::close(std::exchange(fd_, -1));
-            fail("it was replaced while being opened");
-        }
-    }
-
-    /// The temporary file beside target_, with `mode` when the target exists.
-    void create_temporary(std::optional<mode_t> mode) {
-        const std::filesystem::path parent = target_.has_parent_path() ? target_.parent_path() : std::filesystem::path(".");
-        std::error_code ec;
-        const auto parent_status = std::filesystem::status(parent, ec);
-        if (ec || !std::filesystem::exists(parent_status)) fail("the folder " + parent.string() + " does not exist");
-        if (!std::filesystem::is_directory(parent_status)) fail(parent.string() + " is not a folder");
-
-        static std::atomic<std::uint64_t> counter{0};
-        const auto stamp = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
-        for (int attempt = 0; attempt < 100 && fd_ < 0; ++attempt) {
-            temp_ = parent / ("." + target_.filename().string() + ".kvcali-" + std::to_string(::getpid()) + "-" +
-                              std::to_string(stamp ^ (counter.fetch_add(1) * 0x9E3779B97F4A7C15ull)) + ".tmp");
-            fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-            if (fd_ < 0 && errno != EEXIST) fail(detail::errno_text(errno));
-        }
-        if (fd_ < 0) fail("cannot create a temporary file");
-        if (mode) ::fchmod(fd_, *mode);
-    }
+    KVCALI_DECL void open_as_it_is(const std::filesystem::path& path);
+    /// The temporary file beside target_, with `mode` (permission bits) when the target exists.
+    KVCALI_DECL void create_temporary(std::optional<unsigned> mode);
 
     std::string name_;
     std::filesystem::path target_;  ///< the file renamed over: the path, or the end of its links
@@ -261,10 +73,10 @@ private:
 /// Errors: `kvcali::error` (io_error) saying why; on any failure the target is untouched and the
 /// temporary removed. A new file gets the usual mode (0666 less the umask); an existing one keeps
 /// its mode. Example: `kvcali::write_file_atomic("out/record.txt", text);`
-inline void write_file_atomic(const std::filesystem::path& path, std::string_view bytes) {
-    atomic_file_writer file(path);
-    file.write(bytes);
-    file.commit();
-}
+KVCALI_DECL void write_file_atomic(const std::filesystem::path& path, std::string_view bytes);
 
 }  // namespace kvcali
+
+#if !defined(KVCALI_SEPARATE_COMPILATION)
+#include "impl/io.ipp"  // IWYU pragma: export
+#endif

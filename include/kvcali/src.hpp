@@ -21,6 +21,7 @@
 #include "impl/generate.ipp"            // IWYU pragma: export
 #include "impl/hfmg.ipp"                // IWYU pragma: export
 #include "impl/ifmr.ipp"                // IWYU pragma: export
+#include "impl/io.ipp"                  // IWYU pragma: export
 #include "impl/json_format.ipp"         // IWYU pragma: export
 #include "impl/layer_buffer.ipp"        // IWYU pragma: export
 #include "impl/layer_list.ipp"          // IWYU pragma: export
@@ -37,3 +38,4 @@
 #include "impl/resolve.ipp"             // IWYU pragma: export
 #include "impl/scale.ipp"               // IWYU pragma: export
 #include "impl/selector.ipp"            // IWYU pragma: export
+#include "impl/suggest.ipp"             // IWYU pragma: export

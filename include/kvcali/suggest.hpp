@@ -8,40 +8,13 @@
 #include <utility>
 #include <vector>
 
+#include "detail/config.hpp"
+
 namespace kvcali {
 
 /// Levenshtein distance between `a` and `b` if it is at most `limit`, else `limit + 1`.
 /// Banded dynamic programming: O(limit * min(|a|, |b|)) time, O(|b|) space.
-inline std::size_t bounded_edit_distance(std::string_view a, std::string_view b, std::size_t limit) {
-    const std::size_t too_far = limit + 1;
-    if (a.size() > b.size()) std::swap(a, b);
-    if (b.size() - a.size() > limit) return too_far;
-    const std::size_t n = a.size(), m = b.size();
-    thread_local std::vector<std::size_t> prev, cur;
-    prev.assign(m + 1, too_far);
-    cur.assign(m + 1, too_far);
-    for (std::size_t j = 0; j <= std::min(m, limit); ++j) prev[j] = j;
-    for (std::size_t i = 1; i <= n; ++i) {
-        const std::size_t lo = i > limit ? i - limit : 1;
-        const std::size_t hi = std::min(m, i + limit);
-        // Only the band and the cell on each side of it are read, so only they are written: filling
-        // the whole row made this O(|a| * |b|) (minutes for two 1 MB names).
-        cur[0] = i <= limit ? i : too_far;
-        cur[lo - 1] = lo == 1 ? cur[0] : too_far;
-        if (hi < m) cur[hi + 1] = too_far;
-        std::size_t row_min = cur[0];
-        for (std::size_t j = lo; j <= hi; ++j) {
-            const std::size_t substitution = prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
-            const std::size_t deletion = prev[j] + 1;
-            const std::size_t insertion = cur[j - 1] + 1;
-            cur[j] = std::min({substitution, deletion, insertion, too_far});
-            row_min = std::min(row_min, cur[j]);
-        }
-        if (row_min > limit) return too_far;
-        std::swap(prev, cur);
-    }
-    return std::min(prev[m], too_far);
-}
+KVCALI_DECL std::size_t bounded_edit_distance(std::string_view a, std::string_view b, std::size_t limit);
 
 /// Up to `count` names among `candidates` closest to `name` (edit distance at most about a third
 /// of its length, at most 8), nearest first, ties in candidate order.
@@ -67,17 +40,10 @@ std::vector<std::string> closest_names(std::string_view name, const Range& candi
 
 /// `; did you mean "a", "b" or "c"?` (empty when there is nothing to suggest); `quote` is the
 /// quotation mark around each name (`'` for the command line's `'--cfg'`).
-inline std::string did_you_mean(const std::vector<std::string>& names, char quote = '"') {
-    if (names.empty()) return {};
-    std::string out = "; did you mean ";
-    for (std::size_t i = 0; i < names.size(); ++i) {
-        if (i > 0) out += i + 1 == names.size() ? " or " : ", ";
-        out += quote;
-        out += names[i];
-        out += quote;
-    }
-    out += '?';
-    return out;
-}
+KVCALI_DECL std::string did_you_mean(const std::vector<std::string>& names, char quote = '"');
 
 }  // namespace kvcali
+
+#if !defined(KVCALI_SEPARATE_COMPILATION)
+#include "impl/suggest.ipp"  // IWYU pragma: export
+#endif
