@@ -18,6 +18,9 @@ inline constexpr std::uintmax_t max_input_file_size = std::uintmax_t{1} << 31;
 namespace detail {
 /// The system's text for an errno value (strerror).
 KVCALI_DECL std::string errno_text(int e);
+
+/// Throws `kvcali::error` with one io_error diagnostic: `message`, located at `file` (no line).
+[[noreturn]] KVCALI_DECL void throw_io_error(const std::string& file, std::string message);
 }  // namespace detail
 
 /// Reads a whole file; throws `kvcali::error` (io_error) naming the path and the reason.

@@ -382,10 +382,7 @@ KVCALI_DECL const safetensors_entry& safetensors_file::entry(std::string_view te
     return *e;
 }
 
-KVCALI_DECL void safetensors_file::io_fail(const std::string& message) const {
-    throw error(diagnostic{
-        .severity = severity::error, .category = errc::io_error, .message = message, .where = {name_, 0, 0}, .layer = {}, .json_path = {}});
-}
+KVCALI_DECL void safetensors_file::io_fail(const std::string& message) const { detail::throw_io_error(name_, message); }
 
 KVCALI_DECL void safetensors_file::read_at(std::uint64_t offset, char* out, std::size_t size) {
     while (size > 0) {

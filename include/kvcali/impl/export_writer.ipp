@@ -70,20 +70,10 @@ KVCALI_DECL std::vector<export_file> prepare_export(const export_plan& plan, con
     std::error_code ec;
     const auto dir_status = fs::status(dir, ec);
     if (fs::exists(dir_status) && !fs::is_directory(dir_status)) {
-        throw error(diagnostic{.severity = severity::error,
-                               .category = errc::io_error,
-                               .message = "cannot write into " + dir.string() + ": not a folder",
-                               .where = {dir.string(), 0, 0},
-                               .layer = {},
-                               .json_path = {}});
+        detail::throw_io_error(dir.string(), "cannot write into " + dir.string() + ": not a folder");
     }
     if (into && !fs::exists(dir_status)) {
-        throw error(diagnostic{.severity = severity::error,
-                               .category = errc::io_error,
-                               .message = "cannot merge into " + dir.string() + ": no such folder",
-                               .where = {dir.string(), 0, 0},
-                               .layer = {},
-                               .json_path = {}});
+        detail::throw_io_error(dir.string(), "cannot merge into " + dir.string() + ": no such folder");
     }
     std::set<std::string> ours;
     for (const auto& t : plan.tensors) ours.insert(t.name);
@@ -189,12 +179,7 @@ KVCALI_DECL void commit_export(const std::vector<export_file>& files) {
                 }
                 for (const auto& p : missing) {
                     if (!fs::create_directory(p, ec) && ec) {
-                        throw error(diagnostic{.severity = severity::error,
-                                               .category = errc::io_error,
-                                               .message = "cannot create the folder " + p.string() + ": " + ec.message(),
-                                               .where = {p.string(), 0, 0},
-                                               .layer = {},
-                                               .json_path = {}});
+                        detail::throw_io_error(p.string(), "cannot create the folder " + p.string() + ": " + ec.message());
                     }
                     created.push_back(p);
                 }

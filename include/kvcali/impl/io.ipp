@@ -27,6 +27,15 @@ namespace kvcali {
 namespace detail {
 KVCALI_DECL std::string errno_text(int e) { return std::strerror(e); }
 
+KVCALI_DECL void throw_io_error(const std::string& file, std::string message) {
+    throw error(diagnostic{.severity = severity::error,
+                           .category = errc::io_error,
+                           .message = std::move(message),
+                           .where = {file, 0, 0},
+                           .layer = {},
+                           .json_path = {}});
+}
+
 /// What a file that is neither a regular file, a folder, a FIFO nor a character device is, for messages.
 inline const char* special_file_kind(mode_t mode) noexcept {
     if (S_ISSOCK(mode)) return "a socket";
@@ -40,29 +49,14 @@ KVCALI_DECL std::string read_file(const std::filesystem::path& path, std::uintma
     std::error_code ec;
     const auto status = std::filesystem::status(path, ec);
     if (ec || !std::filesystem::exists(status)) {
-        throw error(diagnostic{.severity = severity::error,
-                               .category = errc::io_error,
-                               .message = "cannot read " + name + ": no such file",
-                               .where = {name, 0, 0},
-                               .layer = {},
-                               .json_path = {}});
+        detail::throw_io_error(name, "cannot read " + name + ": no such file");
     }
     if (std::filesystem::is_directory(status)) {
-        throw error(diagnostic{.severity = severity::error,
-                               .category = errc::io_error,
-                               .message = "cannot read " + name + ": it is a directory",
-                               .where = {name, 0, 0},
-                               .layer = {},
-                               .json_path = {}});
+        detail::throw_io_error(name, "cannot read " + name + ": it is a directory");
     }
     std::ifstream in(path, std::ios::binary);
     if (!in) {
-        throw error(diagnostic{.severity = severity::error,
-                               .category = errc::io_error,
-                               .message = "cannot open " + name + ": " + detail::errno_text(errno),
-                               .where = {name, 0, 0},
-                               .layer = {},
-                               .json_path = {}});
+        detail::throw_io_error(name, "cannot open " + name + ": " + detail::errno_text(errno));
     }
     std::string data;
     // Room for the whole of a regular file at once (its size is only a hint: it may change, and
@@ -76,21 +70,11 @@ KVCALI_DECL std::string read_file(const std::filesystem::path& path, std::uintma
         in.read(buf, sizeof buf);
         data.append(buf, static_cast<std::size_t>(in.gcount()));
         if (data.size() > max_size) {
-            throw error(diagnostic{.severity = severity::error,
-                                   .category = errc::io_error,
-                                   .message = "cannot read " + name + ": larger than the limit of " + std::to_string(max_size) + " bytes",
-                                   .where = {name, 0, 0},
-                                   .layer = {},
-                                   .json_path = {}});
+            detail::throw_io_error(name, "cannot read " + name + ": larger than the limit of " + std::to_string(max_size) + " bytes");
         }
     }
     if (in.bad()) {
-        throw error(diagnostic{.severity = severity::error,
-                               .category = errc::io_error,
-                               .message = "error while reading " + name,
-                               .where = {name, 0, 0},
-                               .layer = {},
-                               .json_path = {}});
+        detail::throw_io_error(name, "error while reading " + name);
     }
     return data;
 }
@@ -165,12 +149,7 @@ KVCALI_DECL void atomic_file_writer::commit() {
 }
 
 KVCALI_DECL void atomic_file_writer::fail(const std::string& why) const {
-    throw error(diagnostic{.severity = severity::error,
-                           .category = errc::io_error,
-                           .message = "cannot write " + name_ + ": " + why,
-                           .where = {name_, 0, 0},
-                           .layer = {},
-                           .json_path = {}});
+    detail::throw_io_error(name_, "cannot write " + name_ + ": " + why);
 }
 
 KVCALI_DECL void atomic_file_writer::abandon(const std::string& why) {

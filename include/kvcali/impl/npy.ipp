@@ -161,14 +161,7 @@ KVCALI_DECL npy_view map_npy(const std::filesystem::path& path) {
 
 KVCALI_DECL npy_header read_npy_header(const std::filesystem::path& path) {
     const std::string name = path.string();
-    auto io_fail = [&](const std::string& why) {
-        throw error(diagnostic{.severity = severity::error,
-                               .category = errc::io_error,
-                               .message = "cannot read " + name + ": " + why,
-                               .where = {name, 0, 0},
-                               .layer = {},
-                               .json_path = {}});
-    };
+    auto io_fail = [&](const std::string& why) { detail::throw_io_error(name, "cannot read " + name + ": " + why); };
     std::error_code ec;
     const auto status = std::filesystem::status(path, ec);
     if (ec || !std::filesystem::exists(status)) io_fail("no such file");

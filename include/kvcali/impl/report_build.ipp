@@ -21,6 +21,7 @@
 #include "../calibration/record.hpp"
 #include "../config_reader.hpp"
 #include "../error.hpp"
+#include "../io.hpp"
 #include "../report/build.hpp"
 #include "../report/figures.hpp"
 
@@ -158,12 +159,7 @@ KVCALI_DECL std::vector<diagnostic> check_report_inputs(const resolved_config& c
 KVCALI_DECL quality_report build_quality_report(const resolved_config& config, const std::filesystem::path& dir,
                                                 const report_request& request) {
     if (!std::filesystem::is_directory(dir)) {
-        throw error(diagnostic{.severity = severity::error,
-                               .category = errc::io_error,
-                               .message = "cannot read activations: " + dir.string() + " is not a folder",
-                               .where = {dir.string(), 0, 0},
-                               .layer = {},
-                               .json_path = {}});
+        detail::throw_io_error(dir.string(), "cannot read activations: " + dir.string() + " is not a folder");
     }
     std::vector<diagnostic> problems = check_report_inputs(config, dir, request);
     if (!problems.empty()) {
