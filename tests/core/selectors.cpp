@@ -268,10 +268,10 @@ override_layers_configs { layer_name: 'glob:model.layers.2.self_attn.*' kv_data_
 BOOST_AUTO_TEST_SUITE(re_selectors)
 
 // The `re:` matcher against std::regex (ECMAScript), which it replaced: 60,000 generated patterns
-// over the whole syntax, each accepted or refused by both, and each accepted one tried on 20
-// generated names with the same answer. Quantifiers are capped at two per pattern so that
-// std::regex's backtracking stays fast; `^`/`$` are not put inside lookaheads (std::regex lets a
-// lookahead's `^` match where the lookahead starts, which ECMAScript does not).
+// (6,000 under the sanitizers, where std::regex at -O0 took a minute) over the whole syntax, each accepted or refused by both, and each
+// accepted one tried on 20 generated names with the same answer. Quantifiers are capped at two per pattern so that std::regex's
+// backtracking stays fast; `^`/`$` are not put inside lookaheads (std::regex lets a lookahead's `^` match where the lookahead starts, which
+// ECMAScript does not).
 BOOST_AUTO_TEST_CASE(agrees_with_std_regex) {
     namespace rx = kvcali::detail::regex;
     static const char* const pieces[] = {
@@ -282,7 +282,8 @@ BOOST_AUTO_TEST_CASE(agrees_with_std_regex) {
     const std::string name_bytes = "ab_ .-0129\n";
     std::mt19937 rng(20261201);
     int accepted = 0, refused = 0, answers = 0;
-    for (int n = 0; n < 60000; ++n) {
+    const int patterns = static_cast<int>(kvcali_test::sample(60000, 10));
+    for (int n = 0; n < patterns; ++n) {
         std::string pattern;
         int quantifiers = 0;
         bool in_lookahead = false;
@@ -316,8 +317,8 @@ BOOST_AUTO_TEST_CASE(agrees_with_std_regex) {
             ++answers;
         }
     }
-    BOOST_TEST(accepted > 20000);
-    BOOST_TEST(refused > 10000);
+    BOOST_TEST(accepted > patterns / 3);
+    BOOST_TEST(refused > patterns / 6);
     BOOST_TEST_MESSAGE(accepted << " patterns accepted, " << refused << " refused by both; " << answers << " answers agree");
 }
 

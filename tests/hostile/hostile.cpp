@@ -42,17 +42,7 @@ using kvcali_test::temp_dir;
 
 namespace {
 
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool sanitized = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr bool sanitized = true;
-#else
-constexpr bool sanitized = false;
-#endif
-#else
-constexpr bool sanitized = false;
-#endif
+using kvcali_test::sanitized;
 
 std::string repeat(std::string_view piece, std::size_t times) {
     std::string out;

@@ -36,6 +36,25 @@ inline fs::path kvcali_exe() {
     return exe;
 }
 
+/// True in a build under AddressSanitizer (the ASan+UBSan stage of scripts/test.sh, built at -O0,
+/// where code runs 10-50 times slower). There the tests that feed one code path many random or very
+/// large inputs take a smaller sample of them (`sample`): the sanitizers check the same paths in
+/// minutes instead of a quarter of an hour. The g++ and clang stages run every sample in full.
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool sanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+inline constexpr bool sanitized = true;
+#else
+inline constexpr bool sanitized = false;
+#endif
+#else
+inline constexpr bool sanitized = false;
+#endif
+
+/// `n`, or `n / divisor` (at least 1) under the sanitizers (see `sanitized`).
+constexpr std::size_t sample(std::size_t n, std::size_t divisor) { return sanitized ? (n / divisor > 0 ? n / divisor : 1) : n; }
+
 inline fs::path conformance_cases() { return source_root() / "tests" / "conformance" / "cases"; }
 
 inline std::string slurp(const fs::path& p) {
