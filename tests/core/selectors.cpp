@@ -268,10 +268,11 @@ override_layers_configs { layer_name: 'glob:model.layers.2.self_attn.*' kv_data_
 BOOST_AUTO_TEST_SUITE(re_selectors)
 
 // The `re:` matcher against std::regex (ECMAScript), which it replaced: 60,000 generated patterns
-// (6,000 under the sanitizers, where std::regex at -O0 took a minute) over the whole syntax, each accepted or refused by both, and each
-// accepted one tried on 20 generated names with the same answer. Quantifiers are capped at two per pattern so that std::regex's
-// backtracking stays fast; `^`/`$` are not put inside lookaheads (std::regex lets a lookahead's `^` match where the lookahead starts, which
-// ECMAScript does not).
+// (6,000 under the sanitizers, where std::regex at -O0 took a minute) over the whole syntax, each
+// accepted or refused by both, and each accepted one tried on 20 generated names with the same
+// answer. Quantifiers are capped at two per pattern so that std::regex's backtracking stays fast;
+// `^`/`$` are not put inside lookaheads (std::regex lets a lookahead's `^` match where the
+// lookahead starts, which ECMAScript does not).
 BOOST_AUTO_TEST_CASE(agrees_with_std_regex) {
     namespace rx = kvcali::detail::regex;
     static const char* const pieces[] = {

@@ -16,6 +16,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 extern char** environ;
@@ -54,6 +55,15 @@ inline constexpr bool sanitized = false;
 
 /// `n`, or `n / divisor` (at least 1) under the sanitizers (see `sanitized`).
 constexpr std::size_t sample(std::size_t n, std::size_t divisor) { return sanitized ? (n / divisor > 0 ? n / divisor : 1) : n; }
+
+/// `items`, or every `divisor`-th of them (the first included) under the sanitizers.
+template <class T>
+std::vector<T> sample_of(std::vector<T> items, std::size_t divisor) {
+    if (!sanitized) return items;
+    std::vector<T> out;
+    for (std::size_t i = 0; i < items.size(); i += divisor) out.push_back(std::move(items[i]));
+    return out;
+}
 
 inline fs::path conformance_cases() { return source_root() / "tests" / "conformance" / "cases"; }
 
