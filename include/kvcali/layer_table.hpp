@@ -7,7 +7,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <ranges>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -174,7 +173,7 @@ layer_table extract_layers(const G& graph, OnDuplicate&& on_duplicate) {
         using traits = model_graph_traits<G>;
         layer_table table;
         decltype(auto) range = traits::layers(graph);
-        if constexpr (std::ranges::sized_range<decltype(range)>) table.reserve(std::ranges::size(range));
+        if constexpr (detail::sized_range<decltype(range)>) table.reserve(std::ranges::size(range));
         // Eligibility is a property of the type: ask once per distinct type name.
         std::unordered_map<std::string, bool> eligible_by_type;
         for (const auto& layer : range) {
