@@ -150,7 +150,10 @@ headers)
   pcdir=$(dirname "$(find "$root" -name kvcali.pc)")
   export PKG_CONFIG_PATH="$pcdir"
   pc() { pkg-config --define-variable=prefix="$root" "$@"; }
-  strict=(-Wall -Wextra -Wpedantic -Wshadow -Wconversion -Werror -fsyntax-only -x c++)
+  # (-Wdouble-promotion, -Wold-style-cast and the others after -Wconversion: flags that numeric and
+  # embedded code bases build with; a header warning under them would break such a build.)
+  strict=(-Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wsign-conversion -Wdouble-promotion -Wold-style-cast -Wcast-qual
+    -Wnon-virtual-dtor -Woverloaded-virtual -Werror -fsyntax-only -x c++)
   n=0
   while IFS= read -r h; do
     rel=${h#"$root/include/"}

@@ -191,11 +191,11 @@ private:
         for (std::size_t b = 0; b < level.size(); ++b) {
             const std::size_t lo = b * fan, hi = std::min(n, lo + fan);
             double sum = 0.0;
-            for (std::size_t i = lo; i < hi; ++i) sum += x_[i];
+            for (std::size_t i = lo; i < hi; ++i) sum += static_cast<double>(x_[i]);
             const double mean = sum / static_cast<double>(hi - lo);
             double m2 = 0.0;
             for (std::size_t i = lo; i < hi; ++i) {
-                const double d = x_[i] - mean;
+                const double d = static_cast<double>(x_[i]) - mean;
                 m2 += d * d;
             }
             level[b] = {static_cast<double>(hi - lo), mean, m2};

@@ -183,7 +183,7 @@ KVCALI_DECL std::optional<scale_offset> ifmr_choose_sorted(std::span<const float
     double* sums = ws.sums.data();
     for (std::size_t k = 0; k < blocks; ++k) {
         const std::size_t lo = k * block, hi = std::min(n, lo + block);
-        const double shift = x[(lo + hi) / 2];
+        const double shift = static_cast<double>(x[(lo + hi) / 2]);
         double a1 = 0.0, a2 = 0.0;
         double* slot = sums + 2 * k * (block + 1);
         for (std::size_t i = lo; i < hi; ++i, slot += 2) {
@@ -287,7 +287,7 @@ KVCALI_DECL std::optional<scale_offset> ifmr_choose_sorted(std::span<const float
     // candidate is given up (+inf) as soon as one exceeds `limit`: it cannot be the smallest.
     auto candidate_error = [&](const ifmr_candidate& c, double limit) {
         const float first = ifmr_level(c, x[0]), last = ifmr_level(c, x[n - 1]);
-        const double scale = c.scale;
+        const double scale = static_cast<double>(c.scale);
         // The first index whose level reaches q (first < q <= last). Values more than 2^-20
         // (relative) below the rounding point (q - 0.5) * scale have a lower level, those as far
         // above it level q or more; only the values between are quantized with the reference's

@@ -36,7 +36,7 @@ inline value_stats stats_of(std::span<const float> v, std::size_t first, std::si
         const float x = v[i];
         s.min = std::min(s.min, x);
         s.max = std::max(s.max, x);
-        sum += x;
+        sum += static_cast<double>(x);
         ++s.count;
     }
     s.absmax = std::max(std::fabs(s.min), std::fabs(s.max));
@@ -255,8 +255,8 @@ KVCALI_DECL layer_quality assess_layer(const layer_calibration& layer, const lay
 
     // The histogram spans the data and the record's clip range.
     value_histogram& h = q.histogram;
-    h.lo = std::min<double>(q.data.min, q.record.all.lo);
-    h.hi = std::max<double>(q.data.max, q.record.all.hi);
+    h.lo = std::min(static_cast<double>(q.data.min), static_cast<double>(q.record.all.lo));
+    h.hi = std::max(static_cast<double>(q.data.max), static_cast<double>(q.record.all.hi));
     h.counts.assign(std::max<std::size_t>(histogram_bins, 1), 0);
     const double width = h.hi - h.lo;
     const auto bins = static_cast<double>(h.counts.size());

@@ -99,7 +99,7 @@ inline void append_histogram_svg(std::string& out, const layer_quality& l) {
     }
     out += "\"/>";
     // The clip range: shaded outside, a line at each end.
-    const double xl = x_of(l.record.all.lo), xh = x_of(l.record.all.hi);
+    const double xl = x_of(static_cast<double>(l.record.all.lo)), xh = x_of(static_cast<double>(l.record.all.hi));
     if (xl > left + 0.5)
         out += "<rect class=\"clipped\" x=\"40\" y=\"10\" width=\"" + svg_coord(xl - left) + "\" height=\"" + svg_coord(ph) + "\"/>";
     if (xh < left + pw - 0.5) {
@@ -112,7 +112,8 @@ inline void append_histogram_svg(std::string& out, const layer_quality& l) {
     out += "<text x=\"40\" y=\"" + svg_coord(y_text) + "\">" + show_number(h.lo) + "</text>";
     out += "<text x=\"" + svg_coord(left + pw) + "\" y=\"" + svg_coord(y_text) + "\" text-anchor=\"end\">" + show_number(h.hi) + "</text>";
     out += "<text class=\"cliplabel\" x=\"" + svg_coord(left + pw / 2) + "\" y=\"" + svg_coord(y_text + 12) +
-           "\" text-anchor=\"middle\">clip range [" + show_number(l.record.all.lo) + ", " + show_number(l.record.all.hi) + "]</text>";
+           "\" text-anchor=\"middle\">clip range [" + show_number(static_cast<double>(l.record.all.lo)) + ", " +
+           show_number(static_cast<double>(l.record.all.hi)) + "]</text>";
     out += "<text x=\"34\" y=\"16\" text-anchor=\"end\">" + std::to_string(peak) + "</text>";
     out += "<text x=\"34\" y=\"" + svg_coord(top + ph) + "\" text-anchor=\"end\">0</text>";
     out += "<text x=\"10\" y=\"" + svg_coord(top + ph / 2) + "\" transform=\"rotate(-90 10 " + svg_coord(top + ph / 2) +
@@ -139,9 +140,11 @@ inline void append_channel_svg(std::string& out, const layer_quality& l) {
     for (std::size_t c = 0; c < n; ++c) {
         const channel_quality& ch = l.channels[c];
         const double x = left + step * (static_cast<double>(c) + 0.5);
-        bands += "M" + svg_coord(x) + " " + svg_coord(y_of(ch.record.hi)) + "V" + svg_coord(y_of(ch.record.lo));
+        bands += "M" + svg_coord(x) + " " + svg_coord(y_of(static_cast<double>(ch.record.hi))) + "V" +
+                 svg_coord(y_of(static_cast<double>(ch.record.lo)));
         std::string& line = (ch.data.min < ch.record.lo || ch.data.max > ch.record.hi) ? outside : inside;
-        line += "M" + svg_coord(x) + " " + svg_coord(y_of(ch.data.max)) + "V" + svg_coord(y_of(ch.data.min));
+        line += "M" + svg_coord(x) + " " + svg_coord(y_of(static_cast<double>(ch.data.max))) + "V" +
+                svg_coord(y_of(static_cast<double>(ch.data.min)));
     }
     out +=
         "<svg class=\"chan\" viewBox=\"0 0 520 150\" role=\"img\" "
@@ -169,9 +172,9 @@ inline void append_figures_row(std::string& out, std::string_view key, std::stri
         out += label;
         out += ")";
     }
-    out += "</th><td>[" + show_number(f.lo) + ", " + show_number(f.hi) + "]</td><td>" + show_number(100.0 * f.clip_fraction, 3) +
-           "%</td><td>" + show_number(f.mse) + "</td><td>" + show_number(f.sqnr_db) + "</td><td>" + show_number(f.max_abs_error) +
-           "</td><td>" + show_number(f.cosine, 6) + "</td></tr>";
+    out += "</th><td>[" + show_number(static_cast<double>(f.lo)) + ", " + show_number(static_cast<double>(f.hi)) + "]</td><td>" +
+           show_number(100.0 * f.clip_fraction, 3) + "%</td><td>" + show_number(f.mse) + "</td><td>" + show_number(f.sqnr_db) +
+           "</td><td>" + show_number(f.max_abs_error) + "</td><td>" + show_number(f.cosine, 6) + "</td></tr>";
 }
 
 inline constexpr std::string_view report_css = R"(
@@ -407,8 +410,9 @@ KVCALI_DECL std::string quality_report_html(const quality_report& r) {
                html_text(l.act_algo) + ", " +
                (l.per_channel ? "per channel (" + std::to_string(l.channels.size()) + " channels)" : std::string("per tensor")) + ", " +
                (l.with_offset ? "asymmetric" : "symmetric") + " &middot; " + std::to_string(l.data.count) + " values, min " +
-               show_number(l.data.min) + ", max " + show_number(l.data.max) + ", mean " + show_number(l.data.mean) + ", std " +
-               show_number(l.data.std) + " &middot; median channel range " + show_number(l.median_channel_range);
+               show_number(static_cast<double>(l.data.min)) + ", max " + show_number(static_cast<double>(l.data.max)) + ", mean " +
+               show_number(l.data.mean) + ", std " + show_number(l.data.std) + " &middot; median channel range " +
+               show_number(l.median_channel_range);
         for (const auto& fl : l.flags) out += " <span class=\"flag\">" + flag_title(fl) + "</span>";
         if (!l.wide_channels.empty()) {
             out += " (channels";

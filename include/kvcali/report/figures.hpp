@@ -80,7 +80,7 @@ struct error_sums {
     double max_abs = 0.0;
 
     void add(float x, float dq, float lo, float hi) noexcept {
-        const double xd = x, dqd = dq, e = xd - dqd;
+        const double xd = static_cast<double>(x), dqd = static_cast<double>(dq), e = xd - dqd;
         ++count;
         if (x < lo || x > hi) ++clipped;
         sum_x2 += xd * xd;
