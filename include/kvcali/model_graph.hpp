@@ -30,7 +30,7 @@ namespace kvcali {
 namespace detail {
 template <class G>
 concept has_layers_member = requires(const G& g) {
-    { g.layers() } -> detail::input_range;
+    { g.layers() } -> input_range;
 };
 template <class Layer>
 concept has_name_member = requires(const Layer& layer) {
@@ -46,8 +46,8 @@ concept has_supports_kv_quant_member = requires(const G& g, std::string_view typ
 };
 /// A graph type with all the members listed at the top of this header.
 template <class G>
-concept graph_with_members = has_layers_member<G> && has_name_member<detail::range_value_t<decltype(std::declval<const G&>().layers())>> &&
-    has_type_name_member<detail::range_value_t<decltype(std::declval<const G&>().layers())>> && has_supports_kv_quant_member<G>;
+concept graph_with_members = has_layers_member<G> && has_name_member<range_value_t<decltype(std::declval<const G&>().layers())>> &&
+    has_type_name_member<range_value_t<decltype(std::declval<const G&>().layers())>> && has_supports_kv_quant_member<G>;
 }  // namespace detail
 
 /// How kvcali sees a model graph. The primary template reads the members listed at the top of this
@@ -75,10 +75,10 @@ namespace detail {
 // which (see require_model_graph).
 template <class G>
 concept graph_has_layers = requires(const G& g) {
-    { model_graph_traits<G>::layers(g) } -> detail::input_range;
+    { model_graph_traits<G>::layers(g) } -> input_range;
 };
 template <class G>
-using graph_layer_t = detail::range_value_t<decltype(model_graph_traits<G>::layers(std::declval<const G&>()))>;
+using graph_layer_t = range_value_t<decltype(model_graph_traits<G>::layers(std::declval<const G&>()))>;
 template <class G>
 concept graph_layers_have_names = graph_has_layers<G> && requires(const graph_layer_t<G>& layer) {
     { model_graph_traits<G>::name(layer) } -> std::convertible_to<std::string_view>;

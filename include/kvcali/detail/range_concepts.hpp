@@ -1,7 +1,7 @@
 // kvcali internals: the few range concepts the model-graph requirement uses (input_range,
 // sized_range, range_value_t), defined as the standard defines them but over the customisation
 // points that <iterator> provides (std::ranges::begin, end, size), so that no public header
-// includes <ranges>: it alone cost a third of a second of every including TU's parse.
+// includes <ranges> (about 1% of an including TU's front-end memory, in both compilation modes).
 #pragma once
 
 #include <iterator>

@@ -45,6 +45,9 @@ inline std::string show_number(double v, int digits = 4) {
     return buf;
 }
 
+/// A float value (a record's bounds, the data's extremes) shown as the double it is exactly.
+inline std::string show_number(float v, int digits = 4) { return show_number(static_cast<double>(v), digits); }
+
 /// A number for sorting (data-v): full precision; Infinity for +inf and for NaN (no error at all).
 inline std::string sort_number(double v) {
     if (std::isnan(v) || (std::isinf(v) && v > 0)) return "Infinity";
@@ -83,7 +86,7 @@ inline void append_histogram_svg(std::string& out, const layer_quality& l) {
     for (auto c : h.counts) peak = std::max(peak, c);
     const double log_peak = std::log10(1.0 + static_cast<double>(peak));
     const double span = h.hi - h.lo;
-    auto x_of = [&](double v) { return left + (span > 0 ? (v - h.lo) / span : 0.5) * pw; };
+    auto x_of = [&](float v) { return left + (span > 0 ? (static_cast<double>(v) - h.lo) / span : 0.5) * pw; };
     out +=
         "<svg class=\"hist\" viewBox=\"0 0 520 150\" role=\"img\" "
         "aria-label=\"histogram of ";
@@ -99,7 +102,7 @@ inline void append_histogram_svg(std::string& out, const layer_quality& l) {
     }
     out += "\"/>";
     // The clip range: shaded outside, a line at each end.
-    const double xl = x_of(static_cast<double>(l.record.all.lo)), xh = x_of(static_cast<double>(l.record.all.hi));
+    const double xl = x_of(l.record.all.lo), xh = x_of(l.record.all.hi);
     if (xl > left + 0.5)
         out += "<rect class=\"clipped\" x=\"40\" y=\"10\" width=\"" + svg_coord(xl - left) + "\" height=\"" + svg_coord(ph) + "\"/>";
     if (xh < left + pw - 0.5) {
@@ -112,8 +115,7 @@ inline void append_histogram_svg(std::string& out, const layer_quality& l) {
     out += "<text x=\"40\" y=\"" + svg_coord(y_text) + "\">" + show_number(h.lo) + "</text>";
     out += "<text x=\"" + svg_coord(left + pw) + "\" y=\"" + svg_coord(y_text) + "\" text-anchor=\"end\">" + show_number(h.hi) + "</text>";
     out += "<text class=\"cliplabel\" x=\"" + svg_coord(left + pw / 2) + "\" y=\"" + svg_coord(y_text + 12) +
-           "\" text-anchor=\"middle\">clip range [" + show_number(static_cast<double>(l.record.all.lo)) + ", " +
-           show_number(static_cast<double>(l.record.all.hi)) + "]</text>";
+           "\" text-anchor=\"middle\">clip range [" + show_number(l.record.all.lo) + ", " + show_number(l.record.all.hi) + "]</text>";
     out += "<text x=\"34\" y=\"16\" text-anchor=\"end\">" + std::to_string(peak) + "</text>";
     out += "<text x=\"34\" y=\"" + svg_coord(top + ph) + "\" text-anchor=\"end\">0</text>";
     out += "<text x=\"10\" y=\"" + svg_coord(top + ph / 2) + "\" transform=\"rotate(-90 10 " + svg_coord(top + ph / 2) +
@@ -133,18 +135,16 @@ inline void append_channel_svg(std::string& out, const layer_quality& l) {
         hi = std::max({hi, static_cast<double>(l.channels[c].data.max), static_cast<double>(l.channels[c].record.hi)});
     }
     if (hi == lo) hi = lo + 1;
-    auto y_of = [&](double v) { return top + (hi - v) / (hi - lo) * ph; };
+    auto y_of = [&](float v) { return top + (hi - static_cast<double>(v)) / (hi - lo) * ph; };
     const double step = pw / static_cast<double>(n);
     const double band = std::max(step * 0.8, 0.5);
     std::string bands, inside, outside;
     for (std::size_t c = 0; c < n; ++c) {
         const channel_quality& ch = l.channels[c];
         const double x = left + step * (static_cast<double>(c) + 0.5);
-        bands += "M" + svg_coord(x) + " " + svg_coord(y_of(static_cast<double>(ch.record.hi))) + "V" +
-                 svg_coord(y_of(static_cast<double>(ch.record.lo)));
+        bands += "M" + svg_coord(x) + " " + svg_coord(y_of(ch.record.hi)) + "V" + svg_coord(y_of(ch.record.lo));
         std::string& line = (ch.data.min < ch.record.lo || ch.data.max > ch.record.hi) ? outside : inside;
-        line += "M" + svg_coord(x) + " " + svg_coord(y_of(static_cast<double>(ch.data.max))) + "V" +
-                svg_coord(y_of(static_cast<double>(ch.data.min)));
+        line += "M" + svg_coord(x) + " " + svg_coord(y_of(ch.data.max)) + "V" + svg_coord(y_of(ch.data.min));
     }
     out +=
         "<svg class=\"chan\" viewBox=\"0 0 520 150\" role=\"img\" "
@@ -172,9 +172,9 @@ inline void append_figures_row(std::string& out, std::string_view key, std::stri
         out += label;
         out += ")";
     }
-    out += "</th><td>[" + show_number(static_cast<double>(f.lo)) + ", " + show_number(static_cast<double>(f.hi)) + "]</td><td>" +
-           show_number(100.0 * f.clip_fraction, 3) + "%</td><td>" + show_number(f.mse) + "</td><td>" + show_number(f.sqnr_db) +
-           "</td><td>" + show_number(f.max_abs_error) + "</td><td>" + show_number(f.cosine, 6) + "</td></tr>";
+    out += "</th><td>[" + show_number(f.lo) + ", " + show_number(f.hi) + "]</td><td>" + show_number(100.0 * f.clip_fraction, 3) +
+           "%</td><td>" + show_number(f.mse) + "</td><td>" + show_number(f.sqnr_db) + "</td><td>" + show_number(f.max_abs_error) +
+           "</td><td>" + show_number(f.cosine, 6) + "</td></tr>";
 }
 
 inline constexpr std::string_view report_css = R"(
@@ -410,9 +410,8 @@ KVCALI_DECL std::string quality_report_html(const quality_report& r) {
                html_text(l.act_algo) + ", " +
                (l.per_channel ? "per channel (" + std::to_string(l.channels.size()) + " channels)" : std::string("per tensor")) + ", " +
                (l.with_offset ? "asymmetric" : "symmetric") + " &middot; " + std::to_string(l.data.count) + " values, min " +
-               show_number(static_cast<double>(l.data.min)) + ", max " + show_number(static_cast<double>(l.data.max)) + ", mean " +
-               show_number(l.data.mean) + ", std " + show_number(l.data.std) + " &middot; median channel range " +
-               show_number(l.median_channel_range);
+               show_number(l.data.min) + ", max " + show_number(l.data.max) + ", mean " + show_number(l.data.mean) + ", std " +
+               show_number(l.data.std) + " &middot; median channel range " + show_number(l.median_channel_range);
         for (const auto& fl : l.flags) out += " <span class=\"flag\">" + flag_title(fl) + "</span>";
         if (!l.wide_channels.empty()) {
             out += " (channels";
