@@ -54,7 +54,7 @@ public:
     KVCALI_DECL void commit();
 
 private:
-    [[noreturn]] KVCALI_DECL void fail(const std::string& why) const;
+    [[noreturn]] KVCALI_COLD KVCALI_DECL void fail(const std::string& why) const;
     [[noreturn]] KVCALI_DECL void abandon(const std::string& why);
     /// The path at the end of the chain of symbolic links starting at `path` (`path` itself when
     /// it is no link). Relative links are read against the folder of the link that holds them.

@@ -77,7 +77,7 @@ struct check_result {
 
     static check_result ok() { return {}; }
     static check_result warn(std::string m) { return {severity::warning, std::move(m)}; }
-    static check_result fail(std::string m) { return {severity::error, std::move(m)}; }
+    static KVCALI_COLD check_result fail(std::string m) { return {severity::error, std::move(m)}; }
 };
 
 /// A per-field check, given the field's value.

@@ -177,7 +177,7 @@ private:
     const state& find(std::string_view layer) const { return layers_[index_of(layer)]; }
     std::size_t index_of(std::string_view layer) const;
 
-    [[noreturn]] static void fail(const state& s, const std::string& what);
+    [[noreturn]] KVCALI_COLD static void fail(const state& s, const std::string& what);
     [[noreturn]] static void rethrow_for(const state& s, const error& e);
 
     static std::string shape_text(std::span<const std::int64_t> shape);

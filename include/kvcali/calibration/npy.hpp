@@ -49,7 +49,7 @@ class npy_header_parser {
 public:
     npy_header_parser(std::string_view text, std::size_t base, std::string file) : t_(text), base_(base), file_(std::move(file)) {}
 
-    [[noreturn]] void fail(const std::string& what) const {
+    [[noreturn]] KVCALI_COLD void fail(const std::string& what) const {
         throw error(diagnostic{.severity = severity::error,
                                .category = errc::invalid_data,
                                .message = what,

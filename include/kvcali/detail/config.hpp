@@ -22,6 +22,14 @@
 #define KVCALI_ALWAYS_INLINE
 #endif
 
+// Marks a function that runs only to report an error or a warning: the compiler optimizes it (and
+// the branches that call it) for size, which also shortens the compile of a header-only TU.
+#if defined(__GNUC__) || defined(__clang__)
+#define KVCALI_COLD __attribute__((cold))
+#else
+#define KVCALI_COLD
+#endif
+
 namespace kvcali::detail {
 /// Asks the processor to start loading the cache line at `p` (no effect where unsupported).
 inline void prefetch(const void* p) noexcept {

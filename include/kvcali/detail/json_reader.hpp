@@ -324,7 +324,7 @@ private:
         return true;
     }
 
-    bool fail(std::size_t at, std::string message) {
+    KVCALI_COLD bool fail(std::size_t at, std::string message) {
         if (error_.empty()) {
             error_offset_ = base_ + at;
             error_ = std::move(message);
@@ -332,7 +332,7 @@ private:
         return false;
     }
 
-    std::string show_here() const {
+    KVCALI_COLD std::string show_here() const {
         if (pos_ >= text_.size()) return "the end of the text";
         const auto c = static_cast<unsigned char>(text_[pos_]);
         if (c >= 0x20 && c < 0x7F) return std::string("'") + static_cast<char>(c) + "'";

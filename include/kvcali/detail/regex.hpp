@@ -23,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "config.hpp"
 #include "numbers.hpp"
 
 namespace kvcali::detail::regex {
@@ -101,11 +102,11 @@ private:
     };
     static constexpr std::uint32_t unbounded = 0xFFFFFFFF;
 
-    bool fail_with(std::string& error) {
+    KVCALI_COLD bool fail_with(std::string& error) {
         error = error_;
         return false;
     }
-    int fail(const std::string& message) {
+    KVCALI_COLD int fail(const std::string& message) {
         if (error_.empty()) error_ = message + " at offset " + std::to_string(pos_);
         return -1;
     }

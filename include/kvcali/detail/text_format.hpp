@@ -213,7 +213,7 @@ private:
 
     source_location location(std::uint32_t line, std::uint32_t column) const { return {file_, line, column}; }
 
-    void report_at(std::uint32_t line, std::uint32_t column, std::string message) {
+    KVCALI_COLD void report_at(std::uint32_t line, std::uint32_t column, std::string message) {
         diags_.add({.severity = severity::error,
                     .category = errc::parse_error,
                     .message = std::move(message),
@@ -222,7 +222,7 @@ private:
                     .json_path = {}});
     }
 
-    [[noreturn]] void fail(const token& at, std::string message) {
+    [[noreturn]] KVCALI_COLD void fail(const token& at, std::string message) {
         report_at(at.line, at.column, std::move(message));
         throw syntax_stop{};
     }
@@ -366,7 +366,7 @@ private:
     std::string_view slice(const token& t) const { return text_.substr(t.begin, t.end - t.begin); }
     bool is_symbol(char c) const { return cur_.kind == tok::symbol && text_[cur_.begin] == c; }
 
-    std::string describe(const token& t) const {
+    KVCALI_COLD std::string describe(const token& t) const {
         switch (t.kind) {
             case tok::end: return "the end of the file";
             case tok::string: return "the string " + clip(slice(t));

@@ -283,7 +283,7 @@ private:
         return p;
     }
 
-    void report(severity level, const source_location& where, const std::string& path, std::string message) {
+    KVCALI_COLD void report(severity level, const source_location& where, const std::string& path, std::string message) {
         if (stopped_) return;
         if (level == severity::error || diags_.strict()) {
             if (errors_ == limits_.max_errors) {
@@ -306,10 +306,10 @@ private:
                     .layer = {},
                     .json_path = json_ ? path : std::string()});
     }
-    void error_at_value(const field_ref& f, const cfg_node& v, std::string message) {
+    KVCALI_COLD void error_at_value(const field_ref& f, const cfg_node& v, std::string message) {
         report(severity::error, value_location(v), element_path(f, v), std::move(message));
     }
-    void error_at_name(const field_ref& f, std::string message) {
+    KVCALI_COLD void error_at_name(const field_ref& f, std::string message) {
         report(severity::error, name_location(at(f)), member_path(f.in.path, f.key), std::move(message));
     }
 
@@ -325,7 +325,7 @@ private:
         return p + "[" + std::to_string(index) + "]";
     }
 
-    std::string found(const cfg_node& n) const {
+    KVCALI_COLD std::string found(const cfg_node& n) const {
         switch (n.kind) {
             case cfg_kind::message: return json_ ? "an object" : "a message";
             case cfg_kind::list: return json_ ? "an array" : "a list";
@@ -339,7 +339,7 @@ private:
         }
     }
 
-    void unknown_field(const field_ref& f, std::span<const std::string_view> candidates, std::string extra = {}) {
+    KVCALI_COLD void unknown_field(const field_ref& f, std::span<const std::string_view> candidates, std::string extra = {}) {
         std::string message = "unknown field \"" + clip(f.key) + "\" in " + std::string(f.in.name) + extra;
         if (extra.empty()) {
             message += did_you_mean(closest_names(f.key, candidates, [](std::string_view s) { return s; }));
@@ -347,11 +347,11 @@ private:
         error_at_name(f, std::move(message));
     }
 
-    void duplicate_scalar(const field_ref& f, const cfg_node& v, std::string_view shown) {
+    KVCALI_COLD void duplicate_scalar(const field_ref& f, const cfg_node& v, std::string_view shown) {
         report(severity::warning, value_location(v), element_path(f, v),
                f.key + " is given more than once in " + std::string(f.in.name) + "; the last value (" + clip(shown) + ") is kept");
     }
-    void duplicate_message(const field_ref& f) {
+    KVCALI_COLD void duplicate_message(const field_ref& f) {
         report(severity::warning, name_location(at(f)), member_path(f.in.path, f.key),
                f.key + " is given more than once in " + std::string(f.in.name) + "; the blocks are merged");
     }

@@ -108,7 +108,7 @@ private:
         data.column = column;
     }
 
-    bool fail(std::size_t offset, std::string message) {
+    KVCALI_COLD bool fail(std::size_t offset, std::string message) {
         if (error_.empty()) {
             error_offset_ = offset;
             error_ = std::move(message);

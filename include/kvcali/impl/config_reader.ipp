@@ -117,7 +117,8 @@ public:
     }
 
 private:
-    void report(severity level, errc category, const std::string& path, std::size_t offset, std::string message, std::string layer = {}) {
+    KVCALI_COLD void report(severity level, errc category, const std::string& path, std::size_t offset, std::string message,
+                            std::string layer = {}) {
         diags_.add({.severity = level,
                     .category = category,
                     .message = path + ": " + message,

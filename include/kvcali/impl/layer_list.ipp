@@ -353,7 +353,7 @@ public:
     }
 
     source_location locate(std::size_t offset) { return lines_.at(offset, source_, file_); }
-    void report(std::string message, std::size_t offset, std::string layer, std::string json_path) {
+    KVCALI_COLD void report(std::string message, std::size_t offset, std::string layer, std::string json_path) {
         problems_->push_back({.severity = severity::error,
                               .category = errc::invalid_model,
                               .message = std::move(message),
