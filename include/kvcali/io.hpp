@@ -20,7 +20,7 @@ namespace detail {
 KVCALI_DECL std::string errno_text(int e);
 
 /// Throws `kvcali::error` with one io_error diagnostic: `message`, located at `file` (no line).
-[[noreturn]] KVCALI_DECL void throw_io_error(const std::string& file, std::string message);
+[[noreturn]] KVCALI_COLD KVCALI_DECL void throw_io_error(const std::string& file, std::string message);
 }  // namespace detail
 
 /// Reads a whole file; throws `kvcali::error` (io_error) naming the path and the reason.
@@ -55,7 +55,7 @@ public:
 
 private:
     [[noreturn]] KVCALI_COLD KVCALI_DECL void fail(const std::string& why) const;
-    [[noreturn]] KVCALI_DECL void abandon(const std::string& why);
+    [[noreturn]] KVCALI_COLD KVCALI_DECL void abandon(const std::string& why);
     /// The path at the end of the chain of symbolic links starting at `path` (`path` itself when
     /// it is no link). Relative links are read against the folder of the link that holds them.
     KVCALI_DECL std::filesystem::path final_target(std::filesystem::path path) const;

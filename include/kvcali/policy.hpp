@@ -76,7 +76,7 @@ struct check_result {
     std::string message;
 
     static check_result ok() { return {}; }
-    static check_result warn(std::string m) { return {severity::warning, std::move(m)}; }
+    static KVCALI_COLD check_result warn(std::string m) { return {severity::warning, std::move(m)}; }
     static KVCALI_COLD check_result fail(std::string m) { return {severity::error, std::move(m)}; }
 };
 

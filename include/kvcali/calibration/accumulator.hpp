@@ -72,7 +72,7 @@ inline void copy_channels(const float* values, std::size_t rows, std::size_t cha
 
 /// Throws the `invalid_data` error of a per-channel accumulator given a batch of `channels` channels
 /// after batches of `before`.
-[[noreturn]] KVCALI_DECL void throw_channel_count_changed(std::size_t channels, std::size_t before);
+[[noreturn]] KVCALI_COLD KVCALI_DECL void throw_channel_count_changed(std::size_t channels, std::size_t before);
 }  // namespace detail
 
 }  // namespace kvcali

@@ -178,7 +178,7 @@ private:
     std::size_t index_of(std::string_view layer) const;
 
     [[noreturn]] KVCALI_COLD static void fail(const state& s, const std::string& what);
-    [[noreturn]] static void rethrow_for(const state& s, const error& e);
+    [[noreturn]] KVCALI_COLD static void rethrow_for(const state& s, const error& e);
 
     static std::string shape_text(std::span<const std::int64_t> shape);
 

@@ -363,7 +363,7 @@ private:
     bool filled_ = false;         // per channel: whether the counts hold a batch
     std::vector<float> columns_;  // per channel: a block of channels, one after the other
 
-    [[noreturn]] KVCALI_DECL void channel_mismatch(std::size_t channels) const;
+    [[noreturn]] KVCALI_COLD KVCALI_DECL void channel_mismatch(std::size_t channels) const;
 };
 
 }  // namespace kvcali

@@ -103,7 +103,7 @@ inline std::uint16_t float_to_half(float f) noexcept {
 KVCALI_DECL double decimal_double(float value);
 
 namespace detail {
-[[noreturn]] KVCALI_DECL void throw_bad_scale(float scale);
+[[noreturn]] KVCALI_COLD KVCALI_DECL void throw_bad_scale(float scale);
 }  // namespace detail
 
 /// Applies the reference's final rules to a computed scale: below FLT_EPSILON it becomes 1.0

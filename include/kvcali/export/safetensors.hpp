@@ -252,7 +252,7 @@ public:
     const safetensors_entry& entry(std::string_view tensor) const;
 
 private:
-    [[noreturn]] void io_fail(const std::string& message) const;
+    [[noreturn]] KVCALI_COLD void io_fail(const std::string& message) const;
     void read_at(std::uint64_t offset, char* out, std::size_t size);
 
     std::string name_;
