@@ -11,11 +11,11 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "detail/layer_index.hpp"
+#include "detail/string_map.hpp"
 #include "model_graph.hpp"
 
 namespace kvcali {
@@ -129,10 +129,6 @@ public:
     }
 
 private:
-    struct hash {
-        using is_transparent = void;
-        std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-    };
     void make_room() {
         if (layers_.size() >= detail::name_index::max_entries) throw std::length_error("kvcali::layer_table: too many layers");
         index_.make_room(layers_.size());
@@ -140,7 +136,7 @@ private:
 
     std::vector<layer_info> layers_;
     detail::name_index index_;  ///< name -> position (detail/layer_index.hpp)
-    std::unordered_map<std::string, std::vector<std::size_t>, hash, std::equal_to<>> aliases_;
+    detail::string_map<std::vector<std::size_t>> aliases_;
 };
 
 /// The layer table is itself a model graph (its eligibility is already decided per layer).
@@ -175,7 +171,7 @@ layer_table extract_layers(const G& graph, OnDuplicate&& on_duplicate) {
         decltype(auto) range = traits::layers(graph);
         if constexpr (detail::sized_range<decltype(range)>) table.reserve(std::ranges::size(range));
         // Eligibility is a property of the type: ask once per distinct type name.
-        std::unordered_map<std::string, bool> eligible_by_type;
+        detail::string_map<bool> eligible_by_type;
         for (const auto& layer : range) {
             // What the traits return lives until the row is added: a std::string by value is a
             // temporary, which a string_view alone would outlive.
@@ -183,7 +179,7 @@ layer_table extract_layers(const G& graph, OnDuplicate&& on_duplicate) {
             auto&& name_text = traits::name(layer);
             const std::string_view type = type_text;
             const std::string_view name = name_text;
-            auto it = eligible_by_type.find(std::string(type));
+            auto it = eligible_by_type.find(type);
             if (it == eligible_by_type.end()) {
                 it = eligible_by_type.emplace(std::string(type), static_cast<bool>(traits::supports_kv_quant(graph, type))).first;
             }

@@ -17,13 +17,13 @@
 #include <string>
 #include <string_view>
 #include <system_error>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "../error.hpp"
 #include "../json_format.hpp"
 #include "numbers.hpp"
+#include "string_map.hpp"
 #include "swar.hpp"
 
 namespace kvcali::detail {
@@ -537,7 +537,7 @@ private:
     bool object(json_node& out, const std::string& path, std::size_t depth) {
         out.type = json_node::kind::object;
         // First occurrence of each key; objects are small except the top level (one key per layer).
-        std::unordered_map<std::string, std::size_t> seen;
+        string_map<std::size_t> seen;
         return read_object(depth, [&](std::string_view key, std::size_t key_offset) {
             json_member m;
             m.key = std::string(key);

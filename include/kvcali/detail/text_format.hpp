@@ -23,7 +23,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -33,6 +32,7 @@
 
 #include "../error.hpp"
 #include "../simple_config.hpp"
+#include "function_ref.hpp"
 #include "numbers.hpp"
 #include "show_value.hpp"
 #include "swar.hpp"
@@ -178,8 +178,9 @@ public:
 
     /// Hands each top-level field to `each` as soon as it is read (the root then holding only that
     /// field), and drops it after: the document never holds more than one top-level field, so a
-    /// file of many override blocks is never in memory as a whole tree.
-    void each_top_level_field(std::function<void(cfg_document&)> each) { each_top_ = std::move(each); }
+    /// file of many override blocks is never in memory as a whole tree. `each` is referred to, not
+    /// copied: it must outlive `read`.
+    void each_top_level_field(function_ref<void(cfg_document&)> each) { each_top_ = each; }
 
     /// Fills `root`; false when the text has a syntax error (already reported).
     /// (A ptree has no move constructor: the caller owns the tree so that it is never copied.)
@@ -509,7 +510,7 @@ private:
             read_value(field, name, depth);
             if (is_symbol(',') || is_symbol(';')) advance();
             if (close == 0 && each_top_) {
-                each_top_(message);
+                (*each_top_)(message);
                 message.clear();
             }
         }
@@ -603,7 +604,7 @@ private:
     const std::string& file_;
     diagnostics& diags_;
     const simple_config_limits& limits_;
-    std::function<void(cfg_document&)> each_top_;
+    std::optional<function_ref<void(cfg_document&)>> each_top_;
     std::size_t pos_ = 0;
     std::uint32_t line_ = 1;
     std::size_t line_start_ = 0;

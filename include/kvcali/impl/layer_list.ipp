@@ -24,7 +24,6 @@
 #include <string>
 #include <string_view>
 #include <system_error>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -33,6 +32,7 @@
 #endif
 
 #include "../detail/json_reader.hpp"
+#include "../detail/string_map.hpp"
 #include "../detail/swar.hpp"
 #include "../error.hpp"
 #include "../io.hpp"
@@ -94,15 +94,10 @@ private:
         }
         return &*many_.emplace(std::string(type), eligible).first;
     }
-    struct hash {
-        using is_transparent = void;
-        std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-    };
-
     const type_predicate& predicate_;
     const entry* last_ = nullptr;  ///< the last answer given (an entry of `few_` or `many_`)
     std::vector<entry> few_;
-    std::unordered_map<std::string, bool, hash, std::equal_to<>> many_;
+    detail::string_map<bool> many_;
 };
 
 /// Builds a layer table entry by entry, adding each name's dotted prefixes as `Module`

@@ -7,12 +7,11 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
-#include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "../detail/function_ref.hpp"
 #include "../detail/show_value.hpp"
+#include "../detail/string_map.hpp"
 #include "../error.hpp"
 #include "../json_format.hpp"
 #include "../layer_table.hpp"
@@ -25,12 +24,6 @@
 namespace kvcali {
 
 namespace detail {
-
-struct string_hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-};
-using string_set = std::unordered_set<std::string, string_hash, std::equal_to<>>;
 
 /// The values of one algorithm block after defaults, with their sources.
 struct block_values {
@@ -169,8 +162,8 @@ struct layer_list {
 
     const layer_table& table;
     std::vector<listed_layer> entries;
-    std::vector<std::uint32_t> position_of_row;  ///< per table row (sized on first use); `none` when not listed
-    std::unordered_map<std::string_view, std::size_t, string_hash, std::equal_to<>> position_of_unknown;  ///< by written name
+    std::vector<std::uint32_t> position_of_row;   ///< per table row (sized on first use); `none` when not listed
+    string_map<std::size_t> position_of_unknown;  ///< by written name
     static constexpr std::uint32_t none = 0xFFFFFFFFu;
 
     std::size_t find(const listed_layer& l) const {
