@@ -21,18 +21,22 @@ KVCALI_DECL std::size_t bounded_edit_distance(std::string_view a, std::string_vi
 template <class Range, class NameOf>
 std::vector<std::string> closest_names(std::string_view name, const Range& candidates, NameOf&& name_of, std::size_t count = 3) {
     const std::size_t limit = std::clamp<std::size_t>(name.size() / 3, 1, 8);
-    std::vector<std::pair<std::size_t, std::string_view>> found;
+    std::vector<std::string_view> found;
+    std::vector<std::size_t> distance;  ///< of each found name
     for (const auto& candidate : candidates) {
         std::string_view other = name_of(candidate);
         if (other.empty()) continue;
         const std::size_t d = bounded_edit_distance(name, other, limit);
-        if (d <= limit) found.emplace_back(d, other);
+        if (d <= limit) {
+            found.push_back(other);
+            distance.push_back(d);
+        }
     }
     // Nearest first, ties in candidate order: one pass per distance (there are at most 9).
     std::vector<std::string> out;
     for (std::size_t d = 0; d <= limit && out.size() < count; ++d) {
         for (std::size_t i = 0; i < found.size() && out.size() < count; ++i) {
-            if (found[i].first == d) out.emplace_back(found[i].second);
+            if (distance[i] == d) out.emplace_back(found[i]);
         }
     }
     return out;

@@ -84,7 +84,7 @@ public:
             fail("')' without a matching '('");
             return fail_with(error);
         }
-        emit(root);
+        emit(as_index(root));
         if (!error_.empty()) return fail_with(error);
         add({instruction::op::match, false, 0, 0});
         return true;
@@ -97,8 +97,8 @@ private:
         instruction::op assertion = instruction::op::match;
         bool negative = false;
         std::uint32_t set = 0;
-        std::uint32_t min = 0, max = 0;  ///< repeat: max == unbounded for no limit
-        std::vector<int> children;
+        std::uint32_t min = 0, max = 0;       ///< repeat: max == unbounded for no limit
+        std::vector<std::uint32_t> children;  ///< node indices
     };
     static constexpr std::uint32_t unbounded = 0xFFFFFFFF;
 
@@ -116,6 +116,8 @@ private:
         return false;
     }
     bool at(char c) const noexcept { return pos_ < p_.size() && p_[pos_] == c; }
+    /// A node made (the parsing functions answer -1 for none, never stored) as an index into nodes_.
+    static std::uint32_t as_index(int index) noexcept { return static_cast<std::uint32_t>(index); }
 
     int make(node n) {
         nodes_.push_back(std::move(n));
@@ -130,20 +132,20 @@ private:
     int disjunction(std::size_t depth) {
         if (depth > max_nesting) return fail("groups nested deeper than " + std::to_string(max_nesting) + " levels");
         node alt{kind::alternation, {}, false, 0, 0, 0, {}};
-        alt.children.push_back(alternative(depth));
+        alt.children.push_back(as_index(alternative(depth)));
         while (error_.empty() && at('|')) {
             ++pos_;
-            alt.children.push_back(alternative(depth));
+            alt.children.push_back(as_index(alternative(depth)));
         }
         if (!error_.empty()) return -1;
-        return alt.children.size() == 1 ? alt.children.front() : make(std::move(alt));
+        return alt.children.size() == 1 ? static_cast<int>(alt.children.front()) : make(std::move(alt));
     }
 
     int alternative(std::size_t depth) {
         node seq{kind::concat, {}, false, 0, 0, 0, {}};
         while (error_.empty() && pos_ < p_.size() && !at('|') && !at(')')) {
             const int t = term(depth);
-            if (t >= 0) seq.children.push_back(t);
+            if (t >= 0) seq.children.push_back(as_index(t));
         }
         return make(std::move(seq));
     }
@@ -231,7 +233,7 @@ private:
         ++pos_;
         if (!look) return inner;
         quantifiable = false;
-        return make({kind::lookahead, {}, negative, 0, 0, 0, {inner}});
+        return make({kind::lookahead, {}, negative, 0, 0, 0, {as_index(inner)}});
     }
 
     bool number(std::uint32_t& out) {
@@ -280,7 +282,7 @@ private:
         if (!quantifiable) return fail("nothing to repeat before a quantifier");
         ++pos_;
         if (at('?')) ++pos_;  // lazy: the same names match
-        return make({kind::repeat, {}, false, 0, min, max, {atom}});
+        return make({kind::repeat, {}, false, 0, min, max, {as_index(atom)}});
     }
 
     static byte_set class_of(char c) {
@@ -490,18 +492,18 @@ private:
     }
     std::uint32_t here() const { return static_cast<std::uint32_t>(out_->code_.size()); }
 
-    void emit(int index) {
+    void emit(std::uint32_t index) {
         if (!error_.empty()) return;
-        const node& n = nodes_[static_cast<std::size_t>(index)];
+        const node& n = nodes_[index];
         switch (n.k) {
             case kind::empty: return;
             case kind::set: add({instruction::op::set, false, n.set, 0}); return;
             case kind::assertion: add({n.assertion, false, 0, 0}); return;
             case kind::concat:
-                for (const int child : n.children) emit(child);
+                for (const std::uint32_t child : n.children) emit(child);
                 return;
             case kind::alternation: {
-                const std::vector<int>& children = n.children;
+                const std::vector<std::uint32_t>& children = n.children;
                 std::vector<std::uint32_t> jumps;
                 for (std::size_t i = 0; i + 1 < children.size() && error_.empty(); ++i) {
                     const std::uint32_t split = add({instruction::op::split, false, 0, 0});
@@ -517,7 +519,7 @@ private:
                 return;
             }
             case kind::repeat: {
-                const int child = n.children.front();
+                const std::uint32_t child = n.children.front();
                 const std::uint32_t min = n.min, max = n.max;
                 for (std::uint32_t i = 0; i < min && error_.empty(); ++i) emit(child);
                 if (max == unbounded) {
@@ -541,7 +543,7 @@ private:
                 return;
             }
             case kind::lookahead: {
-                const int child = n.children.front();
+                const std::uint32_t child = n.children.front();
                 const bool negative = n.negative;
                 const std::uint32_t look = add({instruction::op::lookahead, negative, 0, out_->lookaheads_++});
                 const std::uint32_t skip = add({instruction::op::jump, false, 0, 0});

@@ -313,8 +313,9 @@ struct layer_list_element {
     bool is_object = false;
     layer_list_member name, type, in, out;
     /// Keys other than name, type, in and out: the first `unknown_count` of `unknown`, in the
-    /// order they first appear, each with the offset of its last occurrence.
-    std::vector<std::pair<std::string, std::size_t>> unknown;
+    /// order they first appear, each with the offset of its last occurrence in `unknown_offset`.
+    std::vector<std::string> unknown;
+    std::vector<std::size_t> unknown_offset;
     std::size_t unknown_count = 0;
 };
 
@@ -483,15 +484,19 @@ private:
     }
     void remember_unknown(std::string_view key, std::size_t key_offset) {
         auto& unknown = element_.unknown;
+        auto& offset = element_.unknown_offset;
         for (std::size_t i = 0; i < element_.unknown_count; ++i) {
-            if (unknown[i].first == key) {
-                unknown[i].second = key_offset;
+            if (unknown[i] == key) {
+                offset[i] = key_offset;
                 return;
             }
         }
-        if (element_.unknown_count == unknown.size()) unknown.emplace_back();
-        unknown[element_.unknown_count].first.assign(key);
-        unknown[element_.unknown_count].second = key_offset;
+        if (element_.unknown_count == unknown.size()) {
+            unknown.emplace_back();
+            offset.push_back(0);
+        }
+        unknown[element_.unknown_count].assign(key);
+        offset[element_.unknown_count] = key_offset;
         ++element_.unknown_count;
     }
     /// A non-negative integer within 64 bits, as written with integer syntax (Boost.JSON reads
@@ -534,11 +539,11 @@ private:
                 std::string message = path + " has no \"" + std::string(key) + "\" (a layer is {\"name\": string, \"type\": string})";
                 std::size_t where = e.offset;
                 const auto near = closest_names(
-                    key, std::span(e.unknown.data(), e.unknown_count), [](const auto& k) { return std::string_view(k.first); }, 1);
+                    key, std::span(e.unknown.data(), e.unknown_count), [](const std::string& k) { return std::string_view(k); }, 1);
                 if (!near.empty()) {
                     message = path + ": unknown key \"" + near.front() + "\"" + did_you_mean({std::string(key)});
                     for (std::size_t i = 0; i < e.unknown_count; ++i) {
-                        if (e.unknown[i].first == near.front()) where = e.unknown[i].second;
+                        if (e.unknown[i] == near.front()) where = e.unknown_offset[i];
                     }
                 }
                 problem(std::move(message), where, {}, path);
