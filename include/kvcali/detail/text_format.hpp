@@ -23,7 +23,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -176,15 +175,18 @@ public:
     text_format_reader(std::string_view text, const std::string& file, diagnostics& diags, const simple_config_limits& limits)
         : text_(text), file_(file), diags_(diags), limits_(limits) {}
 
-    /// Hands each top-level field to `each` as soon as it is read (the root then holding only that
-    /// field), and drops it after: the document never holds more than one top-level field, so a
-    /// file of many override blocks is never in memory as a whole tree. `each` is referred to, not
-    /// copied: it must outlive `read`.
-    void each_top_level_field(function_ref<void(cfg_document&)> each) { each_top_ = each; }
-
     /// Fills `root`; false when the text has a syntax error (already reported).
     /// (A ptree has no move constructor: the caller owns the tree so that it is never copied.)
-    bool read(cfg_document& root) {
+    bool read(cfg_document& root) { return read_into(root, nullptr); }
+
+    /// As read(root), but hands each top-level field to `each` as soon as it is read (the root then
+    /// holding only that field), and drops it after: the document never holds more than one
+    /// top-level field, so a file of many override blocks is never in memory as a whole tree.
+    bool read(cfg_document& root, function_ref<void(cfg_document&)> each) { return read_into(root, &each); }
+
+private:
+    bool read_into(cfg_document& root, const function_ref<void(cfg_document&)>* each) {
+        each_top_ = each;
         if (text_.size() > limits_.max_bytes) {
             report_at(0, 0,
                       "the file is " + std::to_string(text_.size()) + " bytes, larger than the limit of " +
@@ -201,7 +203,6 @@ public:
         return string_errors_ == 0;
     }
 
-private:
     enum class tok : std::uint8_t { end, identifier, number, string, symbol };
     struct token {
         tok kind = tok::end;
@@ -604,7 +605,7 @@ private:
     const std::string& file_;
     diagnostics& diags_;
     const simple_config_limits& limits_;
-    std::optional<function_ref<void(cfg_document&)>> each_top_;
+    const function_ref<void(cfg_document&)>* each_top_ = nullptr;  ///< set by read (only while it runs)
     std::size_t pos_ = 0;
     std::uint32_t line_ = 1;
     std::size_t line_start_ = 0;

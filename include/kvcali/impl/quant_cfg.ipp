@@ -31,10 +31,8 @@ KVCALI_DECL simple_config parse_simple_config(std::string_view text, const std::
     diagnostics bound(diags.strict());
     detail::document_binder binder(file, false, algorithms, bound, limits);
     detail::text_format_reader reader(text, file, diags, limits);
-    auto bind_top = [&](detail::cfg_document& top) { binder.bind(top, cfg); };
-    reader.each_top_level_field(bind_top);
     detail::cfg_document doc;
-    if (!reader.read(doc)) {
+    if (!reader.read(doc, [&](detail::cfg_document& top) { binder.bind(top, cfg); })) {
         simple_config unbound;
         unbound.file = file;
         return unbound;
