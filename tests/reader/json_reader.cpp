@@ -3,6 +3,9 @@
 // unit of the reader test, it also links the inline functions twice (ODR).
 #include <kvcali/detail/json_reader.hpp>
 
+#include <string>
+#include <vector>
+
 #include <boost/test/unit_test.hpp>
 
 using kvcali::detail::json_node;
@@ -102,4 +105,60 @@ BOOST_AUTO_TEST_CASE(json_paths_quote_keys_that_are_not_identifiers) {
     BOOST_TEST(kvcali::detail::json_path_member("$", "0a") == "$[\"0a\"]");
     BOOST_TEST(kvcali::detail::json_path_member("$", "\xE6\xB3\xA8") == "$[\"\\u6ce8\"]");
     BOOST_TEST(kvcali::detail::json_path_index("$.a", 3) == "$.a[3]");
+}
+
+// skip_value checks a value as read_value does (the layer list and the JSON quant.cfg use it for
+// values they refuse or ignore): the same outcome, error, offset and end position, and the same
+// facts for a scalar, on valid texts, on every prefix of them and on single-byte changes.
+BOOST_AUTO_TEST_CASE(json_skip_value_checks_as_read_value_does) {
+    const std::vector<std::string> valid = {
+        R"({"a" : [1, -0, 2.50, 1E+3, NaN, -Infinity, Infinity], "b":{"c":null,"d":false,"e":true}, "a": "x\u00e9\ud83d\ude00"})",
+        R"([[], {}, [[{"k": [0.5e-3, "s\"\\\/\b\f\n\r\t"]}]], "é", 12345678901234567890123])",
+        "\"plain\"",
+        "-12",
+        "0",
+        "true",
+        "null",
+        "  [ 1 , 2 ]  ",
+        std::string(6, '[') + std::string(6, ']')};
+    std::vector<std::string> texts = valid;
+    for (const std::string& v : valid) {
+        for (std::size_t n = 0; n < v.size(); ++n) texts.push_back(v.substr(0, n));
+        for (std::size_t i = 0; i < v.size(); ++i) {
+            for (const char c : std::string("{}[]\",:\\0-.eEtnNI \x01\xC3\x80")) {
+                std::string t = v;
+                t[i] = c;
+                texts.push_back(t);
+            }
+        }
+    }
+    std::size_t failures_seen = 0;
+    for (const std::string& t : texts) {
+        for (const std::size_t max_depth : {std::size_t{3}, std::size_t{64}}) {
+            kvcali::detail::json_parser tree(t, max_depth), skip(t, max_depth);
+            json_node node;
+            kvcali::detail::json_scalar scalar;
+            std::string scratch = "left over";
+            const bool tree_ok = tree.document_start() && tree.read_value(node, 0);
+            const bool skip_ok = skip.document_start() && skip.skip_value(scalar, scratch, 0);
+            BOOST_TEST_CONTEXT(t << " (max depth " << max_depth << ")") {
+                BOOST_TEST(tree_ok == skip_ok);
+                BOOST_TEST(tree.error() == skip.error());
+                BOOST_TEST(tree.error_offset() == skip.error_offset());
+                BOOST_TEST(tree.position() == skip.position());
+                if (tree_ok && skip_ok) {
+                    BOOST_TEST((node.type == scalar.type));
+                    if (node.type == json_node::kind::number) {
+                        BOOST_TEST(node.number == scalar.number);
+                        BOOST_TEST(node.integer_syntax == scalar.integer_syntax);
+                    }
+                    if (node.type == json_node::kind::boolean) BOOST_TEST(node.boolean == scalar.boolean);
+                    if (node.type == json_node::kind::string) BOOST_TEST(node.string == scratch);
+                }
+            }
+            failures_seen += tree_ok ? 0 : 1;
+        }
+    }
+    BOOST_TEST(texts.size() > 3000u);
+    BOOST_TEST(failures_seen > 1000u);  // most changes break the text: the error paths are compared too
 }

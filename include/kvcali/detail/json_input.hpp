@@ -80,8 +80,8 @@ private:
                 return true;
             }
             default: {
-                json_node scalar;
-                if (!parser_.read_value(scalar, depth)) return false;
+                json_scalar scalar;
+                if (!parser_.skip_value(scalar, scratch_, depth)) return false;
                 switch (scalar.type) {
                     case json_node::kind::number: push_json_number(stack_, scalar.number, scalar.integer_syntax); break;
                     case json_node::kind::boolean: stack_.push_bool(scalar.boolean); break;

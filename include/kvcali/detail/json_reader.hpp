@@ -75,6 +75,15 @@ struct json_node {
     const json_member* find(std::string_view key) const noexcept;
 };
 
+/// What a value read without a tree leaves (json_parser::skip_value): a scalar's kind and facts as
+/// in a json_node; for an object or an array only its kind (its contents are checked, not kept).
+struct json_scalar {
+    json_node::kind type = json_node::kind::null;
+    bool boolean = false;
+    bool integer_syntax = false;  ///< as json_node::integer_syntax
+    std::string_view number;      ///< a number's text, a view into the document
+};
+
 struct json_member {
     std::string key;
     std::size_t key_offset = 0;
@@ -247,6 +256,28 @@ public:
         static const std::string no_path;
         return value(out, no_path, depth);
     }
+    /// Any value, checked as read_value checks it (the same errors at the same offsets) but kept
+    /// nowhere: a scalar's facts go to `out`, a string is decoded into `scratch` (its buffer reused),
+    /// an object or an array is walked without a tree. For values that are refused or ignored.
+    bool skip_value(json_scalar& out, std::string& scratch, std::size_t depth) {
+        if (pos_ < text_.size() && (text_[pos_] == '{' || text_[pos_] == '[')) {
+            const std::size_t inner = depth + 1;
+            if (text_[pos_] == '{') {
+                out = {json_node::kind::object, false, false, {}};
+                return read_object(inner, [&](std::string_view, std::size_t) {
+                    json_scalar member;
+                    return skip_value(member, scratch, inner);
+                });
+            }
+            out = {json_node::kind::array, false, false, {}};
+            return read_array(inner, [&](std::size_t) {
+                json_scalar element;
+                return skip_value(element, scratch, inner);
+            });
+        }
+        scratch.clear();
+        return scalar(out, scratch);
+    }
     /// A string at the current position: a view of the window when it is printable ASCII without
     /// escapes (the fast branch), else decoded into `scratch` and viewed there.
     inline bool read_string(std::string_view& out, std::string& scratch) {
@@ -356,14 +387,25 @@ private:
     }
 
     bool value(json_node& out, const std::string& path, std::size_t depth) {
-        const std::size_t start = pos_;
         out.offset = base_ + pos_;
+        if (pos_ < text_.size() && text_[pos_] == '{') return object(out, path, depth + 1);
+        if (pos_ < text_.size() && text_[pos_] == '[') return array(out, path, depth + 1);
+        json_scalar s;
+        if (!scalar(s, out.string)) return false;
+        out.type = s.type;
+        out.boolean = s.boolean;
+        out.integer_syntax = s.integer_syntax;
+        out.number = s.number;
+        return true;
+    }
+
+    /// A value that is not an object or an array (a string decoded into `str`).
+    bool scalar(json_scalar& out, std::string& str) {
+        const std::size_t start = pos_;
         if (pos_ >= text_.size()) return fail(pos_, "expected a JSON value, found the end of the text");
         const char c = text_[pos_];
         switch (c) {
-            case '{': return object(out, path, depth + 1);
-            case '[': return array(out, path, depth + 1);
-            case '"': out.type = json_node::kind::string; return string(out.string);
+            case '"': out.type = json_node::kind::string; return string(str);
             case 't':
             case 'f':
                 if (literal("true") || literal("false")) {
@@ -399,7 +441,7 @@ private:
         return pos_ > start;
     }
 
-    bool number(json_node& out) {
+    bool number(json_scalar& out) {
         const std::size_t start = pos_;
         out.type = json_node::kind::number;
         if (text_[pos_] == '-') {

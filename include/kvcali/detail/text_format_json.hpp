@@ -29,8 +29,8 @@ public:
         if (first != '{' && std::string_view("[\"-0123456789tfn").find(first) != std::string_view::npos)
             return fail(0, "the JSON config must be an object (the AMCTQuantCaliConfig message), as in {\"batch_num\": 1, ...}");
         if (first != '{') {
-            json_node ignored;  // not a value: the reader says why
-            parser_.read_value(ignored, 1);
+            json_scalar ignored;  // not a value: the reader says why
+            parser_.skip_value(ignored, scratch_, 1);
             return fail_from_parser();
         }
         if (!members(root, 0)) return false;
@@ -83,8 +83,8 @@ private:
             data.text.assign(s);
             return true;
         }
-        json_node scalar;
-        if (!parser_.read_value(scalar, depth + 1)) return fail_from_parser();
+        json_scalar scalar;
+        if (!parser_.skip_value(scalar, scratch_, depth + 1)) return fail_from_parser();
         switch (scalar.type) {
             case json_node::kind::number:
                 data.kind = cfg_kind::json_number;

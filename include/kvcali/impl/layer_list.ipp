@@ -411,7 +411,7 @@ private:
         if (skip_space(sink) && parser_.peek() == ']') parser_.array_separator(more_elements);  // `[]`
         for (std::size_t index = 0; more_elements; ++index) {
             if (!skip_space(sink)) {
-                parser_.read_value(fresh_node(), 1);  // (the error: the end of the text)
+                parser_.skip_value(scratch_value_, scratch_string_, 1);  // (the error: the end of the text)
                 return false;
             }
             if (index == 0) sink.reserve(source_.expected_objects());
@@ -427,8 +427,7 @@ private:
     bool not_an_array(Sink& sink) {
         const std::size_t start = source_.offset() + parser_.position();
         while (!source_.exhausted()) more(sink, parser_.position());  // (the window grows to the whole value)
-        json_node ignored;
-        if (!parser_.read_value(ignored, 0) || !parser_.document_end()) return false;
+        if (!parser_.skip_value(scratch_value_, scratch_string_, 0) || !parser_.document_end()) return false;
         report("a layer list must be a JSON array of layer objects", start, {}, "$");
         return true;
     }
@@ -442,14 +441,14 @@ private:
         e.name.present = e.type.present = e.in.present = e.out.present = false;
         e.unknown_count = 0;
         e.is_object = parser_.peek() == '{';
-        if (!e.is_object) return parser_.read_value(fresh_node(), 1);
+        if (!e.is_object) return parser_.skip_value(scratch_value_, scratch_string_, 1);
         return parser_.read_object(2, [&](std::string_view key, std::size_t key_offset) {
             if (key == "name") return read_text_member(e.name, name_buffer_);
             if (key == "type") return read_text_member(e.type, type_buffer_);
             if (key == "in") return read_count_member(e.in);
             if (key == "out") return read_count_member(e.out);
             remember_unknown(key, key_offset);
-            return parser_.read_value(fresh_node(), 2);
+            return parser_.skip_value(scratch_value_, scratch_string_, 2);
         });
     }
     /// "name" or "type": a string, or anything (then refused).
@@ -460,7 +459,7 @@ private:
         if (m.is_string) {
             if (!parser_.read_string(m.text, buffer)) return false;
             m.decoded = m.text.data() == buffer.data();
-        } else if (!parser_.read_value(fresh_node(), 2)) {
+        } else if (!parser_.skip_value(scratch_value_, scratch_string_, 2)) {
             return false;
         }
         m.value_end = parser_.position();
@@ -470,17 +469,10 @@ private:
     bool read_count_member(layer_list_member& m) {
         m.present = true;
         m.value_start = parser_.position();
-        if (!parser_.read_value(fresh_node(), 2)) return false;
-        m.is_count = is_count(scratch_node_, m.count);
+        if (!parser_.skip_value(scratch_value_, scratch_string_, 2)) return false;
+        m.is_count = is_count(scratch_value_, m.count);
         m.value_end = parser_.position();
         return true;
-    }
-    /// The node for values not kept, emptied (its buffers kept).
-    json_node& fresh_node() {
-        scratch_node_.members.clear();
-        scratch_node_.items.clear();
-        scratch_node_.string.clear();
-        return scratch_node_;
     }
     void remember_unknown(std::string_view key, std::size_t key_offset) {
         auto& unknown = element_.unknown;
@@ -501,7 +493,7 @@ private:
     }
     /// A non-negative integer within 64 bits, as written with integer syntax (Boost.JSON reads
     /// `-0` as the integer 0, anything beyond 2^64 - 1 as a double).
-    static bool is_count(const json_node& v, std::uint64_t& out) {
+    static bool is_count(const json_scalar& v, std::uint64_t& out) {
         if (v.type != json_node::kind::number || !v.integer_syntax) return false;
         std::string_view digits = v.number;
         if (digits == "-0") {
@@ -578,7 +570,8 @@ private:
     line_counter lines_;
     std::vector<diagnostic>* problems_ = nullptr;
     layer_list_element element_;
-    json_node scratch_node_;                 ///< values not kept
+    json_scalar scratch_value_;              ///< the last value not kept (checked, skipped)
+    std::string scratch_string_;             ///< its decoded string, if it was one
     std::string name_buffer_, type_buffer_;  ///< a name or type with escapes or non-ASCII, decoded
 };
 

@@ -74,6 +74,8 @@ KVCALI_DECL std::optional<quant_layers> parse_quant_layers_json(std::string_view
     detail::json_parser parser(text, 64, false);
     std::vector<std::string> other_keys;
     std::optional<detail::json_node> list;
+    detail::json_scalar ignored;  // the values of other keys, or a document that is not an object
+    std::string scratch;
     bool object = false;
     bool ok = parser.document_start();
     if (ok && parser.peek() == '{') {
@@ -84,12 +86,10 @@ KVCALI_DECL std::optional<quant_layers> parse_quant_layers_json(std::string_view
                 return parser.read_value(*list, 1);
             }
             if (std::find(other_keys.begin(), other_keys.end(), key) == other_keys.end()) other_keys.emplace_back(key);
-            detail::json_node ignored;
-            return parser.read_value(ignored, 1);
+            return parser.skip_value(ignored, scratch, 1);
         });
     } else if (ok) {
-        detail::json_node ignored;
-        ok = parser.read_value(ignored, 0);
+        ok = parser.skip_value(ignored, scratch, 0);
     }
     if (ok) ok = parser.document_end();
     if (!ok) {
