@@ -120,6 +120,9 @@ BOOST_AUTO_TEST_CASE(json_skip_value_checks_as_read_value_does) {
         "true",
         "null",
         "  [ 1 , 2 ]  ",
+        "-Infinity",
+        "7",
+        "NaN",
         std::string(6, '[') + std::string(6, ']')};
     std::vector<std::string> texts = valid;
     for (const std::string& v : valid) {
@@ -133,12 +136,12 @@ BOOST_AUTO_TEST_CASE(json_skip_value_checks_as_read_value_does) {
         }
     }
     std::size_t failures_seen = 0;
+    kvcali::detail::json_scalar scalar;  // reused, as the layer list reuses its own: no fact of one value may outlive it
+    std::string scratch = "left over";
     for (const std::string& t : texts) {
         for (const std::size_t max_depth : {std::size_t{3}, std::size_t{64}}) {
             kvcali::detail::json_parser tree(t, max_depth), skip(t, max_depth);
             json_node node;
-            kvcali::detail::json_scalar scalar;
-            std::string scratch = "left over";
             const bool tree_ok = tree.document_start() && tree.read_value(node, 0);
             const bool skip_ok = skip.document_start() && skip.skip_value(scalar, scratch, 0);
             BOOST_TEST_CONTEXT(t << " (max depth " << max_depth << ")") {

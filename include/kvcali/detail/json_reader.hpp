@@ -275,6 +275,7 @@ public:
                 return skip_value(element, scratch, inner);
             });
         }
+        out = {};
         scratch.clear();
         return scalar(out, scratch);
     }

@@ -185,11 +185,14 @@ public:
                     const simple_config_limits& limits)
         : file_(file), json_(json), algorithms_(algorithms), diags_(diags), limits_(limits) {
         // The field names of each message kind, once (not per block bound).
-        block_names_.reserve(algorithms_.size());
-        param_names_.resize(algorithms_.size());
-        for (std::size_t a = 0; a < algorithms_.size(); ++a) {
-            block_names_.push_back(algorithms_[a].cfg_block);
-            for (const auto& p : algorithms_[a].params) param_names_[a].push_back(p.cfg_name);
+        // One list: the algorithms' block names, then each algorithm's parameter names in turn.
+        std::size_t count = algorithms_.size();
+        for (const auto& a : algorithms_) count += a.params.size();
+        names_.reserve(count);
+        for (const auto& a : algorithms_) names_.push_back(a.cfg_block);
+        for (const auto& a : algorithms_) {
+            first_param_name_.push_back(names_.size());
+            for (const auto& p : a.params) names_.push_back(p.cfg_name);
         }
     }
 
@@ -500,12 +503,12 @@ private:
         return std::nullopt;
     }
 
-    /// The string of a string node, moved out of the document (bind() owns it; a string value is
-    /// read once), or empty after reporting a type error.
-    std::optional<std::string> string_value(const field_ref& f, cfg_node& v) {
-        if (v.kind == cfg_kind::string || v.kind == cfg_kind::json_string) return std::move(v.text);
+    /// The string of a string node, for the caller to move out of the document (bind() owns it; a
+    /// string value is read once), or null after reporting a type error.
+    std::string* string_value(const field_ref& f, cfg_node& v) {
+        if (v.kind == cfg_kind::string || v.kind == cfg_kind::json_string) return &v.text;
         error_at_value(f, v, f.key + " expects a string (a layer name in quotes), found " + found(v));
-        return std::nullopt;
+        return nullptr;
     }
 
     std::optional<param_value> param_of(const field_ref& f, const cfg_node& v, const param_desc& p) {
@@ -539,7 +542,7 @@ private:
             const field_ref f{here, key, child};
             if (key == "quant_layers") {
                 for_each_scalar(f, true, [&](cfg_node& v, const std::string&) {
-                    if (auto s = string_value(f, v)) out.quant_layers.push_back({std::move(*s), value_location(v)});
+                    if (std::string* s = string_value(f, v)) out.quant_layers.push_back({std::move(*s), value_location(v)});
                 });
             } else if (key == "calibration_config") {
                 for_each_message(f, false, [&](cfg_document& c, const std::string& p) {
@@ -567,7 +570,7 @@ private:
             const field_ref f{here, key, child};
             if (key == "layer_name") {
                 for_each_scalar(f, false, [&](cfg_node& v, const std::string&) {
-                    if (auto s = string_value(f, v)) {
+                    if (std::string* s = string_value(f, v)) {
                         if (o.layer_name) duplicate_scalar(f, v, *s);
                         o.layer_name = located_string{std::move(*s), value_location(v)};
                     }
@@ -590,7 +593,7 @@ private:
 
     void bind_calibration(cfg_document& m, const std::string& path, std::string_view name, algorithm_config& cfg,
                           std::vector<algorithm_config>& discarded) {
-        const std::span<const std::string_view> blocks = block_names_;
+        const std::span<const std::string_view> blocks(names_.data(), algorithms_.size());
         const context here{path, name, blocks};
         for (auto& entry : m) {
             const std::string& key = entry.first;
@@ -636,7 +639,8 @@ private:
     }
 
     void bind_algorithm(cfg_document& m, const std::string& path, const algorithm_desc& algo, algorithm_config& cfg) {
-        const std::span<const std::string_view> names = param_names_[static_cast<std::size_t>(&algo - algorithms_.data())];
+        const std::span<const std::string_view> names(
+            names_.data() + first_param_name_[static_cast<std::size_t>(&algo - algorithms_.data())], algo.params.size());
         const context here{path, algo.cfg_block, names};
         for (auto& entry : m) {
             const std::string& key = entry.first;
@@ -675,8 +679,8 @@ private:
     const std::string& file_;
     bool json_;
     algorithm_registry algorithms_;
-    std::vector<std::string_view> block_names_;               // cfg_block of each algorithm
-    std::vector<std::vector<std::string_view>> param_names_;  // cfg names of each algorithm's parameters
+    std::vector<std::string_view> names_;        // cfg_block of each algorithm, then each one's parameters' cfg names
+    std::vector<std::size_t> first_param_name_;  // where each algorithm's parameter names start in names_
     diagnostics& diags_;
     const simple_config_limits& limits_;
     std::size_t errors_ = 0;
