@@ -104,7 +104,10 @@ public:
     /// add() of a name known to be absent, with its hash_of() already computed.
     void append_hashed(std::string name, std::string type, bool eligible, std::uint32_t h) {
         make_room();
-        layers_.push_back({std::move(name), std::move(type), eligible});
+        layer_info& row = layers_.emplace_back();  // (one way of growing the rows, shared with the overload below)
+        row.name = std::move(name);
+        row.type = std::move(type);
+        row.eligible = eligible;
         index_.insert(h, layers_.size() - 1);
     }
     /// Gives row `i` another type and eligibility (its name, the index key, stays): a loader that
