@@ -59,29 +59,25 @@ inline const char* plain_string_end(const char* p, const char* end) noexcept {
 
 struct json_member;
 
-/// One JSON value with where it starts. Numbers keep their text; strings are decoded to UTF-8.
-struct json_node {
+/// A value's kind and, for a scalar, what it is: all that a value read without a tree leaves
+/// (json_parser::skip_value), and the first part of a json_node.
+struct json_scalar {
     enum class kind { null, boolean, number, string, array, object };
 
     kind type = kind::null;
     bool boolean = false;
-    bool integer_syntax = false;       ///< a number without fraction or exponent (`1`, `-0`), not `1.0`
-    std::string_view number;           ///< a number's text, a view into the document
+    bool integer_syntax = false;  ///< a number without fraction or exponent (`1`, `-0`), not `1.0`
+    std::string_view number;      ///< a number's text, a view into the document
+};
+
+/// One JSON value with where it starts. Numbers keep their text; strings are decoded to UTF-8.
+struct json_node : json_scalar {
     std::string string;                ///< a string's decoded value
     std::size_t offset = 0;            ///< byte offset of the value's first character
     std::vector<json_member> members;  ///< an object's members in document order (duplicates dropped)
     std::vector<json_node> items;      ///< an array's elements
 
     const json_member* find(std::string_view key) const noexcept;
-};
-
-/// What a value read without a tree leaves (json_parser::skip_value): a scalar's kind and facts as
-/// in a json_node; for an object or an array only its kind (its contents are checked, not kept).
-struct json_scalar {
-    json_node::kind type = json_node::kind::null;
-    bool boolean = false;
-    bool integer_syntax = false;  ///< as json_node::integer_syntax
-    std::string_view number;      ///< a number's text, a view into the document
 };
 
 struct json_member {
@@ -260,22 +256,17 @@ public:
     /// nowhere: a scalar's facts go to `out`, a string is decoded into `scratch` (its buffer reused),
     /// an object or an array is walked without a tree. For values that are refused or ignored.
     bool skip_value(json_scalar& out, std::string& scratch, std::size_t depth) {
+        out = {};
         if (pos_ < text_.size() && (text_[pos_] == '{' || text_[pos_] == '[')) {
             const std::size_t inner = depth + 1;
+            json_scalar ignored;  // each member or element in turn
             if (text_[pos_] == '{') {
-                out = {json_node::kind::object, false, false, {}};
-                return read_object(inner, [&](std::string_view, std::size_t) {
-                    json_scalar member;
-                    return skip_value(member, scratch, inner);
-                });
+                out.type = json_scalar::kind::object;
+                return read_object(inner, [&](std::string_view, std::size_t) { return skip_value(ignored, scratch, inner); });
             }
-            out = {json_node::kind::array, false, false, {}};
-            return read_array(inner, [&](std::size_t) {
-                json_scalar element;
-                return skip_value(element, scratch, inner);
-            });
+            out.type = json_scalar::kind::array;
+            return read_array(inner, [&](std::size_t) { return skip_value(ignored, scratch, inner); });
         }
-        out = {};
         scratch.clear();
         return scalar(out, scratch);
     }
@@ -391,13 +382,7 @@ private:
         out.offset = base_ + pos_;
         if (pos_ < text_.size() && text_[pos_] == '{') return object(out, path, depth + 1);
         if (pos_ < text_.size() && text_[pos_] == '[') return array(out, path, depth + 1);
-        json_scalar s;
-        if (!scalar(s, out.string)) return false;
-        out.type = s.type;
-        out.boolean = s.boolean;
-        out.integer_syntax = s.integer_syntax;
-        out.number = s.number;
-        return true;
+        return scalar(out, out.string);
     }
 
     /// A value that is not an object or an array (a string decoded into `str`).
