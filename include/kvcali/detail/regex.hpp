@@ -15,7 +15,7 @@
 #include <bitset>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -572,7 +572,7 @@ struct match_scratch {
         std::vector<std::uint64_t> seen;  ///< instruction -> the stamp of the position it was last added at
         std::vector<std::uint32_t> current, next, stack;
     };
-    std::deque<lists> levels;  ///< a deque: a nested lookahead adding a level moves none of the others
+    std::vector<std::unique_ptr<lists>> levels;  ///< by pointer: a nested lookahead adding a level moves none of the others
     /// (lookahead, position) -> its answer, for the current text; a map, so that its size is
     /// bounded by the work done, not by lookaheads x positions.
     std::unordered_map<std::uint64_t, bool> answers;
@@ -592,9 +592,9 @@ class machine {
 public:
     machine(const program& prog, std::string_view text, match_scratch& scratch, std::size_t level, std::uint64_t* budget, bool& exhausted)
         : prog_(prog), text_(text), scratch_(scratch), level_(level), budget_(budget), exhausted_(exhausted) {
-        if (scratch_.levels.size() <= level_) scratch_.levels.resize(level_ + 1);
-        l_ = &scratch_.levels[level_];
-        if (l_->seen.size() < prog_.code_.size()) l_->seen.resize(prog_.code_.size(), 0);
+        while (scratch_.levels.size() <= level_) scratch_.levels.push_back(std::make_unique<lists>());
+        l_ = scratch_.levels[level_].get();
+        if (l_->seen.size() < prog_.code_.size()) l_->seen.resize(prog_.code_.size());  // (new entries 0: never a stamp)
     }
 
     /// From instruction `start` at byte `from`: with `whole`, does it reach `match` exactly at the
@@ -699,7 +699,7 @@ private:
     std::size_t level_;
     std::uint64_t* budget_;
     bool& exhausted_;
-    lists* l_ = nullptr;  ///< this level's lists (stable: levels is a deque)
+    lists* l_ = nullptr;  ///< this level's lists (stable: levels holds them by pointer)
     std::uint64_t base_ = 0;
 };
 
