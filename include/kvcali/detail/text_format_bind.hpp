@@ -474,8 +474,8 @@ private:
         return to_float32(*d);
     }
 
-    std::optional<std::int32_t> enum_value(const field_ref& f, const cfg_node& v, const param_desc& p) {
-        const cfg_node& n = v;
+    /// The values of enumeration `p` for a message: "A (0), B (1) or C (2)".
+    KVCALI_COLD static std::string known_values(const param_desc& p) {
         std::string known;
         for (std::size_t i = 0; i < p.enumerators.size(); ++i) {
             known += (i == 0                          ? ""
@@ -483,6 +483,11 @@ private:
                                                       : ", ") +
                      std::string(p.enumerators[i].name) + " (" + std::to_string(p.enumerators[i].number) + ")";
         }
+        return known;
+    }
+
+    std::optional<std::int32_t> enum_value(const field_ref& f, const cfg_node& v, const param_desc& p) {
+        const cfg_node& n = v;
         const bool by_name = json_ ? n.kind == cfg_kind::json_string : is_token(n);
         if (by_name) {
             if (const enumerator_desc* e = enumerator_named(p, n.text)) return e->number;
@@ -491,11 +496,11 @@ private:
         if (numeric) {
             if (auto x = parse_integer_token(n.text, false); x && !x->overflow) {
                 if (const enumerator_desc* e = enumerator_numbered(p, *x)) return e->number;
-                error_at_value(f, v, f.key + " = " + clip(n.text) + " is not a value of the enumeration: expected " + known);
+                error_at_value(f, v, f.key + " = " + clip(n.text) + " is not a value of the enumeration: expected " + known_values(p));
                 return std::nullopt;
             }
         }
-        std::string message = f.key + " expects one of " + known + ", found " + found(v);
+        std::string message = f.key + " expects one of " + known_values(p) + ", found " + found(v);
         if (by_name) {
             message += did_you_mean(closest_names(n.text, p.enumerators, [](const enumerator_desc& e) { return e.name; }));
         }
@@ -630,8 +635,8 @@ private:
                     }
                     cfg.algorithm = index;
                     cfg.algorithm_where = name_location(at(f));
-                    cfg.values.assign(algorithms_[index].params.size(), std::nullopt);
-                    cfg.value_locations.assign(algorithms_[index].params.size(), source_location{});
+                    cfg.values = std::vector<std::optional<param_value>>(algorithms_[index].params.size());
+                    cfg.value_locations = std::vector<source_location>(algorithms_[index].params.size());
                 }
                 bind_algorithm(block, p, algorithms_[index], cfg);
             });
