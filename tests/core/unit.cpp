@@ -387,6 +387,42 @@ BOOST_AUTO_TEST_CASE(implicit_containers_in_named_modules_order) {
     BOOST_TEST(!t.get("model")->eligible);
 }
 
+BOOST_AUTO_TEST_CASE(each_type_is_asked_once_and_answered_for_every_row) {
+    // 100 distinct types (more than the reader keeps in its small table before it switches to a
+    // hash map), each used twice and out of order, and 200 rows (the listed-or-implicit flags of
+    // the rows span several 64-bit words): every row gets its own type's answer, and the predicate
+    // is asked once per type.
+    std::string text = "[";
+    auto type_of = [](int i) { return "T" + std::to_string((i * 37) % 100); };
+    for (int i = 0; i < 200; ++i) {
+        text += (i ? "," : "") + std::string("{\"name\":\"m.b") + std::to_string(i / 10) + ".l" + std::to_string(i) + "\",\"type\":\"" +
+                type_of(i) + "\"}";
+    }
+    // A container listed after its children takes its own type.
+    text += R"(,{"name":"m.b12","type":"T4"}])";
+    std::map<std::string, int, std::less<>> asked;
+    const kvcali::type_predicate even = [&](std::string_view type) {
+        ++asked[std::string(type)];
+        return type[0] == 'T' && std::stoi(std::string(type.substr(1))) % 2 == 0;
+    };
+    kvcali::diagnostics d;
+    const auto t = kvcali::parse_layer_list(text, "types.json", d, even);
+    BOOST_TEST_REQUIRE(!d.has_errors());
+    BOOST_TEST(t.size() == 1u + 20u + 200u);  // m, m.b0..m.b19, the layers
+    for (int i = 0; i < 200; ++i) {
+        const auto* l = t.get("m.b" + std::to_string(i / 10) + ".l" + std::to_string(i));
+        BOOST_TEST_REQUIRE(l != nullptr);
+        BOOST_TEST(l->type == type_of(i));
+        BOOST_TEST(l->eligible == ((i * 37) % 100 % 2 == 0), "row " << i);
+    }
+    BOOST_TEST(t.get("m.b12")->type == "T4");  // (row 133: the third word of flags)
+    BOOST_TEST(t.get("m.b12")->eligible);
+    BOOST_TEST(t.get("m.b4")->type == "Module");
+    BOOST_TEST(!t.get("m.b4")->eligible);
+    BOOST_TEST(asked.size() == 101u);  // T0..T99 and Module
+    BOOST_TEST(std::all_of(asked.begin(), asked.end(), [](const auto& a) { return a.second == 1; }));
+}
+
 BOOST_AUTO_TEST_CASE(bad_lists_are_invalid_model_with_position) {
     auto errors_of = [](std::string_view text) {
         kvcali::diagnostics d;

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <charconv>
 #include <cstddef>
@@ -63,40 +64,55 @@ inline std::size_t common_prefix(std::string_view a, std::string_view b) noexcep
 /// Asks a type predicate once per distinct type name.
 class eligibility_cache {
 public:
-    explicit eligibility_cache(const type_predicate& predicate) : predicate_(predicate) { few_.reserve(few_limit); }
+    explicit eligibility_cache(const type_predicate& predicate) : predicate_(predicate) {}
+    eligibility_cache(const eligibility_cache&) = delete;  // (last_ points into the object itself)
+    eligibility_cache& operator=(const eligibility_cache&) = delete;
 
     bool operator()(std::string_view type) {
-        if (last_ != nullptr && last_->first == type) return last_->second;
-        last_ = lookup(type);
-        if (last_ == nullptr) last_ = remember(type, static_cast<bool>(predicate_(type)));
-        return last_->second;
+        if (last_ != nullptr && *last_ == type) return last_answer_;
+        if (!lookup(type)) remember(type, static_cast<bool>(predicate_(type)));
+        return last_answer_;
     }
 
 private:
-    using entry = std::pair<const std::string, bool>;
     static constexpr std::size_t few_limit = 32;
 
-    const entry* lookup(std::string_view type) const {
+    /// Makes `type`'s stored answer the last one; false when it has none.
+    bool lookup(std::string_view type) {
         if (many_.empty()) {
-            for (const auto& e : few_) {
-                if (e.first == type) return &e;
+            for (std::size_t i = 0; i < few_count_; ++i) {
+                if (few_[i].first == type) return answer(few_[i].first, few_[i].second);
             }
-            return nullptr;
+            return false;
         }
-        auto it = many_.find(type);
-        return it == many_.end() ? nullptr : &*it;
+        const auto it = many_.find(type);
+        return it != many_.end() && answer(it->first, it->second);
     }
-    /// Stores a new type's answer; the entries never move (`few_` never grows past its reserve).
-    const entry* remember(std::string_view type, bool eligible) {
-        if (many_.empty() && few_.size() < few_limit) return &few_.emplace_back(std::string(type), eligible);
+    /// Stores a new type's answer (the names never move: `few_` is an array, `many_` a node map).
+    void remember(std::string_view type, bool eligible) {
+        if (many_.empty() && few_count_ < few_limit) {
+            auto& e = few_[few_count_++];
+            e = {std::string(type), eligible};
+            answer(e.first, e.second);
+            return;
+        }
         if (many_.empty()) {
-            for (const auto& e : few_) many_.emplace(e.first, e.second);
+            for (std::size_t i = 0; i < few_count_; ++i) many_.emplace(std::move(few_[i].first), few_[i].second);
         }
-        return &*many_.emplace(std::string(type), eligible).first;
+        const auto& e = *many_.emplace(std::string(type), eligible).first;
+        answer(e.first, e.second);
     }
+    bool answer(const std::string& type, bool eligible) {
+        last_ = &type;
+        last_answer_ = eligible;
+        return true;
+    }
+
     const type_predicate& predicate_;
-    const entry* last_ = nullptr;  ///< the last answer given (an entry of `few_` or `many_`)
-    std::vector<entry> few_;
+    const std::string* last_ = nullptr;  ///< the type of the last answer given (in `few_` or `many_`)
+    bool last_answer_ = false;
+    std::array<std::pair<std::string, bool>, few_limit> few_;
+    std::size_t few_count_ = 0;
     detail::string_map<bool> many_;
 };
 
@@ -108,7 +124,7 @@ public:
 
     void reserve(std::size_t entries) {
         table_.reserve(entries);
-        is_explicit_.reserve(entries);
+        explicit_.reserve(entries / 64 + 1);
     }
 
     /// Adds one entry of the list; false when its name was already listed (nothing changes then).
@@ -125,16 +141,16 @@ public:
             const std::uint32_t h = layer_table::hash_of(prefix);
             if (table_.find_hashed(prefix, h) != layer_table::npos) continue;
             table_.append_hashed(prefix, std::string_view("Module"), eligible_("Module"), h);
-            is_explicit_.push_back(false);
+            mark_explicit(table_.size() - 1, false);
         }
         const std::size_t at = table_.find_hashed(name, name_hash);
         previous_ = at != layer_table::npos ? at : table_.size();
         if (at == layer_table::npos) {
             table_.append_hashed(name, type, eligible_(type), name_hash);
-            is_explicit_.push_back(true);
-        } else if (!is_explicit_[at]) {
+            mark_explicit(table_.size() - 1, true);
+        } else if (!is_explicit(at)) {
             table_.retype(at, type, eligible_(type));
-            is_explicit_[at] = true;
+            mark_explicit(at, true);
         } else {
             return false;
         }
@@ -144,7 +160,13 @@ public:
 private:
     layer_table& table_;
     eligibility_cache eligible_;
-    std::vector<bool> is_explicit_;             ///< per table row: listed itself, or only an implicit container so far
+    bool is_explicit(std::size_t row) const { return (explicit_[row / 64] >> (row % 64)) & 1u; }
+    void mark_explicit(std::size_t row, bool listed) {
+        if (row / 64 >= explicit_.size()) explicit_.resize(row / 64 + 1);
+        if (listed) explicit_[row / 64] |= std::uint64_t{1} << (row % 64);
+    }
+
+    std::vector<std::uint64_t> explicit_;       ///< a bit per table row: listed itself, or only an implicit container so far
     std::size_t previous_ = layer_table::npos;  ///< the row of the last name added (it and its prefixes are in the table)
 };
 
