@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
@@ -191,9 +192,14 @@ KVCALI_DECL void atomic_file_writer::create_temporary(std::optional<unsigned> mo
 
     static std::atomic<std::uint64_t> counter{0};
     const auto stamp = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+    // ".<name>.kvcali-<pid>-<number>.tmp" beside the target.
+    const std::string prefix = "." + target_.filename().string() + ".kvcali-" + std::to_string(::getpid()) + "-";
     for (int attempt = 0; attempt < 100 && fd_ < 0; ++attempt) {
-        temp_ = parent / ("." + target_.filename().string() + ".kvcali-" + std::to_string(::getpid()) + "-" +
-                          std::to_string(stamp ^ (counter.fetch_add(1) * 0x9E3779B97F4A7C15ull)) + ".tmp");
+        char number[24];
+        const auto end = std::to_chars(number, number + sizeof number, stamp ^ (counter.fetch_add(1) * 0x9E3779B97F4A7C15ull)).ptr;
+        std::string name = prefix;
+        name.append(number, end).append(".tmp");
+        temp_ = parent / name;
         fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
         if (fd_ < 0 && errno != EEXIST) fail(detail::errno_text(errno));
     }
