@@ -91,12 +91,7 @@ requires model_graph<G> resolved_config read_quant_cali_config(const std::filesy
     } else {
         diagnostics diags(opts.strict, opts.on_warning);
         const layer_table table = extract_layers(model, [&](std::string_view name) {
-            diags.add({.severity = severity::error,
-                       .category = errc::invalid_model,
-                       .message = "the model has two layers named " + detail::quote_name(name),
-                       .where = {},
-                       .layer = std::string(name),
-                       .json_path = {}});
+            diags.error(errc::invalid_model, "the model has two layers named " + detail::quote_name(name), {}, name);
         });
         diags.throw_if_errors();
         opts.model = &table;

@@ -141,23 +141,14 @@ public:
         items_.push_back(std::move(d));
     }
 
-    void error(errc category, std::string message, source_location where = {}, std::string layer = {}) {
-        add({.severity = severity::error,
-             .category = category,
-             .message = std::move(message),
-             .where = std::move(where),
-             .layer = std::move(layer),
-             .json_path = {}});
-    }
-
-    void warning(errc category, std::string message, source_location where = {}, std::string layer = {}) {
-        add({.severity = severity::warning,
-             .category = category,
-             .message = std::move(message),
-             .where = std::move(where),
-             .layer = std::move(layer),
-             .json_path = {}});
-    }
+    /// add() of an error or a warning without a JSON path. Out of line: a call passes references,
+    /// and the diagnostic is built once, here, not at each of the places that report.
+    KVCALI_COLD KVCALI_DECL void error(errc category, std::string message, const source_location& where = {}, std::string_view layer = {});
+    KVCALI_COLD KVCALI_DECL void warning(errc category, std::string message, const source_location& where = {},
+                                         std::string_view layer = {});
+    /// Either of the above, by `level`.
+    KVCALI_COLD KVCALI_DECL void report(kvcali::severity level, errc category, std::string message, const source_location& where,
+                                        std::string_view layer = {});
 
     bool has_errors() const noexcept { return errors_ != 0; }
     std::size_t error_count() const noexcept { return errors_; }

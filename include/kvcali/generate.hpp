@@ -41,12 +41,7 @@ template <class G>
 layer_table table_of(const G& model, diagnostics& diags) {
     require_model_graph<G>();  // a message naming the missing piece of the model_graph requirement
     return extract_layers(model, [&](std::string_view name) {
-        diags.add({.severity = severity::error,
-                   .category = errc::invalid_model,
-                   .message = "the model has two layers named \"" + std::string(name) + "\"",
-                   .where = {},
-                   .layer = std::string(name),
-                   .json_path = {}});
+        diags.error(errc::invalid_model, "the model has two layers named \"" + std::string(name) + "\"", {}, name);
     });
 }
 

@@ -216,12 +216,7 @@ private:
     source_location location(std::uint32_t line, std::uint32_t column) const { return {file_, line, column}; }
 
     KVCALI_COLD void report_at(std::uint32_t line, std::uint32_t column, std::string message) {
-        diags_.add({.severity = severity::error,
-                    .category = errc::parse_error,
-                    .message = std::move(message),
-                    .where = location(line, column),
-                    .layer = {},
-                    .json_path = {}});
+        diags_.error(errc::parse_error, std::move(message), location(line, column));
     }
 
     [[noreturn]] KVCALI_COLD void fail(const token& at, std::string message) {

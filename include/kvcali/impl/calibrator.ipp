@@ -56,22 +56,14 @@ KVCALI_DECL calibrator::calibrator(const resolved_config& config, std::vector<ac
         const algorithm_desc& algo = config.algorithm_of(layer);
         const accumulator_factory factory = factory_for(accumulators, algo.act_algo);
         if (factory == nullptr) {
-            diags.add({.severity = severity::error,
-                       .category = errc::invalid_argument,
-                       .message = "the algorithm \"" + std::string(algo.act_algo) + "\" of layer \"" + layer.name +
-                                  "\" cannot calibrate (the calibrator has no accumulator for it: pass one to its constructor)",
-                       .where = {},
-                       .layer = layer.name,
-                       .json_path = {}});
+            diags.error(errc::invalid_argument,
+                        "the algorithm \"" + std::string(algo.act_algo) + "\" of layer \"" + layer.name +
+                            "\" cannot calibrate (the calibrator has no accumulator for it: pass one to its constructor)",
+                        {}, layer.name);
             continue;
         }
         if (index_.contains(layer.name)) {
-            diags.add({.severity = severity::error,
-                       .category = errc::duplicate_layer,
-                       .message = "layer \"" + layer.name + "\" is listed twice",
-                       .where = {},
-                       .layer = layer.name,
-                       .json_path = {}});
+            diags.error(errc::duplicate_layer, "layer \"" + layer.name + "\" is listed twice", {}, layer.name);
             continue;
         }
         index_.emplace(layer.name, layers_.size());

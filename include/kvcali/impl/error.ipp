@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "../error.hpp"
@@ -24,6 +25,24 @@ KVCALI_DECL std::string diagnostic::to_string() const {
     out += kvcali::to_string(category);
     out += ']';
     return out;
+}
+
+KVCALI_DECL void diagnostics::report(kvcali::severity level, errc category, std::string message, const source_location& where,
+                                     std::string_view layer) {
+    add({.severity = level,
+         .category = category,
+         .message = std::move(message),
+         .where = where,
+         .layer = std::string(layer),
+         .json_path = {}});
+}
+
+KVCALI_DECL void diagnostics::error(errc category, std::string message, const source_location& where, std::string_view layer) {
+    report(severity::error, category, std::move(message), where, layer);
+}
+
+KVCALI_DECL void diagnostics::warning(errc category, std::string message, const source_location& where, std::string_view layer) {
+    report(severity::warning, category, std::move(message), where, layer);
 }
 
 KVCALI_DECL std::string error::summary(errc code, const std::vector<diagnostic>& diagnostics) {

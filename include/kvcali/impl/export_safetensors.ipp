@@ -136,12 +136,7 @@ KVCALI_DECL safetensors_header parse_safetensors_header(std::string_view text, s
     out.file_size = file_size;
     out.data_start = 8 + static_cast<std::uint64_t>(text.size());
     auto bad = [&](const std::string& tensor, std::string message) {
-        diags.add({.severity = severity::error,
-                   .category = errc::invalid_data,
-                   .message = std::move(message),
-                   .where = {file, 0, 0},
-                   .layer = tensor,
-                   .json_path = {}});
+        diags.error(errc::invalid_data, std::move(message), {file, 0, 0}, tensor);
     };
     if (out.data_start > file_size) {
         bad({}, "the header (" + std::to_string(text.size()) + " bytes) is longer than the file (" + std::to_string(file_size) + " bytes)");

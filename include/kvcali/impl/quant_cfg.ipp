@@ -65,13 +65,10 @@ KVCALI_DECL simple_config load_simple_config(const std::filesystem::path& path, 
     if (!ec && size > limits.max_bytes) {
         simple_config cfg;
         cfg.file = name;
-        diags.add({.severity = severity::error,
-                   .category = errc::parse_error,
-                   .message = "the file is " + std::to_string(size) + " bytes, larger than the limit of " +
-                              std::to_string(limits.max_bytes) + " bytes",
-                   .where = {name, 0, 0},
-                   .layer = {},
-                   .json_path = {}});
+        diags.error(
+            errc::parse_error,
+            "the file is " + std::to_string(size) + " bytes, larger than the limit of " + std::to_string(limits.max_bytes) + " bytes",
+            {name, 0, 0});
         return cfg;
     }
     const std::string text = read_file(path, limits.max_bytes);

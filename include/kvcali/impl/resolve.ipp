@@ -58,12 +58,7 @@ inline block_values resolve_block(const algorithm_config* block, origin from, al
         if (!r.level) return;
         const bool as_error = used && *r.level == severity::error;
         if (!used) message += " (not used by any layer)";
-        diags.add({.severity = as_error ? severity::error : severity::warning,
-                   .category = errc::invalid_value,
-                   .message = std::move(message),
-                   .where = where,
-                   .layer = {},
-                   .json_path = {}});
+        diags.report(as_error ? severity::error : severity::warning, errc::invalid_value, std::move(message), where);
     };
     for (std::size_t i = 0; i < algo.params.size(); ++i) {
         const param_desc& p = algo.params[i];
@@ -97,12 +92,7 @@ inline std::size_t check_layer(const layer_table& table, std::size_t row, const 
                 std::string message = "layer name " + quote_name(name) + " is ambiguous: it is the path of several nodes (";
                 for (std::size_t i = 0; i < targets->size(); ++i) message += (i ? ", " : "") + quote_name(table[(*targets)[i]].name);
                 message += "); name one of them";
-                diags.add({.severity = severity::error,
-                           .category = errc::unknown_layer,
-                           .message = std::move(message),
-                           .where = where,
-                           .layer = name,
-                           .json_path = {}});
+                diags.error(errc::unknown_layer, std::move(message), where, name);
                 return layer_table::npos;
             }
         }
@@ -117,12 +107,7 @@ inline std::size_t check_layer(const layer_table& table, std::size_t row, const 
                 return l.eligible ? std::string_view(l.name) : std::string_view();
             }));
         }
-        diags.add({.severity = severity::error,
-                   .category = errc::unknown_layer,
-                   .message = std::move(message),
-                   .where = where,
-                   .layer = name,
-                   .json_path = {}});
+        diags.error(errc::unknown_layer, std::move(message), where, name);
         return layer_table::npos;
     }
     const layer_info& layer = table[row];
@@ -198,12 +183,7 @@ struct layer_list {
             const std::string_view name = name_of(table, l);
             std::string message = "layer " + quote_name(name) + " is listed more than once in " + list_name;
             if (*first.written != *l.written) message += " (as " + quote_name(*first.written) + " and " + quote_name(*l.written) + ")";
-            diags.add({.severity = severity::error,
-                       .category = errc::duplicate_layer,
-                       .message = std::move(message),
-                       .where = *l.where,
-                       .layer = std::string(name),
-                       .json_path = {}});
+            diags.error(errc::duplicate_layer, std::move(message), *l.where, name);
         }
     }
 };
@@ -228,12 +208,7 @@ inline void select(selection_context& ctx, const std::string& written, const sou
     std::string problem;
     const auto compiled = selector::compile(written, problem);
     if (!compiled) {
-        ctx.diags.add({.severity = severity::error,
-                       .category = errc::invalid_argument,
-                       .message = "selector " + quote_name(written) + ": " + problem,
-                       .where = where,
-                       .layer = written,
-                       .json_path = {}});
+        ctx.diags.error(errc::invalid_argument, "selector " + quote_name(written) + ": " + problem, where, written);
         return;
     }
     std::vector<std::size_t> matched;  // rows, in model order (given to `each` after this selector's own reports)
@@ -253,14 +228,11 @@ inline void select(selection_context& ctx, const std::string& written, const sou
         if (!hit) {
             const std::string at =
                 quote_name(clip(layer.name, 80)) + (layer.name.size() > 80 ? " (" + std::to_string(layer.name.size()) + " bytes)" : "");
-            ctx.diags.add({.severity = severity::error,
-                           .category = errc::invalid_argument,
-                           .message = "selector " + quote_name(written) + " needs more than " + std::to_string(steps) +
-                                      " matching steps over the model's layer names (it ran out at layer " + at +
-                                      "): simplify the pattern (fewer alternatives or lookaheads) or name the layers",
-                           .where = where,
-                           .layer = written,
-                           .json_path = {}});
+            ctx.diags.error(errc::invalid_argument,
+                            "selector " + quote_name(written) + " needs more than " + std::to_string(steps) +
+                                " matching steps over the model's layer names (it ran out at layer " + at +
+                                "): simplify the pattern (fewer alternatives or lookaheads) or name the layers",
+                            where, written);
             return;
         }
         if (!*hit) continue;
@@ -272,12 +244,7 @@ inline void select(selection_context& ctx, const std::string& written, const sou
     if (fused != 0) {
         std::string message = "auto:kv selected " + std::to_string(fused) + " fused QKV projection" + (fused == 1 ? "" : "s") + " (" +
                               quote_name(first_fused) + (fused > 1 ? ", ..." : "") + "): their output holds Q as well as K and V";
-        ctx.diags.add({.severity = severity::warning,
-                       .category = errc::unsupported_layer_type,
-                       .message = std::move(message),
-                       .where = where,
-                       .layer = std::string(first_fused),
-                       .json_path = {}});
+        ctx.diags.warning(errc::unsupported_layer_type, std::move(message), where, first_fused);
     }
     if (matched.empty()) {
         std::string message = "selector " + quote_name(written) + " matches no KV-quantizable layer of the model";
@@ -289,12 +256,7 @@ inline void select(selection_context& ctx, const std::string& written, const sou
                 return l.eligible ? std::string_view(l.name) : std::string_view();
             }));
         }
-        ctx.diags.add({.severity = severity::error,
-                       .category = errc::unknown_layer,
-                       .message = std::move(message),
-                       .where = where,
-                       .layer = written,
-                       .json_path = {}});
+        ctx.diags.error(errc::unknown_layer, std::move(message), where, written);
     }
     for (const std::size_t index : matched) each(listed_layer{index, &written, &where, false, true});
 }
@@ -321,12 +283,7 @@ KVCALI_DECL resolved_config resolve_config(const layer_table& table, algorithm_r
             return out;
         }
         if (arg->names.empty()) {
-            diags.add({.severity = severity::error,
-                       .category = errc::no_quant_layers,
-                       .message = "no layer to quantize: the " + arg->origin + " list (kv_cache_quant_layers) is empty",
-                       .where = {},
-                       .layer = {},
-                       .json_path = {}});
+            diags.error(errc::no_quant_layers, "no layer to quantize: the " + arg->origin + " list (kv_cache_quant_layers) is empty");
             return out;
         }
         detail::layer_list list(table);
@@ -360,12 +317,7 @@ KVCALI_DECL resolved_config resolve_config(const layer_table& table, algorithm_r
         out.batch_num = *cfg.batch_num;
         out.batch_num_source = {origin::config_file, cfg.batch_num_where};
         if (out.batch_num == 0) {
-            diags.add({.severity = severity::error,
-                       .category = errc::invalid_value,
-                       .message = "batch_num = 0: batch_num must be at least 1",
-                       .where = cfg.batch_num_where,
-                       .layer = {},
-                       .json_path = {}});
+            diags.error(errc::invalid_value, "batch_num = 0: batch_num must be at least 1", cfg.batch_num_where);
         }
     }
     if (cfg.activation_offset) {
@@ -404,20 +356,11 @@ KVCALI_DECL resolved_config resolve_config(const layer_table& table, algorithm_r
         }
         const override_config& o = cfg.overrides[k];
         if (!o.layer_name) {
-            diags.add({.severity = severity::error,
-                       .category = errc::unknown_layer,
-                       .message = "override_layers_configs entry has no layer_name (a required field)",
-                       .where = o.where,
-                       .layer = {},
-                       .json_path = {}});
+            diags.error(errc::unknown_layer, "override_layers_configs entry has no layer_name (a required field)", o.where);
             // The reference reads a missing name as the empty one: a second such entry duplicates it.
             if (unnamed_overrides++ > 0) {
-                diags.add({.severity = severity::error,
-                           .category = errc::duplicate_layer,
-                           .message = "override_layers_configs has more than one entry without layer_name (each stands for the empty name)",
-                           .where = o.where,
-                           .layer = {},
-                           .json_path = {}});
+                diags.error(errc::duplicate_layer,
+                            "override_layers_configs has more than one entry without layer_name (each stands for the empty name)", o.where);
             }
             continue;
         }
@@ -434,25 +377,18 @@ KVCALI_DECL resolved_config resolve_config(const layer_table& table, algorithm_r
             if (slot.entry != nullptr) {
                 const std::string_view name = detail::name_of(table, chosen);
                 if (slot.exact && chosen.exact) {
-                    diags.add({.severity = severity::error,
-                               .category = errc::duplicate_layer,
-                               .message = "layer " + detail::quote_name(name) + " has more than one override_layers_configs entry" +
-                                          (*slot.written != *chosen.written ? " (as " + detail::quote_name(*slot.written) + " and " +
-                                                                                  detail::quote_name(*chosen.written) + ")"
-                                                                            : std::string()),
-                               .where = *chosen.where,
-                               .layer = std::string(name),
-                               .json_path = {}});
+                    diags.error(errc::duplicate_layer,
+                                "layer " + detail::quote_name(name) + " has more than one override_layers_configs entry" +
+                                    (*slot.written != *chosen.written
+                                         ? " (as " + detail::quote_name(*slot.written) + " and " + detail::quote_name(*chosen.written) + ")"
+                                         : std::string()),
+                                *chosen.where, name);
                     return;
                 }
-                diags.add({.severity = severity::warning,
-                           .category = errc::duplicate_layer,
-                           .message = "layer " + detail::quote_name(name) + " is matched by two overrides, " +
-                                      detail::quote_name(*slot.written) + " and " + detail::quote_name(*chosen.written) +
-                                      "; the later one applies",
-                           .where = *chosen.where,
-                           .layer = std::string(name),
-                           .json_path = {}});
+                diags.warning(errc::duplicate_layer,
+                              "layer " + detail::quote_name(name) + " is matched by two overrides, " + detail::quote_name(*slot.written) +
+                                  " and " + detail::quote_name(*chosen.written) + "; the later one applies",
+                              *chosen.where, name);
             }
             slot = {&o, chosen.exact, chosen.written, chosen.where};
         });
@@ -523,13 +459,10 @@ KVCALI_DECL resolved_config resolve_config(const layer_table& table, algorithm_r
     // else to quantize is "no layers" only when it named no layer at all.
     bool any_override = !cfg.overrides.empty();
     if (out.layers.empty() && !any_override) {
-        diags.add({.severity = severity::error,
-                   .category = errc::no_quant_layers,
-                   .message = "no layer to quantize: the config file names no layer (kv_cache_quant_config.quant_layers and "
-                              "override_layers_configs are empty)",
-                   .where = {cfg.file, 0, 0},
-                   .layer = {},
-                   .json_path = {}});
+        diags.error(errc::no_quant_layers,
+                    "no layer to quantize: the config file names no layer (kv_cache_quant_config.quant_layers and "
+                    "override_layers_configs are empty)",
+                    {cfg.file, 0, 0});
     }
     return out;
 }
