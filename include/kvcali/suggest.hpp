@@ -3,12 +3,14 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <iterator>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 #include "detail/config.hpp"
+#include "detail/function_ref.hpp"
 
 namespace kvcali {
 
@@ -16,30 +18,21 @@ namespace kvcali {
 /// Banded dynamic programming: O(limit * min(|a|, |b|)) time, O(|b|) space.
 KVCALI_DECL std::size_t bounded_edit_distance(std::string_view a, std::string_view b, std::size_t limit);
 
-/// Up to `count` names among `candidates` closest to `name` (edit distance at most about a third
-/// of its length, at most 8), nearest first, ties in candidate order.
+namespace detail {
+/// closest_names' work (one copy for every range it is called on): the candidates are
+/// `name_at(i)` for i < n, an empty name standing for none.
+KVCALI_DECL std::vector<std::string> closest_names_at(std::string_view name, std::size_t n,
+                                                      function_ref<std::string_view(std::size_t)> name_at, std::size_t count);
+}  // namespace detail
+
+/// Up to `count` names among `candidates` (a random-access range; `name_of(candidate)` is its
+/// name, empty for one to pass over) closest to `name` (edit distance at most about a third of its
+/// length, at most 8), nearest first, ties in candidate order.
 template <class Range, class NameOf>
 std::vector<std::string> closest_names(std::string_view name, const Range& candidates, NameOf&& name_of, std::size_t count = 3) {
-    const std::size_t limit = std::clamp<std::size_t>(name.size() / 3, 1, 8);
-    std::vector<std::string_view> found;
-    std::vector<std::size_t> distance;  ///< of each found name
-    for (const auto& candidate : candidates) {
-        std::string_view other = name_of(candidate);
-        if (other.empty()) continue;
-        const std::size_t d = bounded_edit_distance(name, other, limit);
-        if (d <= limit) {
-            found.push_back(other);
-            distance.push_back(d);
-        }
-    }
-    // Nearest first, ties in candidate order: one pass per distance (there are at most 9).
-    std::vector<std::string> out;
-    for (std::size_t d = 0; d <= limit && out.size() < count; ++d) {
-        for (std::size_t i = 0; i < found.size() && out.size() < count; ++i) {
-            if (distance[i] == d) out.emplace_back(found[i]);
-        }
-    }
-    return out;
+    const auto first = std::ranges::begin(candidates);
+    auto name_at = [&](std::size_t i) -> std::string_view { return name_of(first[static_cast<std::ptrdiff_t>(i)]); };
+    return detail::closest_names_at(name, static_cast<std::size_t>(std::ranges::size(candidates)), name_at, count);
 }
 
 /// `; did you mean "a", "b" or "c"?` (empty when there is nothing to suggest); `quote` is the

@@ -44,6 +44,32 @@ KVCALI_DECL std::size_t bounded_edit_distance(std::string_view a, std::string_vi
     return std::min(prev[m], too_far);
 }
 
+namespace detail {
+KVCALI_DECL std::vector<std::string> closest_names_at(std::string_view name, std::size_t n,
+                                                      function_ref<std::string_view(std::size_t)> name_at, std::size_t count) {
+    const std::size_t limit = std::clamp<std::size_t>(name.size() / 3, 1, 8);
+    std::vector<std::string_view> found;
+    std::vector<std::size_t> distance;  ///< of each found name
+    for (std::size_t i = 0; i < n; ++i) {
+        const std::string_view other = name_at(i);
+        if (other.empty()) continue;
+        const std::size_t d = bounded_edit_distance(name, other, limit);
+        if (d <= limit) {
+            found.push_back(other);
+            distance.push_back(d);
+        }
+    }
+    // Nearest first, ties in candidate order: one pass per distance (there are at most 9).
+    std::vector<std::string> out;
+    for (std::size_t d = 0; d <= limit && out.size() < count; ++d) {
+        for (std::size_t i = 0; i < found.size() && out.size() < count; ++i) {
+            if (distance[i] == d) out.emplace_back(found[i]);
+        }
+    }
+    return out;
+}
+}  // namespace detail
+
 KVCALI_DECL std::string did_you_mean(const std::vector<std::string>& names, char quote) {
     if (names.empty()) return {};
     std::string out = "; did you mean ";
