@@ -22,6 +22,7 @@
 
 #include "../error.hpp"
 #include "../json_format.hpp"
+#include "function_ref.hpp"
 #include "numbers.hpp"
 #include "string_map.hpp"
 #include "swar.hpp"
@@ -262,10 +263,10 @@ public:
             json_scalar ignored;  // each member or element in turn
             if (text_[pos_] == '{') {
                 out.type = json_scalar::kind::object;
-                return read_object(inner, [&](std::string_view, std::size_t) { return skip_value(ignored, scratch, inner); });
+                return read_object(inner, member_fn([&](std::string_view, std::size_t) { return skip_value(ignored, scratch, inner); }));
             }
             out.type = json_scalar::kind::array;
-            return read_array(inner, [&](std::size_t) { return skip_value(ignored, scratch, inner); });
+            return read_array(inner, element_fn([&](std::size_t) { return skip_value(ignored, scratch, inner); }));
         }
         scratch.clear();
         return scalar(out, scratch);
@@ -283,6 +284,11 @@ public:
         }
         return read_escaped_string(out, scratch);
     }
+    /// Callbacks for read_object and read_array where speed does not matter: passed as these, the
+    /// callers share one copy of each function instead of one per lambda.
+    using member_fn = function_ref<bool(std::string_view, std::size_t)>;
+    using element_fn = function_ref<bool(std::size_t)>;
+
     /// An object at `depth` (its `{` at the current position): calls `on_member(key, key_offset)`
     /// for each member, positioned at its value, which it must read (read_value or read_string).
     /// The key is viewed in the window or in a buffer that the next key reuses.

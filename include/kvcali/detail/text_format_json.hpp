@@ -45,11 +45,11 @@ private:
     /// The members of the object at the current position, as children of `node` (at `depth`).
     bool members(cfg_document& node, std::size_t depth) {
         node.data().kind = cfg_kind::message;
-        const bool ok = parser_.read_object(depth + 1, [&](std::string_view key, std::size_t key_offset) {
-            cfg_document& child = add_child(node, key);
-            set_position(child.data(), key_offset);
-            return value(child, depth);
-        });
+        const bool ok = parser_.read_object(depth + 1, json_parser::member_fn([&](std::string_view key, std::size_t key_offset) {
+                                                cfg_document& child = add_child(node, key);
+                                                set_position(child.data(), key_offset);
+                                                return value(child, depth);
+                                            }));
         return ok || fail_from_parser();
     }
 
@@ -73,7 +73,8 @@ private:
                 return fail(offset, "nesting deeper than " + std::to_string(limits_.max_depth) + " levels (the limit)");
             if (c == '{') return members(node, depth + 1);
             data.kind = cfg_kind::list;
-            const bool ok = parser_.read_array(depth + 2, [&](std::size_t) { return value(add_child(node, ""), depth + 1); });
+            const bool ok =
+                parser_.read_array(depth + 2, json_parser::element_fn([&](std::size_t) { return value(add_child(node, ""), depth + 1); }));
             return ok || fail_from_parser();
         }
         if (c == '"') {
