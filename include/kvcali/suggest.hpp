@@ -1,12 +1,10 @@
 // kvcali: "did you mean" suggestions at bounded cost.
 #pragma once
 
-#include <algorithm>
 #include <cstddef>
 #include <iterator>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <vector>
 
 #include "detail/config.hpp"

@@ -83,8 +83,8 @@ private:
                 json_scalar scalar;
                 if (!parser_.skip_value(scalar, scratch_, depth)) return false;
                 switch (scalar.type) {
-                    case json_node::kind::number: push_json_number(stack_, scalar.number, scalar.integer_syntax); break;
-                    case json_node::kind::boolean: stack_.push_bool(scalar.boolean); break;
+                    case json_scalar::kind::number: push_json_number(stack_, scalar.number, scalar.integer_syntax); break;
+                    case json_scalar::kind::boolean: stack_.push_bool(scalar.boolean); break;
                     default: stack_.push_null(); break;
                 }
                 return true;

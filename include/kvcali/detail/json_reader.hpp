@@ -94,14 +94,14 @@ inline const json_member* json_node::find(std::string_view key) const noexcept {
     return nullptr;
 }
 
-constexpr std::string_view to_string(json_node::kind k) noexcept {
+constexpr std::string_view to_string(json_scalar::kind k) noexcept {
     switch (k) {
-        case json_node::kind::null: return "null";
-        case json_node::kind::boolean: return "a boolean";
-        case json_node::kind::number: return "a number";
-        case json_node::kind::string: return "a string";
-        case json_node::kind::array: return "an array";
-        case json_node::kind::object: return "an object";
+        case json_scalar::kind::null: return "null";
+        case json_scalar::kind::boolean: return "a boolean";
+        case json_scalar::kind::number: return "a number";
+        case json_scalar::kind::string: return "a string";
+        case json_scalar::kind::array: return "an array";
+        case json_scalar::kind::object: return "an object";
     }
     return "?";
 }
@@ -397,25 +397,25 @@ private:
         if (pos_ >= text_.size()) return fail(pos_, "expected a JSON value, found the end of the text");
         const char c = text_[pos_];
         switch (c) {
-            case '"': out.type = json_node::kind::string; return string(str);
+            case '"': out.type = json_scalar::kind::string; return string(str);
             case 't':
             case 'f':
                 if (literal("true") || literal("false")) {
-                    out.type = json_node::kind::boolean;
+                    out.type = json_scalar::kind::boolean;
                     out.boolean = c == 't';
                     return true;
                 }
                 break;
             case 'n':
                 if (literal("null")) {
-                    out.type = json_node::kind::null;
+                    out.type = json_scalar::kind::null;
                     return true;
                 }
                 break;
             case 'N':
             case 'I':
                 if (non_finite_ && (literal("NaN") || literal("Infinity"))) {
-                    out.type = json_node::kind::number;
+                    out.type = json_scalar::kind::number;
                     out.number = text_.substr(start, pos_ - start);
                     return true;
                 }
@@ -435,7 +435,7 @@ private:
 
     bool number(json_scalar& out) {
         const std::size_t start = pos_;
-        out.type = json_node::kind::number;
+        out.type = json_scalar::kind::number;
         if (text_[pos_] == '-') {
             ++pos_;
             if (non_finite_ && literal("Infinity")) {

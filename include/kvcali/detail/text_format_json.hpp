@@ -87,11 +87,11 @@ private:
         json_scalar scalar;
         if (!parser_.skip_value(scalar, scratch_, depth + 1)) return fail_from_parser();
         switch (scalar.type) {
-            case json_node::kind::number:
+            case json_scalar::kind::number:
                 data.kind = cfg_kind::json_number;
                 data.text.assign(scalar.number);
                 break;
-            case json_node::kind::boolean:
+            case json_scalar::kind::boolean:
                 data.kind = cfg_kind::json_bool;
                 data.text = scalar.boolean ? "true" : "false";
                 break;

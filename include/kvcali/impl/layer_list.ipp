@@ -81,12 +81,16 @@ private:
     bool lookup(std::string_view type) {
         if (many_.empty()) {
             for (std::size_t i = 0; i < few_count_; ++i) {
-                if (few_[i].first == type) return answer(few_[i].first, few_[i].second);
+                if (few_[i].first != type) continue;
+                answer(few_[i].first, few_[i].second);
+                return true;
             }
             return false;
         }
         const auto it = many_.find(type);
-        return it != many_.end() && answer(it->first, it->second);
+        if (it == many_.end()) return false;
+        answer(it->first, it->second);
+        return true;
     }
     /// Stores a new type's answer (the names never move: `few_` is an array, `many_` a node map).
     void remember(std::string_view type, bool eligible) {
@@ -102,10 +106,9 @@ private:
         const auto& e = *many_.emplace(std::string(type), eligible).first;
         answer(e.first, e.second);
     }
-    bool answer(const std::string& type, bool eligible) {
+    void answer(const std::string& type, bool eligible) {
         last_ = &type;
         last_answer_ = eligible;
-        return true;
     }
 
     const type_predicate& predicate_;
@@ -158,14 +161,14 @@ public:
     }
 
 private:
-    layer_table& table_;
-    eligibility_cache eligible_;
     bool is_explicit(std::size_t row) const { return (explicit_[row / 64] >> (row % 64)) & 1u; }
     void mark_explicit(std::size_t row, bool listed) {
         if (row / 64 >= explicit_.size()) explicit_.resize(row / 64 + 1);
         if (listed) explicit_[row / 64] |= std::uint64_t{1} << (row % 64);
     }
 
+    layer_table& table_;
+    eligibility_cache eligible_;
     std::vector<std::uint64_t> explicit_;       ///< a bit per table row: listed itself, or only an implicit container so far
     std::size_t previous_ = layer_table::npos;  ///< the row of the last name added (it and its prefixes are in the table)
 };
@@ -516,7 +519,7 @@ private:
     /// A non-negative integer within 64 bits, as written with integer syntax (Boost.JSON reads
     /// `-0` as the integer 0, anything beyond 2^64 - 1 as a double).
     static bool is_count(const json_scalar& v, std::uint64_t& out) {
-        if (v.type != json_node::kind::number || !v.integer_syntax) return false;
+        if (v.type != json_scalar::kind::number || !v.integer_syntax) return false;
         std::string_view digits = v.number;
         if (digits == "-0") {
             out = 0;
