@@ -910,6 +910,55 @@ BOOST_AUTO_TEST_CASE(layer_list_files_are_read_in_pieces_with_the_same_diagnosti
     BOOST_TEST(!features.at("y").has_value());
 }
 
+BOOST_AUTO_TEST_CASE(the_usual_element_shape_reads_as_any_other) {
+    // {"name": "...", "type": "..."} with plain strings is read by the JSON reader's fast branch;
+    // every other way of writing the same element goes the general way, with the same answer.
+    for (const std::string element :
+         {R"({"name":"a.b","type":"Linear"})", "{ \"name\" :\t\"a.b\" ,\r\n \"type\" : \"Linear\" }",
+          R"({"type": "Linear", "name": "a.b"})", R"({"n\u0061me": "a.b", "type": "Linear"})", R"({"name": "a\u002eb", "type": "Linear"})",
+          R"({"name": "a.b", "type": "Linear", "out": 3})", R"({"name": "a.b", "type": "Conv", "type": "Linear"})",
+          R"({"name": "x", "type": "Linear", "name": "a.b"})"}) {
+        kvcali::diagnostics d;
+        const auto t = kvcali::parse_layer_list("[" + element + "]", "m.json", d);
+        BOOST_TEST(!d.has_errors(), element);
+        BOOST_TEST_REQUIRE(t.size() == 2u, element);  // a, a.b
+        BOOST_TEST(t[1].name == "a.b", element);
+        BOOST_TEST(t[1].type == "Linear", element);
+        BOOST_TEST(t[1].eligible, element);
+    }
+    // Problems of elements of that shape point into them, in pieces as in the whole text: a list of
+    // 20000 such elements (several 64 KiB pieces) with an empty name and a repeated one far in.
+    std::string text = "[";
+    for (int i = 0; i < 20000; ++i) {
+        const std::string name = i == 12345 ? "" : i == 19999 ? "m.7" : "m." + std::to_string(i);
+        text += std::string(i == 0 ? "" : ",\n") + "{\"name\": \"" + name + "\", \"type\": \"Linear\"}";
+    }
+    text += "]";
+    temp_dir dir;
+    spit(dir / "plain.json", text);
+    kvcali::diagnostics d;
+    (void)kvcali::parse_layer_list(text, (dir / "plain.json").string(), d);
+    BOOST_TEST_REQUIRE(d.error_count() == 2u);
+    BOOST_TEST(d.items()[0].to_string() ==
+               (dir / "plain.json").string() + ":12346:10: error: [12345].name is empty (the root module is not a layer) [invalid_model]");
+    BOOST_TEST(d.items()[1].to_string() ==
+               (dir / "plain.json").string() + ":20000:10: error: [19999].name: layer \"m.7\" is listed twice [invalid_model]");
+    try {
+        (void)kvcali::load_layer_list(dir / "plain.json");
+        BOOST_FAIL("an empty and a repeated name were accepted");
+    } catch (const kvcali::error& e) {
+        BOOST_TEST_REQUIRE(e.diagnostics().size() == 2u);
+        BOOST_TEST(e.diagnostics()[0].to_string() == d.items()[0].to_string());
+        BOOST_TEST(e.diagnostics()[1].to_string() == d.items()[1].to_string());
+    }
+    // A cut element is a syntax error where the general reader finds it.
+    const auto cut = layer_list_problems("[{\"name\": \"a\", \"type\": \"Linear\"");
+    BOOST_TEST_REQUIRE(cut.size() == 1u);
+    BOOST_TEST(cut[0].to_string() ==
+               "m.json:1:32: error: the layer list is not valid JSON: expected ',' or '}' in an object, found the end of the text "
+               "[invalid_model]");
+}
+
 BOOST_AUTO_TEST_CASE(layer_list_in_and_out_are_non_negative_integers) {
     // Accepted, with plain strings and with escapes (the slow branch of the string reader).
     for (const std::string_view text : {R"([{"name": "k", "type": "Linear", "in": 0, "out": 4096}])",

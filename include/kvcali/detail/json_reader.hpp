@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <string_view>
@@ -284,6 +285,26 @@ public:
         }
         return read_escaped_string(out, scratch);
     }
+    /// A string member's value as the fast branch below saw it: its text (a view of the window)
+    /// and where its opening quote and the byte after its closing quote are in the window.
+    struct plain_member {
+        std::string_view text;
+        std::size_t start = 0, end = 0;
+    };
+    /// The fast branch for an object at `depth` of exactly two members, `key1` then `key2` (plain
+    /// ASCII keys), whose values are strings without escapes, control or non-ASCII bytes, in any
+    /// JSON white space: `{"name": "x", "type": "y"}`. When the object at the current position is
+    /// one, fills `a` and `b`, moves past its `}` and answers true; else moves nothing and answers
+    /// false, and the caller reads it with read_object, which sees it as this branch would have.
+    KVCALI_ALWAYS_INLINE bool read_plain_pair(std::size_t depth, std::string_view key1, std::string_view key2, plain_member& a,
+                                              plain_member& b) noexcept {
+        if (depth > max_depth_) return false;
+        const std::size_t start = pos_;
+        ++pos_;  // '{'
+        if (plain_member_at(key1, a) && expect(',') && plain_member_at(key2, b) && expect('}')) return true;
+        pos_ = start;
+        return false;
+    }
     /// Callbacks for read_object and read_array where speed does not matter: passed as these, the
     /// callers share one copy of each function instead of one per lambda.
     using member_fn = function_ref<bool(std::string_view, std::size_t)>;
@@ -346,6 +367,34 @@ public:
     }
 
 private:
+    /// read_plain_pair's steps: white space, then `"key"`, `:` and a plain string (into `m`);
+    /// white space, then `c`.
+    KVCALI_ALWAYS_INLINE bool plain_member_at(std::string_view key, plain_member& m) noexcept {
+        skip_ws();
+        const std::size_t n = key.size();
+        if (text_.size() - pos_ < n + 2 || text_[pos_] != '"' || text_[pos_ + n + 1] != '"' ||
+            std::memcmp(text_.data() + pos_ + 1, key.data(), n) != 0)
+            return false;
+        pos_ += n + 2;
+        if (!expect(':')) return false;
+        skip_ws();
+        if (pos_ >= text_.size() || text_[pos_] != '"') return false;
+        const char* const body = text_.data() + pos_ + 1;
+        const char* const end = text_.data() + text_.size();
+        const char* const quote = plain_string_end(body, end);
+        if (quote == nullptr || quote == end) return false;
+        m.start = pos_;
+        m.text = std::string_view(body, static_cast<std::size_t>(quote - body));
+        pos_ = m.end = static_cast<std::size_t>(quote + 1 - text_.data());
+        return true;
+    }
+    KVCALI_ALWAYS_INLINE bool expect(char c) noexcept {
+        skip_ws();
+        if (pos_ >= text_.size() || text_[pos_] != c) return false;
+        ++pos_;
+        return true;
+    }
+
     bool read_escaped_string(std::string_view& out, std::string& scratch) {
         scratch.clear();
         if (!string(scratch)) return false;
@@ -369,7 +418,7 @@ private:
         return std::string("byte 0x") + hex[c >> 4] + hex[c & 0xF];
     }
 
-    inline void skip_ws() noexcept {
+    KVCALI_ALWAYS_INLINE inline void skip_ws() noexcept {
         if (pos_ < text_.size() && static_cast<unsigned char>(text_[pos_]) > ' ') return;  // (usually)
         while (pos_ < text_.size()) {
             const char c = text_[pos_];

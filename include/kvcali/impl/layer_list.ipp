@@ -467,6 +467,12 @@ private:
         e.unknown_count = 0;
         e.is_object = parser_.peek() == '{';
         if (!e.is_object) return parser_.skip_value(scratch_value_, scratch_string_, 1);
+        json_parser::plain_member name, type;
+        if (parser_.read_plain_pair(2, "name", "type", name, type)) {  // (the usual element, at once)
+            set_plain(e.name, name);
+            set_plain(e.type, type);
+            return true;
+        }
         return parser_.read_object(2, [&](std::string_view key, std::size_t key_offset) {
             if (key == "name") return read_text_member(e.name, name_buffer_);
             if (key == "type") return read_text_member(e.type, type_buffer_);
@@ -489,6 +495,14 @@ private:
         }
         m.value_end = parser_.position();
         return true;
+    }
+    /// "name" or "type" as the parser's fast branch read it: a string without escapes.
+    static void set_plain(layer_list_member& m, const json_parser::plain_member& p) noexcept {
+        m.present = m.is_string = true;
+        m.decoded = false;
+        m.text = p.text;
+        m.value_start = p.start;
+        m.value_end = p.end;
     }
     /// "in" or "out": a non-negative integer, or anything (then refused).
     bool read_count_member(layer_list_member& m) {
