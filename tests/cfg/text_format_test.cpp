@@ -301,6 +301,11 @@ BOOST_AUTO_TEST_CASE(strings_escapes_and_utf8) {
     expect_error_at("kv_cache_quant_config { quant_layers: '\\ud800' }", 1, 40, "not a Unicode scalar value");
     expect_error_at("kv_cache_quant_config { quant_layers: '\\u12' }", 1, 40, "exactly 4 hex digits");
     expect_error_at("kv_cache_quant_config { quant_layers: '\\377' }", 1, 39, "not valid UTF-8");
+    // Literals without escapes are taken as written (the file is UTF-8); one with escapes among
+    // them still has the whole value checked.
+    BOOST_TEST(*layer("'a' '\\xe6\\xb3' '\\xa8b'") == "a注b");
+    BOOST_TEST(*layer("'注' 'x' \"意\"") == "注x意");
+    expect_error_at("kv_cache_quant_config { quant_layers: '注' '\\xe6' 'x' }", 1, 39, "not valid UTF-8");
     expect_error_at("kv_cache_quant_config { quant_layers: 'a\\\n' }", 1, 39, "unterminated string");
 }
 

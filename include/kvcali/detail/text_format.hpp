@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -206,6 +207,7 @@ private:
     enum class tok : std::uint8_t { end, identifier, number, string, symbol };
     struct token {
         tok kind = tok::end;
+        bool escaped = false;  ///< a string with a backslash in it
         std::size_t begin = 0, end = 0;
         std::uint32_t line = 0, column = 0;
     };
@@ -331,6 +333,7 @@ private:
         if (const cfg_word word = scan_cfg_word(text_, pos_, i); word != cfg_word::none) {
             cur_.kind = word == cfg_word::identifier ? tok::identifier : tok::number;
         } else if (c == '\'' || c == '"') {
+            cur_.escaped = false;
             for (;;) {
                 i = string_stop(i, c);
                 if (i >= n || text_[i] == '\n') {
@@ -346,6 +349,7 @@ private:
                         cur_.end = i;
                         fail(cur_, "unterminated string: a backslash ends the line");
                     }
+                    cur_.escaped = true;
                     i += 2;
                 }
             }
@@ -467,9 +471,18 @@ private:
         }
     }
 
+    /// A new child is a copy of a kept empty child with the same key: a ptree has no move, so a
+    /// child built in place is copied anyway, and copying a kept one saves building and dropping
+    /// that temporary (a file repeats a few keys many times).
     cfg_document& new_child(cfg_document& parent, std::string_view key, const token& at) {
         count_node(at);
-        return add_child(parent, key);
+        for (const auto& p : prototypes_) {
+            if (p->first == key) return parent.push_back(*p)->second;
+        }
+        if (prototypes_.size() == max_prototypes) return add_child(parent, key);
+        prototypes_.push_back(std::make_unique<const cfg_document::value_type>(std::piecewise_construct, std::forward_as_tuple(key),
+                                                                               std::forward_as_tuple()));
+        return parent.push_back(*prototypes_.back())->second;
     }
 
     void check_depth(std::size_t depth) {
@@ -581,11 +594,18 @@ private:
         node.kind = cfg_kind::string;
         const token first = cur_;
         const std::size_t errors_before = string_errors_;
+        bool escaped = false;
         while (cur_.kind == tok::string) {
-            unescape(cur_, node.text);
+            if (cur_.escaped) {
+                unescape(cur_, node.text);
+                escaped = true;
+            } else {
+                node.text.append(text_.substr(cur_.begin + 1, cur_.end - cur_.begin - 2));
+            }
             advance();
         }
-        if (string_errors_ == errors_before) {
+        // The file is UTF-8 (check_encoding) and quotes are ASCII, so only escapes can break it.
+        if (escaped && string_errors_ == errors_before) {
             const std::size_t bad = first_invalid_utf8(node.text);
             if (bad != std::string_view::npos) {
                 report_at(first.line, first.column,
@@ -607,6 +627,8 @@ private:
     token cur_;
     std::size_t nodes_ = 0;
     std::size_t string_errors_ = 0;
+    static constexpr std::size_t max_prototypes = 16;
+    std::vector<std::unique_ptr<const cfg_document::value_type>> prototypes_;  ///< new_child's kept empty children
 };
 
 }  // namespace detail

@@ -268,14 +268,16 @@ private:
     source_location name_location(const cfg_node& n) const { return source_location{file_, n.line, n.column}; }
     source_location value_location(const cfg_node& n) const { return source_location{file_, n.value_line, n.value_column}; }
     static std::string member_path(std::string_view parent, std::string_view key) {
-        std::string p(parent);
-        const bool plain =
-            !key.empty() && !(key[0] >= '0' && key[0] <= '9') &&
-            key.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") == std::string_view::npos;
+        std::string p;
+        bool plain = !key.empty() && !(key[0] >= '0' && key[0] <= '9');
+        for (const char c : key) plain = plain && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_');
         if (plain) {
+            p.reserve(parent.size() + 1 + key.size());
+            p += parent;
             p += '.';
             p += key;
         } else {
+            p = parent;
             p += "[\"";
             for (char c : key) {
                 if (c == '"' || c == '\\') p += '\\';
@@ -395,7 +397,8 @@ private:
     /// Calls `fn(message, path)` for each message of field `f`; reports shape errors.
     void for_each_message(const field_ref& f, bool repeated, function_ref<void(cfg_document&, const std::string&)> fn) {
         const cfg_node& n = at(f);
-        const std::string path = member_path(f.in.path, f.key);
+        // (Paths only appear in the JSON form's diagnostics: the text format's go without them.)
+        const std::string path = json_ ? member_path(f.in.path, f.key) : std::string();
         if (n.kind == cfg_kind::message) {
             fn(f.node, path);
             return;
@@ -404,7 +407,8 @@ private:
             std::size_t index = 0;
             for (auto& [k, e] : f.node) {
                 if (stopped_) return;
-                const std::string element = path + "[" + std::to_string(index++) + "]";
+                const std::string element = json_ ? path + "[" + std::to_string(index) + "]" : std::string();
+                ++index;
                 if (e.data().kind != cfg_kind::message) {
                     report(severity::error, value_location(e.data()), element,
                            f.key + " is a list of messages: expected \"{\", found " + found(e.data()));
