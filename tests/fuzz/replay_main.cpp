@@ -4,10 +4,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -22,7 +24,11 @@ int replay(const std::filesystem::path& file) {
         return 1;
     }
     const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    (void)LLVMFuzzerTestOneInput(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size());
+    // In a buffer of exactly the input's size, as libFuzzer passes it, so that under ASan a read
+    // one byte past the end is caught (a std::string has a terminating NUL there).
+    const std::unique_ptr<std::uint8_t[]> data(new std::uint8_t[bytes.size()]);
+    std::memcpy(data.get(), bytes.data(), bytes.size());
+    (void)LLVMFuzzerTestOneInput(data.get(), bytes.size());
     return 0;
 }
 
