@@ -59,7 +59,7 @@ private:
     /// Pushes the value at the current position, a member or an element of a value at `depth`.
     bool value(std::size_t depth) {
         std::size_t n = 0;
-        switch (parser_.at_end() ? '\0' : parser_.peek()) {
+        switch (parser_.peek()) {
             case '{':
                 if (!parser_.read_object(depth + 1, [&](std::string_view key, std::size_t) {
                         stack_.push_key(key);

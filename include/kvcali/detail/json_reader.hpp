@@ -234,8 +234,9 @@ public:
 
     inline void skip_whitespace() noexcept { skip_ws(); }
     bool at_end() const noexcept { return pos_ >= text_.size(); }
-    /// The next character (the window must not be at its end).
-    char peek() const noexcept { return text_[pos_]; }
+    /// The next character, or '\0' at the window's end (a NUL is never valid there in JSON, so
+    /// callers may test the result without checking for the end first).
+    char peek() const noexcept { return pos_ < text_.size() ? text_[pos_] : '\0'; }
     /// The start of the document: no byte order mark, and a value to come.
     bool document_start() {
         skip_ws();

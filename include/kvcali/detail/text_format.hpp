@@ -72,12 +72,27 @@ using cfg_document = boost::property_tree::basic_ptree<std::string, cfg_node>;
 
 inline bool is_scalar(cfg_kind k) noexcept { return k != cfg_kind::message && k != cfg_kind::list; }
 
-/// Appends a child with `key` and returns it. A ptree inserts a copy (it has no move): the
-/// (key, empty tree) pair is built in place, so that that copy is the only other one made.
-inline cfg_document& add_child(cfg_document& parent, std::string_view key) {
-    const cfg_document::value_type child(std::piecewise_construct, std::forward_as_tuple(key), std::forward_as_tuple());
-    return parent.push_back(child)->second;
-}
+/// Appends children to documents (both readers build theirs with one). A ptree inserts a copy (it
+/// has no move), so a new child is a copy of a kept empty child with the same key: that saves
+/// building and dropping a temporary for each, and a file repeats a few keys many times.
+class cfg_child_maker {
+public:
+    /// Appends a child with `key` to `parent` and returns it.
+    cfg_document& add(cfg_document& parent, std::string_view key) {
+        for (const auto& k : kept_) {
+            if (k->first == key) return parent.push_back(*k)->second;
+        }
+        auto child =
+            std::make_unique<const cfg_document::value_type>(std::piecewise_construct, std::forward_as_tuple(key), std::forward_as_tuple());
+        cfg_document& added = parent.push_back(*child)->second;
+        if (kept_.size() < max_kept) kept_.push_back(std::move(child));
+        return added;
+    }
+
+private:
+    static constexpr std::size_t max_kept = 16;
+    std::vector<std::unique_ptr<const cfg_document::value_type>> kept_;
+};
 
 /// Length of the UTF-8 sequence at `p` if it is well formed (no overlong forms, no surrogates,
 /// at most U+10FFFF), else 0. Reads at most `left` bytes.
@@ -380,6 +395,10 @@ private:
     /// Appends the unescaped body of string token `t` to `out`; reports bad escapes.
     void unescape(const token& t, std::string& out) {
         const std::string_view body = text_.substr(t.begin + 1, t.end - t.begin - 2);
+        if (!t.escaped) {
+            out.append(body);  // (the tokenizer saw no backslash)
+            return;
+        }
         std::size_t i = 0;
         auto bad = [&](std::size_t at, const std::string& why) {
             report_at(t.line, t.column + static_cast<std::uint32_t>(at + 1), why);
@@ -471,18 +490,9 @@ private:
         }
     }
 
-    /// A new child is a copy of a kept empty child with the same key: a ptree has no move, so a
-    /// child built in place is copied anyway, and copying a kept one saves building and dropping
-    /// that temporary (a file repeats a few keys many times).
     cfg_document& new_child(cfg_document& parent, std::string_view key, const token& at) {
         count_node(at);
-        for (const auto& p : prototypes_) {
-            if (p->first == key) return parent.push_back(*p)->second;
-        }
-        if (prototypes_.size() == max_prototypes) return add_child(parent, key);
-        prototypes_.push_back(std::make_unique<const cfg_document::value_type>(std::piecewise_construct, std::forward_as_tuple(key),
-                                                                               std::forward_as_tuple()));
-        return parent.push_back(*prototypes_.back())->second;
+        return children_.add(parent, key);
     }
 
     void check_depth(std::size_t depth) {
@@ -596,12 +606,8 @@ private:
         const std::size_t errors_before = string_errors_;
         bool escaped = false;
         while (cur_.kind == tok::string) {
-            if (cur_.escaped) {
-                unescape(cur_, node.text);
-                escaped = true;
-            } else {
-                node.text.append(text_.substr(cur_.begin + 1, cur_.end - cur_.begin - 2));
-            }
+            escaped = escaped || cur_.escaped;
+            unescape(cur_, node.text);
             advance();
         }
         // The file is UTF-8 (check_encoding) and quotes are ASCII, so only escapes can break it.
@@ -627,8 +633,7 @@ private:
     token cur_;
     std::size_t nodes_ = 0;
     std::size_t string_errors_ = 0;
-    static constexpr std::size_t max_prototypes = 16;
-    std::vector<std::unique_ptr<const cfg_document::value_type>> prototypes_;  ///< new_child's kept empty children
+    cfg_child_maker children_;
 };
 
 }  // namespace detail

@@ -46,7 +46,7 @@ private:
     bool members(cfg_document& node, std::size_t depth) {
         node.data().kind = cfg_kind::message;
         const bool ok = parser_.read_object(depth + 1, json_parser::member_fn([&](std::string_view key, std::size_t key_offset) {
-                                                cfg_document& child = add_child(node, key);
+                                                cfg_document& child = children_.add(node, key);
                                                 set_position(child.data(), key_offset);
                                                 return value(child, depth);
                                             }));
@@ -67,14 +67,14 @@ private:
             data.line = line;
             data.column = column;
         }
-        const char c = parser_.at_end() ? '\0' : parser_.peek();
+        const char c = parser_.peek();
         if (c == '{' || c == '[') {
             if (depth + 1 > limits_.max_depth)
                 return fail(offset, "nesting deeper than " + std::to_string(limits_.max_depth) + " levels (the limit)");
             if (c == '{') return members(node, depth + 1);
             data.kind = cfg_kind::list;
-            const bool ok =
-                parser_.read_array(depth + 2, json_parser::element_fn([&](std::size_t) { return value(add_child(node, ""), depth + 1); }));
+            const bool ok = parser_.read_array(
+                depth + 2, json_parser::element_fn([&](std::size_t) { return value(children_.add(node, ""), depth + 1); }));
             return ok || fail_from_parser();
         }
         if (c == '"') {
@@ -122,6 +122,7 @@ private:
     const simple_config_limits& limits_;
     json_parser parser_;
     std::string scratch_;
+    cfg_child_maker children_;
     std::size_t nodes_ = 0;
     std::size_t error_offset_ = 0;
     std::string error_;

@@ -486,7 +486,7 @@ private:
     bool read_text_member(layer_list_member& m, std::string& buffer) {
         m.present = true;
         m.value_start = parser_.position();
-        m.is_string = !parser_.at_end() && parser_.peek() == '"';  // (the text may end after the colon)
+        m.is_string = parser_.peek() == '"';
         if (m.is_string) {
             if (!parser_.read_string(m.text, buffer)) return false;
             m.decoded = m.text.data() == buffer.data();
