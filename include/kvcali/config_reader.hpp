@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "calibration/settings.hpp"
+#include "detail/concat.hpp"
 #include "detail/config.hpp"
 #include "detail/show_value.hpp"
 #include "error.hpp"
@@ -91,7 +92,7 @@ requires model_graph<G> resolved_config read_quant_cali_config(const std::filesy
     } else {
         diagnostics diags(opts.strict, opts.on_warning);
         const layer_table table = extract_layers(model, [&](std::string_view name) {
-            diags.error(errc::invalid_model, "the model has two layers named " + detail::quote_name(name), {}, name);
+            diags.error(errc::invalid_model, detail::concat({"the model has two layers named ", detail::quote_name(name)}), {}, name);
         });
         diags.throw_if_errors();
         opts.model = &table;

@@ -89,7 +89,7 @@ struct diagnostic {
     bool is_error() const noexcept { return severity == kvcali::severity::error; }
 
     /// Compiler style: `file:line:column: error: message [category]` (the position only when known).
-    KVCALI_DECL std::string to_string() const;
+    KVCALI_COLD KVCALI_DECL std::string to_string() const;
 };
 
 /// Receives warnings as they are found (the library itself never prints).
@@ -98,10 +98,10 @@ using warning_sink = std::function<void(const diagnostic&)>;
 /// Every error kvcali throws: the category of its first error diagnostic, and all diagnostics found.
 class error : public std::runtime_error {
 public:
-    error(errc code, std::vector<diagnostic> diagnostics)
+    KVCALI_COLD error(errc code, std::vector<diagnostic> diagnostics)
         : std::runtime_error(summary(code, diagnostics)), code_(code), diagnostics_(std::move(diagnostics)) {}
 
-    explicit error(diagnostic single) : error(single.category, std::vector<diagnostic>{std::move(single)}) {}
+    KVCALI_COLD explicit error(diagnostic single) : error(single.category, std::vector<diagnostic>{std::move(single)}) {}
 
     errc code() const noexcept { return code_; }
     std::error_code error_code() const noexcept { return make_error_code(code_); }
@@ -116,7 +116,7 @@ public:
     }
 
 private:
-    KVCALI_DECL static std::string summary(errc code, const std::vector<diagnostic>& diagnostics);
+    KVCALI_COLD KVCALI_DECL static std::string summary(errc code, const std::vector<diagnostic>& diagnostics);
 
     errc code_;
     std::vector<diagnostic> diagnostics_;

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "detail/concat.hpp"
 #include "detail/config.hpp"
 #include "error.hpp"
 #include "layer_table.hpp"
@@ -41,7 +42,7 @@ template <class G>
 layer_table table_of(const G& model, diagnostics& diags) {
     require_model_graph<G>();  // a message naming the missing piece of the model_graph requirement
     return extract_layers(model, [&](std::string_view name) {
-        diags.error(errc::invalid_model, "the model has two layers named \"" + std::string(name) + "\"", {}, name);
+        diags.error(errc::invalid_model, detail::concat({"the model has two layers named \"", name, "\""}), {}, name);
     });
 }
 

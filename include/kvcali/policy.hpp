@@ -20,6 +20,7 @@
 #include <string>
 #include <string_view>
 
+#include "detail/concat.hpp"
 #include "detail/config.hpp"
 #include "error.hpp"
 #include "json_format.hpp"
@@ -178,7 +179,8 @@ inline std::string show(float v) { return float32_repr(v); }
 
 inline check_result finite(const param_value& v) {
     if (std::isfinite(v.real)) return check_result::ok();
-    return check_result::fail("must be a finite number, not " + std::string(std::isnan(v.real) ? "nan" : (v.real > 0 ? "inf" : "-inf")));
+    return check_result::fail(
+        detail::concat({"must be a finite number, not ", std::isnan(v.real) ? "nan" : (v.real > 0 ? "inf" : "-inf")}));
 }
 
 inline check_result max_percentile(const param_value& v) {

@@ -11,6 +11,7 @@
 #include "impl/accumulator.ipp"         // IWYU pragma: export
 #include "impl/activations.ipp"         // IWYU pragma: export
 #include "impl/calibrator.ipp"          // IWYU pragma: export
+#include "impl/concat.ipp"              // IWYU pragma: export
 #include "impl/config_reader.ipp"       // IWYU pragma: export
 #include "impl/config_writer.ipp"       // IWYU pragma: export
 #include "impl/error.ipp"               // IWYU pragma: export

@@ -14,13 +14,13 @@ namespace kvcali {
 
 /// Levenshtein distance between `a` and `b` if it is at most `limit`, else `limit + 1`.
 /// Banded dynamic programming: O(limit * min(|a|, |b|)) time, O(|b|) space.
-KVCALI_DECL std::size_t bounded_edit_distance(std::string_view a, std::string_view b, std::size_t limit);
+KVCALI_COLD KVCALI_DECL std::size_t bounded_edit_distance(std::string_view a, std::string_view b, std::size_t limit);
 
 namespace detail {
 /// closest_names' work (one copy for every range it is called on): the candidates are
 /// `name_at(i)` for i < n, an empty name standing for none.
-KVCALI_DECL std::vector<std::string> closest_names_at(std::string_view name, std::size_t n,
-                                                      function_ref<std::string_view(std::size_t)> name_at, std::size_t count);
+KVCALI_COLD KVCALI_DECL std::vector<std::string> closest_names_at(std::string_view name, std::size_t n,
+                                                                  function_ref<std::string_view(std::size_t)> name_at, std::size_t count);
 }  // namespace detail
 
 /// Up to `count` names among `candidates` (a random-access range; `name_of(candidate)` is its
@@ -35,7 +35,7 @@ std::vector<std::string> closest_names(std::string_view name, const Range& candi
 
 /// `; did you mean "a", "b" or "c"?` (empty when there is nothing to suggest); `quote` is the
 /// quotation mark around each name (`'` for the command line's `'--cfg'`).
-KVCALI_DECL std::string did_you_mean(const std::vector<std::string>& names, char quote = '"');
+KVCALI_COLD KVCALI_DECL std::string did_you_mean(const std::vector<std::string>& names, char quote = '"');
 
 }  // namespace kvcali
 

@@ -10,14 +10,17 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <kvcali/detail/concat.hpp>
 #include <kvcali/kvcali.hpp>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <map>
 #include <optional>
+#include <string>
 #include <type_traits>
 
 #include "../support/test_support.hpp"
@@ -125,6 +128,27 @@ BOOST_AUTO_TEST_CASE(escapes_like_python_ensure_ascii) {
     BOOST_TEST(js("\xF0\x9F\x98\x80") == "\"\\ud83d\\ude00\"");  // U+1F600 as a surrogate pair, lowercase
     BOOST_TEST(js(std::string_view("\0", 1)) == "\"\\u0000\"");
     BOOST_TEST(js("\xFF") == "\"\\ufffd\"");
+}
+
+BOOST_AUTO_TEST_CASE(messages_are_the_strings_operator_plus_would_build) {
+    using kvcali::detail::append_concat;
+    using kvcali::detail::concat;
+    const std::string s = "layer";
+    const std::string_view v = "k_proj";
+    BOOST_TEST(concat({}) == "");
+    BOOST_TEST(concat({"a", s, v, '"', std::string("tmp")}) == "alayerk_proj\"tmp");
+    // Integers as std::to_string writes them, at both ends of each width.
+    BOOST_TEST(concat({0, " ", 7u, " ", -1, " ", std::numeric_limits<int>::min(), " ", std::numeric_limits<std::uint32_t>::max()}) ==
+               std::to_string(0) + " 7 -1 " + std::to_string(std::numeric_limits<int>::min()) + " 4294967295");
+    BOOST_TEST(concat({std::numeric_limits<std::int64_t>::min(), std::numeric_limits<std::uint64_t>::max()}) ==
+               std::to_string(std::numeric_limits<std::int64_t>::min()) + std::to_string(std::numeric_limits<std::uint64_t>::max()));
+    BOOST_TEST(concat({std::size_t{12}, ':', std::uint32_t{3}}) == "12:3");
+    // A NUL character and bytes above 0x7F are kept as they are.
+    BOOST_TEST(concat({'\0', '\xE9', std::string_view("x\0y", 3)}) == std::string("\0\xE9x\0y", 5));
+    std::string out = "at ";
+    append_concat(out, {"line ", 3, ", column ", 14});
+    append_concat(out, {});
+    BOOST_TEST(out == "at line 3, column 14");
 }
 
 BOOST_AUTO_TEST_CASE(utf8_validation) {

@@ -31,6 +31,12 @@
 #define KVCALI_COLD
 #endif
 
+#if defined(__GNUC__) || defined(__clang__)
+#define KVCALI_NOINLINE __attribute__((noinline))
+#else
+#define KVCALI_NOINLINE
+#endif
+
 namespace kvcali::detail {
 /// Asks the processor to start loading the cache line at `p` (no effect where unsupported).
 inline void prefetch(const void* p) noexcept {

@@ -15,6 +15,7 @@
 #include <system_error>
 
 #include "../error.hpp"
+#include "concat.hpp"
 #include "json_reader.hpp"
 #include "numbers.hpp"
 
@@ -103,7 +104,7 @@ private:
 inline bool parse_json(std::string_view text, const std::string& file, errc category, std::string_view what, boost::json::value& out,
                        diagnostics& diags, std::size_t max_depth = 64) {
     auto report = [&](std::size_t offset, const std::string& message) {
-        diags.error(category, std::string(what) + " is not valid JSON: " + message, line_index(text).at(offset, file));
+        diags.error(category, concat({what, " is not valid JSON: ", message}), line_index(text).at(offset, file));
         return false;
     };
     if (text.starts_with("\xEF\xBB\xBF")) return report(0, "it starts with a UTF-8 byte order mark, which JSON does not allow; remove it");

@@ -27,6 +27,7 @@
 
 #include "../error.hpp"
 #include "../json_format.hpp"
+#include "concat.hpp"
 #include "function_ref.hpp"
 #include "numbers.hpp"
 #include "string_map.hpp"
@@ -248,7 +249,7 @@ public:
     /// The end of the document: nothing but white space after the value.
     bool document_end() {
         skip_ws();
-        if (pos_ < text_.size()) return fail(pos_, "expected the end of the text after the JSON value, found " + show_here());
+        if (pos_ < text_.size()) return fail(pos_, concat({"expected the end of the text after the JSON value, found ", show_here()}));
         return true;
     }
     /// The opening bracket of an array at `depth` (1: the top level).
@@ -264,7 +265,7 @@ public:
             more = text_[pos_++] == ',';
             return true;
         }
-        return fail(pos_, "expected ',' or ']' in an array, found " + show_here());
+        return fail(pos_, concat({"expected ',' or ']' in an array, found ", show_here()}));
     }
     /// Any value, into a tree whose object paths are not kept (for duplicate keys) below `depth`.
     bool read_value(json_node& out, std::size_t depth) {
@@ -345,12 +346,12 @@ public:
         std::string key_buffer;
         while (true) {
             skip_ws();
-            if (pos_ >= text_.size() || text_[pos_] != '"') return fail(pos_, "expected a string key, found " + show_here());
+            if (pos_ >= text_.size() || text_[pos_] != '"') return fail(pos_, concat({"expected a string key, found ", show_here()}));
             const std::size_t key_offset = base_ + pos_;
             std::string_view key;
             if (!read_string(key, key_buffer)) return false;
             skip_ws();
-            if (pos_ >= text_.size() || text_[pos_] != ':') return fail(pos_, "expected ':' after the key, found " + show_here());
+            if (pos_ >= text_.size() || text_[pos_] != ':') return fail(pos_, concat({"expected ':' after the key, found ", show_here()}));
             ++pos_;
             skip_ws();
             if (!on_member(key, key_offset)) return false;
@@ -363,7 +364,7 @@ public:
                 ++pos_;
                 return true;
             }
-            return fail(pos_, "expected ',' or '}' in an object, found " + show_here());
+            return fail(pos_, concat({"expected ',' or '}' in an object, found ", show_here()}));
         }
     }
 
@@ -435,7 +436,7 @@ private:
     KVCALI_COLD std::string show_here() const {
         if (pos_ >= text_.size()) return "the end of the text";
         const auto c = static_cast<unsigned char>(text_[pos_]);
-        if (c >= 0x20 && c < 0x7F) return std::string("'") + static_cast<char>(c) + "'";
+        if (c >= 0x20 && c < 0x7F) return concat({"'", static_cast<char>(c), "'"});
         static constexpr char hex[] = "0123456789abcdef";
         return std::string("byte 0x") + hex[c >> 4] + hex[c & 0xF];
     }
@@ -495,7 +496,7 @@ private:
                 if (c == '-' || (c >= '0' && c <= '9')) return number(out);
                 break;
         }
-        return fail(pos_, "expected a JSON value, found " + show_here());
+        return fail(pos_, concat({"expected a JSON value, found ", show_here()}));
     }
 
     bool digits() {
@@ -563,7 +564,7 @@ private:
         out = 0;
         for (int i = 0; i < 4; ++i) {
             const int d = hex_digit_value(text_[pos_]);
-            if (d < 0) return fail(pos_, "expected 4 hex digits after \\u, found " + show_here());
+            if (d < 0) return fail(pos_, concat({"expected 4 hex digits after \\u, found ", show_here()}));
             out = out * 16 + static_cast<std::uint32_t>(d);
             ++pos_;
         }
@@ -635,7 +636,7 @@ private:
 
     bool too_deep(std::size_t depth) {
         if (depth <= max_depth_) return false;
-        fail(pos_, "nesting deeper than " + std::to_string(max_depth_) + " levels");
+        fail(pos_, concat({"nesting deeper than ", max_depth_, " levels"}));
         return true;
     }
 

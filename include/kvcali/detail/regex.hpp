@@ -23,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "concat.hpp"
 #include "config.hpp"
 #include "numbers.hpp"
 
@@ -107,7 +108,7 @@ private:
         return false;
     }
     KVCALI_COLD int fail(const std::string& message) {
-        if (error_.empty()) error_ = message + " at offset " + std::to_string(pos_);
+        if (error_.empty()) error_ = concat({message, " at offset ", pos_});
         return -1;
     }
     /// fail() for the functions that answer whether they read what they should.
@@ -130,7 +131,7 @@ private:
     int set_node(const byte_set& s) { return make({kind::set, {}, false, make_set(s), 0, 0, {}}); }
 
     int disjunction(std::size_t depth) {
-        if (depth > max_nesting) return fail("groups nested deeper than " + std::to_string(max_nesting) + " levels");
+        if (depth > max_nesting) return fail(concat({"groups nested deeper than ", max_nesting, " levels"}));
         node alt{kind::alternation, {}, false, 0, 0, 0, {}};
         alt.children.push_back(as_index(alternative(depth)));
         while (error_.empty() && at('|')) {
@@ -164,7 +165,7 @@ private:
             case '*':
             case '+':
             case '?':
-            case '{': return fail(std::string("nothing to repeat before '") + c + "'");
+            case '{': return fail(concat({"nothing to repeat before '", c, "'"}));
             case '.': {
                 ++pos_;
                 byte_set s;
@@ -301,9 +302,9 @@ private:
     bool hex(std::size_t digits, std::uint32_t& out) {
         out = 0;
         for (std::size_t i = 0; i < digits; ++i) {
-            if (pos_ >= p_.size()) return refuse("expected " + std::to_string(digits) + " hex digits");
+            if (pos_ >= p_.size()) return refuse(concat({"expected ", digits, " hex digits"}));
             const int d = hex_digit_value(p_[pos_]);
-            if (d < 0) return refuse("expected " + std::to_string(digits) + " hex digits");
+            if (d < 0) return refuse(concat({"expected ", digits, " hex digits"}));
             out = out * 16 + static_cast<std::uint32_t>(d);
             ++pos_;
         }
@@ -344,8 +345,7 @@ private:
                 std::uint32_t v = 0;
                 if (!hex(c == 'x' ? 2 : 4, v)) return false;
                 if (v > 0xFF) {
-                    return refuse("\\u" + std::string(p_.substr(pos_ - 4, 4)) +
-                                  " is not a byte (names are matched byte by byte, as UTF-8)");
+                    return refuse(concat({"\\u", p_.substr(pos_ - 4, 4), " is not a byte (names are matched byte by byte, as UTF-8)"}));
                 }
                 s.set(v);
                 return true;
@@ -399,7 +399,7 @@ private:
             else if (name == "w")
                 in = is_word_byte(u);
             else
-                return refuse("unknown character class [:" + std::string(name) + ":]");
+                return refuse(concat({"unknown character class [:", name, ":]"}));
             if (in) s.set(u);
         }
         pos_ = end + 2;
@@ -435,7 +435,7 @@ private:
                 pos_ += 5;
                 return true;
             }
-            return refuse(std::string("'[") + mark + "' takes one character and '" + mark + "]'");
+            return refuse(concat({"'[", mark, "' takes one character and '", mark, "]'"}));
         }
         ++pos_;
         single = static_cast<unsigned char>(c);
@@ -484,7 +484,7 @@ private:
 
     std::uint32_t add(instruction i) {
         if (out_->code_.size() >= max_instructions) {
-            if (error_.empty()) error_ = "the regular expression is too large (more than " + std::to_string(max_instructions) + " steps)";
+            if (error_.empty()) error_ = concat({"the regular expression is too large (more than ", max_instructions, " steps)"});
             return 0;
         }
         out_->code_.push_back(i);

@@ -5,6 +5,7 @@
 #include <string>
 #include <string_view>
 
+#include "concat.hpp"
 #include "../json_format.hpp"
 #include "../policy.hpp"
 
@@ -15,7 +16,7 @@ inline std::string clip(std::string_view text, std::size_t limit = 40) {
     if (text.size() <= limit) return std::string(text);
     std::size_t cut = limit;
     while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
-    return std::string(text.substr(0, cut)) + "...";
+    return concat({text.substr(0, cut), "..."});
 }
 
 inline std::string quote_name(std::string_view s) {

@@ -32,6 +32,7 @@
 
 #include "../error.hpp"
 #include "../simple_config.hpp"
+#include "concat.hpp"
 #include "function_ref.hpp"
 #include "numbers.hpp"
 #include "show_value.hpp"
@@ -204,9 +205,7 @@ private:
     bool read_into(cfg_document& root, const function_ref<void(cfg_document&)>* each) {
         each_top_ = each;
         if (text_.size() > limits_.max_bytes) {
-            report_at(0, 0,
-                      "the file is " + std::to_string(text_.size()) + " bytes, larger than the limit of " +
-                          std::to_string(limits_.max_bytes) + " bytes");
+            report_at(0, 0, concat({"the file is ", text_.size(), " bytes, larger than the limit of ", limits_.max_bytes, " bytes"}));
             return false;
         }
         if (!check_encoding()) return false;
@@ -272,7 +271,7 @@ private:
             const auto [line, column] = position_of(bad);
             char hex[8];
             std::snprintf(hex, sizeof hex, "0x%02X", static_cast<unsigned>(static_cast<unsigned char>(text_[bad])));
-            report_at(line, column, std::string("invalid UTF-8 (byte ") + hex + "): the file must be UTF-8 text");
+            report_at(line, column, concat({"invalid UTF-8 (byte ", hex, "): the file must be UTF-8 text"}));
         }
         return false;
     }
@@ -353,7 +352,7 @@ private:
                 i = string_stop(i, c);
                 if (i >= n || text_[i] == '\n') {
                     cur_.end = i;
-                    fail(cur_, "unterminated string: the closing " + std::string(1, c) + " is missing before the end of the line");
+                    fail(cur_, concat({"unterminated string: the closing ", c, " is missing before the end of the line"}));
                 }
                 if (text_[i] == c) {
                     ++i;
@@ -385,8 +384,8 @@ private:
     KVCALI_COLD std::string describe(const token& t) const {
         switch (t.kind) {
             case tok::end: return "the end of the file";
-            case tok::string: return "the string " + clip(slice(t));
-            default: return "\"" + clip(slice(t)) + "\"";
+            case tok::string: return concat({"the string ", clip(slice(t))});
+            default: return concat({"\"", clip(slice(t)), "\""});
         }
     }
 
@@ -434,8 +433,8 @@ private:
                     value = value * 8 + static_cast<unsigned>(body[i] - '0');
                 }
                 if (value > 0xFF) {
-                    bad(start, "octal escape \\" + std::string(body.substr(start + 1, i - start - 1)) +
-                                   " is above \\377: an octal escape is one byte");
+                    bad(start,
+                        concat({"octal escape \\", body.substr(start + 1, i - start - 1), " is above \\377: an octal escape is one byte"}));
                     continue;
                 }
                 out += static_cast<char>(value);
@@ -462,11 +461,11 @@ private:
                     cp = cp * 16 + static_cast<std::uint32_t>(hex_digit_value(body[i]));
                 }
                 if (digits != want) {
-                    bad(start, std::string("\\") + e + " must be followed by exactly " + std::to_string(want) + " hex digits");
+                    bad(start, concat({"\\", e, " must be followed by exactly ", want, " hex digits"}));
                     continue;
                 }
                 if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-                    bad(start, "\\" + std::string(body.substr(start + 1, i - start - 1)) + " is not a Unicode scalar value");
+                    bad(start, concat({"\\", body.substr(start + 1, i - start - 1), " is not a Unicode scalar value"}));
                     continue;
                 }
                 append_utf8(out, cp);
@@ -477,8 +476,8 @@ private:
                 utf8_sequence_length(reinterpret_cast<const unsigned char*>(body.data() + start + 1), body.size() - start - 1);
             if (len == 0) len = 1;
             i = start + 1 + len;
-            bad(start, "unknown escape \\" + std::string(body.substr(start + 1, len)) +
-                           " (known: \\a \\b \\f \\n \\r \\t \\v \\\\ \\' \\\" \\? \\ooo \\xhh \\uXXXX \\UXXXXXXXX)");
+            bad(start, concat({"unknown escape \\", body.substr(start + 1, len),
+                               " (known: \\a \\b \\f \\n \\r \\t \\v \\\\ \\' \\\" \\? \\ooo \\xhh \\uXXXX \\UXXXXXXXX)"}));
         }
     }
 
@@ -486,7 +485,7 @@ private:
 
     void count_node(const token& at) {
         if (++nodes_ > limits_.max_nodes) {
-            fail(at, "the file has more than " + std::to_string(limits_.max_nodes) + " fields and values (the limit)");
+            fail(at, concat({"the file has more than ", limits_.max_nodes, " fields and values (the limit)"}));
         }
     }
 
@@ -497,7 +496,7 @@ private:
 
     void check_depth(std::size_t depth) {
         if (depth > limits_.max_depth) {
-            fail(cur_, "nesting deeper than " + std::to_string(limits_.max_depth) + " levels (the limit)");
+            fail(cur_, concat({"nesting deeper than ", limits_.max_depth, " levels (the limit)"}));
         }
     }
 
@@ -506,8 +505,8 @@ private:
         for (;;) {
             if (cur_.kind == tok::end) {
                 if (close == 0) return;
-                fail(cur_, "expected \"" + std::string(1, close) + "\" to close the message opened at " + std::to_string(open.line) + ":" +
-                               std::to_string(open.column) + ", found the end of the file");
+                fail(cur_, concat({"expected \"", close, "\" to close the message opened at ", open.line, ":", open.column,
+                                   ", found the end of the file"}));
             }
             if (close != 0 && is_symbol(close)) {
                 advance();
@@ -515,8 +514,10 @@ private:
             }
             const bool name_ok = cur_.kind == tok::identifier || (cur_.kind == tok::number && cfg_digit(text_[cur_.begin]));
             if (!name_ok) {
-                fail(cur_, std::string("expected a field name") + (close != 0 ? " or \"" + std::string(1, close) + "\"" : "") + ", found " +
-                               describe(cur_));
+                std::string expected = "expected a field name";
+                if (close != 0) append_concat(expected, {" or \"", close, "\""});
+                append_concat(expected, {", found ", describe(cur_)});
+                fail(cur_, std::move(expected));
             }
             const token name = cur_;
             advance();
@@ -562,26 +563,26 @@ private:
                 } else if (cur_.kind == tok::identifier || cur_.kind == tok::number || cur_.kind == tok::string) {
                     read_scalar(element.data());
                 } else {
-                    fail(cur_, "expected a value in the list opened at " + std::to_string(open.line) + ":" + std::to_string(open.column) +
-                                   ", found " + describe(cur_));
+                    fail(cur_,
+                         concat({"expected a value in the list opened at ", open.line, ":", open.column, ", found ", describe(cur_)}));
                 }
                 if (is_symbol(']')) {
                     advance();
                     return;
                 }
                 if (!is_symbol(',')) {
-                    fail(cur_, "expected \",\" or \"]\" in the list opened at " + std::to_string(open.line) + ":" +
-                                   std::to_string(open.column) + ", found " + describe(cur_));
+                    fail(cur_, concat({"expected \",\" or \"]\" in the list opened at ", open.line, ":", open.column, ", found ",
+                                       describe(cur_)}));
                 }
                 advance();
             }
         } else if (cur_.kind == tok::identifier || cur_.kind == tok::number || cur_.kind == tok::string) {
             if (!node.colon) {
-                fail(cur_, "expected \":\" after the field name \"" + clip(slice(name)) + "\", found " + describe(cur_));
+                fail(cur_, concat({"expected \":\" after the field name \"", clip(slice(name)), "\", found ", describe(cur_)}));
             }
             read_scalar(node);
         } else {
-            fail(cur_, "expected a value after \"" + clip(slice(name)) + (node.colon ? ":" : "") + "\", found " + describe(cur_));
+            fail(cur_, concat({"expected a value after \"", clip(slice(name)), node.colon ? ":" : "", "\", found ", describe(cur_)}));
         }
     }
 
@@ -615,8 +616,8 @@ private:
             const std::size_t bad = first_invalid_utf8(node.text);
             if (bad != std::string_view::npos) {
                 report_at(first.line, first.column,
-                          "the string is not valid UTF-8 after unescaping (byte " + std::to_string(bad) +
-                              " of the value): escapes \\ooo and \\xhh are single bytes and must form UTF-8 sequences");
+                          concat({"the string is not valid UTF-8 after unescaping (byte ", bad,
+                                  " of the value): escapes \\ooo and \\xhh are single bytes and must form UTF-8 sequences"}));
                 ++string_errors_;
             }
         }

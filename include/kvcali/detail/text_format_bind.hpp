@@ -24,6 +24,7 @@
 #include "../policy.hpp"
 #include "../simple_config.hpp"
 #include "../suggest.hpp"
+#include "concat.hpp"
 #include "function_ref.hpp"
 #include "numbers.hpp"
 #include "text_format.hpp"
@@ -294,7 +295,7 @@ private:
             if (errors_ == limits_.max_errors) {
                 diags_.add({.severity = severity::error,
                             .category = errc::parse_error,
-                            .message = "too many errors (" + std::to_string(limits_.max_errors) + "); the rest of the file is not checked",
+                            .message = concat({"too many errors (", limits_.max_errors, "); the rest of the file is not checked"}),
                             .where = where,
                             .layer = {},
                             .json_path = json_ ? path : std::string()});
@@ -303,7 +304,7 @@ private:
             }
             ++errors_;
         }
-        if (json_) message = path + ": " + message;
+        if (json_) message = concat({path, ": ", message});
         diags_.add({.severity = level,
                     .category = errc::parse_error,
                     .message = std::move(message),
@@ -327,7 +328,7 @@ private:
             if (&e.data() == &v) break;
             ++index;
         }
-        return p + "[" + std::to_string(index) + "]";
+        return concat({p, "[", index, "]"});
     }
 
     KVCALI_COLD std::string found(const cfg_node& n) const {
@@ -338,14 +339,14 @@ private:
             case cfg_kind::json_string: {
                 std::string q;
                 append_json_string(q, clip(n.text));
-                return "the string " + q;
+                return concat({"the string ", q});
             }
-            default: return "\"" + clip(n.text) + "\"";
+            default: return concat({"\"", clip(n.text), "\""});
         }
     }
 
     KVCALI_COLD void unknown_field(const field_ref& f, std::span<const std::string_view> candidates, std::string extra = {}) {
-        std::string message = "unknown field \"" + clip(f.key) + "\" in " + std::string(f.in.name) + extra;
+        std::string message = concat({"unknown field \"", clip(f.key), "\" in ", f.in.name, extra});
         if (extra.empty()) {
             message += did_you_mean(closest_names(f.key, candidates, [](std::string_view s) { return s; }));
         }
@@ -354,11 +355,11 @@ private:
 
     KVCALI_COLD void duplicate_scalar(const field_ref& f, const cfg_node& v, std::string_view shown) {
         report(severity::warning, value_location(v), element_path(f, v),
-               f.key + " is given more than once in " + std::string(f.in.name) + "; the last value (" + clip(shown) + ") is kept");
+               concat({f.key, " is given more than once in ", f.in.name, "; the last value (", clip(shown), ") is kept"}));
     }
     KVCALI_COLD void duplicate_message(const field_ref& f) {
         report(severity::warning, name_location(at(f)), member_path(f.in.path, f.key),
-               f.key + " is given more than once in " + std::string(f.in.name) + "; the blocks are merged");
+               concat({f.key, " is given more than once in ", f.in.name, "; the blocks are merged"}));
     }
 
     // -- shapes ----------------------------------------------------------------------------------
@@ -368,23 +369,23 @@ private:
     void for_each_scalar(const field_ref& f, bool repeated, function_ref<void(cfg_node&, const std::string&)> fn) {
         const cfg_node& n = at(f);
         if (n.kind == cfg_kind::message) {
-            error_at_name(f, f.key + " is a " + std::string(repeated ? "list of values" : "value") + ", not a message: expected \"" +
-                                 f.key + ": value\"");
+            error_at_name(
+                f, concat({f.key, " is a ", repeated ? "list of values" : "value", ", not a message: expected \"", f.key, ": value\""}));
             return;
         }
         if (!n.colon) {
-            error_at_value(f, at(f), "expected \":\" after the field name \"" + f.key + "\"");
+            error_at_value(f, at(f), concat({"expected \":\" after the field name \"", f.key, "\""}));
             return;
         }
         if (n.kind == cfg_kind::list) {
             if (!repeated) {
-                error_at_value(f, at(f), f.key + " is not a repeated field: expected one value, found " + found(at(f)));
+                error_at_value(f, at(f), concat({f.key, " is not a repeated field: expected one value, found ", found(at(f))}));
                 return;
             }
             for (auto& [k, e] : f.node) {
                 if (stopped_) return;
                 if (!is_scalar(e.data().kind)) {
-                    error_at_value(f, e.data(), "expected a value in the list " + f.key + ", found " + found(e.data()));
+                    error_at_value(f, e.data(), concat({"expected a value in the list ", f.key, ", found ", found(e.data())}));
                     continue;
                 }
                 fn(e.data(), std::string());
@@ -407,11 +408,11 @@ private:
             std::size_t index = 0;
             for (auto& [k, e] : f.node) {
                 if (stopped_) return;
-                const std::string element = json_ ? path + "[" + std::to_string(index) + "]" : std::string();
+                const std::string element = json_ ? concat({path, "[", index, "]"}) : std::string();
                 ++index;
                 if (e.data().kind != cfg_kind::message) {
                     report(severity::error, value_location(e.data()), element,
-                           f.key + " is a list of messages: expected \"{\", found " + found(e.data()));
+                           concat({f.key, " is a list of messages: expected \"{\", found ", found(e.data())}));
                     continue;
                 }
                 fn(e, element);
@@ -419,12 +420,12 @@ private:
             return;
         }
         if (n.kind == cfg_kind::list) {
-            error_at_value(f, at(f), f.key + " is not a repeated field: expected one message, found " + found(at(f)));
+            error_at_value(f, at(f), concat({f.key, " is not a repeated field: expected one message, found ", found(at(f))}));
             return;
         }
         error_at_value(
             f, at(f),
-            f.key + " is a message: expected \"" + f.key + (json_ ? "\" to be an object" : " { ... }\"") + ", found " + found(at(f)));
+            concat({f.key, " is a message: expected \"", f.key, json_ ? "\" to be an object" : " { ... }\"", ", found ", found(at(f))}));
     }
 
     // -- scalar values ---------------------------------------------------------------------------
@@ -437,11 +438,11 @@ private:
         if (is_token(n)) x = parse_integer_token(n.text, true);
         if (n.kind == cfg_kind::json_number && n.text.find_first_of(".eE") == std::string::npos) x = parse_integer_token(n.text, false);
         if (!x) {
-            error_at_value(f, v, f.key + " expects an unsigned integer (uint32), found " + found(v));
+            error_at_value(f, v, concat({f.key, " expects an unsigned integer (uint32), found ", found(v)}));
             return std::nullopt;
         }
         if (const auto value = uint32_of(*x)) return value;
-        error_at_value(f, v, f.key + " = " + clip(n.text) + " is out of range for uint32 (0 to 4294967295)");
+        error_at_value(f, v, concat({f.key, " = ", clip(n.text), " is out of range for uint32 (0 to 4294967295)"}));
         return std::nullopt;
     }
 
@@ -451,9 +452,9 @@ private:
         if (is_token(n)) {
             if (const auto b = text_bool_literal(n.text)) return b;
         }
-        error_at_value(f, v,
-                       f.key + " expects a bool (" + std::string(json_ ? "true or false" : "true/false, True/False, t/f, 1/0") +
-                           "), found " + found(v));
+        error_at_value(
+            f, v,
+            concat({f.key, " expects a bool (", json_ ? "true or false" : "true/false, True/False, t/f, 1/0", "), found ", found(v)}));
         return std::nullopt;
     }
 
@@ -468,11 +469,10 @@ private:
             if (n.text == "-Infinity") d = -HUGE_VAL;
         }
         if (!d) {
-            error_at_value(
-                f, v,
-                f.key + " expects a float (" +
-                    std::string(json_ ? "a number, \"NaN\", \"Infinity\" or \"-Infinity\"" : "like 0.5, .5, 1e-3, 0.5f, inf, nan") +
-                    "), found " + found(v));
+            error_at_value(f, v,
+                           concat({f.key, " expects a float (",
+                                   json_ ? "a number, \"NaN\", \"Infinity\" or \"-Infinity\"" : "like 0.5, .5, 1e-3, 0.5f, inf, nan",
+                                   "), found ", found(v)}));
             return std::nullopt;
         }
         return to_float32(*d);
@@ -482,10 +482,10 @@ private:
     KVCALI_COLD static std::string known_values(const param_desc& p) {
         std::string known;
         for (std::size_t i = 0; i < p.enumerators.size(); ++i) {
-            known += (i == 0                          ? ""
-                      : i + 1 == p.enumerators.size() ? " or "
-                                                      : ", ") +
-                     std::string(p.enumerators[i].name) + " (" + std::to_string(p.enumerators[i].number) + ")";
+            append_concat(known, {i == 0                          ? ""
+                                  : i + 1 == p.enumerators.size() ? " or "
+                                                                  : ", ",
+                                  p.enumerators[i].name, " (", p.enumerators[i].number, ")"});
         }
         return known;
     }
@@ -500,11 +500,12 @@ private:
         if (numeric) {
             if (auto x = parse_integer_token(n.text, false); x && !x->overflow) {
                 if (const enumerator_desc* e = enumerator_numbered(p, *x)) return e->number;
-                error_at_value(f, v, f.key + " = " + clip(n.text) + " is not a value of the enumeration: expected " + known_values(p));
+                error_at_value(f, v,
+                               concat({f.key, " = ", clip(n.text), " is not a value of the enumeration: expected ", known_values(p)}));
                 return std::nullopt;
             }
         }
-        std::string message = f.key + " expects one of " + known_values(p) + ", found " + found(v);
+        std::string message = concat({f.key, " expects one of ", known_values(p), ", found ", found(v)});
         if (by_name) {
             message += did_you_mean(closest_names(n.text, p.enumerators, [](const enumerator_desc& e) { return e.name; }));
         }
@@ -516,7 +517,7 @@ private:
     /// string value is read once), or null after reporting a type error.
     std::string* string_value(const field_ref& f, cfg_node& v) {
         if (v.kind == cfg_kind::string || v.kind == cfg_kind::json_string) return &v.text;
-        error_at_value(f, v, f.key + " expects a string (a layer name in quotes), found " + found(v));
+        error_at_value(f, v, concat({f.key, " expects a string (a layer name in quotes), found ", found(v)}));
         return nullptr;
     }
 
@@ -618,8 +619,7 @@ private:
                 std::string extra;
                 for (const auto& a : algorithms_) {
                     if (a.find_param(key) >= 0) {
-                        extra = "; " + key + " is a field of " + std::string(a.cfg_block) + ": write " + std::string(a.cfg_block) + " { " +
-                                key + ": ... }";
+                        extra = concat({"; ", key, " is a field of ", a.cfg_block, ": write ", a.cfg_block, " { ", key, ": ... }"});
                         break;
                     }
                 }
@@ -632,8 +632,8 @@ private:
                 } else {
                     if (cfg.algorithm) {
                         report(severity::warning, name_location(at(f)), member_path(path, key),
-                               std::string(name) + " sets both " + std::string(algorithms_[*cfg.algorithm].cfg_block) + " and " + key +
-                                   " (one algorithm per block); the last one, " + key + ", is used");
+                               concat({name, " sets both ", algorithms_[*cfg.algorithm].cfg_block, " and ", key,
+                                       " (one algorithm per block); the last one, ", key, ", is used"}));
                         algorithm_config replaced = cfg;
                         discarded.push_back(std::move(replaced));
                     }
@@ -661,7 +661,7 @@ private:
                 std::string extra;
                 for (const auto& other : algorithms_) {
                     if (other.cfg_block != algo.cfg_block && other.find_param(key) >= 0) {
-                        extra = "; " + key + " is a field of " + std::string(other.cfg_block) + ", not of " + std::string(algo.cfg_block);
+                        extra = concat({"; ", key, " is a field of ", other.cfg_block, ", not of ", algo.cfg_block});
                         break;
                     }
                 }

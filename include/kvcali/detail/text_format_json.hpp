@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "concat.hpp"
 #include "../error.hpp"
 #include "../simple_config.hpp"
 #include "json_reader.hpp"
@@ -57,7 +58,7 @@ private:
     bool value(cfg_document& node, std::size_t depth) {
         const std::size_t offset = parser_.position();
         if (++nodes_ > limits_.max_nodes)
-            return fail(offset, "the file has more than " + std::to_string(limits_.max_nodes) + " fields and values (the limit)");
+            return fail(offset, concat({"the file has more than ", limits_.max_nodes, " fields and values (the limit)"}));
         cfg_node& data = node.data();
         data.colon = true;
         const auto [line, column] = lines_.line_column(offset);
@@ -70,7 +71,7 @@ private:
         const char c = parser_.peek();
         if (c == '{' || c == '[') {
             if (depth + 1 > limits_.max_depth)
-                return fail(offset, "nesting deeper than " + std::to_string(limits_.max_depth) + " levels (the limit)");
+                return fail(offset, concat({"nesting deeper than ", limits_.max_depth, " levels (the limit)"}));
             if (c == '{') return members(node, depth + 1);
             data.kind = cfg_kind::list;
             const bool ok = parser_.read_array(
@@ -116,7 +117,9 @@ private:
         }
         return false;
     }
-    bool fail_from_parser() { return parser_.failed() ? fail(parser_.error_offset(), "not valid JSON: " + parser_.error()) : false; }
+    bool fail_from_parser() {
+        return parser_.failed() ? fail(parser_.error_offset(), concat({"not valid JSON: ", parser_.error()})) : false;
+    }
 
     line_index lines_;
     const simple_config_limits& limits_;
@@ -141,8 +144,7 @@ inline bool read_json_document(std::string_view text, const std::string& file, d
                    .json_path = where.line == 0 ? std::string() : std::string("$")});
     };
     if (text.size() > limits.max_bytes) {
-        report({file, 0, 0}, "the file is " + std::to_string(text.size()) + " bytes, larger than the limit of " +
-                                 std::to_string(limits.max_bytes) + " bytes");
+        report({file, 0, 0}, concat({"the file is ", text.size(), " bytes, larger than the limit of ", limits.max_bytes, " bytes"}));
         return false;
     }
     if (text.starts_with("\xEF\xBB\xBF")) {

@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "../detail/concat.hpp"
 #include "../error.hpp"
 
 namespace kvcali {
@@ -15,7 +16,7 @@ KVCALI_DECL std::string diagnostic::to_string() const {
     if (!where.file.empty()) {
         out += where.file;
         if (where.has_position()) {
-            out += ':' + std::to_string(where.line) + ':' + std::to_string(where.column);
+            detail::append_concat(out, {':', where.line, ':', where.column});
         }
         out += ": ";
     }

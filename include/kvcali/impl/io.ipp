@@ -20,6 +20,7 @@
 #include <string_view>
 #include <utility>
 
+#include "../detail/concat.hpp"
 #include "../error.hpp"
 #include "../io.hpp"
 
@@ -50,14 +51,14 @@ KVCALI_DECL std::string read_file(const std::filesystem::path& path, std::uintma
     std::error_code ec;
     const auto status = std::filesystem::status(path, ec);
     if (ec || !std::filesystem::exists(status)) {
-        detail::throw_io_error(name, "cannot read " + name + ": no such file");
+        detail::throw_io_error(name, detail::concat({"cannot read ", name, ": no such file"}));
     }
     if (std::filesystem::is_directory(status)) {
-        detail::throw_io_error(name, "cannot read " + name + ": it is a directory");
+        detail::throw_io_error(name, detail::concat({"cannot read ", name, ": it is a directory"}));
     }
     std::ifstream in(path, std::ios::binary);
     if (!in) {
-        detail::throw_io_error(name, "cannot open " + name + ": " + detail::errno_text(errno));
+        detail::throw_io_error(name, detail::concat({"cannot open ", name, ": ", detail::errno_text(errno)}));
     }
     std::string data;
     // Room for the whole of a regular file at once (its size is only a hint: it may change, and
@@ -71,11 +72,11 @@ KVCALI_DECL std::string read_file(const std::filesystem::path& path, std::uintma
         in.read(buf, sizeof buf);
         data.append(buf, static_cast<std::size_t>(in.gcount()));
         if (data.size() > max_size) {
-            detail::throw_io_error(name, "cannot read " + name + ": larger than the limit of " + std::to_string(max_size) + " bytes");
+            detail::throw_io_error(name, detail::concat({"cannot read ", name, ": larger than the limit of ", max_size, " bytes"}));
         }
     }
     if (in.bad()) {
-        detail::throw_io_error(name, "error while reading " + name);
+        detail::throw_io_error(name, detail::concat({"error while reading ", name}));
     }
     return data;
 }
@@ -150,7 +151,7 @@ KVCALI_DECL void atomic_file_writer::commit() {
 }
 
 KVCALI_DECL void atomic_file_writer::fail(const std::string& why) const {
-    detail::throw_io_error(name_, "cannot write " + name_ + ": " + why);
+    detail::throw_io_error(name_, detail::concat({"cannot write ", name_, ": ", why}));
 }
 
 KVCALI_DECL void atomic_file_writer::abandon(const std::string& why) {
@@ -166,7 +167,7 @@ KVCALI_DECL std::filesystem::path atomic_file_writer::final_target(std::filesyst
         if (hops == 40) fail(detail::errno_text(ELOOP));
         std::error_code ec;
         const std::filesystem::path next = std::filesystem::read_symlink(path, ec);
-        if (ec) fail("cannot read the link " + path.string() + ": " + ec.message());
+        if (ec) fail(detail::concat({"cannot read the link ", path.string(), ": ", ec.message()}));
         path = next.is_absolute() ? next : path.parent_path() / next;
     }
 }
@@ -187,13 +188,13 @@ KVCALI_DECL void atomic_file_writer::create_temporary(std::optional<unsigned> mo
     const std::filesystem::path parent = target_.has_parent_path() ? target_.parent_path() : std::filesystem::path(".");
     std::error_code ec;
     const auto parent_status = std::filesystem::status(parent, ec);
-    if (ec || !std::filesystem::exists(parent_status)) fail("the folder " + parent.string() + " does not exist");
-    if (!std::filesystem::is_directory(parent_status)) fail(parent.string() + " is not a folder");
+    if (ec || !std::filesystem::exists(parent_status)) fail(detail::concat({"the folder ", parent.string(), " does not exist"}));
+    if (!std::filesystem::is_directory(parent_status)) fail(detail::concat({parent.string(), " is not a folder"}));
 
     static std::atomic<std::uint64_t> counter{0};
     const auto stamp = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
     // ".<name>.kvcali-<pid>-<number>.tmp" beside the target.
-    const std::string prefix = "." + target_.filename().string() + ".kvcali-" + std::to_string(::getpid()) + "-";
+    const std::string prefix = detail::concat({".", target_.filename().string(), ".kvcali-", ::getpid(), "-"});
     for (int attempt = 0; attempt < 100 && fd_ < 0; ++attempt) {
         char number[24];
         const auto end = std::to_chars(number, number + sizeof number, stamp ^ (counter.fetch_add(1) * 0x9E3779B97F4A7C15ull)).ptr;

@@ -32,6 +32,7 @@
 #include <emmintrin.h>
 #endif
 
+#include "../detail/concat.hpp"
 #include "../detail/json_reader.hpp"
 #include "../detail/string_map.hpp"
 #include "../detail/swar.hpp"
@@ -363,7 +364,7 @@ public:
             problems.clear();
             problems.push_back({.severity = severity::error,
                                 .category = errc::invalid_model,
-                                .message = "the layer list is not valid JSON: " + parser_.error(),
+                                .message = concat({"the layer list is not valid JSON: ", parser_.error()}),
                                 .where = locate(parser_.error_offset()),
                                 .layer = {},
                                 .json_path = {}});
@@ -552,7 +553,7 @@ private:
             sink.add(*this, e);  // (the usual case, checked at once)
             return;
         }
-        const std::string path = "[" + std::to_string(e.index) + "]";
+        const std::string path = concat({"[", e.index, "]"});
         auto raw = [&](const layer_list_member& m) { return std::string(e.window.substr(m.value_start, m.value_end - m.value_start)); };
         auto at = [&](const layer_list_member& m) { return e.window_offset + m.value_start; };
         auto problem = [&](std::string message, std::size_t offset, std::string layer, std::string json_path) {
@@ -560,19 +561,19 @@ private:
             report(std::move(message), offset, std::move(layer), std::move(json_path));
         };
         if (!e.is_object) {
-            problem(path + " must be an object {\"name\", \"type\"}", e.offset, {}, path);
+            problem(concat({path, " must be an object {\"name\", \"type\"}"}), e.offset, {}, path);
             return;
         }
         if (!e.name.present || !e.type.present) {
             // A required key that is missing: point at a misspelt key standing for it, when there is one.
             for (const std::string_view key : {std::string_view("name"), std::string_view("type")}) {
                 if ((key == "name" ? e.name : e.type).present) continue;
-                std::string message = path + " has no \"" + std::string(key) + "\" (a layer is {\"name\": string, \"type\": string})";
+                std::string message = concat({path, " has no \"", key, "\" (a layer is {\"name\": string, \"type\": string})"});
                 std::size_t where = e.offset;
                 const auto near = closest_names(
                     key, std::span(e.unknown.data(), e.unknown_count), [](const std::string& k) { return std::string_view(k); }, 1);
                 if (!near.empty()) {
-                    message = path + ": unknown key \"" + near.front() + "\"" + did_you_mean({std::string(key)});
+                    message = concat({path, ": unknown key \"", near.front(), "\"", did_you_mean({std::string(key)})});
                     for (std::size_t i = 0; i < e.unknown_count; ++i) {
                         if (e.unknown[i] == near.front()) where = e.unknown_offset[i];
                     }
@@ -582,23 +583,23 @@ private:
             return;
         }
         if (!e.name.is_string) {
-            problem(path + ".name must be a string, not " + raw(e.name), at(e.name), {}, path + ".name");
+            problem(concat({path, ".name must be a string, not ", raw(e.name)}), at(e.name), {}, concat({path, ".name"}));
             return;
         }
         if (!e.type.is_string) {
-            problem(path + ".type of layer \"" + std::string(e.name.text) + "\" must be a string, not " + raw(e.type), at(e.type),
-                    std::string(e.name.text), path + ".type");
+            problem(concat({path, ".type of layer \"", e.name.text, "\" must be a string, not ", raw(e.type)}), at(e.type),
+                    std::string(e.name.text), concat({path, ".type"}));
             return;
         }
         if (e.name.text.empty()) {
-            problem(path + ".name is empty (the root module is not a layer)", at(e.name), {}, path + ".name");
+            problem(concat({path, ".name is empty (the root module is not a layer)"}), at(e.name), {}, concat({path, ".name"}));
             return;
         }
         for (const layer_list_member* m : {&e.in, &e.out}) {
             if (!m->present || m->is_count) continue;
             const std::string key = m == &e.in ? "in" : "out";
-            problem(path + "." + key + " of layer \"" + std::string(e.name.text) + "\" must be a non-negative integer, not " + raw(*m),
-                    at(*m), std::string(e.name.text), path + "." + key);
+            problem(concat({path, ".", key, " of layer \"", e.name.text, "\" must be a non-negative integer, not ", raw(*m)}), at(*m),
+                    std::string(e.name.text), concat({path, ".", key}));
         }
         sink.add(*this, e);
     }
@@ -643,8 +644,8 @@ public:
                 if (each_) each_(layer_list_entry{.name = p.name, .type = p.type, .out = p.out});
                 continue;
             }
-            const std::string path = "[" + std::to_string(p.index) + "].name";
-            reader.report(path + ": layer \"" + std::string(p.name) + "\" is listed twice", p.name_offset, std::string(p.name), path);
+            const std::string path = concat({"[", p.index, "].name"});
+            reader.report(concat({path, ": layer \"", p.name, "\" is listed twice"}), p.name_offset, std::string(p.name), path);
         }
         pending_ = 0;
     }

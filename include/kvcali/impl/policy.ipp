@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "../detail/concat.hpp"
 #include "../json_format.hpp"
 #include "../policy.hpp"
 
@@ -25,8 +26,8 @@ KVCALI_DECL void detail::ifmr_cross_check(const param_view& v, std::vector<check
     const float start = v.real("search_range_start"), end = v.real("search_range_end"), step = v.real("search_step");
     if (!std::isfinite(start) || !std::isfinite(end) || !std::isfinite(step)) return;
     if (start > end) {
-        out.push_back(check_result::fail("search_range_start (" + checks::show(start) + ") must not be greater than search_range_end (" +
-                                         checks::show(end) + ")"));
+        out.push_back(check_result::fail(detail::concat(
+            {"search_range_start (", checks::show(start), ") must not be greater than search_range_end (", checks::show(end), ")"})));
         return;
     }
     if (step <= 0.0f) return;
@@ -37,8 +38,8 @@ KVCALI_DECL void detail::ifmr_cross_check(const param_view& v, std::vector<check
                                "and calibration will fail"));
     } else if (static_cast<double>(step) > range) {
         // The range as its two ends: their float32 difference would show rounding noise (0.59999996).
-        out.push_back(check_result::warn("search_step (" + checks::show(step) + ") is larger than the search range [" +
-                                         checks::show(start) + ", " + checks::show(end) + "]: only one candidate is tried"));
+        out.push_back(check_result::warn(detail::concat({"search_step (", checks::show(step), ") is larger than the search range [",
+                                                         checks::show(start), ", ", checks::show(end), "]: only one candidate is tried"})));
     } else if (std::ceil(range / static_cast<double>(step)) > 100000.0) {
         out.push_back(check_result::warn("the search range holds more than 100000 steps: calibration will refuse it"));
     }

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <system_error>
 
+#include "../detail/concat.hpp"
 #include "../detail/text_format.hpp"
 #include "../detail/text_format_bind.hpp"
 #include "../detail/text_format_json.hpp"
@@ -65,10 +66,8 @@ KVCALI_DECL simple_config load_simple_config(const std::filesystem::path& path, 
     if (!ec && size > limits.max_bytes) {
         simple_config cfg;
         cfg.file = name;
-        diags.error(
-            errc::parse_error,
-            "the file is " + std::to_string(size) + " bytes, larger than the limit of " + std::to_string(limits.max_bytes) + " bytes",
-            {name, 0, 0});
+        diags.error(errc::parse_error,
+                    detail::concat({"the file is ", size, " bytes, larger than the limit of ", limits.max_bytes, " bytes"}), {name, 0, 0});
         return cfg;
     }
     const std::string text = read_file(path, limits.max_bytes);

@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "../detail/concat.hpp"
 #include "../detail/json_reader.hpp"
 #include "../error.hpp"
 #include "../quant_layers_json.hpp"
@@ -21,14 +22,14 @@ namespace detail {
 inline void not_valid_json(std::string_view text, const std::string& origin, std::string_view what, const json_parser& parser,
                            diagnostics& diags) {
     const bool bom = text.starts_with("\xEF\xBB\xBF");
-    diags.add(
-        {.severity = severity::error,
-         .category = errc::invalid_argument,
-         .message = std::string(what) + " is not valid JSON: " +
-                    (bom ? std::string("it starts with a UTF-8 byte order mark, which JSON does not allow; remove it") : parser.error()),
-         .where = line_index(text).at(bom ? 0 : parser.error_offset(), origin),
-         .layer = {},
-         .json_path = {}});
+    diags.add({.severity = severity::error,
+               .category = errc::invalid_argument,
+               .message = concat(
+                   {what, " is not valid JSON: ",
+                    bom ? std::string("it starts with a UTF-8 byte order mark, which JSON does not allow; remove it") : parser.error()}),
+               .where = line_index(text).at(bom ? 0 : parser.error_offset(), origin),
+               .layer = {},
+               .json_path = {}});
 }
 
 /// The layer names of `array` (its elements must be strings) into `out`; false, with an error per
@@ -40,13 +41,14 @@ inline bool layer_names_of(const json_node& array, const std::string& origin, st
     for (std::size_t i = 0; i < array.items.size(); ++i) {
         const json_node& item = array.items[i];
         if (item.type != json_node::kind::string) {
-            const std::string element = std::string(path.substr(1)) + "[" + std::to_string(i) + "]";
+            const std::string element = concat({path.substr(1), "[", i, "]"});
             diags.add({.severity = severity::error,
                        .category = errc::invalid_argument,
-                       .message = (element.front() == '.' ? element.substr(1) : element) + " must be a string (a layer name)",
+                       .message = concat({element.front() == '.' ? std::string_view(element).substr(1) : std::string_view(element),
+                                          " must be a string (a layer name)"}),
                        .where = {origin, 0, 0},
                        .layer = {},
-                       .json_path = "$" + element});
+                       .json_path = concat({"$", element})});
             ok = false;
             continue;
         }
@@ -101,12 +103,13 @@ KVCALI_DECL std::optional<quant_layers> parse_quant_layers_json(std::string_view
     out.origin = "quant_layers";
     if (other_keys.empty() && !list) return out;
     for (const std::string& key : other_keys) {
-        diags.add({.severity = severity::warning,
-                   .category = errc::invalid_argument,
-                   .message = "key \"" + key + "\" of the quant_layers argument is ignored (only kv_cache_quant_layers is read)",
-                   .where = {origin, 0, 0},
-                   .layer = {},
-                   .json_path = "$." + key});
+        diags.add(
+            {.severity = severity::warning,
+             .category = errc::invalid_argument,
+             .message = detail::concat({"key \"", key, "\" of the quant_layers argument is ignored (only kv_cache_quant_layers is read)"}),
+             .where = {origin, 0, 0},
+             .layer = {},
+             .json_path = detail::concat({"$.", key})});
     }
     if (!list) return invalid("the quant_layers argument has no \"kv_cache_quant_layers\" key", "$");
     if (list->type != detail::json_node::kind::array)

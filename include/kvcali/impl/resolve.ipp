@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "../detail/concat.hpp"
 #include "../detail/function_ref.hpp"
 #include "../detail/show_value.hpp"
 #include "../detail/string_map.hpp"
@@ -66,15 +67,12 @@ inline block_values resolve_block(const algorithm_config* block, origin from, al
         check_result r = p.check(*out.values[i]);
         if (!r.level) continue;
         const source_location& where = out.sources[i].from == origin::policy_default ? block_where : out.sources[i].where;
-        report(r,
-               std::string(algo.cfg_block) + "." + std::string(p.cfg_name) + " = " + show_value(p, *out.values[i]) + ": " +
-                   std::string(p.cfg_name) + " " + r.message,
-               where);
+        report(r, concat({algo.cfg_block, ".", p.cfg_name, " = ", show_value(p, *out.values[i]), ": ", p.cfg_name, " ", r.message}), where);
     }
     if (algo.check) {
         std::vector<check_result> found;
         algo.check(param_view(algo.params, out.values), found);
-        for (const auto& r : found) report(r, std::string(algo.cfg_block) + ": " + r.message, block_where);
+        for (const auto& r : found) report(r, concat({algo.cfg_block, ": ", r.message}), block_where);
     }
     return out;
 }
@@ -89,8 +87,9 @@ inline std::size_t check_layer(const layer_table& table, std::size_t row, const 
             if (targets->size() == 1) {
                 row = targets->front();
             } else {
-                std::string message = "layer name " + quote_name(name) + " is ambiguous: it is the path of several nodes (";
-                for (std::size_t i = 0; i < targets->size(); ++i) message += (i ? ", " : "") + quote_name(table[(*targets)[i]].name);
+                std::string message = concat({"layer name ", quote_name(name), " is ambiguous: it is the path of several nodes ("});
+                for (std::size_t i = 0; i < targets->size(); ++i)
+                    append_concat(message, {i ? ", " : "", quote_name(table[(*targets)[i]].name)});
                 message += "); name one of them";
                 diags.error(errc::unknown_layer, std::move(message), where, name);
                 return layer_table::npos;
@@ -99,7 +98,7 @@ inline std::size_t check_layer(const layer_table& table, std::size_t row, const 
     }
     if (row == layer_table::npos) {
         std::string message = name.empty() ? std::string("the empty layer name is the model's root, not a layer")
-                                           : "layer " + quote_name(name) + " does not exist in the model";
+                                           : concat({"layer ", quote_name(name), " does not exist in the model"});
         if (!name.empty() && suggestions_left > 0) {
             --suggestions_left;
             // Suggest among the layers that could be named (KV-quantizable ones).
@@ -112,13 +111,13 @@ inline std::size_t check_layer(const layer_table& table, std::size_t row, const 
     }
     const layer_info& layer = table[row];
     if (!layer.eligible) {
-        diags.add(
-            {.severity = severity::error,
-             .category = errc::unsupported_layer_type,
-             .message = "layer " + quote_name(layer.name) + " is of type " + layer.type + ", which does not support KV-cache quantization",
-             .where = where,
-             .layer = name,
-             .json_path = {}});
+        diags.add({.severity = severity::error,
+                   .category = errc::unsupported_layer_type,
+                   .message = concat(
+                       {"layer ", quote_name(layer.name), " is of type ", layer.type, ", which does not support KV-cache quantization"}),
+                   .where = where,
+                   .layer = name,
+                   .json_path = {}});
     }
     return row;
 }
@@ -181,8 +180,9 @@ struct layer_list {
         const listed_layer& first = entries[at];
         if (first.exact && l.exact) {
             const std::string_view name = name_of(table, l);
-            std::string message = "layer " + quote_name(name) + " is listed more than once in " + list_name;
-            if (*first.written != *l.written) message += " (as " + quote_name(*first.written) + " and " + quote_name(*l.written) + ")";
+            std::string message = concat({"layer ", quote_name(name), " is listed more than once in ", list_name});
+            if (*first.written != *l.written)
+                append_concat(message, {" (as ", quote_name(*first.written), " and ", quote_name(*l.written), ")"});
             diags.error(errc::duplicate_layer, std::move(message), *l.where, name);
         }
     }
@@ -208,7 +208,7 @@ inline void select(selection_context& ctx, const std::string& written, const sou
     std::string problem;
     const auto compiled = selector::compile(written, problem);
     if (!compiled) {
-        ctx.diags.error(errc::invalid_argument, "selector " + quote_name(written) + ": " + problem, where, written);
+        ctx.diags.error(errc::invalid_argument, concat({"selector ", quote_name(written), ": ", problem}), where, written);
         return;
     }
     std::vector<std::size_t> matched;  // rows, in model order (given to `each` after this selector's own reports)
@@ -226,12 +226,12 @@ inline void select(selection_context& ctx, const std::string& written, const sou
         if (!layer.eligible) continue;
         const std::optional<bool> hit = compiled->matches(layer.name, steps_left);
         if (!hit) {
-            const std::string at =
-                quote_name(clip(layer.name, 80)) + (layer.name.size() > 80 ? " (" + std::to_string(layer.name.size()) + " bytes)" : "");
+            std::string at = quote_name(clip(layer.name, 80));
+            if (layer.name.size() > 80) append_concat(at, {" (", layer.name.size(), " bytes)"});
             ctx.diags.error(errc::invalid_argument,
-                            "selector " + quote_name(written) + " needs more than " + std::to_string(steps) +
-                                " matching steps over the model's layer names (it ran out at layer " + at +
-                                "): simplify the pattern (fewer alternatives or lookaheads) or name the layers",
+                            concat({"selector ", quote_name(written), " needs more than ", steps,
+                                    " matching steps over the model's layer names (it ran out at layer ", at,
+                                    "): simplify the pattern (fewer alternatives or lookaheads) or name the layers"}),
                             where, written);
             return;
         }
@@ -242,12 +242,12 @@ inline void select(selection_context& ctx, const std::string& written, const sou
         matched.push_back(i);
     }
     if (fused != 0) {
-        std::string message = "auto:kv selected " + std::to_string(fused) + " fused QKV projection" + (fused == 1 ? "" : "s") + " (" +
-                              quote_name(first_fused) + (fused > 1 ? ", ..." : "") + "): their output holds Q as well as K and V";
+        std::string message = concat({"auto:kv selected ", fused, " fused QKV projection", fused == 1 ? "" : "s", " (",
+                                      quote_name(first_fused), fused > 1 ? ", ..." : "", "): their output holds Q as well as K and V"});
         ctx.diags.warning(errc::unsupported_layer_type, std::move(message), where, first_fused);
     }
     if (matched.empty()) {
-        std::string message = "selector " + quote_name(written) + " matches no KV-quantizable layer of the model";
+        std::string message = concat({"selector ", quote_name(written), " matches no KV-quantizable layer of the model"});
         if (ctx.suggestions_left > 0 && kind != selector_kind::auto_kv) {
             --ctx.suggestions_left;
             const std::string_view pattern =
@@ -283,7 +283,8 @@ KVCALI_DECL resolved_config resolve_config(const layer_table& table, algorithm_r
             return out;
         }
         if (arg->names.empty()) {
-            diags.error(errc::no_quant_layers, "no layer to quantize: the " + arg->origin + " list (kv_cache_quant_layers) is empty");
+            diags.error(errc::no_quant_layers,
+                        concat({"no layer to quantize: the ", arg->origin, " list (kv_cache_quant_layers) is empty"}));
             return out;
         }
         detail::layer_list list(table);
@@ -310,7 +311,7 @@ KVCALI_DECL resolved_config resolve_config(const layer_table& table, algorithm_r
 
     const simple_config& cfg = *config;
     if (arg != nullptr) {
-        diags.warning(errc::invalid_argument, "the " + arg->origin + " argument is ignored because a simple config file is given",
+        diags.warning(errc::invalid_argument, concat({"the ", arg->origin, " argument is ignored because a simple config file is given"}),
                       {cfg.file, 0, 0});
     }
     if (cfg.batch_num) {
@@ -377,18 +378,20 @@ KVCALI_DECL resolved_config resolve_config(const layer_table& table, algorithm_r
             if (slot.entry != nullptr) {
                 const std::string_view name = detail::name_of(table, chosen);
                 if (slot.exact && chosen.exact) {
-                    diags.error(errc::duplicate_layer,
-                                "layer " + detail::quote_name(name) + " has more than one override_layers_configs entry" +
-                                    (*slot.written != *chosen.written
-                                         ? " (as " + detail::quote_name(*slot.written) + " and " + detail::quote_name(*chosen.written) + ")"
-                                         : std::string()),
-                                *chosen.where, name);
+                    std::string message =
+                        detail::concat({"layer ", detail::quote_name(name), " has more than one override_layers_configs entry"});
+                    if (*slot.written != *chosen.written) {
+                        detail::append_concat(
+                            message, {" (as ", detail::quote_name(*slot.written), " and ", detail::quote_name(*chosen.written), ")"});
+                    }
+                    diags.error(errc::duplicate_layer, std::move(message), *chosen.where, name);
                     return;
                 }
-                diags.warning(errc::duplicate_layer,
-                              "layer " + detail::quote_name(name) + " is matched by two overrides, " + detail::quote_name(*slot.written) +
-                                  " and " + detail::quote_name(*chosen.written) + "; the later one applies",
-                              *chosen.where, name);
+                diags.warning(
+                    errc::duplicate_layer,
+                    detail::concat({"layer ", detail::quote_name(name), " is matched by two overrides, ", detail::quote_name(*slot.written),
+                                    " and ", detail::quote_name(*chosen.written), "; the later one applies"}),
+                    *chosen.where, name);
             }
             slot = {&o, chosen.exact, chosen.written, chosen.where};
         });

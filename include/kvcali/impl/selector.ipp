@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "../detail/concat.hpp"
 #include "../detail/regex.hpp"
 #include "../selector.hpp"
 
@@ -30,7 +31,7 @@ KVCALI_DECL std::optional<selector> selector::compile(std::string_view written, 
                 std::string why;
                 auto program = detail::regex::program::compile(s.pattern_, why);
                 if (!program) {
-                    error = "invalid regular expression: " + why;
+                    error = detail::concat({"invalid regular expression: ", why});
                     return std::nullopt;
                 }
                 s.regex_ = std::make_shared<const detail::compiled_regex>(detail::compiled_regex{std::move(*program)});
@@ -39,7 +40,7 @@ KVCALI_DECL std::optional<selector> selector::compile(std::string_view written, 
         case selector_kind::auto_kv:
             s.pattern_ = std::string(written.substr(5));
             if (s.pattern_ != "kv") {
-                error = "unknown automatic selector \"" + std::string(written) + "\" (the one known is auto:kv)";
+                error = detail::concat({"unknown automatic selector \"", written, "\" (the one known is auto:kv)"});
                 return std::nullopt;
             }
             break;
