@@ -121,8 +121,10 @@ public:
         make_room();
         layer_info& row = layers_.emplace_back();
         try {
-            row.name.assign(name);
-            row.type.assign(type);
+            // (Built and moved in: a string made from a view allocates once and copies; assign()
+            // into the empty row goes through the general replace path.)
+            row.name = std::string(name);
+            row.type = std::string(type);
         } catch (...) {
             layers_.pop_back();
             throw;
