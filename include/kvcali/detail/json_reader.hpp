@@ -438,7 +438,7 @@ private:
         const auto c = static_cast<unsigned char>(text_[pos_]);
         if (c >= 0x20 && c < 0x7F) return concat({"'", static_cast<char>(c), "'"});
         static constexpr char hex[] = "0123456789abcdef";
-        return std::string("byte 0x") + hex[c >> 4] + hex[c & 0xF];
+        return concat({"byte 0x", hex[c >> 4], hex[c & 0xF]});
     }
 
     inline void skip_ws() noexcept {

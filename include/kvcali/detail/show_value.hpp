@@ -5,9 +5,9 @@
 #include <string>
 #include <string_view>
 
-#include "concat.hpp"
 #include "../json_format.hpp"
 #include "../policy.hpp"
+#include "concat.hpp"
 
 namespace kvcali::detail {
 

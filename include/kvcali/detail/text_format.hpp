@@ -73,6 +73,12 @@ using cfg_document = boost::property_tree::basic_ptree<std::string, cfg_node>;
 
 inline bool is_scalar(cfg_kind k) noexcept { return k != cfg_kind::message && k != cfg_kind::list; }
 
+/// What is said of a quant.cfg of `size` bytes over `limits.max_bytes` (by both readers, and by
+/// load_simple_config, which checks the file's size before reading it).
+KVCALI_COLD inline std::string too_large_config(std::uintmax_t size, const simple_config_limits& limits) {
+    return concat({"the file is ", size, " bytes, larger than the limit of ", limits.max_bytes, " bytes"});
+}
+
 /// Appends children to documents (both readers build theirs with one). A ptree inserts a copy (it
 /// has no move), so a new child is a copy of a kept empty child with the same key: that saves
 /// building and dropping a temporary for each, and a file repeats a few keys many times.
@@ -205,7 +211,7 @@ private:
     bool read_into(cfg_document& root, const function_ref<void(cfg_document&)>* each) {
         each_top_ = each;
         if (text_.size() > limits_.max_bytes) {
-            report_at(0, 0, concat({"the file is ", text_.size(), " bytes, larger than the limit of ", limits_.max_bytes, " bytes"}));
+            report_at(0, 0, too_large_config(text_.size(), limits_));
             return false;
         }
         if (!check_encoding()) return false;

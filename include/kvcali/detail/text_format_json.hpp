@@ -9,9 +9,9 @@
 #include <string>
 #include <string_view>
 
-#include "concat.hpp"
 #include "../error.hpp"
 #include "../simple_config.hpp"
+#include "concat.hpp"
 #include "json_reader.hpp"
 #include "text_format.hpp"
 
@@ -144,7 +144,7 @@ inline bool read_json_document(std::string_view text, const std::string& file, d
                    .json_path = where.line == 0 ? std::string() : std::string("$")});
     };
     if (text.size() > limits.max_bytes) {
-        report({file, 0, 0}, concat({"the file is ", text.size(), " bytes, larger than the limit of ", limits.max_bytes, " bytes"}));
+        report({file, 0, 0}, too_large_config(text.size(), limits));
         return false;
     }
     if (text.starts_with("\xEF\xBB\xBF")) {

@@ -19,7 +19,6 @@
 namespace kvcali::detail {
 
 /// Appends the pieces to `out` in order.
-
 KVCALI_CONCAT_DEF void append_concat(std::string& out, std::initializer_list<piece> pieces) {
     std::size_t size = out.size();
     for (const piece& p : pieces) size += p.what() == piece::kind::text ? static_cast<std::size_t>(p.value()) : 21;

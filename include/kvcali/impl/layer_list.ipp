@@ -597,7 +597,7 @@ private:
         }
         for (const layer_list_member* m : {&e.in, &e.out}) {
             if (!m->present || m->is_count) continue;
-            const std::string key = m == &e.in ? "in" : "out";
+            const std::string_view key = m == &e.in ? "in" : "out";
             problem(concat({path, ".", key, " of layer \"", e.name.text, "\" must be a non-negative integer, not ", raw(*m)}), at(*m),
                     std::string(e.name.text), concat({path, ".", key}));
         }

@@ -9,7 +9,6 @@
 #include <string_view>
 #include <system_error>
 
-#include "../detail/concat.hpp"
 #include "../detail/text_format.hpp"
 #include "../detail/text_format_bind.hpp"
 #include "../detail/text_format_json.hpp"
@@ -66,8 +65,7 @@ KVCALI_DECL simple_config load_simple_config(const std::filesystem::path& path, 
     if (!ec && size > limits.max_bytes) {
         simple_config cfg;
         cfg.file = name;
-        diags.error(errc::parse_error,
-                    detail::concat({"the file is ", size, " bytes, larger than the limit of ", limits.max_bytes, " bytes"}), {name, 0, 0});
+        diags.error(errc::parse_error, detail::too_large_config(size, limits), {name, 0, 0});
         return cfg;
     }
     const std::string text = read_file(path, limits.max_bytes);

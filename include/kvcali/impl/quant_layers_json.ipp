@@ -24,9 +24,9 @@ inline void not_valid_json(std::string_view text, const std::string& origin, std
     const bool bom = text.starts_with("\xEF\xBB\xBF");
     diags.add({.severity = severity::error,
                .category = errc::invalid_argument,
-               .message = concat(
-                   {what, " is not valid JSON: ",
-                    bom ? std::string("it starts with a UTF-8 byte order mark, which JSON does not allow; remove it") : parser.error()}),
+               .message = concat({what, " is not valid JSON: ",
+                                  bom ? std::string_view("it starts with a UTF-8 byte order mark, which JSON does not allow; remove it")
+                                      : std::string_view(parser.error())}),
                .where = line_index(text).at(bom ? 0 : parser.error_offset(), origin),
                .layer = {},
                .json_path = {}});
