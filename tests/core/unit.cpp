@@ -11,9 +11,12 @@
 #include <unistd.h>
 
 #include <kvcali/detail/concat.hpp>
+#include <kvcali/detail/input_file.hpp>
 #include <kvcali/kvcali.hpp>
 
 #include <algorithm>
+#include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -240,6 +243,45 @@ BOOST_AUTO_TEST_CASE(io_errors_name_the_path) {
         expect_io_error(dir / "ro" / "config.json", "Permission denied");
     }
     BOOST_TEST(dir.entries().size() <= 1u);
+}
+
+BOOST_AUTO_TEST_CASE(files_are_read_whole_in_pieces_and_errors_are_told) {
+    temp_dir dir;
+    // Larger than read_file's 64 KiB buffer, and not a multiple of it.
+    std::string text;
+    for (int i = 0; text.size() < 200000; ++i) text += std::to_string(i) + (i % 7 == 0 ? "\n" : ",");
+    const fs::path file = dir / "big.txt";
+    kvcali::write_file_atomic(file, text);
+    BOOST_TEST(kvcali::read_file(file, 1u << 20) == text);
+    try {
+        (void)kvcali::read_file(file, 1000);
+        BOOST_FAIL("no error for a file over the limit");
+    } catch (const kvcali::error& e) {
+        BOOST_TEST(std::string(e.what()).find("larger than the limit of 1000 bytes") != std::string::npos, e.what());
+    }
+    // The reader itself: short counts only at the end, then nothing; not opened, with errno.
+    kvcali::detail::input_file in(file.c_str());
+    BOOST_REQUIRE(static_cast<bool>(in));
+    std::string got(text.size() + 10, '\0');
+    BOOST_TEST(in.read(got.data(), 1000) == 1000u);
+    BOOST_TEST(in.read(got.data() + 1000, got.size() - 1000) == text.size() - 1000);
+    BOOST_TEST(in.read(got.data(), 10) == 0u);
+    BOOST_TEST(!in.failed());
+    got.resize(text.size());
+    BOOST_TEST(got == text);
+    kvcali::detail::input_file moved = std::move(in);
+    BOOST_TEST(!static_cast<bool>(in));
+    BOOST_TEST(static_cast<bool>(moved));
+    errno = 0;
+    kvcali::detail::input_file missing((dir / "missing").c_str());
+    BOOST_TEST(!static_cast<bool>(missing));
+    BOOST_TEST(errno == ENOENT);
+    BOOST_TEST(missing.read(got.data(), 10) == 0u);
+    // A folder opens but cannot be read: that is an error, not an empty file.
+    kvcali::detail::input_file folder(dir.path().c_str());
+    BOOST_REQUIRE(static_cast<bool>(folder));
+    BOOST_TEST(folder.read(got.data(), 10) == 0u);
+    BOOST_TEST(folder.failed());
 }
 
 namespace {

@@ -6,7 +6,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -18,6 +17,7 @@
 #include "../config_reader.hpp"
 #include "../detail/config.hpp"
 #include "../detail/layer_buffer.hpp"
+#include "../detail/string_map.hpp"
 #include "../error.hpp"
 #include "../policy.hpp"
 #include "../resolved_config.hpp"
@@ -191,7 +191,7 @@ private:
     // their buffers back to it, so that it is destroyed after them; a pointer: the calibrator stays movable).
     std::unique_ptr<detail::buffer_pool> buffers_;
     std::vector<state> layers_;
-    std::map<std::string, std::size_t, std::less<>> index_;
+    detail::string_map<std::size_t> index_;
     std::unique_ptr<std::mutex> finished_lock_;  // a pointer: the calibrator stays movable
     std::vector<std::size_t> finished_;
 };

@@ -12,7 +12,6 @@
 // before any other character for that character.
 #pragma once
 
-#include <bitset>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -29,7 +28,28 @@
 
 namespace kvcali::detail::regex {
 
-using byte_set = std::bitset<256>;
+/// A set of bytes, one bit each (std::bitset<256> less its range checks, which each call compiled
+/// with a throw: every index here is a byte).
+struct byte_set {
+    std::uint64_t words[4] = {};
+
+    void set(std::size_t b, bool in = true) noexcept {
+        const std::uint64_t bit = std::uint64_t{1} << (b & 63);
+        words[b >> 6] = in ? (words[b >> 6] | bit) : (words[b >> 6] & ~bit);
+    }
+    void set() noexcept {
+        for (auto& w : words) w = ~std::uint64_t{0};
+    }
+    void reset(std::size_t b) noexcept { set(b, false); }
+    void flip() noexcept {
+        for (auto& w : words) w = ~w;
+    }
+    bool test(std::size_t b) const noexcept { return ((words[b >> 6] >> (b & 63)) & 1u) != 0; }
+    byte_set& operator|=(const byte_set& other) noexcept {
+        for (std::size_t i = 0; i < 4; ++i) words[i] |= other.words[i];
+        return *this;
+    }
+};
 
 /// One instruction of the compiled program.
 struct instruction {

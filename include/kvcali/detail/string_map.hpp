@@ -8,7 +8,6 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
-#include <unordered_set>
 
 namespace kvcali::detail {
 
@@ -20,7 +19,5 @@ struct string_hash {
 /// std::string keys, looked up by std::string_view.
 template <class V>
 using string_map = std::unordered_map<std::string, V, string_hash, std::equal_to<>>;
-
-using string_set = std::unordered_set<std::string, string_hash, std::equal_to<>>;
 
 }  // namespace kvcali::detail

@@ -43,7 +43,7 @@ struct integer_token {
 
 /// Parses `[+-]? (0[xX]hex+ | [1-9][0-9]* | 0+)`; with `c_octal`, also `-?0[0-7]+` as octal
 /// (integer fields); without, a leading zero is allowed only in `0+` (enum numbers).
-inline std::optional<integer_token> parse_integer_token(std::string_view t, bool c_octal) {
+KVCALI_NOINLINE inline std::optional<integer_token> parse_integer_token(std::string_view t, bool c_octal) {
     integer_token out;
     std::size_t i = 0;
     bool plus = false;

@@ -181,7 +181,7 @@ KVCALI_DECL accumulator_factory calibrator::factory_for(const std::vector<accumu
 }
 
 KVCALI_DECL std::size_t calibrator::index_of(std::string_view layer) const {
-    const auto it = index_.find(std::string(layer));
+    const auto it = index_.find(layer);
     if (it == index_.end()) {
         throw error(diagnostic{.severity = severity::error,
                                .category = errc::unknown_layer,

@@ -19,7 +19,7 @@ namespace kvcali {
 
 namespace detail {
 
-inline void append_param_value(std::string& out, const param_value& v) {
+KVCALI_NOINLINE inline void append_param_value(std::string& out, const param_value& v) {
     switch (v.type) {
         case param_type::boolean: out += v.boolean ? "true" : "false"; break;
         case param_type::uint32: out += std::to_string(v.uint); break;

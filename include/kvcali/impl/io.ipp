@@ -4,23 +4,22 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
 #include <charconv>
-#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 
 #include "../detail/concat.hpp"
+#include "../detail/input_file.hpp"
 #include "../error.hpp"
 #include "../io.hpp"
 
@@ -56,7 +55,7 @@ KVCALI_DECL std::string read_file(const std::filesystem::path& path, std::uintma
     if (std::filesystem::is_directory(status)) {
         detail::throw_io_error(name, detail::concat({"cannot read ", name, ": it is a directory"}));
     }
-    std::ifstream in(path, std::ios::binary);
+    detail::input_file in(path.c_str());
     if (!in) {
         detail::throw_io_error(name, detail::concat({"cannot open ", name, ": ", detail::errno_text(errno)}));
     }
@@ -68,14 +67,15 @@ KVCALI_DECL std::string read_file(const std::filesystem::path& path, std::uintma
         if (!ec) data.reserve(static_cast<std::size_t>(std::min<std::uintmax_t>(hint, max_size) + 1));
     }
     char buf[1 << 16];
-    while (in) {
-        in.read(buf, sizeof buf);
-        data.append(buf, static_cast<std::size_t>(in.gcount()));
+    while (true) {
+        const std::size_t got = in.read(buf, sizeof buf);
+        data.append(buf, got);
         if (data.size() > max_size) {
             detail::throw_io_error(name, detail::concat({"cannot read ", name, ": larger than the limit of ", max_size, " bytes"}));
         }
+        if (got < sizeof buf) break;
     }
-    if (in.bad()) {
+    if (in.failed()) {
         detail::throw_io_error(name, detail::concat({"error while reading ", name}));
     }
     return data;
@@ -191,13 +191,20 @@ KVCALI_DECL void atomic_file_writer::create_temporary(std::optional<unsigned> mo
     if (ec || !std::filesystem::exists(parent_status)) fail(detail::concat({"the folder ", parent.string(), " does not exist"}));
     if (!std::filesystem::is_directory(parent_status)) fail(detail::concat({parent.string(), " is not a folder"}));
 
-    static std::atomic<std::uint64_t> counter{0};
-    const auto stamp = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+    // A per-process counter (shared by threads: hence the atomic add) and the clock make the name;
+    // O_EXCL and the retries settle any clash. POSIX calls and a GCC/Clang builtin, like the rest
+    // of this file: <chrono> and <atomic> would cost every TU that includes the library.
+    static std::uint64_t counter = 0;
+    ::timespec now{};
+    ::clock_gettime(CLOCK_MONOTONIC, &now);
+    const std::uint64_t stamp = static_cast<std::uint64_t>(now.tv_sec) * 1000000000u + static_cast<std::uint64_t>(now.tv_nsec);
     // ".<name>.kvcali-<pid>-<number>.tmp" beside the target.
     const std::string prefix = detail::concat({".", target_.filename().string(), ".kvcali-", ::getpid(), "-"});
     for (int attempt = 0; attempt < 100 && fd_ < 0; ++attempt) {
         char number[24];
-        const auto end = std::to_chars(number, number + sizeof number, stamp ^ (counter.fetch_add(1) * 0x9E3779B97F4A7C15ull)).ptr;
+        const auto end = std::to_chars(number, number + sizeof number,
+                                       stamp ^ (__atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED) * 0x9E3779B97F4A7C15ull))
+                             .ptr;
         std::string name = prefix;
         name.append(number, end).append(".tmp");
         temp_ = parent / name;

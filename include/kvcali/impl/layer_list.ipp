@@ -16,9 +16,7 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <functional>
-#include <ios>
 #include <memory>
 #include <optional>
 #include <span>
@@ -33,6 +31,7 @@
 #endif
 
 #include "../detail/concat.hpp"
+#include "../detail/input_file.hpp"
 #include "../detail/json_reader.hpp"
 #include "../detail/string_map.hpp"
 #include "../detail/swar.hpp"
@@ -186,8 +185,7 @@ public:
     explicit layer_list_source(std::string_view text) noexcept
         : data_(text.data()), end_(text.size()), size_(text.size()), total_(text.size()), exhausted_(true), in_memory_(true) {}
 
-    explicit layer_list_source(const std::filesystem::path& path, std::size_t piece = default_piece)
-        : in_(path, std::ios::binary), piece_(piece) {
+    explicit layer_list_source(const std::filesystem::path& path, std::size_t piece = default_piece) : in_(path.c_str()), piece_(piece) {
         std::error_code ec;
         size_ = std::filesystem::file_size(path, ec);
         if (ec || !in_ || size_ > max_input_file_size) {
@@ -222,11 +220,10 @@ public:
         data_ = buffer_.get();
         start_ = 0;
         end_ = kept;
-        in_.read(buffer_.get() + end_, static_cast<std::streamsize>(want));
-        const auto got = static_cast<std::size_t>(in_.gcount());
+        const std::size_t got = in_.read(buffer_.get() + end_, want);
         end_ += got;
         total_ += got;
-        if (in_.bad() || total_ > max_input_file_size) failed_ = true;
+        if (in_.failed() || total_ > max_input_file_size) failed_ = true;
         if (got == 0 || failed_) exhausted_ = true;
         return got != 0 && !failed_;
     }
@@ -245,7 +242,7 @@ public:
     }
 
 private:
-    std::ifstream in_;
+    input_file in_;
     std::size_t piece_ = default_piece;
     std::unique_ptr<char[]> buffer_;                  ///< (not zero-filled: read into)
     const char* data_ = nullptr;                      ///< the text in memory, or buffer_

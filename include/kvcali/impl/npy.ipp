@@ -3,6 +3,7 @@
 #pragma once
 
 #include "../calibration/npy.hpp"
+#include "../detail/input_file.hpp"
 
 namespace kvcali {
 
@@ -166,13 +167,12 @@ KVCALI_DECL npy_header read_npy_header(const std::filesystem::path& path) {
     const auto status = std::filesystem::status(path, ec);
     if (ec || !std::filesystem::exists(status)) io_fail("no such file");
     if (std::filesystem::is_directory(status)) io_fail("it is a directory");
-    std::ifstream in(path, std::ios::binary);
+    detail::input_file in(path.c_str());
     if (!in) io_fail(detail::errno_text(errno));
     const std::uintmax_t size = std::filesystem::file_size(path, ec);
     if (ec) io_fail(ec.message());
     std::string bytes(static_cast<std::size_t>(std::min<std::uintmax_t>(size, 12)), '\0');
-    in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    if (static_cast<std::size_t>(in.gcount()) != bytes.size()) io_fail("read failed");
+    if (in.read(bytes.data(), bytes.size()) != bytes.size()) io_fail("read failed");
     // The header's length, as parse_npy_header reads it; anything odd is left for it to report.
     std::size_t want = bytes.size();
     if (bytes.size() >= 10 && bytes.starts_with(std::string_view("\x93NUMPY", 6))) {
@@ -190,8 +190,7 @@ KVCALI_DECL npy_header read_npy_header(const std::filesystem::path& path) {
     if (want > bytes.size()) {
         const std::size_t had = bytes.size();
         bytes.resize(want);
-        in.read(bytes.data() + had, static_cast<std::streamsize>(want - had));
-        if (static_cast<std::size_t>(in.gcount()) != want - had) io_fail("read failed");
+        if (in.read(bytes.data() + had, want - had) != want - had) io_fail("read failed");
     }
     return parse_npy_header(bytes, name, size);
 }

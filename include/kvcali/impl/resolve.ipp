@@ -36,8 +36,8 @@ struct block_values {
 
 /// Fills defaults into a block and checks it. `used`: errors are errors; otherwise the block is
 /// not used by any layer, so its problems are warnings (strict mode still makes them errors).
-inline block_values resolve_block(const algorithm_config* block, origin from, algorithm_registry algorithms, bool used,
-                                  const source_location& fallback, diagnostics& diags) {
+KVCALI_NOINLINE inline block_values resolve_block(const algorithm_config* block, origin from, algorithm_registry algorithms, bool used,
+                                                  const source_location& fallback, diagnostics& diags) {
     block_values out;
     out.algorithm = block && block->algorithm ? *block->algorithm : 0;
     const algorithm_desc& algo = algorithms[out.algorithm];
@@ -80,8 +80,8 @@ inline block_values resolve_block(const algorithm_config* block, origin from, al
 /// Checks a named layer: `row` is its table row (`table.find(name)`), or npos when `name` is no
 /// layer name (then it may be an alias). Returns the row of the concrete layer it stands for (an
 /// alias maps to its layer), or npos when it stands for none (reported).
-inline std::size_t check_layer(const layer_table& table, std::size_t row, const std::string& name, const source_location& where,
-                               std::size_t& suggestions_left, diagnostics& diags) {
+KVCALI_NOINLINE inline std::size_t check_layer(const layer_table& table, std::size_t row, const std::string& name,
+                                               const source_location& where, std::size_t& suggestions_left, diagnostics& diags) {
     if (row == layer_table::npos) {
         if (const auto* targets = table.find_alias(name)) {
             if (targets->size() == 1) {
