@@ -547,6 +547,42 @@ BOOST_AUTO_TEST_CASE(aliases_map_to_their_layer_or_are_ambiguous) {
     }
 }
 
+BOOST_AUTO_TEST_CASE(a_layer_named_twice_shows_both_spellings_when_they_differ) {
+    kvcali::layer_table t;
+    t.add("/layers.0/k/MatMul", "MatMul", true);
+    t.add_alias("layers.0.k", 0);
+    auto messages = [&](const std::optional<kvcali::quant_layers>& names, const std::string& cfg_text) {
+        temp_dir dir;
+        std::optional<fs::path> cfg;
+        if (!cfg_text.empty()) {
+            spit(dir / "quant.cfg", cfg_text);
+            cfg = dir / "quant.cfg";
+        }
+        std::vector<std::string> out;
+        try {
+            kvcali::resolve_quant_cali_config(t, names, cfg);
+        } catch (const kvcali::error& e) {
+            for (const auto& d : e.diagnostics()) {
+                if (d.category == kvcali::errc::duplicate_layer) out.push_back(d.message);
+            }
+        }
+        return out;
+    };
+    const std::string layer = "\"/layers.0/k/MatMul\"";
+    auto listed = messages(kvcali::quant_layers{"/layers.0/k/MatMul", "layers.0.k"}, "");
+    BOOST_TEST_REQUIRE(listed.size() == 1u);
+    BOOST_TEST(listed[0].ends_with(" (as " + layer + " and \"layers.0.k\")"), listed[0]);
+    listed = messages(kvcali::quant_layers{"layers.0.k", "layers.0.k"}, "");
+    BOOST_TEST_REQUIRE(listed.size() == 1u);
+    BOOST_TEST(listed[0].find("(as ") == std::string::npos, listed[0]);
+    const std::string block = " kv_data_quant_config { hfmg_quantize { num_of_bins: 1024 } } }\n";
+    auto overridden = messages(std::nullopt, "override_layers_configs { layer_name: 'layers.0.k'" + block +
+                                                 "override_layers_configs { layer_name: '/layers.0/k/MatMul'" + block);
+    BOOST_TEST_REQUIRE(overridden.size() == 1u);
+    BOOST_TEST(overridden[0] == "layer " + layer + " has more than one override_layers_configs entry (as \"layers.0.k\" and " + layer + ")",
+               overridden[0]);
+}
+
 BOOST_AUTO_TEST_CASE(overrides_without_layer_name_are_also_duplicates) {
     // Spec section 2: a missing layer_name is reported (unknown_layer) and stands for the empty name,
     // so a second such override is also duplicate_layer; one alone is not.

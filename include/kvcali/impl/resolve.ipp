@@ -140,6 +140,12 @@ inline std::string_view name_of(const layer_table& table, const listed_layer& l)
     return l.row != layer_table::npos ? std::string_view(table[l.row].name) : std::string_view(*l.written);
 }
 
+/// For a layer named twice by exact names: " (as "a" and "b")" when the two were written differently
+/// (an alias and the layer's own name, say), so the message shows both.
+KVCALI_COLD inline void append_both_spellings(std::string& message, const std::string& first, const std::string& second) {
+    if (first != second) append_concat(message, {" (as ", quote_name(first), " and ", quote_name(second), ")"});
+}
+
 /// The ordered list of chosen layers, without repeats.
 struct layer_list {
     explicit layer_list(const layer_table& t) : table(t) {}
@@ -181,8 +187,7 @@ struct layer_list {
         if (first.exact && l.exact) {
             const std::string_view name = name_of(table, l);
             std::string message = concat({"layer ", quote_name(name), " is listed more than once in ", list_name});
-            if (*first.written != *l.written)
-                append_concat(message, {" (as ", quote_name(*first.written), " and ", quote_name(*l.written), ")"});
+            append_both_spellings(message, *first.written, *l.written);
             diags.error(errc::duplicate_layer, std::move(message), *l.where, name);
         }
     }
@@ -380,10 +385,7 @@ KVCALI_DECL resolved_config resolve_config(const layer_table& table, algorithm_r
                 if (slot.exact && chosen.exact) {
                     std::string message =
                         detail::concat({"layer ", detail::quote_name(name), " has more than one override_layers_configs entry"});
-                    if (*slot.written != *chosen.written) {
-                        detail::append_concat(
-                            message, {" (as ", detail::quote_name(*slot.written), " and ", detail::quote_name(*chosen.written), ")"});
-                    }
+                    detail::append_both_spellings(message, *slot.written, *chosen.written);
                     diags.error(errc::duplicate_layer, std::move(message), *chosen.where, name);
                     return;
                 }
