@@ -131,15 +131,8 @@ public:
 
     bool strict() const noexcept { return strict_; }
 
-    void add(diagnostic d) {
-        if (d.severity == severity::warning && strict_) d.severity = severity::error;
-        if (d.is_error()) {
-            ++errors_;
-        } else if (sink_) {
-            sink_(d);
-        }
-        items_.push_back(std::move(d));
-    }
+    /// Records `d` (an error, or a warning that also goes to the sink). Out of line, as below.
+    KVCALI_COLD KVCALI_DECL void add(diagnostic d);
 
     /// add() of an error or a warning without a JSON path. Out of line: a call passes references,
     /// and the diagnostic is built once, here, not at each of the places that report.
@@ -162,18 +155,12 @@ public:
 
     /// Throws `kvcali::error` with every diagnostic when any error was recorded.
     void throw_if_errors() {
-        if (!has_errors()) return;
-        errc first = errc::invalid_argument;
-        for (const auto& d : items_) {
-            if (d.is_error()) {
-                first = d.category;
-                break;
-            }
-        }
-        throw kvcali::error(first, take());
+        if (has_errors()) throw_errors();
     }
 
 private:
+    [[noreturn]] KVCALI_COLD KVCALI_DECL void throw_errors();
+
     bool strict_ = false;
     warning_sink sink_;
     std::size_t errors_ = 0;

@@ -48,9 +48,9 @@ layer_table table_of(const G& model, diagnostics& diags) {
 
 /// The non-template pipeline after the graph is extracted: reads the config definition (if any),
 /// resolves every layer's algorithm, throws on errors. Defined in impl/generate.ipp.
-KVCALI_DECL resolved_config resolve_table(const layer_table& table, algorithm_registry algorithms,
-                                          const std::optional<quant_layers>& layers,
-                                          const std::optional<std::filesystem::path>& config_definition, diagnostics& diags);
+KVCALI_COLD KVCALI_DECL resolved_config resolve_table(const layer_table& table, algorithm_registry algorithms,
+                                                      const std::optional<quant_layers>& layers,
+                                                      const std::optional<std::filesystem::path>& config_definition, diagnostics& diags);
 
 /// write_config_json_file (config_writer.hpp) behind the same switch.
 KVCALI_DECL void write_config_file(const std::filesystem::path& path, const resolved_config& config);

@@ -24,7 +24,7 @@ KVCALI_DECL std::string errno_text(int e);
 }  // namespace detail
 
 /// Reads a whole file; throws `kvcali::error` (io_error) naming the path and the reason.
-KVCALI_DECL std::string read_file(const std::filesystem::path& path, std::uintmax_t max_size = max_input_file_size);
+KVCALI_COLD KVCALI_DECL std::string read_file(const std::filesystem::path& path, std::uintmax_t max_size = max_input_file_size);
 
 /// Writes a file in pieces, atomically: a temporary file beside the target receives the bytes,
 /// commit() flushes it to disk and renames it over the target. A symbolic link (a chain of them,
@@ -42,7 +42,7 @@ KVCALI_DECL std::string read_file(const std::filesystem::path& path, std::uintma
 /// Example: `atomic_file_writer f("config.json"); f.write(head); f.write(body); f.commit();`
 class atomic_file_writer {
 public:
-    KVCALI_DECL explicit atomic_file_writer(const std::filesystem::path& path);
+    KVCALI_COLD KVCALI_DECL explicit atomic_file_writer(const std::filesystem::path& path);
     atomic_file_writer(const atomic_file_writer&) = delete;
     atomic_file_writer& operator=(const atomic_file_writer&) = delete;
     KVCALI_DECL ~atomic_file_writer();
@@ -58,11 +58,11 @@ private:
     [[noreturn]] KVCALI_COLD KVCALI_DECL void abandon(const std::string& why);
     /// The path at the end of the chain of symbolic links starting at `path` (`path` itself when
     /// it is no link). Relative links are read against the folder of the link that holds them.
-    KVCALI_DECL std::filesystem::path final_target(std::filesystem::path path) const;
+    KVCALI_COLD KVCALI_DECL std::filesystem::path final_target(std::filesystem::path path) const;
     /// A FIFO or character device: opened for writing as it is (a FIFO waits for its reader).
-    KVCALI_DECL void open_as_it_is(const std::filesystem::path& path);
+    KVCALI_COLD KVCALI_DECL void open_as_it_is(const std::filesystem::path& path);
     /// The temporary file beside target_, with `mode` (permission bits) when the target exists.
-    KVCALI_DECL void create_temporary(std::optional<unsigned> mode);
+    KVCALI_COLD KVCALI_DECL void create_temporary(std::optional<unsigned> mode);
 
     std::string name_;
     std::filesystem::path target_;  ///< the file renamed over: the path, or the end of its links

@@ -77,16 +77,19 @@ public:
     /// layer name is ignored; an alias given for several layers becomes ambiguous (all kept).
     void add_alias(std::string alias, std::size_t index) {
         if (find(alias) != npos) return;
-        auto& targets = aliases_[std::move(alias)];
+        if (alias_targets_.size() == alias_targets_.capacity()) alias_targets_.reserve(std::max<std::size_t>(8, alias_targets_.size() * 2));
+        const auto [it, added] = alias_index_.emplace(std::move(alias), alias_targets_.size());
+        if (added) alias_targets_.emplace_back();  // (into the room reserved above: it cannot throw)
+        auto& targets = alias_targets_[it->second];
         if (std::find(targets.begin(), targets.end(), index) == targets.end()) targets.push_back(index);
     }
     /// The layers an alias names (one when unambiguous), or null when it is no alias.
     const std::vector<std::size_t>* find_alias(std::string_view alias) const {
-        if (aliases_.empty()) return nullptr;
-        auto it = aliases_.find(alias);
-        return it == aliases_.end() ? nullptr : &it->second;
+        if (alias_index_.empty()) return nullptr;
+        auto it = alias_index_.find(alias);
+        return it == alias_index_.end() ? nullptr : &alias_targets_[it->second];
     }
-    bool has_aliases() const noexcept { return !aliases_.empty(); }
+    bool has_aliases() const noexcept { return !alias_index_.empty(); }
 
     /// Members that make the table itself a model graph.
     const std::vector<layer_info>& layers() const noexcept { return layers_; }
@@ -141,7 +144,10 @@ private:
 
     std::vector<layer_info> layers_;
     detail::name_index index_;  ///< name -> position (detail/layer_index.hpp)
-    detail::string_map<std::vector<std::size_t>> aliases_;
+    // Aliases: each one's place in alias_targets_ (the map type the library already uses; a map to
+    // vectors would be a type of its own, compiled in every TU).
+    detail::string_map<std::size_t> alias_index_;
+    std::vector<std::vector<std::size_t>> alias_targets_;
 };
 
 /// The layer table is itself a model graph (its eligibility is already decided per layer).
@@ -175,8 +181,9 @@ layer_table extract_layers(const G& graph, OnDuplicate&& on_duplicate) {
         layer_table table;
         decltype(auto) range = traits::layers(graph);
         if constexpr (detail::sized_range<decltype(range)>) table.reserve(std::ranges::size(range));
-        // Eligibility is a property of the type: ask once per distinct type name.
-        detail::string_map<bool> eligible_by_type;
+        // Eligibility is a property of the type: ask once per distinct type name (1: eligible; the
+        // map type the library already uses).
+        detail::string_map<std::size_t> eligible_by_type;
         for (const auto& layer : range) {
             // What the traits return lives until the row is added: a std::string by value is a
             // temporary, which a string_view alone would outlive.
@@ -186,7 +193,8 @@ layer_table extract_layers(const G& graph, OnDuplicate&& on_duplicate) {
             const std::string_view name = name_text;
             auto it = eligible_by_type.find(type);
             if (it == eligible_by_type.end()) {
-                it = eligible_by_type.emplace(std::string(type), static_cast<bool>(traits::supports_kv_quant(graph, type))).first;
+                it = eligible_by_type.emplace(std::string(type), traits::supports_kv_quant(graph, type) ? std::size_t{1} : std::size_t{0})
+                         .first;
             }
             const std::uint32_t h = layer_table::hash_of(name);
             if (table.find_hashed(name, h) != layer_table::npos) {
@@ -194,7 +202,7 @@ layer_table extract_layers(const G& graph, OnDuplicate&& on_duplicate) {
                 continue;
             }
             table.append_hashed(detail::owned_string(std::forward<decltype(name_text)>(name_text)),
-                                detail::owned_string(std::forward<decltype(type_text)>(type_text)), it->second, h);
+                                detail::owned_string(std::forward<decltype(type_text)>(type_text)), it->second != 0, h);
         }
         return table;
     }

@@ -212,7 +212,7 @@ inline constexpr std::array<enumerator_desc, 2> quant_granularity_values = {{{"p
 
 namespace detail {
 /// IFMR's cross-field checks (the search range and step), the same for any defaults.
-KVCALI_DECL void ifmr_cross_check(const param_view& v, std::vector<check_result>& out);
+KVCALI_COLD KVCALI_DECL void ifmr_cross_check(const param_view& v, std::vector<check_result>& out);
 }  // namespace detail
 
 /// IFMR defaults; derive and shadow members to change them at compile time.

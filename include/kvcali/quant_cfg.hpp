@@ -45,11 +45,12 @@ KVCALI_DECL simple_config parse_simple_config_json(std::string_view text, const 
 /// Reads and parses a simple config file: JSON when the name ends in `.json`, text format
 /// otherwise. Errors: io_error when it cannot be read (thrown); a file over `limits.max_bytes` is a
 /// parse_error in `diags` and is not read.
-KVCALI_DECL simple_config load_simple_config(const std::filesystem::path& path, algorithm_registry algorithms, diagnostics& diags,
-                                             const simple_config_limits& limits);
+KVCALI_COLD KVCALI_DECL simple_config load_simple_config(const std::filesystem::path& path, algorithm_registry algorithms,
+                                                         diagnostics& diags, const simple_config_limits& limits);
 
 /// As above, with the default limits.
-KVCALI_DECL simple_config load_simple_config(const std::filesystem::path& path, algorithm_registry algorithms, diagnostics& diags);
+KVCALI_COLD KVCALI_DECL simple_config load_simple_config(const std::filesystem::path& path, algorithm_registry algorithms,
+                                                         diagnostics& diags);
 
 }  // namespace kvcali
 

@@ -178,7 +178,7 @@ inline std::string json_path_member(std::string path, std::string_view key) {
 }
 
 inline std::string json_path_index(std::string path, std::size_t index) {
-    path += '[' + std::to_string(index) + ']';
+    append_concat(path, {'[', index, ']'});
     return path;
 }
 
@@ -588,38 +588,7 @@ private:
             }
             if (c < 0x20) return fail(pos_, "a control character must be escaped inside a string (\\n, \\t, \\u00XX)");
             if (c == '\\') {
-                const std::size_t escape = pos_;
-                ++pos_;
-                if (pos_ >= text_.size()) return fail(open, "unterminated string");
-                const char e = text_[pos_++];
-                switch (e) {
-                    case '"': out += '"'; break;
-                    case '\\': out += '\\'; break;
-                    case '/': out += '/'; break;
-                    case 'b': out += '\b'; break;
-                    case 'f': out += '\f'; break;
-                    case 'n': out += '\n'; break;
-                    case 'r': out += '\r'; break;
-                    case 't': out += '\t'; break;
-                    case 'u': {
-                        std::uint32_t unit = 0;
-                        if (!hex4(unit)) return false;
-                        if (unit >= 0xDC00 && unit <= 0xDFFF) return fail(escape, "a lone low surrogate \\u escape is not a character");
-                        if (unit >= 0xD800 && unit <= 0xDBFF) {
-                            std::uint32_t low = 0;
-                            if (text_.substr(pos_, 2) != "\\u")
-                                return fail(escape, "a high surrogate \\u escape must be followed by a low one");
-                            pos_ += 2;
-                            if (!hex4(low)) return false;
-                            if (low < 0xDC00 || low > 0xDFFF)
-                                return fail(escape, "a high surrogate \\u escape must be followed by a low one");
-                            unit = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
-                        }
-                        append_utf8(out, unit);
-                        break;
-                    }
-                    default: return fail(escape, "unknown escape in a string (JSON has \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX)");
-                }
+                if (!escape(out, open)) return false;
                 continue;
             }
             if (c < 0x80) {
@@ -631,6 +600,41 @@ private:
             if (decode_utf8(text_, i) == 0xFFFFFFFF) return fail(pos_, "invalid UTF-8 in a string");
             out.append(text_.substr(pos_, i - pos_));
             pos_ = i;
+        }
+    }
+
+    /// The escape at the current position (a backslash) of the string opened at `open`, appended to
+    /// `out` (rare in names: compiled for size).
+    KVCALI_COLD bool escape(std::string& out, std::size_t open) {
+        const std::size_t escape = pos_;
+        ++pos_;
+        if (pos_ >= text_.size()) return fail(open, "unterminated string");
+        const char e = text_[pos_++];
+        switch (e) {
+            case '"': out += '"'; return true;
+            case '\\': out += '\\'; return true;
+            case '/': out += '/'; return true;
+            case 'b': out += '\b'; return true;
+            case 'f': out += '\f'; return true;
+            case 'n': out += '\n'; return true;
+            case 'r': out += '\r'; return true;
+            case 't': out += '\t'; return true;
+            case 'u': {
+                std::uint32_t unit = 0;
+                if (!hex4(unit)) return false;
+                if (unit >= 0xDC00 && unit <= 0xDFFF) return fail(escape, "a lone low surrogate \\u escape is not a character");
+                if (unit >= 0xD800 && unit <= 0xDBFF) {
+                    std::uint32_t low = 0;
+                    if (text_.substr(pos_, 2) != "\\u") return fail(escape, "a high surrogate \\u escape must be followed by a low one");
+                    pos_ += 2;
+                    if (!hex4(low)) return false;
+                    if (low < 0xDC00 || low > 0xDFFF) return fail(escape, "a high surrogate \\u escape must be followed by a low one");
+                    unit = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
+                }
+                append_utf8(out, unit);
+                return true;
+            }
+            default: return fail(escape, "unknown escape in a string (JSON has \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX)");
         }
     }
 

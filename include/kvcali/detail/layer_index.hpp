@@ -105,7 +105,7 @@ public:
         std::vector<std::uint64_t> old;
         old.reserve(want);
         advise_huge_pages(old.data(), want * sizeof(std::uint64_t));
-        old.resize(want, 0);
+        old.resize(want);  // (zeros: empty slots)
         old.swap(slots_);
         const std::size_t mask = slots_.size() - 1;
         for (const std::uint64_t slot : old) {

@@ -7,6 +7,7 @@
 #include <cfloat>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <optional>
 #include <string_view>
@@ -20,6 +21,22 @@ inline int hex_digit_value(char c) noexcept {
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
     if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
+}
+
+/// `digits` (decimal digits only, at least one) as an unsigned 64-bit value in `out`; false for
+/// anything else or a value above 2^64 - 1 (`out` then unspecified). What std::from_chars does for
+/// a whole string of digits, without its other bases' code in every TU.
+inline bool decimal_digits_to_u64(std::string_view digits, std::uint64_t& out) noexcept {
+    if (digits.empty()) return false;
+    std::uint64_t value = 0;
+    for (const char c : digits) {
+        if (c < '0' || c > '9') return false;
+        const auto d = static_cast<std::uint64_t>(c - '0');
+        if (value > (std::numeric_limits<std::uint64_t>::max() - d) / 10) return false;
+        value = value * 10 + d;
+    }
+    out = value;
+    return true;
 }
 
 /// The double nearest to a decimal `[-]? digits [. digits] [(e|E) [+-]? digits]` (its grammar

@@ -18,7 +18,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
+#include <algorithm>
 #include <utility>
 #include <vector>
 
@@ -97,7 +97,7 @@ public:
 
     explicit compiler(std::string_view pattern) : p_(pattern) {}
 
-    bool run(program& out, std::string& error) {
+    KVCALI_COLD bool run(program& out, std::string& error) {
         out_ = &out;
         const int root = disjunction(0);
         if (!error_.empty()) return fail_with(error);
@@ -132,7 +132,7 @@ private:
         return -1;
     }
     /// fail() for the functions that answer whether they read what they should.
-    bool refuse(const std::string& message) {
+    KVCALI_COLD bool refuse(const std::string& message) {
         fail(message);
         return false;
     }
@@ -140,17 +140,17 @@ private:
     /// A node made (the parsing functions answer -1 for none, never stored) as an index into nodes_.
     static std::uint32_t as_index(int index) noexcept { return static_cast<std::uint32_t>(index); }
 
-    int make(node n) {
+    KVCALI_COLD int make(node n) {
         nodes_.push_back(std::move(n));
         return static_cast<int>(nodes_.size() - 1);
     }
-    std::uint32_t make_set(const byte_set& s) {
+    KVCALI_COLD std::uint32_t make_set(const byte_set& s) {
         out_->sets_.push_back(s);
         return static_cast<std::uint32_t>(out_->sets_.size() - 1);
     }
     int set_node(const byte_set& s) { return make({kind::set, {}, false, make_set(s), 0, 0, {}}); }
 
-    int disjunction(std::size_t depth) {
+    KVCALI_COLD int disjunction(std::size_t depth) {
         if (depth > max_nesting) return fail(concat({"groups nested deeper than ", max_nesting, " levels"}));
         node alt{kind::alternation, {}, false, 0, 0, 0, {}};
         alt.children.push_back(as_index(alternative(depth)));
@@ -162,7 +162,7 @@ private:
         return alt.children.size() == 1 ? static_cast<int>(alt.children.front()) : make(std::move(alt));
     }
 
-    int alternative(std::size_t depth) {
+    KVCALI_COLD int alternative(std::size_t depth) {
         node seq{kind::concat, {}, false, 0, 0, 0, {}};
         while (error_.empty() && pos_ < p_.size() && !at('|') && !at(')')) {
             const int t = term(depth);
@@ -171,7 +171,7 @@ private:
         return make(std::move(seq));
     }
 
-    int term(std::size_t depth) {
+    KVCALI_COLD int term(std::size_t depth) {
         const char c = p_[pos_];
         bool quantifiable = true;
         int atom = -1;
@@ -229,7 +229,7 @@ private:
         return quantifier(atom, quantifiable);
     }
 
-    int group(std::size_t depth, bool& quantifiable) {
+    KVCALI_COLD int group(std::size_t depth, bool& quantifiable) {
         const std::size_t open = pos_;
         ++pos_;
         bool look = false, negative = false;
@@ -257,7 +257,7 @@ private:
         return make({kind::lookahead, {}, negative, 0, 0, 0, {as_index(inner)}});
     }
 
-    bool number(std::uint32_t& out) {
+    KVCALI_COLD bool number(std::uint32_t& out) {
         const std::size_t start = pos_;
         std::uint64_t v = 0;
         while (pos_ < p_.size() && p_[pos_] >= '0' && p_[pos_] <= '9') {
@@ -271,7 +271,7 @@ private:
 
     /// The quantifiers after `atom`, each applied to what the ones before it made (`a+*`, as
     /// std::regex reads it).
-    int quantifier(int atom, bool quantifiable) {
+    KVCALI_COLD int quantifier(int atom, bool quantifiable) {
         while (atom >= 0 && pos_ < p_.size() && (at('*') || at('+') || at('?') || at('{'))) {
             atom = one_quantifier(atom, quantifiable);
             quantifiable = true;
@@ -279,7 +279,7 @@ private:
         return atom;
     }
 
-    int one_quantifier(int atom, bool quantifiable) {
+    KVCALI_COLD int one_quantifier(int atom, bool quantifiable) {
         std::uint32_t min = 0, max = 0;
         switch (p_[pos_]) {
             case '*': min = 0, max = unbounded; break;
@@ -306,7 +306,7 @@ private:
         return make({kind::repeat, {}, false, 0, min, max, {as_index(atom)}});
     }
 
-    static byte_set class_of(char c) {
+    static KVCALI_COLD byte_set class_of(char c) {
         byte_set s;
         for (int b = 0; b < 256; ++b) {
             const auto u = static_cast<unsigned char>(b);
@@ -319,7 +319,7 @@ private:
         return s;
     }
 
-    bool hex(std::size_t digits, std::uint32_t& out) {
+    KVCALI_COLD bool hex(std::size_t digits, std::uint32_t& out) {
         out = 0;
         for (std::size_t i = 0; i < digits; ++i) {
             if (pos_ >= p_.size()) return refuse(concat({"expected ", digits, " hex digits"}));
@@ -332,7 +332,7 @@ private:
     }
 
     /// The escape after a backslash (at pos_) as a set of bytes; `in_class`: `\b` is a backspace.
-    bool escape(byte_set& s, bool in_class) {
+    KVCALI_COLD bool escape(byte_set& s, bool in_class) {
         const char c = p_[pos_++];
         switch (c) {
             case 'd':
@@ -382,7 +382,7 @@ private:
     }
 
     /// `[:name:]` inside a class (pos_ at the first ':').
-    bool class_name(byte_set& s) {
+    KVCALI_COLD bool class_name(byte_set& s) {
         const std::size_t end = p_.find(":]", pos_ + 1);
         if (end == std::string_view::npos) return refuse("'[:' without ':]'");
         const std::string_view name = p_.substr(pos_ + 1, end - pos_ - 1);
@@ -427,7 +427,7 @@ private:
     }
 
     /// One member of a class: a byte (`single` set) or a whole class.
-    bool class_atom(byte_set& s, int& single) {
+    KVCALI_COLD bool class_atom(byte_set& s, int& single) {
         single = -1;
         const char c = p_[pos_];
         if (c == '\\') {
@@ -463,7 +463,7 @@ private:
         return true;
     }
 
-    int bracket() {
+    KVCALI_COLD int bracket() {
         const std::size_t open = pos_;
         ++pos_;
         bool negated = false;
@@ -502,7 +502,7 @@ private:
 
     // ---- emitting ----
 
-    std::uint32_t add(instruction i) {
+    KVCALI_COLD std::uint32_t add(instruction i) {
         if (out_->code_.size() >= max_instructions) {
             if (error_.empty()) error_ = concat({"the regular expression is too large (more than ", max_instructions, " steps)"});
             return 0;
@@ -512,7 +512,7 @@ private:
     }
     std::uint32_t here() const { return static_cast<std::uint32_t>(out_->code_.size()); }
 
-    void emit(std::uint32_t index) {
+    KVCALI_COLD void emit(std::uint32_t index) {
         if (!error_.empty()) return;
         const node& n = nodes_[index];
         switch (n.k) {
@@ -584,6 +584,59 @@ private:
     program* out_ = nullptr;
 };
 
+/// The lookaheads' answers for one text: (lookahead, position) -> bool, in an open-addressing table
+/// that grows with the answers given (so its size is bounded by the work done, not by lookaheads x
+/// positions). A slot holds key * 2 + answer + 2; 0 is empty. (Not a std::unordered_map: that
+/// would be a hash table type of its own, compiled again in every TU that includes the library.)
+class answer_memo {
+public:
+    /// The answer stored for `key`, if any.
+    std::optional<bool> find(std::uint64_t key) const noexcept {
+        if (count_ == 0) return std::nullopt;
+        const std::size_t mask = slots_.size() - 1;
+        for (std::size_t at = spread(key) & mask;; at = (at + 1) & mask) {
+            const std::uint64_t s = slots_[at];
+            if (s == 0) return std::nullopt;
+            if ((s - 2) >> 1 == key) return ((s - 2) & 1) != 0;
+        }
+    }
+    /// Stores the answer for a key that has none.
+    void add(std::uint64_t key, bool answer) {
+        if ((count_ + 1) * 2 > slots_.size()) grow();
+        place(key * 2 + (answer ? 1 : 0) + 2);
+        ++count_;
+    }
+    /// Forgets every answer (a table grown large by one long text is released, not cleared).
+    void clear() noexcept {
+        if (count_ == 0) return;
+        if (slots_.size() > 8192) {
+            std::vector<std::uint64_t>().swap(slots_);
+        } else {
+            std::fill(slots_.begin(), slots_.end(), 0);
+        }
+        count_ = 0;
+    }
+
+private:
+    static std::size_t spread(std::uint64_t key) noexcept { return static_cast<std::size_t>((key * 0x9E3779B97F4A7C15ull) >> 20); }
+    void place(std::uint64_t slot) noexcept {
+        const std::size_t mask = slots_.size() - 1;
+        std::size_t at = spread((slot - 2) >> 1) & mask;
+        while (slots_[at] != 0) at = (at + 1) & mask;
+        slots_[at] = slot;
+    }
+    void grow() {
+        std::vector<std::uint64_t> old(std::max<std::size_t>(16, slots_.size() * 2));
+        old.swap(slots_);
+        for (const std::uint64_t s : old) {
+            if (s != 0) place(s);
+        }
+    }
+
+    std::vector<std::uint64_t> slots_;  // a power of two in size, at most half full
+    std::size_t count_ = 0;
+};
+
 /// What a match keeps between calls on one thread: each machine's state lists (one set per
 /// lookahead level running at once), so that matching name after name allocates nothing once they
 /// have grown, and the lookaheads' answers.
@@ -593,10 +646,8 @@ struct match_scratch {
         std::vector<std::uint32_t> current, next, stack;
     };
     std::vector<std::unique_ptr<lists>> levels;  ///< by pointer: a nested lookahead adding a level moves none of the others
-    /// (lookahead, position) -> its answer, for the current text; a map, so that its size is
-    /// bounded by the work done, not by lookaheads x positions.
-    std::unordered_map<std::uint64_t, bool> answers;
-    std::uint64_t stamp = 1;  ///< grows with every run: a stamp is never reused, so `seen` needs no clearing
+    answer_memo answers;                         ///< (lookahead, position) -> its answer, for the current text
+    std::uint64_t stamp = 1;                     ///< grows with every run: a stamp is never reused, so `seen` needs no clearing
 };
 
 inline match_scratch& thread_match_scratch() {
@@ -707,9 +758,9 @@ private:
 
     bool lookahead(const instruction& i, std::size_t pos) {
         const std::uint64_t key = static_cast<std::uint64_t>(i.y) * (text_.size() + 1) + pos;
-        if (const auto it = scratch_.answers.find(key); it != scratch_.answers.end()) return it->second;
+        if (const std::optional<bool> known = scratch_.answers.find(key)) return *known;
         const bool answer = machine(prog_, text_, scratch_, level_ + 1, budget_, exhausted_).run(i.x, pos, false);
-        if (!exhausted_) scratch_.answers.emplace(key, answer);
+        if (!exhausted_) scratch_.answers.add(key, answer);
         return answer;
     }
 
@@ -723,7 +774,7 @@ private:
     std::uint64_t base_ = 0;
 };
 
-inline std::optional<program> program::compile(std::string_view pattern, std::string& error) {
+KVCALI_COLD inline std::optional<program> program::compile(std::string_view pattern, std::string& error) {
     program out;
     if (!compiler(pattern).run(out, error)) return std::nullopt;
     return out;
@@ -731,15 +782,7 @@ inline std::optional<program> program::compile(std::string_view pattern, std::st
 
 inline std::optional<bool> program::match(std::string_view text, std::uint64_t* budget) const {
     match_scratch& scratch = thread_match_scratch();
-    if (lookaheads_ != 0) {
-        // Answers are per text: start afresh (a map grown large by one long name is dropped
-        // rather than cleared bucket by bucket for every later name).
-        if (scratch.answers.bucket_count() > 4096) {
-            std::unordered_map<std::uint64_t, bool>().swap(scratch.answers);
-        } else {
-            scratch.answers.clear();
-        }
-    }
+    if (lookaheads_ != 0) scratch.answers.clear();  // (answers are per text)
     bool exhausted = false;
     const bool matched = machine(*this, text, scratch, 0, budget, exhausted).run(0, 0, true);
     if (exhausted) return std::nullopt;

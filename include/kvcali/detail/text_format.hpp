@@ -263,12 +263,15 @@ private:
     bool check_encoding() {
         const std::size_t nul = text_.find('\0');
         const std::size_t bad = first_invalid_utf8(text_);
+        if (nul == std::string_view::npos && bad == std::string_view::npos && text_.substr(0, 3) != "\xEF\xBB\xBF") return true;
+        report_encoding(nul, bad);
+        return false;
+    }
+    /// check_encoding's report (compiled for size).
+    KVCALI_COLD void report_encoding(std::size_t nul, std::size_t bad) {
         if (nul == std::string_view::npos && bad == std::string_view::npos) {
-            if (text_.substr(0, 3) == "\xEF\xBB\xBF") {
-                report_at(1, 1, "the file starts with a UTF-8 byte order mark, which the text format does not allow; remove it");
-                return false;
-            }
-            return true;
+            report_at(1, 1, "the file starts with a UTF-8 byte order mark, which the text format does not allow; remove it");
+            return;
         }
         if (nul < bad) {
             const auto [line, column] = position_of(nul);
@@ -279,7 +282,6 @@ private:
             std::snprintf(hex, sizeof hex, "0x%02X", static_cast<unsigned>(static_cast<unsigned char>(text_[bad])));
             report_at(line, column, concat({"invalid UTF-8 (byte ", hex, "): the file must be UTF-8 text"}));
         }
-        return false;
     }
 
     // -- tokens ------------------------------------------------------------------------------
@@ -399,11 +401,15 @@ private:
 
     /// Appends the unescaped body of string token `t` to `out`; reports bad escapes.
     void unescape(const token& t, std::string& out) {
-        const std::string_view body = text_.substr(t.begin + 1, t.end - t.begin - 2);
         if (!t.escaped) {
-            out.append(body);  // (the tokenizer saw no backslash)
+            out.append(text_.substr(t.begin + 1, t.end - t.begin - 2));  // (the tokenizer saw no backslash)
             return;
         }
+        unescape_escapes(t, out);
+    }
+    /// unescape for a string with escapes (rare in a config: compiled for size).
+    KVCALI_COLD void unescape_escapes(const token& t, std::string& out) {
+        const std::string_view body = text_.substr(t.begin + 1, t.end - t.begin - 2);
         std::size_t i = 0;
         auto bad = [&](std::size_t at, const std::string& why) {
             report_at(t.line, t.column + static_cast<std::uint32_t>(at + 1), why);

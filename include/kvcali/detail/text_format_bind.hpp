@@ -182,8 +182,8 @@ inline const enumerator_desc* enumerator_numbered(const param_desc& p, const int
 
 class document_binder {
 public:
-    document_binder(const std::string& file, bool json, algorithm_registry algorithms, diagnostics& diags,
-                    const simple_config_limits& limits)
+    KVCALI_COLD document_binder(const std::string& file, bool json, algorithm_registry algorithms, diagnostics& diags,
+                                const simple_config_limits& limits)
         : file_(file), json_(json), algorithms_(algorithms), diags_(diags), limits_(limits) {
         // The field names of each message kind, once (not per block bound).
         // One list: the algorithms' block names, then each algorithm's parameter names in turn.
@@ -630,13 +630,7 @@ private:
                 if (cfg.algorithm && *cfg.algorithm == index) {
                     duplicate_message(f);
                 } else {
-                    if (cfg.algorithm) {
-                        report(severity::warning, name_location(at(f)), member_path(path, key),
-                               concat({name, " sets both ", algorithms_[*cfg.algorithm].cfg_block, " and ", key,
-                                       " (one algorithm per block); the last one, ", key, ", is used"}));
-                        algorithm_config replaced = cfg;
-                        discarded.push_back(std::move(replaced));
-                    }
+                    if (cfg.algorithm) replace_algorithm(f, path, name, cfg, discarded);
                     cfg.algorithm = index;
                     cfg.algorithm_where = name_location(at(f));
                     cfg.values = std::vector<std::optional<param_value>>(algorithms_[index].params.size());
@@ -645,6 +639,18 @@ private:
                 bind_algorithm(block, p, algorithms_[index], cfg);
             });
         }
+    }
+
+    /// A second algorithm block in one CalibrationConfig: warns, and keeps the first one's values
+    /// in `discarded` (checked with warnings only); `cfg` keeps its own place.
+    KVCALI_COLD void replace_algorithm(const field_ref& f, const std::string& path, std::string_view name, algorithm_config& cfg,
+                                       std::vector<algorithm_config>& discarded) {
+        report(severity::warning, name_location(at(f)), member_path(path, f.key),
+               concat({name, " sets both ", algorithms_[*cfg.algorithm].cfg_block, " and ", f.key,
+                       " (one algorithm per block); the last one, ", f.key, ", is used"}));
+        source_location where = cfg.where;
+        discarded.push_back(std::move(cfg));
+        cfg.where = std::move(where);
     }
 
     void bind_algorithm(cfg_document& m, const std::string& path, const algorithm_desc& algo, algorithm_config& cfg) {

@@ -2,7 +2,6 @@
 // (header-only) or compiled once by <kvcali/src.hpp>.
 #pragma once
 
-#include <charconv>
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
@@ -30,8 +29,14 @@ KVCALI_CONCAT_DEF void append_concat(std::string& out, std::initializer_list<pie
             case piece::kind::negative_number: out.push_back('-'); [[fallthrough]];
             case piece::kind::unsigned_number: {
                 char digits[20];
-                const auto end = std::to_chars(digits, digits + sizeof digits, p.value()).ptr;
-                out.append(digits, end);
+                char* const end = digits + sizeof digits;
+                char* first = end;
+                std::uint64_t v = p.value();
+                do {
+                    *--first = static_cast<char>('0' + v % 10);
+                    v /= 10;
+                } while (v != 0);
+                out.append(first, end);
                 break;
             }
         }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "../config_writer.hpp"
+#include "../detail/concat.hpp"
 #include "../io.hpp"
 #include "../json_format.hpp"
 #include "../resolved_config.hpp"
@@ -22,9 +23,9 @@ namespace detail {
 KVCALI_NOINLINE inline void append_param_value(std::string& out, const param_value& v) {
     switch (v.type) {
         case param_type::boolean: out += v.boolean ? "true" : "false"; break;
-        case param_type::uint32: out += std::to_string(v.uint); break;
+        case param_type::uint32: append_concat(out, {v.uint}); break;
         case param_type::float32: append_float32_repr(out, v.real); break;
-        case param_type::enumeration: out += std::to_string(v.enumerator); break;
+        case param_type::enumeration: append_concat(out, {v.enumerator}); break;
     }
 }
 
@@ -113,7 +114,7 @@ void append_config_json(std::string& out, const resolved_config& config, std::si
     out += '{';
     detail::newline_indent(out, 1);
     out += "\"batch_num\":";
-    out += std::to_string(config.batch_num);
+    detail::append_concat(out, {config.batch_num});
     out += ',';
     detail::newline_indent(out, 1);
     out += "\"activation_offset\":";

@@ -28,6 +28,27 @@ KVCALI_DECL std::string diagnostic::to_string() const {
     return out;
 }
 
+KVCALI_DECL void diagnostics::add(diagnostic d) {
+    if (d.severity == severity::warning && strict_) d.severity = severity::error;
+    if (d.is_error()) {
+        ++errors_;
+    } else if (sink_) {
+        sink_(d);
+    }
+    items_.push_back(std::move(d));
+}
+
+KVCALI_DECL void diagnostics::throw_errors() {
+    errc first = errc::invalid_argument;
+    for (const auto& d : items_) {
+        if (d.is_error()) {
+            first = d.category;
+            break;
+        }
+    }
+    throw kvcali::error(first, take());
+}
+
 KVCALI_DECL void diagnostics::report(kvcali::severity level, errc category, std::string message, const source_location& where,
                                      std::string_view layer) {
     add({.severity = level,

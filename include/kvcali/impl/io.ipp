@@ -201,12 +201,9 @@ KVCALI_DECL void atomic_file_writer::create_temporary(std::optional<unsigned> mo
     // ".<name>.kvcali-<pid>-<number>.tmp" beside the target.
     const std::string prefix = detail::concat({".", target_.filename().string(), ".kvcali-", ::getpid(), "-"});
     for (int attempt = 0; attempt < 100 && fd_ < 0; ++attempt) {
-        char number[24];
-        const auto end = std::to_chars(number, number + sizeof number,
-                                       stamp ^ (__atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED) * 0x9E3779B97F4A7C15ull))
-                             .ptr;
+        const std::uint64_t number = stamp ^ (__atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED) * 0x9E3779B97F4A7C15ull);
         std::string name = prefix;
-        name.append(number, end).append(".tmp");
+        detail::append_concat(name, {number, ".tmp"});
         temp_ = parent / name;
         fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
         if (fd_ < 0 && errno != EEXIST) fail(detail::errno_text(errno));

@@ -41,11 +41,13 @@ void append_repr(std::string& out, Float value) {
     for (char c : sci.substr(0, e_pos)) {
         if (c != '.') digits += c;
     }
-    int exponent = 0;
+    int exponent = 0;  // (to_chars writes a sign and two or three digits)
     {
         std::string_view exp_text = sci.substr(e_pos + 1);
-        if (!exp_text.empty() && exp_text.front() == '+') exp_text.remove_prefix(1);
-        std::from_chars(exp_text.data(), exp_text.data() + exp_text.size(), exponent);
+        const bool exp_negative = !exp_text.empty() && exp_text.front() == '-';
+        if (!exp_text.empty() && (exp_text.front() == '+' || exp_text.front() == '-')) exp_text.remove_prefix(1);
+        for (const char c : exp_text) exponent = exponent * 10 + (c - '0');
+        if (exp_negative) exponent = -exponent;
     }
     while (digits.size() > 1 && digits.back() == '0') digits.pop_back();
 
@@ -75,9 +77,10 @@ void append_repr(std::string& out, Float value) {
         }
         out += 'e';
         out += exponent < 0 ? '-' : '+';
-        const int magnitude = std::abs(exponent);
-        if (magnitude < 10) out += '0';
-        out += std::to_string(magnitude);
+        const int magnitude = std::abs(exponent);  // at most 324: two or three digits
+        if (magnitude >= 100) out += static_cast<char>('0' + magnitude / 100);
+        out += static_cast<char>('0' + magnitude / 10 % 10);
+        out += static_cast<char>('0' + magnitude % 10);
     }
 }
 }  // namespace detail

@@ -33,6 +33,7 @@
 #include "../detail/concat.hpp"
 #include "../detail/input_file.hpp"
 #include "../detail/json_reader.hpp"
+#include "../detail/numbers.hpp"
 #include "../detail/string_map.hpp"
 #include "../detail/swar.hpp"
 #include "../error.hpp"
@@ -89,7 +90,7 @@ private:
         }
         const auto it = many_.find(type);
         if (it == many_.end()) return false;
-        answer(it->first, it->second);
+        answer(it->first, it->second != 0);
         return true;
     }
     /// Stores a new type's answer (the names never move: `few_` is an array, `many_` a node map).
@@ -101,10 +102,11 @@ private:
             return;
         }
         if (many_.empty()) {
-            for (std::size_t i = 0; i < few_count_; ++i) many_.emplace(std::move(few_[i].first), few_[i].second);
+            for (std::size_t i = 0; i < few_count_; ++i)
+                many_.emplace(std::move(few_[i].first), few_[i].second ? std::size_t{1} : std::size_t{0});
         }
-        const auto& e = *many_.emplace(std::string(type), eligible).first;
-        answer(e.first, e.second);
+        const auto& e = *many_.emplace(std::string(type), eligible ? std::size_t{1} : std::size_t{0}).first;
+        answer(e.first, e.second != 0);
     }
     void answer(const std::string& type, bool eligible) {
         last_ = &type;
@@ -116,7 +118,7 @@ private:
     bool last_answer_ = false;
     std::array<std::pair<std::string, bool>, few_limit> few_;
     std::size_t few_count_ = 0;
-    detail::string_map<bool> many_;
+    detail::string_map<std::size_t> many_;  ///< 1: eligible (the map type the library already uses)
 };
 
 /// Builds a layer table entry by entry, adding each name's dotted prefixes as `Module`
@@ -471,14 +473,16 @@ private:
             set_plain(e.type, type);
             return true;
         }
-        return parser_.read_object(2, [&](std::string_view key, std::size_t key_offset) {
-            if (key == "name") return read_text_member(e.name, name_buffer_);
-            if (key == "type") return read_text_member(e.type, type_buffer_);
-            if (key == "in") return read_count_member(e.in);
-            if (key == "out") return read_count_member(e.out);
-            remember_unknown(key, key_offset);
-            return parser_.skip_value(scratch_value_, scratch_string_, 2);
-        });
+        // (Any other element: rare, so through the parser's shared callback type, not a read_object
+        // of its own.)
+        return parser_.read_object(2, json_parser::member_fn([&](std::string_view key, std::size_t key_offset) {
+                                       if (key == "name") return read_text_member(e.name, name_buffer_);
+                                       if (key == "type") return read_text_member(e.type, type_buffer_);
+                                       if (key == "in") return read_count_member(e.in);
+                                       if (key == "out") return read_count_member(e.out);
+                                       remember_unknown(key, key_offset);
+                                       return parser_.skip_value(scratch_value_, scratch_string_, 2);
+                                   }));
     }
     /// "name" or "type": a string, or anything (then refused).
     bool read_text_member(layer_list_member& m, std::string& buffer) {
@@ -537,8 +541,7 @@ private:
             out = 0;
             return true;
         }
-        const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), out);
-        return ec == std::errc() && end == digits.data() + digits.size();
+        return decimal_digits_to_u64(digits, out);
     }
 
     /// The checks of an element, read whole; a valid one goes to the sink.
@@ -550,6 +553,14 @@ private:
             sink.add(*this, e);  // (the usual case, checked at once)
             return;
         }
+        check_unusual(sink);
+    }
+
+    /// check's other cases: an element with a problem, or a valid one written unusually (rare:
+    /// compiled for size).
+    template <class Sink>
+    KVCALI_COLD void check_unusual(Sink& sink) {
+        const layer_list_element& e = element_;
         const std::string path = concat({"[", e.index, "]"});
         auto raw = [&](const layer_list_member& m) { return std::string(e.window.substr(m.value_start, m.value_end - m.value_start)); };
         auto at = [&](const layer_list_member& m) { return e.window_offset + m.value_start; };

@@ -77,11 +77,10 @@ KVCALI_NOINLINE inline block_values resolve_block(const algorithm_config* block,
     return out;
 }
 
-/// Checks a named layer: `row` is its table row (`table.find(name)`), or npos when `name` is no
-/// layer name (then it may be an alias). Returns the row of the concrete layer it stands for (an
-/// alias maps to its layer), or npos when it stands for none (reported).
-KVCALI_NOINLINE inline std::size_t check_layer(const layer_table& table, std::size_t row, const std::string& name,
-                                               const source_location& where, std::size_t& suggestions_left, diagnostics& diags) {
+/// check_layer's other cases: an alias, a name that stands for no layer, a layer that cannot be
+/// KV-quantized (rare: compiled for size).
+KVCALI_COLD inline std::size_t check_unusual_layer(const layer_table& table, std::size_t row, const std::string& name,
+                                                   const source_location& where, std::size_t& suggestions_left, diagnostics& diags) {
     if (row == layer_table::npos) {
         if (const auto* targets = table.find_alias(name)) {
             if (targets->size() == 1) {
@@ -120,6 +119,15 @@ KVCALI_NOINLINE inline std::size_t check_layer(const layer_table& table, std::si
                    .json_path = {}});
     }
     return row;
+}
+
+/// Checks a named layer: `row` is its table row (`table.find(name)`), or npos when `name` is no
+/// layer name (then it may be an alias). Returns the row of the concrete layer it stands for (an
+/// alias maps to its layer), or npos when it stands for none (reported).
+inline std::size_t check_layer(const layer_table& table, std::size_t row, const std::string& name, const source_location& where,
+                               std::size_t& suggestions_left, diagnostics& diags) {
+    if (row != layer_table::npos && table[row].eligible) return row;  // (the usual case)
+    return check_unusual_layer(table, row, name, where, suggestions_left, diags);
 }
 
 /// A layer chosen by a written name or selector. It views what the user wrote (a string of the
@@ -166,7 +174,7 @@ struct layer_list {
     }
     std::size_t append(const listed_layer& l) {
         if (l.row != layer_table::npos) {
-            if (position_of_row.empty()) position_of_row.assign(table.size(), none);
+            if (position_of_row.empty()) position_of_row = std::vector<std::uint32_t>(table.size(), none);
             if (entries.size() >= none) throw std::length_error("kvcali: too many layers listed");
             position_of_row[l.row] = static_cast<std::uint32_t>(entries.size());
         } else {
@@ -199,6 +207,41 @@ struct selection_context {
     diagnostics& diags;
 };
 
+/// select's reports (compiled for size: they run only when a selector goes wrong).
+KVCALI_COLD inline void report_bad_selector(selection_context& ctx, const std::string& written, const source_location& where,
+                                            const std::string& problem) {
+    ctx.diags.error(errc::invalid_argument, concat({"selector ", quote_name(written), ": ", problem}), where, written);
+}
+KVCALI_COLD inline void report_out_of_steps(selection_context& ctx, const std::string& written, const source_location& where,
+                                            std::uint64_t steps, std::string_view layer_name) {
+    std::string at = quote_name(clip(layer_name, 80));
+    if (layer_name.size() > 80) append_concat(at, {" (", layer_name.size(), " bytes)"});
+    ctx.diags.error(errc::invalid_argument,
+                    concat({"selector ", quote_name(written), " needs more than ", steps,
+                            " matching steps over the model's layer names (it ran out at layer ", at,
+                            "): simplify the pattern (fewer alternatives or lookaheads) or name the layers"}),
+                    where, written);
+}
+KVCALI_COLD inline void report_fused(selection_context& ctx, const source_location& where, std::size_t fused,
+                                     std::string_view first_fused) {
+    std::string message = concat({"auto:kv selected ", fused, " fused QKV projection", fused == 1 ? "" : "s", " (", quote_name(first_fused),
+                                  fused > 1 ? ", ..." : "", "): their output holds Q as well as K and V"});
+    ctx.diags.warning(errc::unsupported_layer_type, std::move(message), where, first_fused);
+}
+KVCALI_COLD inline void report_no_match(selection_context& ctx, const std::string& written, const source_location& where,
+                                        selector_kind kind) {
+    std::string message = concat({"selector ", quote_name(written), " matches no KV-quantizable layer of the model"});
+    if (ctx.suggestions_left > 0 && kind != selector_kind::auto_kv) {
+        --ctx.suggestions_left;
+        const std::string_view pattern =
+            kind == selector_kind::glob ? std::string_view(written).substr(5) : std::string_view(written).substr(3);
+        message += did_you_mean(closest_names(pattern, ctx.table, [](const layer_info& l) -> std::string_view {
+            return l.eligible ? std::string_view(l.name) : std::string_view();
+        }));
+    }
+    ctx.diags.error(errc::unknown_layer, std::move(message), where, written);
+}
+
 /// The layers a written name chooses, each given to `each(const listed_layer&)`: one for an exact
 /// name or alias (reported when unknown or not KV-quantizable), every matching KV-quantizable
 /// layer in model order for a selector (an unknown_layer error when none matches).
@@ -213,7 +256,7 @@ inline void select(selection_context& ctx, const std::string& written, const sou
     std::string problem;
     const auto compiled = selector::compile(written, problem);
     if (!compiled) {
-        ctx.diags.error(errc::invalid_argument, concat({"selector ", quote_name(written), ": ", problem}), where, written);
+        report_bad_selector(ctx, written, where, problem);
         return;
     }
     std::vector<std::size_t> matched;  // rows, in model order (given to `each` after this selector's own reports)
@@ -231,13 +274,7 @@ inline void select(selection_context& ctx, const std::string& written, const sou
         if (!layer.eligible) continue;
         const std::optional<bool> hit = compiled->matches(layer.name, steps_left);
         if (!hit) {
-            std::string at = quote_name(clip(layer.name, 80));
-            if (layer.name.size() > 80) append_concat(at, {" (", layer.name.size(), " bytes)"});
-            ctx.diags.error(errc::invalid_argument,
-                            concat({"selector ", quote_name(written), " needs more than ", steps,
-                                    " matching steps over the model's layer names (it ran out at layer ", at,
-                                    "): simplify the pattern (fewer alternatives or lookaheads) or name the layers"}),
-                            where, written);
+            report_out_of_steps(ctx, written, where, steps, layer.name);
             return;
         }
         if (!*hit) continue;
@@ -246,23 +283,8 @@ inline void select(selection_context& ctx, const std::string& written, const sou
         }
         matched.push_back(i);
     }
-    if (fused != 0) {
-        std::string message = concat({"auto:kv selected ", fused, " fused QKV projection", fused == 1 ? "" : "s", " (",
-                                      quote_name(first_fused), fused > 1 ? ", ..." : "", "): their output holds Q as well as K and V"});
-        ctx.diags.warning(errc::unsupported_layer_type, std::move(message), where, first_fused);
-    }
-    if (matched.empty()) {
-        std::string message = concat({"selector ", quote_name(written), " matches no KV-quantizable layer of the model"});
-        if (ctx.suggestions_left > 0 && kind != selector_kind::auto_kv) {
-            --ctx.suggestions_left;
-            const std::string_view pattern =
-                kind == selector_kind::glob ? std::string_view(written).substr(5) : std::string_view(written).substr(3);
-            message += did_you_mean(closest_names(pattern, ctx.table, [](const layer_info& l) -> std::string_view {
-                return l.eligible ? std::string_view(l.name) : std::string_view();
-            }));
-        }
-        ctx.diags.error(errc::unknown_layer, std::move(message), where, written);
-    }
+    if (fused != 0) report_fused(ctx, where, fused, first_fused);
+    if (matched.empty()) report_no_match(ctx, written, where, kind);
     for (const std::size_t index : matched) each(listed_layer{index, &written, &where, false, true});
 }
 
@@ -306,7 +328,7 @@ KVCALI_DECL resolved_config resolve_config(const layer_table& table, algorithm_r
             layer.selector = *e.written;
             layer.algorithm = defaults.algorithm;
             layer.values = defaults.values;
-            layer.sources = defaults.sources;
+            layer.sources = std::vector<provenance>(defaults.sources);  // (a new layer: built, not assigned)
             layer.listed = {origin::quant_layers_arg, {}};
             layer.algorithm_source = defaults.algorithm_source;
             out.layers.push_back(std::move(layer));
@@ -347,14 +369,11 @@ KVCALI_DECL resolved_config resolve_config(const layer_table& table, algorithm_r
             list.add(chosen, common_list_name, diags);
         });
     }
-    // Which override applies to each listed layer, and whether it was named exactly.
-    struct applied {
-        const override_config* entry = nullptr;
-        bool exact = false;
-        const std::string* written = nullptr;
-        const source_location* where = nullptr;
-    };
-    std::vector<applied> override_of(list.entries.size());
+    // Which override applies to each listed layer: as the layer list's entries, in listed_layer,
+    // whose `row` here is the override's index in cfg.overrides (npos: none) and whose other
+    // fields say how that override named the layer (a type the TU already has, not one more).
+    const detail::listed_layer no_override{};
+    std::vector<detail::listed_layer> override_of(list.entries.size(), no_override);
     std::size_t unnamed_overrides = 0;
     for (std::size_t k = 0; k < cfg.overrides.size(); ++k) {
         if (k + lookahead < cfg.overrides.size() && cfg.overrides[k + lookahead].layer_name) {
@@ -377,10 +396,10 @@ KVCALI_DECL resolved_config resolve_config(const layer_table& table, algorithm_r
                 copy.in_common = false;
                 if (consumed != nullptr) copy.owned = &*consumed->overrides[k].layer_name;
                 at = list.append(copy);
-                override_of.emplace_back();
+                override_of.push_back(no_override);
             }
-            applied& slot = override_of[at];
-            if (slot.entry != nullptr) {
+            detail::listed_layer& slot = override_of[at];
+            if (slot.row != layer_table::npos) {
                 const std::string_view name = detail::name_of(table, chosen);
                 if (slot.exact && chosen.exact) {
                     std::string message =
@@ -395,18 +414,22 @@ KVCALI_DECL resolved_config resolve_config(const layer_table& table, algorithm_r
                                     " and ", detail::quote_name(*chosen.written), "; the later one applies"}),
                     *chosen.where, name);
             }
-            slot = {&o, chosen.exact, chosen.written, chosen.where};
+            slot.row = k;
+            slot.exact = chosen.exact;
+            slot.written = chosen.written;
+            slot.where = chosen.where;
         });
     }
 
     auto& entries = list.entries;
     // The list is complete: its lookup tables are not needed while the layers are built.
-    list.position_of_row = {};
-    list.position_of_unknown = {};
+    std::vector<std::uint32_t>().swap(list.position_of_row);
+    string_map<std::size_t>().swap(list.position_of_unknown);
 
     // Algorithm blocks: the common one is used when some common layer has no override.
     bool common_used = false;
-    for (std::size_t k = 0; k < entries.size(); ++k) common_used = common_used || (entries[k].in_common && override_of[k].entry == nullptr);
+    for (std::size_t k = 0; k < entries.size(); ++k)
+        common_used = common_used || (entries[k].in_common && override_of[k].row == layer_table::npos);
     const algorithm_config* common_block = cfg.common ? &*cfg.common : nullptr;
     const source_location common_fallback = common_block ? common_block->where : cfg.common_where;
     const detail::block_values common =
@@ -421,9 +444,8 @@ KVCALI_DECL resolved_config resolve_config(const layer_table& table, algorithm_r
     // its first layer, and hand its values to its last one.
     std::vector<std::optional<detail::block_values>> override_blocks(cfg.overrides.size());
     std::vector<std::size_t> uses_left(cfg.overrides.size(), 0);
-    auto index_of = [&](const override_config* o) { return static_cast<std::size_t>(o - cfg.overrides.data()); };
     for (const auto& a : override_of) {
-        if (a.entry != nullptr) ++uses_left[index_of(a.entry)];
+        if (a.row != layer_table::npos) ++uses_left[a.row];
     }
     for (std::size_t k = 0; k < entries.size(); ++k) {
         const auto& e = entries[k];
@@ -437,8 +459,8 @@ KVCALI_DECL resolved_config resolve_config(const layer_table& table, algorithm_r
             layer.selector = *e.written;
             layer.listed = {e.in_common ? origin::common_config : origin::override_config, *e.where};
         }
-        if (const override_config* o = override_of[k].entry) {
-            const std::size_t i = index_of(o);
+        if (const std::size_t i = override_of[k].row; i != layer_table::npos) {
+            const override_config* o = &cfg.overrides[i];
             std::optional<detail::block_values>& own = override_blocks[i];
             if (!own) {
                 const algorithm_config* block = o->config ? &*o->config : nullptr;
@@ -451,12 +473,12 @@ KVCALI_DECL resolved_config resolve_config(const layer_table& table, algorithm_r
                 layer.sources = std::move(own->sources);
             } else {
                 layer.values = own->values;
-                layer.sources = own->sources;
+                layer.sources = std::vector<provenance>(own->sources);  // (a new layer: built, not assigned)
             }
         } else {
             layer.algorithm = common.algorithm;
             layer.values = common.values;
-            layer.sources = common.sources;
+            layer.sources = std::vector<provenance>(common.sources);  // (a new layer: built, not assigned)
             layer.algorithm_source = common.algorithm_source;
         }
     }

@@ -19,8 +19,10 @@ KVCALI_DECL std::size_t bounded_edit_distance(std::string_view a, std::string_vi
     if (b.size() - a.size() > limit) return too_far;
     const std::size_t n = a.size(), m = b.size();
     thread_local std::vector<std::size_t> prev, cur;
-    prev.assign(m + 1, too_far);
-    cur.assign(m + 1, too_far);
+    prev.resize(m + 1);
+    cur.resize(m + 1);
+    std::fill(prev.begin(), prev.end(), too_far);
+    std::fill(cur.begin(), cur.end(), too_far);
     for (std::size_t j = 0; j <= std::min(m, limit); ++j) prev[j] = j;
     for (std::size_t i = 1; i <= n; ++i) {
         const std::size_t lo = i > limit ? i - limit : 1;
