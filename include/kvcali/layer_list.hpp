@@ -44,8 +44,8 @@ struct layer_list_entry {
 };
 
 /// load_layer_list, calling `each` (when set) with every entry added to the table.
-KVCALI_DECL layer_table load_layer_list(const std::filesystem::path& path, const type_predicate& eligible,
-                                        const std::function<void(const layer_list_entry&)>& each);
+KVCALI_COLD KVCALI_DECL layer_table load_layer_list(const std::filesystem::path& path, const type_predicate& eligible,
+                                                    const std::function<void(const layer_list_entry&)>& each);
 
 }  // namespace detail
 

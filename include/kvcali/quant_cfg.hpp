@@ -25,12 +25,12 @@ namespace kvcali {
 /// `discarded`); each of these is a warning (strict mode: an error).
 /// The result is meaningful only when `diags` has no errors.
 /// Example: `auto cfg = kvcali::parse_simple_config(text, "quant.cfg", kvcali::default_policies::algorithms, diags);`
-KVCALI_DECL simple_config parse_simple_config(std::string_view text, const std::string& file, algorithm_registry algorithms,
-                                              diagnostics& diags, const simple_config_limits& limits);
+KVCALI_COLD KVCALI_DECL simple_config parse_simple_config(std::string_view text, const std::string& file, algorithm_registry algorithms,
+                                                          diagnostics& diags, const simple_config_limits& limits);
 
 /// As above, with the default limits (simple_config_limits).
-KVCALI_DECL simple_config parse_simple_config(std::string_view text, const std::string& file, algorithm_registry algorithms,
-                                              diagnostics& diags);
+KVCALI_COLD KVCALI_DECL simple_config parse_simple_config(std::string_view text, const std::string& file, algorithm_registry algorithms,
+                                                          diagnostics& diags);
 
 /// The same schema written as JSON: `{"batch_num": 2, "kv_cache_quant_config": {"quant_layers":
 /// ["a"], "calibration_config": {"ifmr_quantize": {"search_step": 0.02}}}, "override_layers_configs":
@@ -39,8 +39,9 @@ KVCALI_DECL simple_config parse_simple_config(std::string_view text, const std::
 /// or number; floats as numbers (correctly rounded) or "NaN"/"Infinity"/"-Infinity". Diagnostics
 /// name the JSON path (`$.kv_cache_quant_config.quant_layers[2]`, also in `diagnostic::json_path`);
 /// JSON syntax errors give line:column. Duplicate keys follow the same merge rules.
-KVCALI_DECL simple_config parse_simple_config_json(std::string_view text, const std::string& file, algorithm_registry algorithms,
-                                                   diagnostics& diags, const simple_config_limits& limits = {});
+KVCALI_COLD KVCALI_DECL simple_config parse_simple_config_json(std::string_view text, const std::string& file,
+                                                               algorithm_registry algorithms, diagnostics& diags,
+                                                               const simple_config_limits& limits = {});
 
 /// Reads and parses a simple config file: JSON when the name ends in `.json`, text format
 /// otherwise. Errors: io_error when it cannot be read (thrown); a file over `limits.max_bytes` is a

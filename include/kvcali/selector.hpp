@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -136,17 +137,16 @@ inline kv_role kv_role_of(std::string_view name) {
         return parent.find("attn") != std::string_view::npos || parent.find("attention") != std::string_view::npos ||
                parent.find("Attention") != std::string_view::npos;
     };
-    if (last == "k_proj" || last == "key" || last == "wk" || last == "key_proj" || last == "to_k" || last == "k_lin") {
-        return kv_role::key;
-    }
-    if (last == "v_proj" || last == "value" || last == "wv" || last == "value_proj" || last == "to_v" || last == "v_lin") {
-        return kv_role::value;
-    }
+    auto one_of = [&](std::initializer_list<std::string_view> names) {  // (a loop: less code than a chain of ==)
+        for (const std::string_view n : names) {
+            if (last == n) return true;
+        }
+        return false;
+    };
+    if (one_of({"k_proj", "key", "wk", "key_proj", "to_k", "k_lin"})) return kv_role::key;
+    if (one_of({"v_proj", "value", "wv", "value_proj", "to_v", "v_lin"})) return kv_role::value;
     if ((last == "k" || last == "v") && in_attention()) return last == "k" ? kv_role::key : kv_role::value;
-    if (last == "qkv_proj" || last == "query_key_value" || last == "c_attn" || last == "Wqkv" || last == "qkv" || last == "in_proj" ||
-        last == "W_pack") {
-        return kv_role::fused_qkv;
-    }
+    if (one_of({"qkv_proj", "query_key_value", "c_attn", "Wqkv", "qkv", "in_proj", "W_pack"})) return kv_role::fused_qkv;
     return kv_role::none;
 }
 

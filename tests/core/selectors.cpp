@@ -7,6 +7,8 @@
 #include <kvcali/kvcali.hpp>
 #include <kvcali/selector.hpp>
 
+#include <cstdint>
+#include <optional>
 #include <random>
 #include <regex>
 #include <thread>
@@ -336,6 +338,38 @@ BOOST_AUTO_TEST_CASE(what_std_regex_did_differently) {
     BOOST_TEST_REQUIRE(not_mlp.has_value());
     BOOST_TEST(not_mlp->full_match("model.layers.0.self_attn.k_proj"));
     BOOST_TEST(!not_mlp->full_match("model.layers.0.mlp.up_proj"));
+}
+
+// The lookaheads' answers for one text, kept in the matcher's own open-addressing table: every key
+// answered as stored, through growth from empty to 20,000 entries, and none after clear() (which
+// releases a table that large).
+BOOST_AUTO_TEST_CASE(lookahead_answers_are_kept_and_forgotten) {
+    kvcali::detail::regex::answer_memo memo;
+    BOOST_TEST(!memo.find(0).has_value());
+    memo.clear();  // (empty: nothing to do)
+    for (std::uint64_t k = 0; k < 20000; ++k) {
+        // Keys as the matcher makes them (lookahead * (text size + 1) + position): clustered.
+        const std::uint64_t key = (k % 7) * 100003 + k / 7;
+        BOOST_TEST_REQUIRE(!memo.find(key).has_value());
+        memo.add(key, k % 3 == 0);
+    }
+    std::size_t right = 0;
+    for (std::uint64_t k = 0; k < 20000; ++k) {
+        const std::optional<bool> answer = memo.find((k % 7) * 100003 + k / 7);
+        right += answer.has_value() && *answer == (k % 3 == 0);
+    }
+    BOOST_TEST(right == 20000u);
+    BOOST_TEST(!memo.find(7 * 100003).has_value());
+    BOOST_TEST(!memo.find(std::uint64_t{1} << 60).has_value());
+    memo.clear();
+    BOOST_TEST(!memo.find(0).has_value());
+    BOOST_TEST(!memo.find(100003).has_value());
+    memo.add(5, true);
+    memo.add(6, false);
+    BOOST_TEST(*memo.find(5));
+    BOOST_TEST(!*memo.find(6));
+    memo.clear();
+    BOOST_TEST(!memo.find(5).has_value());
 }
 
 BOOST_AUTO_TEST_CASE(time_is_linear_in_the_name) {

@@ -12,6 +12,7 @@
 
 #include <kvcali/detail/concat.hpp>
 #include <kvcali/detail/input_file.hpp>
+#include <kvcali/detail/numbers.hpp>
 #include <kvcali/kvcali.hpp>
 
 #include <algorithm>
@@ -152,6 +153,24 @@ BOOST_AUTO_TEST_CASE(messages_are_the_strings_operator_plus_would_build) {
     append_concat(out, {"line ", 3, ", column ", 14});
     append_concat(out, {});
     BOOST_TEST(out == "at line 3, column 14");
+}
+
+// The layer list's "in"/"out" counts: decimal digits only, up to 2^64 - 1 (what std::from_chars
+// accepted for a whole string of digits).
+BOOST_AUTO_TEST_CASE(decimal_digits_to_64_bits) {
+    using kvcali::detail::decimal_digits_to_u64;
+    std::uint64_t v = 7;
+    BOOST_TEST((decimal_digits_to_u64("0", v) && v == 0));
+    BOOST_TEST((decimal_digits_to_u64("000123", v) && v == 123));
+    BOOST_TEST((decimal_digits_to_u64("18446744073709551615", v) && v == std::numeric_limits<std::uint64_t>::max()));
+    BOOST_TEST(!decimal_digits_to_u64("18446744073709551616", v));
+    BOOST_TEST(!decimal_digits_to_u64("99999999999999999999", v));
+    BOOST_TEST(!decimal_digits_to_u64("", v));
+    BOOST_TEST(!decimal_digits_to_u64("-1", v));
+    BOOST_TEST(!decimal_digits_to_u64("+1", v));
+    BOOST_TEST(!decimal_digits_to_u64("1e3", v));
+    BOOST_TEST(!decimal_digits_to_u64("12 ", v));
+    BOOST_TEST(!decimal_digits_to_u64("1.0", v));
 }
 
 BOOST_AUTO_TEST_CASE(utf8_validation) {

@@ -22,9 +22,12 @@
 #define KVCALI_ALWAYS_INLINE
 #endif
 
-// Marks a function that runs only to report an error or a warning (or to throw one): the compiler
-// optimizes it, and the branches that call it, for size (a header-only TU that generates emits
-// about 4 KB less code).
+// Marks a function whose speed does not matter, so that the compiler optimizes it for size (and
+// predicts the branches that call it not taken): one that only reports an error or a warning (or
+// throws one), the rare case split off a hot function (a string with escapes, a layer named by an
+// alias), and set-up that runs once per call (opening the output file, compiling a regex, reading
+// the whole quant.cfg file into memory). Never a function that runs per layer, per field or per
+// byte in the usual case. (What it saves a header-only TU that generates: README, Performance.)
 #if defined(__GNUC__) || defined(__clang__)
 #define KVCALI_COLD __attribute__((cold))
 #else

@@ -85,6 +85,9 @@ private:
     std::uint32_t lookaheads_ = 0;
 };
 
+/// Appends `i` to `v` (by reference, as the matcher's other appends are: one growth path for the type).
+inline void push_index(std::vector<std::uint32_t>& v, const std::uint32_t i) { v.push_back(i); }
+
 inline bool is_word_byte(unsigned char c) noexcept {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
 }
@@ -153,10 +156,10 @@ private:
     KVCALI_COLD int disjunction(std::size_t depth) {
         if (depth > max_nesting) return fail(concat({"groups nested deeper than ", max_nesting, " levels"}));
         node alt{kind::alternation, {}, false, 0, 0, 0, {}};
-        alt.children.push_back(as_index(alternative(depth)));
+        push_index(alt.children, as_index(alternative(depth)));
         while (error_.empty() && at('|')) {
             ++pos_;
-            alt.children.push_back(as_index(alternative(depth)));
+            push_index(alt.children, as_index(alternative(depth)));
         }
         if (!error_.empty()) return -1;
         return alt.children.size() == 1 ? static_cast<int>(alt.children.front()) : make(std::move(alt));
@@ -166,7 +169,7 @@ private:
         node seq{kind::concat, {}, false, 0, 0, 0, {}};
         while (error_.empty() && pos_ < p_.size() && !at('|') && !at(')')) {
             const int t = term(depth);
-            if (t >= 0) seq.children.push_back(as_index(t));
+            if (t >= 0) push_index(seq.children, as_index(t));
         }
         return make(std::move(seq));
     }
@@ -529,7 +532,7 @@ private:
                     const std::uint32_t split = add({instruction::op::split, false, 0, 0});
                     out_->code_[split].x = here();
                     emit(children[i]);
-                    jumps.push_back(add({instruction::op::jump, false, 0, 0}));
+                    push_index(jumps, add({instruction::op::jump, false, 0, 0}));
                     if (error_.empty()) out_->code_[split].y = here();
                 }
                 emit(children.back());
@@ -553,7 +556,7 @@ private:
                 }
                 std::vector<std::uint32_t> splits;
                 for (std::uint32_t i = min; i < max && error_.empty(); ++i) {
-                    splits.push_back(add({instruction::op::split, false, 0, 0}));
+                    push_index(splits, add({instruction::op::split, false, 0, 0}));
                     if (error_.empty()) out_->code_[splits.back()].x = here();
                     emit(child);
                 }
@@ -735,21 +738,21 @@ private:
                     l.stack.push_back(i.x);
                     break;
                 case instruction::op::line_start:
-                    if (pos == 0) l.stack.push_back(at + 1);
+                    if (pos == 0) push_index(l.stack, at + 1);
                     break;
                 case instruction::op::line_end:
-                    if (pos == text_.size()) l.stack.push_back(at + 1);
+                    if (pos == text_.size()) push_index(l.stack, at + 1);
                     break;
                 case instruction::op::word_boundary:
                 case instruction::op::not_word_boundary: {
                     const bool before = pos > 0 && is_word_byte(static_cast<unsigned char>(text_[pos - 1]));
                     const bool after = pos < text_.size() && is_word_byte(static_cast<unsigned char>(text_[pos]));
-                    if ((before != after) == (i.code == instruction::op::word_boundary)) l.stack.push_back(at + 1);
+                    if ((before != after) == (i.code == instruction::op::word_boundary)) push_index(l.stack, at + 1);
                     break;
                 }
                 case instruction::op::lookahead:
                     // (its machine runs on the next level's lists)
-                    if (lookahead(i, pos) != i.negative && !exhausted_) l.stack.push_back(at + 1);  // the jump past its body
+                    if (lookahead(i, pos) != i.negative && !exhausted_) push_index(l.stack, at + 1);  // the jump past its body
                     break;
             }
         }

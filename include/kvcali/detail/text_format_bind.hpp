@@ -497,20 +497,28 @@ private:
             if (const enumerator_desc* e = enumerator_named(p, n.text)) return e->number;
         }
         const bool numeric = json_ ? n.kind == cfg_kind::json_number : is_token(n);
+        bool a_number = false;  // an integer that may be an enumerator's number
         if (numeric) {
             if (auto x = parse_integer_token(n.text, false); x && !x->overflow) {
                 if (const enumerator_desc* e = enumerator_numbered(p, *x)) return e->number;
-                error_at_value(f, v,
-                               concat({f.key, " = ", clip(n.text), " is not a value of the enumeration: expected ", known_values(p)}));
-                return std::nullopt;
+                a_number = true;
             }
+        }
+        not_an_enumerator(f, v, p, by_name, a_number);
+        return std::nullopt;
+    }
+    /// enum_value's report: a number that is no enumerator's, or a value of another kind (with the
+    /// names closest to a name).
+    KVCALI_COLD void not_an_enumerator(const field_ref& f, const cfg_node& v, const param_desc& p, bool by_name, bool a_number) {
+        if (a_number) {
+            error_at_value(f, v, concat({f.key, " = ", clip(v.text), " is not a value of the enumeration: expected ", known_values(p)}));
+            return;
         }
         std::string message = concat({f.key, " expects one of ", known_values(p), ", found ", found(v)});
         if (by_name) {
-            message += did_you_mean(closest_names(n.text, p.enumerators, [](const enumerator_desc& e) { return e.name; }));
+            message += did_you_mean(closest_names(v.text, p.enumerators, [](const enumerator_desc& e) { return e.name; }));
         }
         error_at_value(f, v, std::move(message));
-        return std::nullopt;
     }
 
     /// The string of a string node, for the caller to move out of the document (bind() owns it; a

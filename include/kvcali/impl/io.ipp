@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -198,8 +197,11 @@ KVCALI_DECL void atomic_file_writer::create_temporary(std::optional<unsigned> mo
     ::timespec now{};
     ::clock_gettime(CLOCK_MONOTONIC, &now);
     const std::uint64_t stamp = static_cast<std::uint64_t>(now.tv_sec) * 1000000000u + static_cast<std::uint64_t>(now.tv_nsec);
-    // ".<name>.kvcali-<pid>-<number>.tmp" beside the target.
-    const std::string prefix = detail::concat({".", target_.filename().string(), ".kvcali-", ::getpid(), "-"});
+    // ".<name>.kvcali-<pid>-<number>.tmp" beside the target (its name: what follows the last '/',
+    // as filename() gives it, read from the string; npos + 1 is 0).
+    const std::string& target = target_.native();
+    const std::string_view name_part = std::string_view(target).substr(target.rfind('/') + 1);
+    const std::string prefix = detail::concat({".", name_part, ".kvcali-", ::getpid(), "-"});
     for (int attempt = 0; attempt < 100 && fd_ < 0; ++attempt) {
         const std::uint64_t number = stamp ^ (__atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED) * 0x9E3779B97F4A7C15ull);
         std::string name = prefix;

@@ -674,9 +674,11 @@ private:
     std::size_t pending_ = 0;
 };
 
+/// Reads a whole layer list (set-up and hand-over, once per call: compiled for size; the reading
+/// itself is in the reader's functions).
 template <class Source>
-layer_table read_layer_list(Source& source, const std::string& file, diagnostics& diags, const type_predicate& eligible,
-                            const std::function<void(const layer_list_entry&)>& each) {
+KVCALI_COLD layer_table read_layer_list(Source& source, const std::string& file, diagnostics& diags, const type_predicate& eligible,
+                                        const std::function<void(const layer_list_entry&)>& each) {
     layer_table table;
     std::vector<diagnostic> problems;
     layer_table_sink sink(table, eligible, each);

@@ -69,7 +69,13 @@ KVCALI_DECL simple_config load_simple_config(const std::filesystem::path& path, 
         return cfg;
     }
     const std::string text = read_file(path, limits.max_bytes);
-    if (path.extension() == ".json") return parse_simple_config_json(text, name, algorithms, diags, limits);
+    // The extension as path::extension() reads it: from the file name's last '.', unless that
+    // starts the name (".json" is a name, not an extension).
+    const std::string_view file_name = std::string_view(name).substr(name.rfind('/') + 1);
+    const std::size_t dot = file_name.rfind('.');
+    if (dot != std::string_view::npos && dot != 0 && file_name.substr(dot) == ".json") {
+        return parse_simple_config_json(text, name, algorithms, diags, limits);
+    }
     return parse_simple_config(text, name, algorithms, diags, limits);
 }
 

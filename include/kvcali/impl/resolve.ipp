@@ -323,7 +323,7 @@ KVCALI_DECL resolved_config resolve_config(const layer_table& table, algorithm_r
         const detail::block_values defaults = detail::resolve_block(nullptr, origin::policy_default, algorithms, true, {}, diags);
         out.layers.reserve(list.entries.size());
         for (const auto& e : list.entries) {
-            resolved_layer layer;
+            resolved_layer& layer = out.layers.emplace_back();  // (in place, as below: one growth path)
             layer.name = std::string(detail::name_of(table, e));
             layer.selector = *e.written;
             layer.algorithm = defaults.algorithm;
@@ -331,7 +331,6 @@ KVCALI_DECL resolved_config resolve_config(const layer_table& table, algorithm_r
             layer.sources = std::vector<provenance>(defaults.sources);  // (a new layer: built, not assigned)
             layer.listed = {origin::quant_layers_arg, {}};
             layer.algorithm_source = defaults.algorithm_source;
-            out.layers.push_back(std::move(layer));
         }
         return out;
     }
