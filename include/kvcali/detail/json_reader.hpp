@@ -606,7 +606,7 @@ private:
     /// The escape at the current position (a backslash) of the string opened at `open`, appended to
     /// `out` (rare in names: compiled for size).
     KVCALI_COLD bool escape(std::string& out, std::size_t open) {
-        const std::size_t escape = pos_;
+        const std::size_t start = pos_;
         ++pos_;
         if (pos_ >= text_.size()) return fail(open, "unterminated string");
         const char e = text_[pos_++];
@@ -622,19 +622,19 @@ private:
             case 'u': {
                 std::uint32_t unit = 0;
                 if (!hex4(unit)) return false;
-                if (unit >= 0xDC00 && unit <= 0xDFFF) return fail(escape, "a lone low surrogate \\u escape is not a character");
+                if (unit >= 0xDC00 && unit <= 0xDFFF) return fail(start, "a lone low surrogate \\u escape is not a character");
                 if (unit >= 0xD800 && unit <= 0xDBFF) {
                     std::uint32_t low = 0;
-                    if (text_.substr(pos_, 2) != "\\u") return fail(escape, "a high surrogate \\u escape must be followed by a low one");
+                    if (text_.substr(pos_, 2) != "\\u") return fail(start, "a high surrogate \\u escape must be followed by a low one");
                     pos_ += 2;
                     if (!hex4(low)) return false;
-                    if (low < 0xDC00 || low > 0xDFFF) return fail(escape, "a high surrogate \\u escape must be followed by a low one");
+                    if (low < 0xDC00 || low > 0xDFFF) return fail(start, "a high surrogate \\u escape must be followed by a low one");
                     unit = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
                 }
                 append_utf8(out, unit);
                 return true;
             }
-            default: return fail(escape, "unknown escape in a string (JSON has \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX)");
+            default: return fail(start, "unknown escape in a string (JSON has \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX)");
         }
     }
 

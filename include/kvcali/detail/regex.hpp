@@ -12,13 +12,13 @@
 // before any other character for that character.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <algorithm>
 #include <utility>
 #include <vector>
 
@@ -64,7 +64,7 @@ struct instruction {
 class program {
 public:
     /// Compiles `pattern`; on a syntax error, `error` says what and where (a byte offset).
-    static std::optional<program> compile(std::string_view pattern, std::string& error);
+    KVCALI_COLD static std::optional<program> compile(std::string_view pattern, std::string& error);
 
     /// Does the whole of `text` match? Safe to call from several threads at once (each thread
     /// keeps its own buffers, see match_scratch).
@@ -777,7 +777,7 @@ private:
     std::uint64_t base_ = 0;
 };
 
-KVCALI_COLD inline std::optional<program> program::compile(std::string_view pattern, std::string& error) {
+inline std::optional<program> program::compile(std::string_view pattern, std::string& error) {
     program out;
     if (!compiler(pattern).run(out, error)) return std::nullopt;
     return out;
